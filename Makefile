@@ -1,0 +1,44 @@
+# Perpetual: every target builds with the pinned toolchain and the SIMD kernels of the Go backend.
+# GoMLX v0.28.16 needs Go 1.27; machines whose go.env says GOTOOLCHAIN=local still work because
+# the toolchain is fetched through the Go module proxy on first use.
+export GOTOOLCHAIN := go1.27.4
+export GOEXPERIMENT := simd
+export GOFLAGS := -buildvcs=false
+
+GO      ?= go
+BIN     := bin/perpetual
+PKGS    := ./...
+FUZZTIME ?= 10s
+
+.PHONY: all build test test-short fuzz bench vet fmt results zoo clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/perpetual
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+# The README's test command: unit, golden and conformance tests, then short fuzzing runs.
+test: build
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (echo "gofmt needed on:"; gofmt -l $$(git ls-files '*.go'); exit 1)
+	$(GO) vet $(PKGS)
+	$(GO) test -count=1 -timeout 30m $(PKGS)
+	$(MAKE) fuzz
+
+# Each fuzz target runs for FUZZTIME (CI keeps it short); the seed corpus always runs in `test`.
+fuzz:
+	@set -e; for spec in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+	  for f in $$(grep -h '^func Fuzz' $$spec/*_test.go | sed 's/func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
+	    echo "fuzz $$spec $$f"; $(GO) test -run='^$$' -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) $$spec; \
+	  done; done
+
+bench: build
+	$(GO) test -run='^$$' -bench=. -benchtime=3x -timeout 60m $(PKGS) | tee docs/bench-latest.txt
+
+clean:
+	rm -rf bin

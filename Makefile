@@ -10,7 +10,7 @@ BIN     := bin/perpetual
 PKGS    := ./...
 FUZZTIME ?= 10s
 
-.PHONY: all build test test-short fuzz bench vet fmt results zoo clean
+.PHONY: all build deps test test-short fuzz bench vet fmt results zoo clean
 
 all: build
 
@@ -24,7 +24,11 @@ fmt:
 	gofmt -w $$(git ls-files '*.go')
 
 # The README's test command: unit, golden and conformance tests, then short fuzzing runs.
-test: build
+# Installs the test-only tools that are not Go modules (the JS tokenizer reference, via npm).
+deps:
+	@if [ -f tools/npm/package.json ]; then cd tools/npm && { [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error; }; fi
+
+test: build deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (echo "gofmt needed on:"; gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 30m $(PKGS)

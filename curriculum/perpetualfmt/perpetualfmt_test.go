@@ -50,7 +50,7 @@ func TestByteIdenticalRoundTrip(t *testing.T) {
 
 func TestToCurriculumOnReferenceData(t *testing.T) {
 	for _, tc := range []struct {
-		task                  string
+		task            string
 		docs, qna, test int
 		skipped         int
 		reason          string

@@ -1,0 +1,399 @@
+// Package gemma is the Gemma v1 architecture (Hugging Face GemmaForCausalLM, e.g.
+// google/gemma-2b-it) written once in GoMLX and registered with models/lm as "gemma".
+//
+// The computation follows the Hugging Face modeling_gemma code, so a checkpoint folder loads with
+// its tensor names unchanged and produces the same logits:
+//
+//	h0 = embed[tokens] * sqrt(hidden)                    (normalizer cast to the hidden dtype)
+//	for each layer:
+//	  a  = RMSNorm(h) ; q,k,v = a Wq^T, a Wk^T, a Wv^T   (RMSNorm in float32, weight as 1 + w)
+//	  q,k = RoPE(q,k) at each token's position            (rotate_half convention, rope_theta)
+//	  h += o_proj(softmax(q k^T / sqrt(head_dim) + mask) v)  (GQA/MQA: head h uses kv head h/(H/KV))
+//	  m  = RMSNorm(h) ; h += down(gelu_tanh(gate(m)) * up(m))
+//	logits = float32(RMSNorm(h) embed^T)                  (tied head)
+//
+// The mask lets a token see earlier tokens of its own segment only, so several documents can be
+// packed in one row and padding (segment 0) never leaks into real tokens.
+//
+// Every size comes from config.json: the tiny golden-test models and the 2b model run the same
+// code. The package has no dependency beyond GoMLX and models/lm: a family file is graph code only;
+// loading, batching and dtype policy live in models/lm.
+package gemma
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph code reads like the equations.
+
+	"github.com/perpetual-ml/perpetual/models/lm"
+)
+
+// ModelType is the config.json "model_type" this package implements.
+const ModelType = "gemma"
+
+func init() {
+	lm.Register(ModelType, func(raw json.RawMessage) (lm.Architecture, error) {
+		cfg, err := ParseConfig(raw)
+		if err != nil {
+			return nil, err
+		}
+		return New(cfg)
+	})
+}
+
+// Config holds the config.json fields the architecture uses, with Hugging Face's names.
+type Config struct {
+	VocabSize             int     `json:"vocab_size"`
+	HiddenSize            int     `json:"hidden_size"`
+	IntermediateSize      int     `json:"intermediate_size"`
+	NumHiddenLayers       int     `json:"num_hidden_layers"`
+	NumAttentionHeads     int     `json:"num_attention_heads"`
+	NumKeyValueHeads      int     `json:"num_key_value_heads"`
+	HeadDim               int     `json:"head_dim"`
+	RMSNormEps            float64 `json:"rms_norm_eps"`
+	RopeTheta             float64 `json:"rope_theta"`
+	MaxPositionEmbeddings int     `json:"max_position_embeddings"`
+	// HiddenAct is Gemma 1's activation field; its "gelu" is run as the tanh approximation, as
+	// Hugging Face's GemmaMLP does (the model was trained with it).
+	HiddenAct string `json:"hidden_act"`
+	// HiddenActivation, when set, takes precedence over HiddenAct (newer Hugging Face configs).
+	HiddenActivation string `json:"hidden_activation"`
+
+	// Fields that would change the computation in ways this implementation does not support; they
+	// are read only to reject such configs instead of silently computing something else.
+	AttentionBias bool            `json:"attention_bias"`
+	RopeScaling   json.RawMessage `json:"rope_scaling"`
+}
+
+// Defaults used when config.json omits a field that has a conventional value. Sizes have no
+// default: a config without them is an error rather than a silently different model.
+const (
+	defaultRMSNormEps   = 1e-6
+	defaultRopeTheta    = 10000.0
+	defaultMaxPositions = 8192
+)
+
+// ParseConfig reads and validates a Gemma config.json. Errors name the offending field.
+func ParseConfig(raw json.RawMessage) (Config, error) {
+	var cfg Config
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		return cfg, fmt.Errorf("gemma config.json: %w", err)
+	}
+	if cfg.NumKeyValueHeads == 0 {
+		cfg.NumKeyValueHeads = cfg.NumAttentionHeads
+	}
+	if cfg.HeadDim == 0 && cfg.NumAttentionHeads > 0 && cfg.HiddenSize%cfg.NumAttentionHeads == 0 {
+		cfg.HeadDim = cfg.HiddenSize / cfg.NumAttentionHeads
+	}
+	if cfg.RMSNormEps == 0 {
+		cfg.RMSNormEps = defaultRMSNormEps
+	}
+	if cfg.RopeTheta == 0 {
+		cfg.RopeTheta = defaultRopeTheta
+	}
+	if cfg.MaxPositionEmbeddings == 0 {
+		cfg.MaxPositionEmbeddings = defaultMaxPositions
+	}
+	return cfg, cfg.Validate()
+}
+
+// Validate checks every field the graphs rely on.
+func (c Config) Validate() error {
+	positive := []struct {
+		name  string
+		value int
+	}{
+		{"vocab_size", c.VocabSize}, {"hidden_size", c.HiddenSize},
+		{"intermediate_size", c.IntermediateSize}, {"num_hidden_layers", c.NumHiddenLayers},
+		{"num_attention_heads", c.NumAttentionHeads}, {"num_key_value_heads", c.NumKeyValueHeads},
+		{"head_dim", c.HeadDim}, {"max_position_embeddings", c.MaxPositionEmbeddings},
+	}
+	for _, f := range positive {
+		if f.value <= 0 {
+			return fmt.Errorf("gemma config.json: %s must be a positive integer, got %d", f.name, f.value)
+		}
+	}
+	if c.NumAttentionHeads%c.NumKeyValueHeads != 0 {
+		return fmt.Errorf("gemma config.json: num_attention_heads (%d) must be a multiple of num_key_value_heads (%d)",
+			c.NumAttentionHeads, c.NumKeyValueHeads)
+	}
+	if c.HeadDim%2 != 0 {
+		return fmt.Errorf("gemma config.json: head_dim must be even for rotary embeddings, got %d", c.HeadDim)
+	}
+	if !(c.RMSNormEps > 0) || math.IsInf(c.RMSNormEps, 0) {
+		return fmt.Errorf("gemma config.json: rms_norm_eps must be a positive number, got %g", c.RMSNormEps)
+	}
+	if !(c.RopeTheta > 1) || math.IsInf(c.RopeTheta, 0) {
+		return fmt.Errorf("gemma config.json: rope_theta must be a number > 1, got %g", c.RopeTheta)
+	}
+	if _, err := c.activation(); err != nil {
+		return err
+	}
+	if c.AttentionBias {
+		return fmt.Errorf("gemma config.json: attention_bias=true is not supported (Gemma v1 has no projection biases)")
+	}
+	if s := string(c.RopeScaling); s != "" && s != "null" {
+		return fmt.Errorf("gemma config.json: rope_scaling=%s is not supported (only plain RoPE)", s)
+	}
+	return nil
+}
+
+// activation returns the MLP activation config.json selects. Only GELU variants exist in Gemma v1.
+func (c Config) activation() (string, error) {
+	field, name := "hidden_activation", c.HiddenActivation
+	if name == "" {
+		field, name = "hidden_act", c.HiddenAct
+	}
+	switch name {
+	case "", "gelu", "gelu_pytorch_tanh", "gelu_new", "gelu_fast":
+		// Gemma 1 checkpoints say "gelu" but were trained with the tanh approximation; Hugging Face
+		// runs them with gelu_pytorch_tanh, and so do we.
+		return "gelu_tanh", nil
+	}
+	return "", fmt.Errorf("gemma config.json: %s=%q is not supported (want gelu or gelu_pytorch_tanh)", field, name)
+}
+
+// Model is the Gemma architecture for one config; it implements lm.Architecture.
+type Model struct {
+	cfg Config
+}
+
+var _ lm.Architecture = (*Model)(nil)
+
+// New returns the architecture for a validated config.
+func New(cfg Config) (*Model, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Model{cfg: cfg}, nil
+}
+
+// Config returns the model's configuration.
+func (m *Model) Config() Config { return m.cfg }
+
+// Family implements lm.Architecture.
+func (m *Model) Family() string { return ModelType }
+
+// VocabSize implements lm.Architecture.
+func (m *Model) VocabSize() int { return m.cfg.VocabSize }
+
+// MaxLength implements lm.Architecture: max_position_embeddings.
+func (m *Model) MaxLength() int { return m.cfg.MaxPositionEmbeddings }
+
+// Parameter names, exactly as in Hugging Face checkpoints.
+const (
+	embedName     = "model.embed_tokens.weight"
+	finalNormName = "model.norm.weight"
+	tiedHeadAlias = "lm_head.weight"
+)
+
+func layerName(layer int, suffix string) string {
+	return fmt.Sprintf("model.layers.%d.%s", layer, suffix)
+}
+
+// Specs implements lm.Architecture. Shapes are PyTorch's: linear weights are [out, in].
+func (m *Model) Specs() []lm.ParamSpec {
+	c := m.cfg
+	specs := []lm.ParamSpec{{Name: embedName, Shape: []int{c.VocabSize, c.HiddenSize}, Aliases: []string{tiedHeadAlias}}}
+	for l := range c.NumHiddenLayers {
+		specs = append(specs,
+			lm.ParamSpec{Name: layerName(l, "input_layernorm.weight"), Shape: []int{c.HiddenSize}},
+			lm.ParamSpec{Name: layerName(l, "self_attn.q_proj.weight"), Shape: []int{c.NumAttentionHeads * c.HeadDim, c.HiddenSize}},
+			lm.ParamSpec{Name: layerName(l, "self_attn.k_proj.weight"), Shape: []int{c.NumKeyValueHeads * c.HeadDim, c.HiddenSize}},
+			lm.ParamSpec{Name: layerName(l, "self_attn.v_proj.weight"), Shape: []int{c.NumKeyValueHeads * c.HeadDim, c.HiddenSize}},
+			lm.ParamSpec{Name: layerName(l, "self_attn.o_proj.weight"), Shape: []int{c.HiddenSize, c.NumAttentionHeads * c.HeadDim}},
+			lm.ParamSpec{Name: layerName(l, "post_attention_layernorm.weight"), Shape: []int{c.HiddenSize}},
+			lm.ParamSpec{Name: layerName(l, "mlp.gate_proj.weight"), Shape: []int{c.IntermediateSize, c.HiddenSize}},
+			lm.ParamSpec{Name: layerName(l, "mlp.up_proj.weight"), Shape: []int{c.IntermediateSize, c.HiddenSize}},
+			lm.ParamSpec{Name: layerName(l, "mlp.down_proj.weight"), Shape: []int{c.HiddenSize, c.IntermediateSize}},
+		)
+	}
+	return append(specs, lm.ParamSpec{Name: finalNormName, Shape: []int{c.HiddenSize}})
+}
+
+// NumParams is the number of parameters (the tied head counted once).
+func (m *Model) NumParams() int {
+	n := 0
+	for _, s := range m.Specs() {
+		size := 1
+		for _, d := range s.Shape {
+			size *= d
+		}
+		n += size
+	}
+	return n
+}
+
+// CacheShapes implements lm.Architecture: per layer, keys then values, each
+// [1, num_key_value_heads, maxLength, head_dim].
+func (m *Model) CacheShapes(maxLength int, dtype dtypes.DType) []lm.CacheShape {
+	c := m.cfg
+	var out []lm.CacheShape
+	for l := range c.NumHiddenLayers {
+		for _, kind := range []string{"k", "v"} {
+			out = append(out, lm.CacheShape{
+				Name:       fmt.Sprintf("layers.%d.%s", l, kind),
+				DType:      dtype,
+				Dimensions: []int{1, c.NumKeyValueHeads, maxLength, c.HeadDim},
+			})
+		}
+	}
+	return out
+}
+
+// Logits implements lm.Architecture.
+func (m *Model) Logits(p lm.Params, tokens, positions, segments *Node) *Node {
+	g := tokens.Graph()
+	T := tokens.Shape().Dimensions[1]
+	// allowed[b, q, k]: same segment and k not after q. Every token sees at least itself, so no
+	// softmax row is empty (padding rows see earlier padding: finite garbage, never read).
+	same := Equal(ExpandAxes(segments, -1), ExpandAxes(segments, 1))
+	causal := GreaterOrEqual(Iota(g, shapes.Make(dtypes.Int32, 1, T, T), 1), Iota(g, shapes.Make(dtypes.Int32, 1, T, T), 2))
+	allowed := LogicalAnd(same, BroadcastToDims(causal, same.Shape().Dimensions...))
+	// [B, 1 (kv heads), 1 (group), T, T]: broadcast over heads.
+	allowed = ExpandAxes(allowed, 1, 2)
+
+	x := m.embed(p, tokens)
+	cos, sin := m.rotary(positions, x.DType())
+	for l := range m.cfg.NumHiddenLayers {
+		x = m.block(p, l, x, cos, sin, allowed, func(k, v *Node) (*Node, *Node) { return k, v })
+	}
+	return m.head(p, x)
+}
+
+// Step implements lm.Architecture: the chunk's keys and values are written into the cache at
+// start, and the chunk attends to cached positions < start+S (causally within the chunk).
+// The caller must keep start+S <= the cache length (DynamicUpdateSlice would clamp otherwise).
+func (m *Model) Step(p lm.Params, cache []*Node, tokens, start *Node) (*Node, []*Node) {
+	g := tokens.Graph()
+	S := tokens.Shape().Dimensions[1]
+	maxLen := cache[0].Shape().Dimensions[2]
+	start = ConvertDType(start, dtypes.Int32)
+	positions := Add(Iota(g, shapes.Make(dtypes.Int32, 1, S), 1), start)
+	// allowed[q, k]: cache slot k holds position k; query i is at position start+i.
+	allowed := GreaterOrEqual(
+		Iota(g, shapes.Make(dtypes.Int32, S, maxLen), 0),
+		Sub(Iota(g, shapes.Make(dtypes.Int32, S, maxLen), 1), start))
+	allowed = Reshape(allowed, 1, 1, 1, S, maxLen)
+
+	x := m.embed(p, tokens)
+	cos, sin := m.rotary(positions, x.DType())
+	zero := ScalarZero(g, dtypes.Int32)
+	newCache := make([]*Node, len(cache))
+	for l := range m.cfg.NumHiddenLayers {
+		x = m.block(p, l, x, cos, sin, allowed, func(k, v *Node) (*Node, *Node) {
+			at := []*Node{zero, zero, start, zero}
+			newCache[2*l] = DynamicUpdateSlice(cache[2*l], ConvertDType(k, cache[2*l].DType()), at)
+			newCache[2*l+1] = DynamicUpdateSlice(cache[2*l+1], ConvertDType(v, cache[2*l+1].DType()), at)
+			return ConvertDType(newCache[2*l], k.DType()), ConvertDType(newCache[2*l+1], v.DType())
+		})
+	}
+	return m.head(p, x), newCache
+}
+
+// embed looks up token embeddings and scales them by sqrt(hidden_size); Hugging Face casts the
+// normalizer to the hidden dtype first, which matters in bfloat16.
+func (m *Model) embed(p lm.Params, tokens *Node) *Node {
+	table := p(embedName)
+	x := Gather(table, ExpandAxes(ConvertDType(tokens, dtypes.Int32), -1))
+	normalizer := Scalar(x.Graph(), x.DType(), math.Sqrt(float64(m.cfg.HiddenSize)))
+	return Mul(x, normalizer)
+}
+
+// head applies the final norm and the tied output projection; logits are float32.
+func (m *Model) head(p lm.Params, x *Node) *Node {
+	x = m.rmsNorm(x, p(finalNormName))
+	logits := DotGeneral(x, []int{2}, nil, p(embedName), []int{1}, nil)
+	return ConvertDType(logits, dtypes.Float32)
+}
+
+// rmsNorm is Gemma's RMSNorm: computed in float32, weight applied as (1 + w), cast back.
+// It uses 1/Sqrt rather than Rsqrt because GoMLX has no gradient for Rsqrt.
+func (m *Model) rmsNorm(x, w *Node) *Node {
+	dtype := x.DType()
+	xf := ConvertDType(x, dtypes.Float32)
+	meanSq := ReduceAndKeep(Square(xf), ReduceMean, -1)
+	eps := Scalar(x.Graph(), dtypes.Float32, m.cfg.RMSNormEps)
+	normed := Div(xf, Sqrt(Add(meanSq, eps)))
+	scale := OnePlus(ConvertDType(w, dtypes.Float32))
+	normed = Mul(normed, ExpandLeftToRank(scale, normed.Rank()))
+	return ConvertDType(normed, dtype)
+}
+
+// linear is x W^T for a PyTorch-layout weight [out, in], contracting x's last axis.
+func linear(x, w *Node) *Node {
+	return DotGeneral(x, []int{x.Rank() - 1}, nil, w, []int{1}, nil)
+}
+
+// rotary returns cos and sin [B, T, 1, head_dim] for the positions, in dtype. As in Hugging Face,
+// angles are computed in float32 (inv_freq = theta^(-2i/d)) and cast to the hidden dtype.
+func (m *Model) rotary(positions *Node, dtype dtypes.DType) (cos, sin *Node) {
+	g := positions.Graph()
+	half := m.cfg.HeadDim / 2
+	exponents := DivScalar(MulScalar(Iota(g, shapes.Make(dtypes.Float32, half), 0), 2), float64(m.cfg.HeadDim))
+	invFreq := Reciprocal(Pow(Scalar(g, dtypes.Float32, m.cfg.RopeTheta), exponents))
+	angles := Mul(ExpandAxes(ConvertDType(positions, dtypes.Float32), -1), Reshape(invFreq, 1, 1, half)) // [B, T, half]
+	angles = Concatenate([]*Node{angles, angles}, -1)
+	angles = ExpandAxes(angles, 2) // broadcast over heads
+	return ConvertDType(Cos(angles), dtype), ConvertDType(Sin(angles), dtype)
+}
+
+// applyRotary is x*cos + rotate_half(x)*sin with rotate_half(x) = [-x2, x1] on the head axis.
+func applyRotary(x, cos, sin *Node) *Node {
+	d := x.Shape().Dimensions[x.Rank()-1]
+	x1 := SliceAxis(x, -1, AxisRange(0, d/2))
+	x2 := SliceAxis(x, -1, AxisRange(d/2, d))
+	rotated := Concatenate([]*Node{Neg(x2), x1}, -1)
+	return Add(Mul(x, cos), Mul(rotated, sin))
+}
+
+// block is one decoder layer. kv receives this chunk's keys and values [B, KV, T, D] and returns
+// the keys and values to attend over (the same, or the updated cache). allowed is a boolean mask
+// broadcastable to [B, KV, group, T, S].
+func (m *Model) block(p lm.Params, l int, x, cos, sin, allowed *Node, kv func(k, v *Node) (*Node, *Node)) *Node {
+	c := m.cfg
+	B, T := x.Shape().Dimensions[0], x.Shape().Dimensions[1]
+	H, KV, D := c.NumAttentionHeads, c.NumKeyValueHeads, c.HeadDim
+	G := H / KV
+
+	a := m.rmsNorm(x, p(layerName(l, "input_layernorm.weight")))
+	q := Reshape(linear(a, p(layerName(l, "self_attn.q_proj.weight"))), B, T, H, D)
+	k := Reshape(linear(a, p(layerName(l, "self_attn.k_proj.weight"))), B, T, KV, D)
+	v := Reshape(linear(a, p(layerName(l, "self_attn.v_proj.weight"))), B, T, KV, D)
+	q, k = applyRotary(q, cos, sin), applyRotary(k, cos, sin)
+
+	// Heads h = kv*G + g share kv head kv (Hugging Face's repeat_kv), so group q by kv head.
+	q = TransposeAllAxes(Reshape(q, B, T, KV, G, D), 0, 2, 3, 1, 4) // [B, KV, G, T, D]
+	q = Reshape(q, B, KV, G*T, D)
+	keys, values := kv(TransposeAllAxes(k, 0, 2, 1, 3), TransposeAllAxes(v, 0, 2, 1, 3)) // [B, KV, S, D]
+	S := keys.Shape().Dimensions[2]
+
+	scores := DotGeneral(q, []int{3}, []int{0, 1}, keys, []int{3}, []int{0, 1}) // [B, KV, G*T, S]
+	scores = MulScalar(scores, 1/math.Sqrt(float64(D)))
+	// Softmax in float32 as Hugging Face does, masked with a large negative value.
+	scores = Reshape(ConvertDType(scores, dtypes.Float32), B, KV, G, T, S)
+	mask := BroadcastToDims(allowed, B, KV, G, T, S)
+	scores = Where(mask, scores, BroadcastToDims(Scalar(x.Graph(), dtypes.Float32, -1e30), B, KV, G, T, S))
+	probs := ConvertDType(Softmax(scores, -1), x.DType())
+	probs = Reshape(probs, B, KV, G*T, S)
+	attn := DotGeneral(probs, []int{3}, []int{0, 1}, values, []int{2}, []int{0, 1}) // [B, KV, G*T, D]
+	attn = TransposeAllAxes(Reshape(attn, B, KV, G, T, D), 0, 3, 1, 2, 4)         // [B, T, KV, G, D]
+	attn = Reshape(attn, B, T, H*D)
+	x = Add(x, linear(attn, p(layerName(l, "self_attn.o_proj.weight"))))
+
+	h := m.rmsNorm(x, p(layerName(l, "post_attention_layernorm.weight")))
+	gate := geluTanh(linear(h, p(layerName(l, "mlp.gate_proj.weight"))))
+	up := linear(h, p(layerName(l, "mlp.up_proj.weight")))
+	return Add(x, linear(Mul(gate, up), p(layerName(l, "mlp.down_proj.weight"))))
+}
+
+// geluTanh is GELU with the tanh approximation (PyTorch's gelu(approximate="tanh")):
+// 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+func geluTanh(x *Node) *Node {
+	inner := MulScalar(Add(x, MulScalar(Mul(Square(x), x), 0.044715)), math.Sqrt(2/math.Pi))
+	return Mul(MulScalar(x, 0.5), OnePlus(Tanh(inner)))
+}

@@ -381,7 +381,7 @@ func (m *Model) block(p lm.Params, l int, x, cos, sin, allowed *Node, kv func(k,
 	probs := ConvertDType(Softmax(scores, -1), x.DType())
 	probs = Reshape(probs, B, KV, G*T, S)
 	attn := DotGeneral(probs, []int{3}, []int{0, 1}, values, []int{2}, []int{0, 1}) // [B, KV, G*T, D]
-	attn = TransposeAllAxes(Reshape(attn, B, KV, G, T, D), 0, 3, 1, 2, 4)         // [B, T, KV, G, D]
+	attn = TransposeAllAxes(Reshape(attn, B, KV, G, T, D), 0, 3, 1, 2, 4)           // [B, T, KV, G, D]
 	attn = Reshape(attn, B, T, H*D)
 	x = Add(x, linear(attn, p(layerName(l, "self_attn.o_proj.weight"))))
 

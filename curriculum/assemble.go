@@ -178,6 +178,7 @@ func Assemble(chunks []Chunk, facts []Fact, opt AssembleOptions) (*Curriculum, e
 		c.Manifest.Notes = append(c.Manifest.Notes, fmt.Sprintf("%d facts had fewer than %d distinct choices and gave no test question", dropped, opt.Choices))
 	}
 	BalanceLetters(c.Test, opt.Seed)
+	c.Manifest.Counts = c.ComputeCounts()
 	return c, nil
 }
 

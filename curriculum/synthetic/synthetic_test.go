@@ -1,0 +1,138 @@
+package synthetic
+
+import (
+	"go/parser"
+	"go/token"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/perpetual-ml/perpetual/curriculum"
+	"github.com/perpetual-ml/perpetual/curriculum/leakage"
+)
+
+func TestBuildAllTasks(t *testing.T) {
+	for _, task := range Tasks {
+		c, err := Build(task, Options{Seed: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := c.ComputeCounts()
+		if n.Chunks != 36 || n.Test < 100 || n.Test > 200 || n.TestSeen == 0 || n.TestDocumentOnly == 0 || n.Validation == 0 {
+			t.Errorf("%s: counts %+v", task, n)
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		chunks := c.ChunkByID()
+		for _, q := range c.Test {
+			if len(q.Choices) != 4 {
+				t.Fatalf("%s: %+v", task, q)
+			}
+			// Every tested fact is stated in its document.
+			if ans := q.Choices[q.Answer]; !strings.Contains(chunks[q.ChunkID].Text, ans) {
+				t.Errorf("%s: answer %q of %q not in chunk %s", task, ans, q.Question, q.ChunkID)
+			}
+		}
+		r := leakage.Analyze(c, 0)
+		for i, a := range r.AlwaysLetter {
+			if a > 0.27 {
+				t.Errorf("%s: always-%s scores %.3f", task, curriculum.Letter(i), a)
+			}
+		}
+		// Test stems are worded differently from the flashcards: no verbatim overlap.
+		if r.All.Verbatim != 0 {
+			t.Errorf("%s: %d test questions verbatim among flashcards", task, r.All.Verbatim)
+		}
+		// Reproducible from the seed, different for another seed.
+		again, _ := Build(task, Options{Seed: 1})
+		if !reflect.DeepEqual(again.Test, c.Test) || !reflect.DeepEqual(again.Train, c.Train) {
+			t.Errorf("%s: not reproducible", task)
+		}
+		other, _ := Build(task, Options{Seed: 2})
+		if reflect.DeepEqual(other.Chunks, c.Chunks) {
+			t.Errorf("%s: seed ignored", task)
+		}
+	}
+	if _, err := Build("poetry", Options{}); err == nil {
+		t.Error("unknown task accepted")
+	}
+}
+
+func TestSizeIsConfigurable(t *testing.T) {
+	c, err := Build("products", Options{Seed: 3, Chunks: 5, FactsPerChunk: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := c.ComputeCounts(); n.Chunks != 5 || n.Test+n.Validation != 10 {
+		t.Fatalf("counts %+v", n)
+	}
+}
+
+func TestCodeChunksAreValidGo(t *testing.T) {
+	chunks, _, err := Generate("code", Options{Seed: 4, Chunks: 12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range chunks {
+		if _, err := parser.ParseFile(token.NewFileSet(), ch.Source, ch.Text, parser.ParseComments); err != nil {
+			t.Fatalf("%s does not parse: %v\n%s", ch.ID, err, ch.Text)
+		}
+	}
+}
+
+var capWord = regexp.MustCompile(`\b[A-Z][a-z]{3,}\b`)
+
+func TestWorldIsSeparateFromKnowledge(t *testing.T) {
+	w := NewWorld(WorldOptions{Seed: 1})
+	if len(w.Docs) < 80 || len(w.Pairs) < 600 || len(w.Questions) < 600 || len(w.Reading) != 200 {
+		t.Fatalf("world sizes: %d docs, %d pairs, %d questions, %d reading", len(w.Docs), len(w.Pairs), len(w.Questions), len(w.Reading))
+	}
+	worldWords := map[string]bool{}
+	for _, d := range w.Docs {
+		for _, m := range capWord.FindAllString(d, -1) {
+			worldWords[m] = true
+		}
+	}
+	for _, task := range Tasks {
+		chunks, _, _ := Generate(task, Options{Seed: 1})
+		for _, ch := range chunks {
+			for _, m := range capWord.FindAllString(ch.Text, -1) {
+				// Invented names (not English words shared by templates) must not cross over.
+				if worldWords[m] && !strings.Contains("Belmor Abstract January February March April June July August September October November December Many", m) {
+					if strings.Contains(strings.Join(w.Docs, " "), m+" is a town") {
+						t.Errorf("%s: world town %q appears in knowledge chunk %s", task, m, ch.ID)
+					}
+				}
+			}
+		}
+	}
+	for _, r := range w.Reading {
+		q := r.Question
+		if !strings.Contains(r.Passage, q.Choices[q.Answer]) {
+			t.Fatalf("reading answer not in passage: %+v", r)
+		}
+	}
+	withContext := 0
+	for _, p := range w.Pairs {
+		if p.Input != "" {
+			withContext++
+		}
+	}
+	if withContext != 200 {
+		t.Errorf("%d reading-comprehension pairs", withContext)
+	}
+	if !reflect.DeepEqual(NewWorld(WorldOptions{Seed: 1}).Pairs, w.Pairs) {
+		t.Error("world not reproducible")
+	}
+	counts := make([]int, 4)
+	for _, q := range w.Questions {
+		counts[q.Answer]++
+	}
+	for _, n := range counts {
+		if n*4 < len(w.Questions)-4 || n*4 > len(w.Questions)+4 {
+			t.Fatalf("world letters unbalanced: %v", counts)
+		}
+	}
+}

@@ -1,0 +1,254 @@
+// Package papers turns research papers into knowledge-base chunks: PDF (text extracted with
+// github.com/ledongthuc/pdf, a pure-Go reader, so no Poppler or cgo is needed), plain text and
+// Markdown, cut into chunks of about 4,096 bytes with 512 bytes of overlap at paragraph breaks.
+//
+// PDF layout is rebuilt from glyph positions: pieces on one baseline form a line, a horizontal
+// gap wider than a fraction of the font size becomes a space, and a vertical gap clearly larger
+// than the usual line spacing becomes a paragraph break. Pages that yield no text (scans,
+// figures) are reported, and a file that cannot be read at all is skipped with the reason.
+package papers
+
+import (
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/ledongthuc/pdf"
+
+	"github.com/perpetual-ml/perpetual/curriculum"
+	"github.com/perpetual-ml/perpetual/curriculum/chunker"
+)
+
+// Options control loading.
+type Options struct {
+	// ChunkSize and Overlap in bytes (defaults 4096 and 512).
+	ChunkSize, Overlap int
+	// OnFile, if set, is called after each file (progress reporting).
+	OnFile func(path string)
+}
+
+// Result is what Load found.
+type Result struct {
+	Chunks []curriculum.Chunk
+	// Files is the number of documents chunked.
+	Files int
+	// Skipped are files left out, with the reason.
+	Skipped []curriculum.Skipped
+	// EmptyPages lists, per PDF, the 1-based pages that yielded no text.
+	EmptyPages map[string][]int
+}
+
+// Exts are the file types Load reads.
+var Exts = map[string]bool{".pdf": true, ".txt": true, ".md": true, ".markdown": true}
+
+// Load reads the given files and folders (folders recursively, files with Exts only, sorted).
+func Load(paths []string, opt Options) (*Result, error) {
+	if opt.ChunkSize <= 0 {
+		opt.ChunkSize = 4096
+	}
+	if opt.Overlap <= 0 {
+		opt.Overlap = 512
+	}
+	var files []string
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("papers source: %w", err)
+		}
+		if !st.IsDir() {
+			files = append(files, p)
+			continue
+		}
+		err = filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && Exts[strings.ToLower(filepath.Ext(q))] {
+				files = append(files, q)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	sort.Strings(files)
+	res := &Result{EmptyPages: map[string][]int{}}
+	for _, f := range files {
+		text, title, empty, err := ReadDocument(f)
+		if len(empty) > 0 {
+			res.EmptyPages[f] = empty
+			res.Skipped = append(res.Skipped, curriculum.Skipped{Path: f, Reason: fmt.Sprintf("pages without text: %v", empty)})
+		}
+		switch {
+		case err != nil:
+			res.Skipped = append(res.Skipped, curriculum.Skipped{Path: f, Reason: err.Error()})
+		case strings.TrimSpace(text) == "":
+			res.Skipped = append(res.Skipped, curriculum.Skipped{Path: f, Reason: "no text"})
+		default:
+			res.Files++
+			for i, piece := range chunker.Split(text, Boundaries(text), chunker.Options{Size: opt.ChunkSize, Overlap: opt.Overlap}) {
+				res.Chunks = append(res.Chunks, curriculum.Chunk{ID: fmt.Sprintf("%s#%d", filepath.Base(f), i), Source: f, Title: title, Text: piece})
+			}
+		}
+		if opt.OnFile != nil {
+			opt.OnFile(f)
+		}
+	}
+	// Two files with the same base name in different folders: make IDs unique with the path.
+	seen := map[string]int{}
+	for _, c := range res.Chunks {
+		seen[c.ID]++
+	}
+	for i, c := range res.Chunks {
+		if seen[c.ID] > 1 {
+			res.Chunks[i].ID = c.Source + c.ID[strings.LastIndexByte(c.ID, '#'):]
+		}
+	}
+	return res, nil
+}
+
+var mdHeading = regexp.MustCompile(`(?m)^#{1,6} `)
+
+// Boundaries ranks Markdown headings 3, paragraph breaks 2 and sentence ends 1.
+func Boundaries(text string) []chunker.Boundary {
+	b := chunker.ParagraphBoundaries(text)
+	for _, m := range mdHeading.FindAllStringIndex(text, -1) {
+		b = append(b, chunker.Boundary{Offset: m[0], Priority: 3})
+	}
+	return b
+}
+
+// ReadDocument returns a document's text, a title (first non-empty line, or the Markdown "# "
+// heading), and for PDFs the 1-based pages without text.
+func ReadDocument(path string) (text, title string, emptyPages []int, err error) {
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".pdf":
+		pages, err := PDFPages(path)
+		if err != nil {
+			return "", "", nil, err
+		}
+		var b strings.Builder
+		for i, p := range pages {
+			if strings.TrimSpace(p) == "" {
+				emptyPages = append(emptyPages, i+1)
+				continue
+			}
+			if b.Len() > 0 {
+				b.WriteString("\n\n")
+			}
+			b.WriteString(p)
+		}
+		text = b.String()
+	default:
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return "", "", nil, err
+		}
+		text = strings.ReplaceAll(string(data), "\r\n", "\n")
+	}
+	for _, line := range strings.Split(text, "\n") {
+		if line = strings.TrimSpace(strings.TrimLeft(line, "#")); line != "" {
+			title = line
+			break
+		}
+	}
+	return text, title, emptyPages, nil
+}
+
+// PDFPages extracts the text of every page. A file the library cannot parse is an error naming
+// the file; the library's panics on malformed input are turned into errors.
+func PDFPages(path string) (pages []string, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			pages, err = nil, fmt.Errorf("%s: unreadable PDF: %v", path, r)
+		}
+	}()
+	f, r, err := pdf.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: unreadable PDF: %w", path, err)
+	}
+	defer f.Close()
+	for i := 1; i <= r.NumPage(); i++ {
+		p := r.Page(i)
+		if p.V.IsNull() {
+			pages = append(pages, "")
+			continue
+		}
+		pages = append(pages, layout(p.Content().Text))
+	}
+	return pages, nil
+}
+
+// layout joins glyphs, in content-stream order, into lines (a new line when the baseline moves
+// by more than half the font size) and lines into paragraphs (a vertical gap 1.4x the usual line
+// spacing). When the PDF gives glyph widths, a horizontal gap wider than 15% of the font size
+// becomes a space.
+func layout(glyphs []pdf.Text) string {
+	type line struct {
+		y    float64
+		text strings.Builder
+	}
+	var lines []*line
+	var cur *line
+	prevEnd, prevY := math.Inf(-1), math.NaN()
+	for _, t := range glyphs {
+		if t.S == "" {
+			continue
+		}
+		size := t.FontSize
+		if size <= 0 {
+			size = 10
+		}
+		if cur == nil || math.Abs(t.Y-prevY) > 0.5*size {
+			cur = &line{y: t.Y}
+			lines = append(lines, cur)
+			prevEnd = math.Inf(-1)
+		} else if t.W > 0 && t.X-prevEnd > 0.15*size {
+			if s := cur.text.String(); !strings.HasSuffix(s, " ") && !strings.HasPrefix(t.S, " ") {
+				cur.text.WriteByte(' ')
+			}
+		}
+		cur.text.WriteString(t.S)
+		prevY = t.Y
+		if t.W > 0 {
+			prevEnd = t.X + t.W
+		}
+	}
+	var kept []*line
+	for _, l := range lines {
+		if strings.TrimSpace(l.text.String()) != "" {
+			kept = append(kept, l)
+		}
+	}
+	if len(kept) == 0 {
+		return ""
+	}
+	// The usual line spacing is the lower quartile of the downward gaps (headings and paragraph
+	// breaks are the larger ones); a gap 1.4x larger starts a paragraph.
+	var gaps []float64
+	for i := 1; i < len(kept); i++ {
+		if g := kept[i-1].y - kept[i].y; g > 0 {
+			gaps = append(gaps, g)
+		}
+	}
+	sort.Float64s(gaps)
+	median := 0.0
+	if len(gaps) > 0 {
+		median = gaps[len(gaps)/4]
+	}
+	var b strings.Builder
+	for i, l := range kept {
+		if i > 0 {
+			if g := kept[i-1].y - l.y; median > 0 && (g > 1.4*median || g < 0) {
+				b.WriteString("\n\n")
+			} else {
+				b.WriteByte('\n')
+			}
+		}
+		b.WriteString(strings.TrimSpace(l.text.String()))
+	}
+	return b.String()
+}

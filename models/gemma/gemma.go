@@ -65,8 +65,9 @@ type Config struct {
 
 	// Fields that would change the computation in ways this implementation does not support; they
 	// are read only to reject such configs instead of silently computing something else.
-	AttentionBias bool            `json:"attention_bias"`
-	RopeScaling   json.RawMessage `json:"rope_scaling"`
+	AttentionBias     bool            `json:"attention_bias"`
+	RopeScaling       json.RawMessage `json:"rope_scaling"`
+	TieWordEmbeddings *bool           `json:"tie_word_embeddings"`
 }
 
 // Defaults used when config.json omits a field that has a conventional value. Sizes have no
@@ -135,6 +136,9 @@ func (c Config) Validate() error {
 	}
 	if c.AttentionBias {
 		return fmt.Errorf("gemma config.json: attention_bias=true is not supported (Gemma v1 has no projection biases)")
+	}
+	if c.TieWordEmbeddings != nil && !*c.TieWordEmbeddings {
+		return fmt.Errorf("gemma config.json: tie_word_embeddings=false is not supported (Gemma's head is the embedding)")
 	}
 	if s := string(c.RopeScaling); s != "" && s != "null" {
 		return fmt.Errorf("gemma config.json: rope_scaling=%s is not supported (only plain RoPE)", s)

@@ -321,6 +321,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{`"attention_bias":true`, "attention_bias"},
 		{`"rope_scaling":{"type":"linear","factor":2}`, "rope_scaling"},
 		{`"vocab_size":"many"`, "vocab_size"},
+		{`"tie_word_embeddings":false`, "tie_word_embeddings"},
 	}
 	for _, c := range cases {
 		var cfg map[string]any

@@ -188,6 +188,11 @@ func TestStepMatchesFullRecomputation(t *testing.T) {
 			if rel > 1e-4 {
 				t.Errorf("cached logits vs PyTorch: relative error %.2e", rel)
 			}
+			// A cache exactly as long as the sequence, filled by one prefill.
+			exact := newStepper(t, f, len(seq)).step(t, seq, 0)
+			if rel, _ := compare(flatten(exact), f.golden.Logits[1]); rel > 1e-4 {
+				t.Errorf("single prefill into an exact-size cache vs PyTorch: relative error %.2e", rel)
+			}
 		})
 	}
 }

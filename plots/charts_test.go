@@ -1,0 +1,161 @@
+package plots
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/perpetual-ml/perpetual/third_party/echarts"
+)
+
+func loadFixture(t *testing.T) *Results {
+	t.Helper()
+	res, err := Load(fixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func TestBuildMakesEveryChart(t *testing.T) {
+	var names []string
+	for _, c := range Build(loadFixture(t)) {
+		names = append(names, c.Name)
+		if c.Width < 900 || c.Height < 400 || c.Title == "" {
+			t.Errorf("%s: size %dx%d, title %q", c.Name, c.Width, c.Height, c.Title)
+		}
+	}
+	want := "accuracy-papers-letters accuracy-products-cloze accuracy-products-letters delta-cloze delta-letters loss-products recall-papers recall-products"
+	if got := strings.Join(names, " "); got != want {
+		t.Fatalf("charts:\n got %s\nwant %s", got, want)
+	}
+}
+
+func TestBuildNumbersCollidingNames(t *testing.T) {
+	res := &Results{Recall: []RecallPoint{
+		{Task: "a b", Retriever: "r", K: 1, Recall: 0.5},
+		{Task: "a-b", Retriever: "r", K: 1, Recall: 0.5},
+	}}
+	chs := Build(res)
+	if len(chs) != 2 || chs[0].Name != "recall-a-b" || chs[1].Name != "recall-a-b-2" {
+		t.Fatalf("names: %v, %v", chs[0].Name, chs[1].Name)
+	}
+}
+
+func chartByName(t *testing.T, res *Results, name string) *Chart {
+	t.Helper()
+	for _, c := range Build(res) {
+		if c.Name == name {
+			return c
+		}
+	}
+	t.Fatalf("no chart %s", name)
+	return nil
+}
+
+func TestHTMLUsesLocalAssetAndCarriesData(t *testing.T) {
+	res := loadFixture(t)
+	for _, c := range Build(res) {
+		page, err := c.HTML()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := string(page)
+		if !strings.Contains(s, `<script src="assets/echarts.min.js"></script>`) {
+			t.Errorf("%s: no local echarts script tag", c.Name)
+		}
+		for _, bad := range []string{"https://", "http://", "ZgotmplZ", "__f__"} {
+			if strings.Contains(s, bad) {
+				t.Errorf("%s: page contains %q", c.Name, bad)
+			}
+		}
+		if !strings.Contains(s, `"animation":false`) {
+			t.Errorf("%s: animation not disabled (screenshots would catch a half-drawn frame)", c.Name)
+		}
+	}
+	// The accuracy chart carries the bars, the whiskers (interval ends) and the error-bar renderer.
+	acc, err := chartByName(t, res, "accuracy-products-letters").HTML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cell Cell
+	for _, c := range res.Cells {
+		if c.Task == "products" && c.Model == "mamba-tiny" && c.Condition == RAG && c.Formulation == "letters" {
+			cell = c
+		}
+	}
+	for _, want := range []string{`"type":"custom"`, "api.barLayout", `"name":"finetuned+rag"`,
+		fmtFloat(cell.Acc), fmtFloat(cell.Low), fmtFloat(cell.High), "n=120"} {
+		if !bytes.Contains(acc, []byte(want)) {
+			t.Errorf("accuracy chart lacks %q", want)
+		}
+	}
+	// The delta chart marks significant differences only.
+	delta, err := chartByName(t, res, "delta-letters").HTML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stars := strings.Count(string(delta), `"formatter":"*"`)
+	sig := 0
+	for _, c := range res.Cells {
+		if c.Formulation == "letters" && c.Significant {
+			sig++
+		}
+	}
+	if stars != sig {
+		t.Errorf("delta chart: %d significance marks, %d significant cells", stars, sig)
+	}
+	// Validation loss is drawn dashed.
+	loss, err := chartByName(t, res, "loss-products").HTML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(loss, []byte(`"name":"gemma-tiny val"`)) || !bytes.Contains(loss, []byte(`"type":"dashed"`)) {
+		t.Error("loss chart lacks the dashed validation series")
+	}
+}
+
+// fmtFloat spells x the way encoding/json does in the page.
+func fmtFloat(x float64) string { return strconv.FormatFloat(round4(x), 'f', -1, 64) }
+
+func TestWriteAssetsCopiesEmbeddedScript(t *testing.T) {
+	dir := t.TempDir()
+	if err := WriteAssets(dir); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(dir, AssetsDir, echarts.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, echarts.MinJS) || len(got) < 500_000 || !bytes.Contains(got, []byte(echarts.Version)) {
+		t.Fatalf("assets copy: %d bytes, identical=%v", len(got), bytes.Equal(got, echarts.MinJS))
+	}
+}
+
+func TestNotebookHTML(t *testing.T) {
+	c := chartByName(t, loadFixture(t), "recall-products")
+	a, err := c.NotebookHTML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.NotebookHTML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := regexp.MustCompile(`id="([A-Za-z0-9_]+)"`)
+	ma, mb := id.FindStringSubmatch(a), id.FindStringSubmatch(b)
+	if ma == nil || mb == nil || ma[1] == mb[1] {
+		t.Fatalf("notebook fragments need distinct element ids: %v %v", ma, mb)
+	}
+	if strings.Contains(a, "<script src") || !strings.Contains(a, "echarts.init(document.getElementById('"+ma[1]+"')") {
+		t.Fatalf("fragment should draw into its own div without loading scripts:\n%s", a)
+	}
+	s := NotebookScript()
+	if !strings.HasPrefix(s, "<script") || !strings.Contains(s, string(echarts.MinJS[:200])) {
+		t.Fatal("NotebookScript does not inline echarts")
+	}
+}

@@ -1,0 +1,187 @@
+// Package plots turns a results directory into charts: accuracy by condition with 95% error bars,
+// accuracy delta versus base, training loss curves and retrieval recall@k.
+//
+// Charts are built with github.com/go-echarts/go-echarts/v2 (the Go binding of Apache ECharts:
+// interactive HTML from Go values, no JavaScript toolchain needed) and written as HTML pages that
+// load echarts.min.js from an "assets" folder copied next to them (the vendored copy in
+// third_party/echarts), so they work offline. PNG images are screenshots of those pages taken by a
+// headless Chromium (Debian's chromium package); the same pages that people open are the ones
+// photographed, so the two never disagree. Notebooks display the charts inline through
+// NotebookHTML, which inlines the script instead of pointing at a folder.
+//
+// The input is the file results.json in a results directory (see Results for its layout); the
+// harness writes it, tests and notebooks use the fixture in plots/testdata/results.
+package plots
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+)
+
+// ResultsFile is the name of the file Load reads inside a results directory.
+const ResultsFile = "results.json"
+
+// The four evaluation conditions of the study, in the order charts show them.
+const (
+	Base         = "base"
+	FineTuned    = "finetuned"
+	RAG          = "rag"
+	FineTunedRAG = "finetuned+rag"
+)
+
+// Conditions lists the valid Cell.Condition values in display order.
+var Conditions = []string{Base, FineTuned, RAG, FineTunedRAG}
+
+// Cell is one evaluated cell of the results table: a task, a model, a condition and a question
+// formulation, with its accuracy, 95% interval and the paired test against the base condition.
+type Cell struct {
+	Task        string  `json:"task"`
+	Model       string  `json:"model"`
+	Condition   string  `json:"condition"` // one of Conditions
+	Formulation string  `json:"formulation"`
+	Acc         float64 `json:"acc"`
+	Low         float64 `json:"low"`
+	High        float64 `json:"high"`
+	N           int     `json:"n"`
+	// DeltaVsBase, PValue and Significant compare the cell with the same task, model and
+	// formulation under Base (paired over questions); they are zero/false for Base itself.
+	DeltaVsBase float64 `json:"delta_vs_base"`
+	PValue      float64 `json:"p_value"`
+	Significant bool    `json:"significant"`
+}
+
+// LossPoint is one logged training step of a fine-tuning run. ValLoss is nil on steps without a
+// validation pass.
+type LossPoint struct {
+	Model   string   `json:"model"`
+	Task    string   `json:"task"`
+	Step    int      `json:"step"`
+	Loss    float64  `json:"loss"`
+	ValLoss *float64 `json:"val_loss,omitempty"`
+}
+
+// RecallPoint is the retrieval recall@K of one retriever on one task's questions.
+type RecallPoint struct {
+	Task      string  `json:"task"`
+	Retriever string  `json:"retriever"`
+	K         int     `json:"k"`
+	Recall    float64 `json:"recall"`
+}
+
+// Results is what plots reads from results.json:
+//
+//	{"cells": [Cell...], "loss": [LossPoint...], "recall": [RecallPoint...]}
+//
+// Other top-level keys are ignored, so the harness may keep more in the same file. Every list may
+// be empty; charts are made for what is there.
+type Results struct {
+	Cells  []Cell        `json:"cells"`
+	Loss   []LossPoint   `json:"loss"`
+	Recall []RecallPoint `json:"recall"`
+}
+
+// Load reads and validates dir/results.json.
+func Load(dir string) (*Results, error) {
+	path := filepath.Join(dir, ResultsFile)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("plots: %w", err)
+	}
+	defer f.Close()
+	return Read(f, path)
+}
+
+// Read decodes and validates results JSON from r; name (usually the file path) prefixes errors.
+func Read(r io.Reader, name string) (*Results, error) {
+	var res Results
+	dec := json.NewDecoder(r)
+	if err := dec.Decode(&res); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%s: empty file, expected a JSON object with cells, loss and recall", name)
+		}
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if err := res.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return &res, nil
+}
+
+// Validate checks every value a chart depends on, so that rendering never meets a NaN, an
+// unknown condition or an interval that does not contain its accuracy.
+func (r *Results) Validate() error {
+	seen := map[[4]string]int{}
+	for i, c := range r.Cells {
+		at := func(format string, args ...any) error {
+			return fmt.Errorf("cells[%d] (%s/%s/%s): %s", i, c.Task, c.Model, c.Condition, fmt.Sprintf(format, args...))
+		}
+		switch {
+		case c.Task == "":
+			return at("empty task")
+		case c.Model == "":
+			return at("empty model")
+		case !validCondition(c.Condition):
+			return at("condition %q is not one of %v", c.Condition, Conditions)
+		case c.N < 0:
+			return at("negative n %d", c.N)
+		}
+		for _, v := range []struct {
+			name string
+			x    float64
+		}{{"acc", c.Acc}, {"low", c.Low}, {"high", c.High}, {"p_value", c.PValue}} {
+			if !finite(v.x) || v.x < 0 || v.x > 1 {
+				return at("%s %v outside [0, 1]", v.name, v.x)
+			}
+		}
+		if !finite(c.DeltaVsBase) || c.DeltaVsBase < -1 || c.DeltaVsBase > 1 {
+			return at("delta_vs_base %v outside [-1, 1]", c.DeltaVsBase)
+		}
+		if c.Low > c.Acc || c.Acc > c.High {
+			return at("interval [%v, %v] does not contain acc %v", c.Low, c.High, c.Acc)
+		}
+		key := [4]string{c.Task, c.Model, c.Condition, c.Formulation}
+		if j, dup := seen[key]; dup {
+			return at("duplicate of cells[%d] (same task, model, condition and formulation)", j)
+		}
+		seen[key] = i
+	}
+	for i, p := range r.Loss {
+		switch {
+		case p.Model == "" || p.Task == "":
+			return fmt.Errorf("loss[%d]: empty model or task", i)
+		case p.Step < 0:
+			return fmt.Errorf("loss[%d] (%s/%s): negative step %d", i, p.Model, p.Task, p.Step)
+		case !finite(p.Loss):
+			return fmt.Errorf("loss[%d] (%s/%s step %d): loss %v is not finite", i, p.Model, p.Task, p.Step, p.Loss)
+		case p.ValLoss != nil && !finite(*p.ValLoss):
+			return fmt.Errorf("loss[%d] (%s/%s step %d): val_loss %v is not finite", i, p.Model, p.Task, p.Step, *p.ValLoss)
+		}
+	}
+	for i, p := range r.Recall {
+		switch {
+		case p.Task == "" || p.Retriever == "":
+			return fmt.Errorf("recall[%d]: empty task or retriever", i)
+		case p.K < 1:
+			return fmt.Errorf("recall[%d] (%s/%s): k %d < 1", i, p.Task, p.Retriever, p.K)
+		case !finite(p.Recall) || p.Recall < 0 || p.Recall > 1:
+			return fmt.Errorf("recall[%d] (%s/%s k=%d): recall %v outside [0, 1]", i, p.Task, p.Retriever, p.K, p.Recall)
+		}
+	}
+	return nil
+}
+
+func validCondition(c string) bool {
+	for _, v := range Conditions {
+		if c == v {
+			return true
+		}
+	}
+	return false
+}
+
+func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }

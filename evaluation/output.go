@@ -1,0 +1,288 @@
+package evaluation
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/perpetual-ml/perpetual/evaluation/stats"
+)
+
+func newJSONEncoder(w io.Writer) *json.Encoder {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // prompts contain <, >, & (code); keep them readable
+	return enc
+}
+
+// Score is an accuracy with its harness standard error and Wilson 95% interval.
+type Score struct {
+	N       int        `json:"n"`
+	Acc     float64    `json:"acc"`
+	Stderr  float64    `json:"acc_stderr"`
+	Wilson  [2]float64 `json:"acc_wilson95"`
+	AccNorm float64    `json:"acc_norm"`
+	// NormStderr is the standard error of acc_norm.
+	NormStderr float64    `json:"acc_norm_stderr"`
+	NormWilson [2]float64 `json:"acc_norm_wilson95"`
+}
+
+func newScore(samples []Sample) Score {
+	s := Score{N: len(samples)}
+	acc := make([]float64, len(samples))
+	norm := make([]float64, len(samples))
+	k, kn := 0, 0
+	for i, x := range samples {
+		acc[i], norm[i] = x.Acc, x.AccNorm
+		k += int(x.Acc)
+		kn += int(x.AccNorm)
+	}
+	s.Acc, s.Stderr = stats.Mean(acc), nanToZero(stats.StdErr(acc))
+	s.AccNorm, s.NormStderr = stats.Mean(norm), nanToZero(stats.StdErr(norm))
+	s.Wilson[0], s.Wilson[1] = stats.Wilson(k, len(samples), stats.Z95)
+	s.NormWilson[0], s.NormWilson[1] = stats.Wilson(kn, len(samples), stats.Z95)
+	return s
+}
+
+// nanToZero keeps JSON valid for single-question runs (encoding/json rejects NaN); the harness
+// reports "N/A" there.
+func nanToZero(x float64) float64 {
+	if x != x {
+		return 0
+	}
+	return x
+}
+
+// Retrieval summarises RAG over a run.
+type Retrieval struct {
+	K int `json:"k"`
+	// QuestionsWithCut counts questions that lost at least one passage to the window.
+	QuestionsWithCut int `json:"questions_with_cut"`
+	// PassagesCut is the total number of passages dropped.
+	PassagesCut int `json:"passages_cut"`
+	// RecallAtK is the share of questions with a known source chunk whose chunk was retrieved
+	// and kept in the prompt; RecallN is how many questions had a known chunk.
+	RecallAtK float64 `json:"recall_at_k"`
+	RecallN   int     `json:"recall_n"`
+}
+
+// Extras are Perpetual's additions to the harness's results for one task.
+type Extras struct {
+	Formulation string           `json:"formulation"`
+	Overall     Score            `json:"overall"`
+	ByKind      map[string]Score `json:"by_kind"`
+	Baselines   stats.Baselines  `json:"baselines"`
+	// GoldGreedy is the share of questions whose gold continuation is the greedy decoding.
+	GoldGreedy float64 `json:"gold_is_greedy"`
+	// QuestionsTruncated counts questions whose prompt lost tokens to left truncation.
+	QuestionsTruncated int        `json:"questions_truncated"`
+	Requests           int        `json:"requests"`
+	CachedRequests     int        `json:"cached_requests"`
+	Retrieval          *Retrieval `json:"retrieval,omitempty"`
+}
+
+// Results is results.json: the harness's top-level fields, plus "perpetual" with our extras.
+type Results struct {
+	Results   map[string]map[string]any `json:"results"`
+	Configs   map[string]*Task          `json:"configs"`
+	Versions  map[string]int            `json:"versions"`
+	NSamples  map[string]map[string]int `json:"n-samples"`
+	Config    map[string]any            `json:"config"`
+	Perpetual map[string]Extras         `json:"perpetual"`
+}
+
+// Results summarises the run in the harness's shape.
+func (r *Run) Results(originalN int) (*Results, error) {
+	name := r.Task.Name
+	all := newScore(r.Samples)
+	bytesAcc := make([]float64, len(r.Samples))
+	gold := make([]int, len(r.Samples))
+	nch := make([]int, len(r.Samples))
+	byKind := map[string][]Sample{}
+	ex := Extras{Formulation: r.Task.Formulation, Overall: all, ByKind: map[string]Score{},
+		Requests: r.Requests, CachedRequests: r.Cached}
+	greedy := 0
+	for i, s := range r.Samples {
+		bytesAcc[i] = s.AccBytes
+		gold[i], nch[i] = s.Gold, len(s.Choices)
+		byKind[s.Kind] = append(byKind[s.Kind], s)
+		if s.IsGreedy[s.Gold] {
+			greedy++
+		}
+		if s.TruncatedTokens > 0 {
+			ex.QuestionsTruncated++
+		}
+	}
+	for k, ss := range byKind {
+		ex.ByKind[k] = newScore(ss)
+	}
+	var err error
+	if ex.Baselines, err = stats.ComputeBaselines(gold, nch); err != nil {
+		return nil, err
+	}
+	if len(r.Samples) > 0 {
+		ex.GoldGreedy = float64(greedy) / float64(len(r.Samples))
+	}
+	if r.Options.Retriever != nil {
+		rt := &Retrieval{K: r.Options.K}
+		hits := 0
+		for _, s := range r.Samples {
+			rt.PassagesCut += s.PassagesCut
+			if s.PassagesCut > 0 {
+				rt.QuestionsWithCut++
+			}
+			if s.ChunkRecalled != nil {
+				rt.RecallN++
+				if *s.ChunkRecalled {
+					hits++
+				}
+			}
+		}
+		if rt.RecallN > 0 {
+			rt.RecallAtK = float64(hits) / float64(rt.RecallN)
+		}
+		ex.Retrieval = rt
+	}
+	res := &Results{
+		Results: map[string]map[string]any{name: {
+			"alias":                 name,
+			"acc,none":              all.Acc,
+			"acc_stderr,none":       all.Stderr,
+			"acc_norm,none":         all.AccNorm,
+			"acc_norm_stderr,none":  all.NormStderr,
+			"acc_bytes,none":        stats.Mean(bytesAcc),
+			"acc_bytes_stderr,none": nanToZero(stats.StdErr(bytesAcc)),
+		}},
+		Configs:  map[string]*Task{name: r.Task},
+		Versions: map[string]int{name: 1},
+		NSamples: map[string]map[string]int{name: {"original": originalN, "effective": len(r.Samples)}},
+		Config: map[string]any{
+			"model": r.Options.Model, "model_hash": r.Options.ModelKey, "batch_size": r.Options.BatchSize,
+			"limit": r.Options.Limit, "max_length": r.Options.Encoder.MaxLength, "add_bos_token": r.Options.Encoder.AddBOS,
+		},
+		Perpetual: map[string]Extras{name: ex},
+	}
+	return res, nil
+}
+
+// WriteFiles writes <dir>/results.json and <dir>/samples_<task>.jsonl, each atomically.
+func (r *Run) WriteFiles(dir string, originalN int) error {
+	res, err := r.Results(originalN)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("evaluation output: %w", err)
+	}
+	var buf bytes.Buffer
+	enc := newJSONEncoder(&buf)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(res); err != nil {
+		return fmt.Errorf("evaluation output: results.json: %w", err)
+	}
+	if err := writeAtomic(filepath.Join(dir, "results.json"), buf.Bytes()); err != nil {
+		return err
+	}
+	buf.Reset()
+	enc = newJSONEncoder(&buf)
+	for _, s := range r.Samples {
+		if err := enc.Encode(s); err != nil {
+			return fmt.Errorf("evaluation output: sample %d: %w", s.DocID, err)
+		}
+	}
+	return writeAtomic(filepath.Join(dir, "samples_"+r.Task.Name+".jsonl"), buf.Bytes())
+}
+
+func writeAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
+
+// ReadSamples reads a samples JSONL written by WriteFiles (e.g. a base run to compare against).
+func ReadSamples(path string) ([]Sample, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading samples: %w", err)
+	}
+	var out []Sample
+	dec := json.NewDecoder(bytes.NewReader(data))
+	for line := 1; dec.More(); line++ {
+		var s Sample
+		if err := dec.Decode(&s); err != nil {
+			return nil, fmt.Errorf("%s: record %d: %w", path, line, err)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// Comparison is a paired test of a condition against its base on the same questions.
+type Comparison struct {
+	N         int                   `json:"n"`
+	BaseAcc   float64               `json:"base_acc"`
+	Acc       float64               `json:"acc"`
+	McNemar   stats.McNemarResult   `json:"mcnemar"`
+	Bootstrap stats.BootstrapResult `json:"bootstrap"`
+}
+
+// Compare pairs samples by question id and tests the difference in acc (condition - base).
+func Compare(base, cond []Sample, iterations int, seed uint64) (Comparison, error) {
+	byID := map[string]Sample{}
+	for _, s := range base {
+		byID[s.Doc.ID] = s
+	}
+	if len(base) != len(cond) {
+		return Comparison{}, fmt.Errorf("compare: base has %d questions, condition %d", len(base), len(cond))
+	}
+	ids := make([]string, 0, len(cond))
+	condByID := map[string]Sample{}
+	for _, s := range cond {
+		if _, ok := byID[s.Doc.ID]; !ok {
+			return Comparison{}, fmt.Errorf("compare: question %q is not in the base run", s.Doc.ID)
+		}
+		condByID[s.Doc.ID] = s
+		ids = append(ids, s.Doc.ID)
+	}
+	sort.Strings(ids)
+	a := make([]bool, len(ids))
+	b := make([]bool, len(ids))
+	c := Comparison{N: len(ids)}
+	for i, id := range ids {
+		a[i], b[i] = byID[id].Acc == 1, condByID[id].Acc == 1
+		c.BaseAcc += byID[id].Acc
+		c.Acc += condByID[id].Acc
+	}
+	if c.N > 0 {
+		c.BaseAcc /= float64(c.N)
+		c.Acc /= float64(c.N)
+	}
+	var err error
+	if c.McNemar, err = stats.McNemar(a, b); err != nil {
+		return Comparison{}, err
+	}
+	if c.Bootstrap, err = stats.PairedBootstrap(a, b, iterations, seed); err != nil {
+		return Comparison{}, err
+	}
+	return c, nil
+}

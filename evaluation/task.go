@@ -1,0 +1,271 @@
+package evaluation
+
+import (
+	"embed"
+	"fmt"
+	"os"
+	"path"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/perpetual-ml/perpetual/curriculum"
+)
+
+// Formulations of a multiple-choice question.
+const (
+	// Letters scores the letters "A".."D" after a prompt that lists the lettered options (the paper).
+	Letters = "letters"
+	// Cloze scores each choice's own text after a prompt with the question only.
+	Cloze = "cloze"
+)
+
+//go:embed tasks/*.yaml
+var taskFiles embed.FS
+
+// Task is a multiple-choice task definition in the shape of an lm-evaluation-harness task YAML
+// (field names as there), plus Perpetual's extras for retrieved context and inline few-shot
+// examples. Templates use {question}, {c0}..{c9} or the harness's Jinja spellings {{question}},
+// {{choices[0]}}; the context template uses {context}.
+type Task struct {
+	// Name is the task name ("task" in lm-eval YAML).
+	Name string `yaml:"task" json:"task"`
+	// OutputType must be "multiple_choice".
+	OutputType string `yaml:"output_type" json:"output_type"`
+	// Formulation is Letters or Cloze; derived from DocToChoice when empty.
+	Formulation string `yaml:"formulation" json:"formulation"`
+	// DocToText is the prompt template.
+	DocToText string `yaml:"doc_to_text" json:"doc_to_text"`
+	// DocToChoice is either a fixed list of choice strings (letters) or the field name "choices"
+	// (the question's own choice texts, cloze). Held as a YAML node because lm-eval allows both.
+	DocToChoice ChoiceSpec `yaml:"doc_to_choice" json:"doc_to_choice"`
+	// DocToTarget names the gold field; only "answer" (an index) is supported.
+	DocToTarget string `yaml:"doc_to_target" json:"doc_to_target"`
+	// TargetDelimiter goes between the context and each choice (" " in the harness).
+	TargetDelimiter string `yaml:"target_delimiter" json:"target_delimiter"`
+	// FewshotDelimiter separates few-shot examples from each other and from the question.
+	FewshotDelimiter string `yaml:"fewshot_delimiter" json:"fewshot_delimiter"`
+	// NumFewshot is how many of FewshotExamples to prepend (in order).
+	NumFewshot int `yaml:"num_fewshot" json:"num_fewshot"`
+	// FewshotExamples are solved questions used as few-shot examples.
+	FewshotExamples []curriculum.Question `yaml:"fewshot_examples" json:"fewshot_examples,omitempty"`
+	// Description is prepended to the whole prompt (after retrieved context).
+	Description string `yaml:"description" json:"description"`
+	// ContextTemplate wraps retrieved passages, {context} being the passages joined by
+	// PassageDelimiter; it is prepended to the prompt as the paper did.
+	ContextTemplate string `yaml:"context_template" json:"context_template"`
+	// PassageDelimiter joins retrieved passages.
+	PassageDelimiter string `yaml:"passage_delimiter" json:"passage_delimiter"`
+	// Metadata keeps lm-eval fields we do not interpret (metric_list, dataset_path, ...).
+	Metadata map[string]any `yaml:",inline" json:"-"`
+}
+
+// ChoiceSpec is doc_to_choice: a fixed list, or a field of the question ("choices").
+type ChoiceSpec struct {
+	// Fixed is the list form (letters).
+	Fixed []string
+	// Field is the field form; "choices" is the only field a question has.
+	Field string
+}
+
+// UnmarshalYAML accepts a sequence of strings or a field name (optionally as "{{choices}}").
+func (c *ChoiceSpec) UnmarshalYAML(n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.SequenceNode:
+		return n.Decode(&c.Fixed)
+	case yaml.ScalarNode:
+		c.Field = strings.TrimSpace(strings.Trim(strings.TrimSpace(n.Value), "{}"))
+		return nil
+	}
+	return fmt.Errorf("line %d: doc_to_choice must be a list of strings or a field name", n.Line)
+}
+
+// MarshalJSON writes the list or the field name, as in the YAML.
+func (c ChoiceSpec) MarshalJSON() ([]byte, error) {
+	if c.Fixed != nil {
+		return marshalJSON(c.Fixed)
+	}
+	return marshalJSON(c.Field)
+}
+
+// DefaultTasks lists the embedded task names.
+func DefaultTasks() []string {
+	entries, _ := taskFiles.ReadDir("tasks")
+	var names []string
+	for _, e := range entries {
+		names = append(names, strings.TrimSuffix(e.Name(), ".yaml"))
+	}
+	sort.Strings(names)
+	return names
+}
+
+// DefaultTask returns the embedded task for a formulation: "perpetual_letters" or "perpetual_cloze".
+func DefaultTask(formulation string) (*Task, error) {
+	name := "perpetual_" + formulation
+	raw, err := taskFiles.ReadFile(path.Join("tasks", name+".yaml"))
+	if err != nil {
+		return nil, fmt.Errorf("no default task for formulation %q (have %v)", formulation, DefaultTasks())
+	}
+	return ParseTask(raw, "embedded "+name+".yaml")
+}
+
+// LoadTask reads a task YAML (or JSON, which is YAML) file.
+func LoadTask(file string) (*Task, error) {
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("reading task: %w", err)
+	}
+	return ParseTask(raw, file)
+}
+
+// ParseTask decodes and validates a task definition; errors name source.
+func ParseTask(raw []byte, source string) (*Task, error) {
+	t := &Task{TargetDelimiter: " ", FewshotDelimiter: "\n\n", ContextTemplate: "{context}\n\n", PassageDelimiter: "\n\n"}
+	if err := yaml.Unmarshal(raw, t); err != nil {
+		return nil, fmt.Errorf("%s: %w", source, err)
+	}
+	if err := t.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", source, err)
+	}
+	return t, nil
+}
+
+// Validate checks the fields and fills Formulation from DocToChoice.
+func (t *Task) Validate() error {
+	if t.Name == "" {
+		return fmt.Errorf("task has no name (field \"task\")")
+	}
+	if t.OutputType == "" {
+		t.OutputType = "multiple_choice"
+	}
+	if t.OutputType != "multiple_choice" {
+		return fmt.Errorf("task %s: output_type %q not supported (only multiple_choice)", t.Name, t.OutputType)
+	}
+	if t.DocToText == "" {
+		return fmt.Errorf("task %s: doc_to_text is empty", t.Name)
+	}
+	if t.DocToTarget == "" {
+		t.DocToTarget = "answer"
+	}
+	if strings.Trim(t.DocToTarget, "{} ") != "answer" {
+		return fmt.Errorf("task %s: doc_to_target %q not supported (only \"answer\", the gold index)", t.Name, t.DocToTarget)
+	}
+	switch {
+	case len(t.DocToChoice.Fixed) > 0:
+		if t.Formulation == "" {
+			t.Formulation = Letters
+		}
+	case t.DocToChoice.Field == "choices":
+		if t.Formulation == "" {
+			t.Formulation = Cloze
+		}
+	default:
+		return fmt.Errorf("task %s: doc_to_choice must be a list (e.g. [A, B, C, D]) or \"choices\", got %q", t.Name, t.DocToChoice.Field)
+	}
+	if t.Formulation != Letters && t.Formulation != Cloze {
+		return fmt.Errorf("task %s: formulation %q is neither %q nor %q", t.Name, t.Formulation, Letters, Cloze)
+	}
+	if t.NumFewshot < 0 || t.NumFewshot > len(t.FewshotExamples) {
+		return fmt.Errorf("task %s: num_fewshot %d but %d fewshot_examples", t.Name, t.NumFewshot, len(t.FewshotExamples))
+	}
+	if !strings.Contains(t.ContextTemplate, "{context}") && !strings.Contains(t.ContextTemplate, "{{context}}") {
+		return fmt.Errorf("task %s: context_template %q lacks {context}", t.Name, t.ContextTemplate)
+	}
+	// Check the templates parse against a dummy question.
+	dummy := curriculum.Question{Question: "q", Choices: make([]string, 10)}
+	if _, err := render(t.DocToText, &dummy, ""); err != nil {
+		return fmt.Errorf("task %s: doc_to_text: %w", t.Name, err)
+	}
+	return nil
+}
+
+// Choices returns the strings scored as continuations for q.
+func (t *Task) Choices(q *curriculum.Question) []string {
+	if f := t.DocToChoice.Fixed; len(f) > 0 {
+		// A question with fewer options than letters is scored on its own letters only.
+		return f[:min(len(f), len(q.Choices))]
+	}
+	return q.Choices
+}
+
+// Prompt renders the text that precedes the target delimiter for q: description, few-shot
+// examples, then the question. Retrieved context is prepended by the caller (see Instances).
+func (t *Task) Prompt(q *curriculum.Question) (string, error) {
+	var b strings.Builder
+	b.WriteString(t.Description)
+	for i := 0; i < t.NumFewshot; i++ {
+		ex := &t.FewshotExamples[i]
+		text, err := render(t.DocToText, ex, "")
+		if err != nil {
+			return "", fmt.Errorf("few-shot example %d: %w", i, err)
+		}
+		ch := t.Choices(ex)
+		if ex.Answer < 0 || ex.Answer >= len(ch) {
+			return "", fmt.Errorf("few-shot example %d: answer %d out of range", i, ex.Answer)
+		}
+		b.WriteString(text + t.TargetDelimiter + ch[ex.Answer] + t.FewshotDelimiter)
+	}
+	text, err := render(t.DocToText, q, "")
+	if err != nil {
+		return "", err
+	}
+	b.WriteString(text)
+	return b.String(), nil
+}
+
+// ContextPrefix renders retrieved passages with the context template ("" for none).
+func (t *Task) ContextPrefix(passages []string) (string, error) {
+	if len(passages) == 0 {
+		return "", nil
+	}
+	return render(t.ContextTemplate, nil, strings.Join(passages, t.PassageDelimiter))
+}
+
+// placeholderRE matches {name}, {{ name }}, {{choices[N]}} in templates.
+var placeholderRE = regexp.MustCompile(`\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\[[0-9]+\])?)\s*\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// render substitutes placeholders; q may be nil when only {context} is allowed.
+func render(tmpl string, q *curriculum.Question, context string) (string, error) {
+	var err error
+	out := placeholderRE.ReplaceAllStringFunc(tmpl, func(m string) string {
+		sub := placeholderRE.FindStringSubmatch(m)
+		name := sub[1] + sub[2]
+		val, e := field(name, q, context)
+		if e != nil && err == nil {
+			err = e
+		}
+		return val
+	})
+	return out, err
+}
+
+func field(name string, q *curriculum.Question, context string) (string, error) {
+	if name == "context" {
+		return context, nil
+	}
+	if q == nil {
+		return "", fmt.Errorf("unknown placeholder {%s} (only {context} here)", name)
+	}
+	idx := -1
+	switch {
+	case name == "question":
+		return q.Question, nil
+	case strings.HasPrefix(name, "choices[") && strings.HasSuffix(name, "]"):
+		idx, _ = strconv.Atoi(name[len("choices[") : len(name)-1])
+	case len(name) >= 2 && name[0] == 'c' && name[1] >= '0' && name[1] <= '9':
+		n, e := strconv.Atoi(name[1:])
+		if e != nil {
+			return "", fmt.Errorf("unknown placeholder {%s}", name)
+		}
+		idx = n
+	default:
+		return "", fmt.Errorf("unknown placeholder {%s} (known: question, c0..c9, choices[N], context)", name)
+	}
+	if idx >= len(q.Choices) {
+		return "", fmt.Errorf("question %q has %d choices but the template uses choice %d", q.ID, len(q.Choices), idx)
+	}
+	return q.Choices[idx], nil
+}

@@ -227,8 +227,16 @@ func (t *Task) ContextPrefix(passages []string) (string, error) {
 // placeholderRE matches {name}, {{ name }}, {{choices[N]}} in templates.
 var placeholderRE = regexp.MustCompile(`\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\[[0-9]+\])?)\s*\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 
+// jinjaRE matches any {{ ... }} expression, to reject the Jinja we do not implement.
+var jinjaRE = regexp.MustCompile(`\{\{[^{}]*\}\}`)
+
 // render substitutes placeholders; q may be nil when only {context} is allowed.
 func render(tmpl string, q *curriculum.Question, context string) (string, error) {
+	for _, m := range jinjaRE.FindAllString(tmpl, -1) {
+		if placeholderRE.FindString(m) != m {
+			return "", fmt.Errorf("template expression %s not supported (use {{question}}, {{choices[N]}}, {{context}})", m)
+		}
+	}
 	var err error
 	out := placeholderRE.ReplaceAllStringFunc(tmpl, func(m string) string {
 		sub := placeholderRE.FindStringSubmatch(m)

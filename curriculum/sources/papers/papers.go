@@ -84,7 +84,7 @@ func Load(paths []string, opt Options) (*Result, error) {
 		}
 		switch {
 		case err != nil:
-			res.Skipped = append(res.Skipped, curriculum.Skipped{Path: f, Reason: err.Error()})
+			res.Skipped = append(res.Skipped, curriculum.Skipped{Path: f, Reason: strings.TrimPrefix(err.Error(), f+": ")})
 		case strings.TrimSpace(text) == "":
 			res.Skipped = append(res.Skipped, curriculum.Skipped{Path: f, Reason: "no text"})
 		default:

@@ -1,0 +1,58 @@
+package build
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sort"
+	"testing"
+
+	"github.com/perpetual-ml/perpetual/curriculum/leakage"
+	"github.com/perpetual-ml/perpetual/curriculum/perpetualfmt"
+	"github.com/perpetual-ml/perpetual/curriculum/synthetic"
+)
+
+// BenchmarkSyntheticDefault builds the three default synthetic knowledge bases (what the embedded
+// default needs) and writes them.
+func BenchmarkSyntheticDefault(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		for _, task := range synthetic.Tasks {
+			out := filepath.Join(b.TempDir(), task)
+			if _, err := Build(context.Background(), Options{Source: "synthetic", Task: task, Out: out, Seed: 1}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// BenchmarkCodeCobraOffline walks github.com/spf13/cobra, chunks it, writes declaration
+// questions with go/parser and writes the curriculum.
+func BenchmarkCodeCobraOffline(b *testing.B) {
+	home, _ := os.UserHomeDir()
+	m, _ := filepath.Glob(filepath.Join(home, "go", "pkg", "mod", "github.com", "spf13", "cobra@v1.*"))
+	if len(m) == 0 {
+		b.Skip("cobra not in the module cache")
+	}
+	sort.Strings(m)
+	for i := 0; i < b.N; i++ {
+		out := filepath.Join(b.TempDir(), "cobra")
+		if _, err := Build(context.Background(), Options{Source: "code", Teacher: "offline", Inputs: []string{m[len(m)-1]}, Out: out, Seed: 1}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkLeakageResearch reads the paper's research curriculum and computes its leakage report.
+func BenchmarkLeakageResearch(b *testing.B) {
+	dir := "../../../shared/datasets/perpetual/research"
+	if _, err := os.Stat(dir); err != nil {
+		b.Skip("reference data not available")
+	}
+	for i := 0; i < b.N; i++ {
+		c, err := perpetualfmt.ReadDir(dir, "research")
+		if err != nil {
+			b.Fatal(err)
+		}
+		leakage.Analyze(c, 0)
+	}
+}

@@ -543,3 +543,43 @@ func TestLoadTestShapes(t *testing.T) {
 		t.Errorf("curriculum folder: %v %d %d", err, len(qs2), len(chunks))
 	}
 }
+
+func TestJobBothFormulationsAndBaseComparison(t *testing.T) {
+	dir := t.TempDir()
+	test := filepath.Join(dir, "test.jsonl")
+	var buf bytes.Buffer
+	for _, q := range manyQuestions(12)[:12] {
+		line, _ := json.Marshal(q)
+		buf.Write(append(line, '\n'))
+	}
+	os.WriteFile(test, buf.Bytes(), 0o644)
+	enc := Encoder{Tokenizer: byteTokenizer{}}
+	base := Job{Test: test, Out: filepath.Join(dir, "base"), BatchSize: 4}
+	if _, err := base.Run(alwaysScorer{"A"}, enc, "always-A", "a"); err != nil {
+		t.Fatal(err)
+	}
+	cond := Job{Test: test, Out: filepath.Join(dir, "cond"), Base: base.Out, BootstrapIterations: 200}
+	out, err := cond.Run(alwaysScorer{"B"}, enc, "always-B", "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Runs) != 2 || out.Runs[0].Task.Name != "perpetual_letters" || out.Runs[1].Task.Name != "perpetual_cloze" {
+		t.Fatalf("runs %v", out.Runs)
+	}
+	for _, f := range []string{"results.json", "samples_perpetual_letters.jsonl", "samples_perpetual_cloze.jsonl", "cache.jsonl", "comparison.json"} {
+		if _, err := os.Stat(filepath.Join(cond.Out, f)); err != nil {
+			t.Errorf("missing output: %v", err)
+		}
+	}
+	c := out.Comparisons["perpetual_letters"]
+	// Answers cycle A..D: always-A gets 3 of 12, always-B gets 3 of 12, all 6 discordant.
+	if c.N != 12 || c.BaseAcc != 0.25 || c.Acc != 0.25 || c.McNemar.OnlyA != 3 || c.McNemar.OnlyB != 3 {
+		t.Errorf("comparison %+v", c)
+	}
+	if s := out.Summary(); !strings.Contains(s, "perpetual_letters") || !strings.Contains(s, "vs base") {
+		t.Errorf("summary %q", s)
+	}
+	if _, err := (Job{Test: filepath.Join(dir, "nope.jsonl"), Out: dir}).Run(alwaysScorer{"A"}, enc, "", ""); err == nil {
+		t.Error("a missing test file was accepted")
+	}
+}

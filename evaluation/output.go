@@ -169,8 +169,41 @@ func (r *Run) Results(originalN int) (*Results, error) {
 }
 
 // WriteFiles writes <dir>/results.json and <dir>/samples_<task>.jsonl, each atomically.
-func (r *Run) WriteFiles(dir string, originalN int) error {
-	res, err := r.Results(originalN)
+func (r *Run) WriteFiles(dir string, originalN int) error { return WriteRuns(dir, originalN, r) }
+
+// MergeResults combines the results of runs of different tasks (e.g. both formulations) into
+// one results.json, as the harness does for a multi-task invocation.
+func MergeResults(originalN int, runs ...*Run) (*Results, error) {
+	var all *Results
+	for _, r := range runs {
+		res, err := r.Results(originalN)
+		if err != nil {
+			return nil, err
+		}
+		if all == nil {
+			all = res
+			continue
+		}
+		name := r.Task.Name
+		if _, dup := all.Results[name]; dup {
+			return nil, fmt.Errorf("evaluation output: task %q appears twice", name)
+		}
+		all.Results[name] = res.Results[name]
+		all.Configs[name] = res.Configs[name]
+		all.Versions[name] = res.Versions[name]
+		all.NSamples[name] = res.NSamples[name]
+		all.Perpetual[name] = res.Perpetual[name]
+	}
+	if all == nil {
+		return nil, fmt.Errorf("evaluation output: no runs")
+	}
+	return all, nil
+}
+
+// WriteRuns writes one results.json for all runs and a samples_<task>.jsonl per run, each file
+// atomically (temporary file, fsync, rename).
+func WriteRuns(dir string, originalN int, runs ...*Run) error {
+	res, err := MergeResults(originalN, runs...)
 	if err != nil {
 		return err
 	}
@@ -186,15 +219,23 @@ func (r *Run) WriteFiles(dir string, originalN int) error {
 	if err := writeAtomic(filepath.Join(dir, "results.json"), buf.Bytes()); err != nil {
 		return err
 	}
-	buf.Reset()
-	enc = newJSONEncoder(&buf)
-	for _, s := range r.Samples {
-		if err := enc.Encode(s); err != nil {
-			return fmt.Errorf("evaluation output: sample %d: %w", s.DocID, err)
+	for _, r := range runs {
+		buf.Reset()
+		enc = newJSONEncoder(&buf)
+		for _, s := range r.Samples {
+			if err := enc.Encode(s); err != nil {
+				return fmt.Errorf("evaluation output: sample %d: %w", s.DocID, err)
+			}
+		}
+		if err := writeAtomic(filepath.Join(dir, SamplesFile(r.Task.Name)), buf.Bytes()); err != nil {
+			return err
 		}
 	}
-	return writeAtomic(filepath.Join(dir, "samples_"+r.Task.Name+".jsonl"), buf.Bytes())
+	return nil
 }
+
+// SamplesFile is the per-sample log's file name for a task.
+func SamplesFile(task string) string { return "samples_" + task + ".jsonl" }
 
 func writeAtomic(path string, data []byte) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")

@@ -33,6 +33,7 @@ test: build deps
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 30m $(PKGS)
 	$(MAKE) fuzz
+	$(MAKE) notebooks
 
 # Each fuzz target runs for FUZZTIME (CI keeps it short); the seed corpus always runs in `test`.
 fuzz:
@@ -46,3 +47,13 @@ bench: build
 
 clean:
 	rm -rf bin
+
+# --- notebooks (issue 8) ---------------------------------------------------------------------
+# GoNB and goimports come from the pinned tools module (`go install pkg@version` is refused by
+# the proxy here); notebooks/run.sh executes every notebook headlessly and fails on any cell error.
+.PHONY: notebooks notebook-tools
+notebook-tools:
+	cd tools/notebooks && $(GO) install tool
+
+notebooks: notebook-tools
+	notebooks/run.sh

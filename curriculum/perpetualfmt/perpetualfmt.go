@@ -338,7 +338,9 @@ func WriteTest(path string, recs []TestRecord) error {
 // ToCurriculum converts original records to our format. Each doc record becomes a chunk
 // "<name>/doc0000" and a doc item; qna records belong to the doc that precedes them; test
 // questions get kind "unknown" (the files do not say which facts were flashcards) and their
-// letter prefixes stripped, which the manifest notes report with counts per style.
+// letter prefixes stripped, which the manifest notes report with counts per style. A choice
+// that is only a prefix keeps it as its text (noted); a question that is still invalid (an
+// empty choice) is skipped with the reason.
 func ToCurriculum(name string, train []TrainRecord, test []TestRecord) (*curriculum.Curriculum, error) {
 	c := &curriculum.Curriculum{Manifest: curriculum.Manifest{Source: "perpetual", Teacher: "perpetual", Inputs: []string{name}}}
 	chunkID := ""
@@ -379,6 +381,15 @@ func ToCurriculum(name string, train []TrainRecord, test []TestRecord) (*curricu
 		texts, style := StripPrefixes(r.Choices)
 		styles[style]++
 		q.Choices = texts
+		// A choice that is nothing but its prefix ("A) " in research) keeps the prefix as its
+		// text, so the question and the paper's counts survive; the note says where.
+		for j := range q.Choices {
+			if strings.TrimSpace(q.Choices[j]) == "" && strings.TrimSpace(r.Choices[j]) != "" {
+				q.Choices[j] = strings.TrimSpace(r.Choices[j])
+				c.Manifest.Notes = append(c.Manifest.Notes, fmt.Sprintf("%s/test.json:%d: choice %s is only its prefix; kept as %q",
+					name, r.Line, curriculum.Letter(j), q.Choices[j]))
+			}
+		}
 		if err := q.Validate(); err != nil {
 			c.Manifest.Skipped = append(c.Manifest.Skipped, curriculum.Skipped{
 				Path: fmt.Sprintf("%s/test.json:%d", name, r.Line), Reason: err.Error()})

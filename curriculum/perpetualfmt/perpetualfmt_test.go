@@ -211,3 +211,23 @@ func FuzzEncode(f *testing.F) {
 }
 
 func utf8Valid(s string) bool { return strings.ToValidUTF8(s, "\uFFFD") == s }
+
+// FuzzReadTrain: arbitrary bytes give records or an error naming the file, never a panic.
+func FuzzReadTrain(f *testing.F) {
+	f.Add([]byte(`[{"type": "doc", "document": {"title": "t", "description": "d"}}, {"type": "qna", "question": "q", "answer": "a"}]`))
+	f.Add([]byte(`[{"question": "q", "choices": ["A) x", "B) y"], "answer": "B"}]`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p := filepath.Join(t.TempDir(), "train.json")
+		os.WriteFile(p, data, 0o644)
+		if _, err := ReadTrain(p); err != nil && !strings.Contains(err.Error(), p) {
+			t.Fatalf("error does not name the file: %v", err)
+		}
+		if recs, err := ReadTest(p); err == nil {
+			if _, err := ToCurriculum("x", nil, recs); err != nil {
+				t.Fatalf("valid test records failed to convert: %v", err)
+			}
+		} else if !strings.Contains(err.Error(), p) {
+			t.Fatalf("error does not name the file: %v", err)
+		}
+	})
+}

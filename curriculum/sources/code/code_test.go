@@ -173,3 +173,23 @@ func TestPythonBoundaries(t *testing.T) {
 		t.Fatalf("top-level boundaries %v", top)
 	}
 }
+
+// FuzzIgnorer: any .gitignore content and any path give an answer, never a panic, and a
+// pattern equal to a plain file name always ignores that file.
+func FuzzIgnorer(f *testing.F) {
+	f.Add("*.log\n!keep.log\n/a/**/b\n[x-", "a/q/b", "name.txt")
+	f.Fuzz(func(t *testing.T, content, p, name string) {
+		ig := &Ignorer{}
+		ig.Add("", content)
+		ig.Ignored(p, false)
+		ig.Ignored(p, true)
+		if name == "" || strings.ContainsAny(name, "/\\*?[]!# \n\r") {
+			return
+		}
+		ig2 := &Ignorer{}
+		ig2.Add("", name)
+		if !ig2.Ignored("x/"+name, false) {
+			t.Fatalf("pattern %q does not ignore x/%s", name, name)
+		}
+	})
+}

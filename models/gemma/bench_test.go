@@ -84,8 +84,18 @@ func positionRows() [][]int32 {
 }
 
 // BenchmarkForward: scoring throughput (logits for every position), batch 8 x 256 tokens.
-func BenchmarkForward(b *testing.B) {
+func BenchmarkForward(b *testing.B) { benchForward(b, dtypes.Float32) }
+
+// BenchmarkForwardBF16: the same with bfloat16 weights and activations (float32 logits).
+func BenchmarkForwardBF16(b *testing.B) { benchForward(b, dtypes.BFloat16) }
+
+func benchForward(b *testing.B, dtype dtypes.DType) {
 	m, params := benchModel(b)
+	if dtype != dtypes.Float32 {
+		for i, p := range params {
+			params[i] = toTensor(tensors.MustCopyFlatData[float32](p), dtype, p.Shape().Dimensions)
+		}
+	}
 	n := len(params)
 	exec, err := NewExec(testBackend(b), func(inputs []*Node) *Node {
 		p := paramsFrom(b, m, inputs)

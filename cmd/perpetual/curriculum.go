@@ -19,6 +19,7 @@ import (
 	"github.com/perpetual-ml/perpetual/curriculum/build"
 	"github.com/perpetual-ml/perpetual/curriculum/leakage"
 	"github.com/perpetual-ml/perpetual/curriculum/perpetualfmt"
+	"github.com/perpetual-ml/perpetual/curriculum/synthetic"
 	"github.com/perpetual-ml/perpetual/curriculum/teacher/llm"
 )
 
@@ -27,7 +28,7 @@ func init() {
 		Use:   "curriculum",
 		Short: "Build curricula (document chunks + flashcards) and multiple-choice tests; inspect them",
 	}
-	root.AddCommand(curriculumBuildCmd(), curriculumStatsCmd(), curriculumExportCmd())
+	root.AddCommand(curriculumBuildCmd(), curriculumStatsCmd(), curriculumExportCmd(), curriculumWorldCmd())
 	rootCmd.AddCommand(root)
 }
 
@@ -176,6 +177,28 @@ func curriculumExportCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&style, "prefix", ")", `letter prefix style of the choices: ")" gives "A) x", ":" "A: x", "." "A. x", "" none`)
+	return cmd
+}
+
+func curriculumWorldCmd() *cobra.Command {
+	var opt synthetic.WorldOptions
+	cmd := &cobra.Command{
+		Use:   "world OUT",
+		Short: "Write the synthetic pre-training world (documents, Alpaca pairs, MC questions), separate from the knowledge to inject",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			w := synthetic.NewWorld(opt)
+			if err := synthetic.WriteWorld(args[0], w); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s: %d documents, %d instruction pairs, %d questions, %d reading questions\n",
+				args[0], len(w.Docs), len(w.Pairs), len(w.Questions), len(w.Reading))
+			return nil
+		},
+	}
+	cmd.Flags().Int64Var(&opt.Seed, "seed", 1, "seed")
+	cmd.Flags().IntVar(&opt.Towns, "towns", 80, "towns described")
+	cmd.Flags().IntVar(&opt.ReadingPassages, "reading", 200, "fresh passages for reading comprehension")
 	return cmd
 }
 

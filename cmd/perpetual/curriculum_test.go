@@ -37,6 +37,9 @@ func TestCurriculumCommands(t *testing.T) {
 	if err != nil || len(test) == 0 || !strings.HasPrefix(test[0].Choices[1], "B) ") {
 		t.Fatalf("exported test: %v %+v", err, test)
 	}
+	if out, err := runCLI(t, "curriculum", "world", filepath.Join(t.TempDir(), "world"), "--towns", "10", "--reading", "5"); err != nil || !strings.Contains(out, "instruction pairs, ") {
+		t.Fatalf("world: %v\n%s", err, out)
+	}
 	if _, err := runCLI(t, "curriculum", "build", "--source", "nope", "--quiet", "--out", dir); err == nil {
 		t.Fatal("bad source accepted")
 	}

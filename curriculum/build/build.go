@@ -141,8 +141,9 @@ func buildFromSource(ctx context.Context, opt *Options) (*curriculum.Curriculum,
 		if len(opt.Inputs) != 1 {
 			return nil, fmt.Errorf("build: the code source takes one repository folder, got %d", len(opt.Inputs))
 		}
-		tick := opt.progress("reading source files", -1)
-		res, err := code.Walk(opt.Inputs[0], code.Options{ChunkSize: opt.ChunkSize, Overlap: opt.Overlap, OnFile: func(string) { tick() }})
+		tick := func() {}
+		res, err := code.Walk(opt.Inputs[0], code.Options{ChunkSize: opt.ChunkSize, Overlap: opt.Overlap,
+			OnStart: func(n int) { tick = opt.progress("reading source files", n) }, OnFile: func(string) { tick() }})
 		if err != nil {
 			return nil, err
 		}

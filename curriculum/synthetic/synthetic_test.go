@@ -3,6 +3,8 @@ package synthetic
 import (
 	"go/parser"
 	"go/token"
+	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"strings"
@@ -122,6 +124,16 @@ func TestWorldIsSeparateFromKnowledge(t *testing.T) {
 	}
 	if withContext != 200 {
 		t.Errorf("%d reading-comprehension pairs", withContext)
+	}
+	dir := t.TempDir()
+	if err := WriteWorld(dir, w); err != nil {
+		t.Fatal(err)
+	}
+	for name, n := range map[string]int{WorldDocsFile: len(w.Docs), WorldPairsFile: len(w.Pairs), WorldQuestionsFile: len(w.Questions), WorldReadingFile: len(w.Reading)} {
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil || strings.Count(string(data), "\n") != n {
+			t.Errorf("%s: %v, %d lines, want %d", name, err, strings.Count(string(data), "\n"), n)
+		}
 	}
 	if !reflect.DeepEqual(NewWorld(WorldOptions{Seed: 1}).Pairs, w.Pairs) {
 		t.Error("world not reproducible")

@@ -1,8 +1,12 @@
 package synthetic
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/perpetual-ml/perpetual/curriculum"
@@ -190,4 +194,44 @@ func NewWorld(opt WorldOptions) *World {
 		w.Reading[i].Question = rq[i]
 	}
 	return w
+}
+
+// World file names written by WriteWorld.
+const (
+	WorldDocsFile      = "docs.jsonl"      // {"text": ...} per line
+	WorldPairsFile     = "alpaca.jsonl"    // Alpaca records
+	WorldQuestionsFile = "questions.jsonl" // curriculum.Question per line (closed book)
+	WorldReadingFile   = "reading.jsonl"   // ReadingQuestion per line
+)
+
+// WriteWorld writes the world as JSON Lines files into dir (created if needed).
+func WriteWorld(dir string, w *World) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	write := func(name string, n int, rec func(i int) any) error {
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false)
+		for i := 0; i < n; i++ {
+			if err := enc.Encode(rec(i)); err != nil {
+				return err
+			}
+		}
+		tmp := filepath.Join(dir, "."+name+".tmp")
+		if err := os.WriteFile(tmp, b.Bytes(), 0o644); err != nil {
+			return err
+		}
+		return os.Rename(tmp, filepath.Join(dir, name))
+	}
+	if err := write(WorldDocsFile, len(w.Docs), func(i int) any { return map[string]string{"text": w.Docs[i]} }); err != nil {
+		return err
+	}
+	if err := write(WorldPairsFile, len(w.Pairs), func(i int) any { return w.Pairs[i] }); err != nil {
+		return err
+	}
+	if err := write(WorldQuestionsFile, len(w.Questions), func(i int) any { return w.Questions[i] }); err != nil {
+		return err
+	}
+	return write(WorldReadingFile, len(w.Reading), func(i int) any { return w.Reading[i] })
 }

@@ -30,6 +30,8 @@ type Options struct {
 	ChunkSize, Overlap int
 	// MaxFileBytes skips larger files (default 1 MiB): they are data, not code.
 	MaxFileBytes int64
+	// OnStart, if set, is called with the number of files to chunk once they are listed.
+	OnStart func(files int)
 	// OnFile, if set, is called after each file is processed (progress reporting).
 	OnFile func(rel string)
 }
@@ -62,6 +64,7 @@ var skipDirs = map[string]bool{
 	".git": true, ".hg": true, ".svn": true, "vendor": true, "node_modules": true, "third_party": true,
 	"__pycache__": true, ".venv": true, "venv": true, ".tox": true, "dist": true, "build": true,
 	"target": true, ".idea": true, ".vscode": true, ".mypy_cache": true, ".pytest_cache": true,
+	"generated": true, "__generated__": true,
 }
 
 // sourceExts are the file types treated as source or documentation.
@@ -135,6 +138,9 @@ func Walk(root string, opt Options) (*Result, error) {
 		return nil, fmt.Errorf("code source %s: %w", root, err)
 	}
 	sort.Strings(files)
+	if opt.OnStart != nil {
+		opt.OnStart(len(files))
+	}
 	for _, rel := range files {
 		chunks, reason := chunkFile(root, rel, opt)
 		if reason != "" {

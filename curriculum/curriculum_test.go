@@ -44,7 +44,9 @@ func TestWriteReadRoundTrip(t *testing.T) {
 	if len(m.Files) != 4 || len(m.Files[TestFile].SHA256) != 64 || m.Seed != 7 || len(m.Skipped) != 1 {
 		t.Errorf("manifest %+v", m)
 	}
-	// Rewriting replaces the folder atomically and leaves no temporary folders behind.
+	// Rewriting replaces the folder atomically and leaves no temporary folders behind, also
+	// clearing those of a writer that was killed.
+	os.MkdirAll(filepath.Join(filepath.Dir(dir), ".cur.tmp-123", "x"), 0o755)
 	c.Test[0].Answer = 2
 	if err := Write(dir, c); err != nil {
 		t.Fatal(err)

@@ -121,6 +121,12 @@ func Write(dir string, c *Curriculum) error {
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return err
 	}
+	// A writer killed mid-way leaves its temporary folder behind: clear those first.
+	if stale, _ := filepath.Glob(filepath.Join(parent, "."+filepath.Base(dir)+".tmp-*")); len(stale) > 0 {
+		for _, s := range stale {
+			os.RemoveAll(s)
+		}
+	}
 	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-")
 	if err != nil {
 		return err

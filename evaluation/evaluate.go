@@ -186,7 +186,7 @@ func buildSample(q *curriculum.Question, opt Options) (Sample, []Pair, error) {
 		if err != nil {
 			return Sample{}, nil, err
 		}
-		context := prefix + prompt
+		context := t.WrapChat(prefix + prompt)
 		pairs := make([]Pair, len(choices))
 		truncated := 0
 		args := make([][2]string, len(choices))

@@ -171,6 +171,15 @@ metric_list:
 			t.Errorf("task %q: error %v", bad, err)
 		}
 	}
+	// A chat template wraps the whole prompt; the delimiter and choice follow it.
+	task.ChatTemplate = "<user>{prompt}</user><model>"
+	if task.WrapChat("hi") != "<user>hi</user><model>" {
+		t.Errorf("chat wrap %q", task.WrapChat("hi"))
+	}
+	if _, err := ParseTask([]byte("task: t\ndoc_to_text: x\ndoc_to_choice: [A]\nchat_template: nothing\n"), "chat.yaml"); err == nil {
+		t.Error("a chat template without {prompt} was accepted")
+	}
+	task.ChatTemplate = ""
 	// A template that needs a fifth choice fails on a four-choice question, naming it.
 	task.DocToText = "{question} {c4}"
 	task.NumFewshot = 0
@@ -581,5 +590,23 @@ func TestJobBothFormulationsAndBaseComparison(t *testing.T) {
 	}
 	if _, err := (Job{Test: filepath.Join(dir, "nope.jsonl"), Out: dir}).Run(alwaysScorer{"A"}, enc, "", ""); err == nil {
 		t.Error("a missing test file was accepted")
+	}
+}
+
+func TestChatTemplateInEvaluate(t *testing.T) {
+	letters, _ := DefaultTask(Letters)
+	letters.ChatTemplate = "<start_of_turn>user\n{prompt}<end_of_turn>\n<start_of_turn>model\n"
+	sc := &fakeScorer{}
+	run, err := Evaluate(questionsForMetrics()[:1], Options{Task: letters, Encoder: Encoder{Tokenizer: byteTokenizer{}}, Scorer: sc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := run.Samples[0]
+	if !strings.HasPrefix(s.Prompt, "<start_of_turn>user\none\nA. a") || !strings.HasSuffix(s.Prompt, "<start_of_turn>model") {
+		t.Errorf("prompt %q", s.Prompt)
+	}
+	// The template's trailing newline moved into the continuation, as the harness does.
+	if got := decode(sc.requests[0][0].Continuation); got != "\n A" && got != "\n B" {
+		t.Errorf("continuation %q", got)
 	}
 }

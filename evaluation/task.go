@@ -59,6 +59,10 @@ type Task struct {
 	ContextTemplate string `yaml:"context_template" json:"context_template"`
 	// PassageDelimiter joins retrieved passages.
 	PassageDelimiter string `yaml:"passage_delimiter" json:"passage_delimiter"`
+	// ChatTemplate wraps the whole prompt (retrieved context, few-shot, question) for an
+	// instruct model, {prompt} marking where it goes, e.g. Gemma's
+	// "<start_of_turn>user\n{prompt}<end_of_turn>\n<start_of_turn>model\n". Empty = plain prompt.
+	ChatTemplate string `yaml:"chat_template" json:"chat_template,omitempty"`
 	// Metadata keeps lm-eval fields we do not interpret (metric_list, dataset_path, ...).
 	Metadata map[string]any `yaml:",inline" json:"-"`
 }
@@ -174,6 +178,9 @@ func (t *Task) Validate() error {
 	if !strings.Contains(t.ContextTemplate, "{context}") && !strings.Contains(t.ContextTemplate, "{{context}}") {
 		return fmt.Errorf("task %s: context_template %q lacks {context}", t.Name, t.ContextTemplate)
 	}
+	if t.ChatTemplate != "" && strings.Count(t.ChatTemplate, "{prompt}") != 1 {
+		return fmt.Errorf("task %s: chat_template must contain {prompt} exactly once", t.Name)
+	}
 	// Check the templates parse against a dummy question.
 	dummy := curriculum.Question{Question: "q", Choices: make([]string, 10)}
 	if _, err := render(t.DocToText, &dummy, ""); err != nil {
@@ -222,6 +229,14 @@ func (t *Task) ContextPrefix(passages []string) (string, error) {
 		return "", nil
 	}
 	return render(t.ContextTemplate, nil, strings.Join(passages, t.PassageDelimiter))
+}
+
+// WrapChat applies ChatTemplate to a full prompt.
+func (t *Task) WrapChat(prompt string) string {
+	if t.ChatTemplate == "" {
+		return prompt
+	}
+	return strings.Replace(t.ChatTemplate, "{prompt}", prompt, 1)
 }
 
 // placeholderRE matches {name}, {{ name }}, {{choices[N]}} in templates.

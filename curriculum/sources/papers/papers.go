@@ -198,6 +198,14 @@ func layout(glyphs []pdf.Text) string {
 		if t.S == "" {
 			continue
 		}
+		// The reader emits "\n" at the end of every text object, also mid-line (a font change
+		// for one word): lines come from the baselines instead, so these only mark a gap.
+		if strings.TrimSpace(t.S) == "" && strings.ContainsAny(t.S, "\r\n") {
+			if cur != nil && !strings.HasSuffix(cur.text.String(), " ") && t.X > prevEnd {
+				prevEnd = t.X
+			}
+			continue
+		}
 		size := t.FontSize
 		if size <= 0 {
 			size = 10

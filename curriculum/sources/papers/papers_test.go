@@ -1,10 +1,15 @@
 package papers
 
 import (
+	"bytes"
+	"compress/gzip"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ledongthuc/pdf"
 )
 
 func TestPDFPages(t *testing.T) {
@@ -81,5 +86,33 @@ func TestLoadMixedFolder(t *testing.T) {
 	}
 	if _, err := Load([]string{filepath.Join(dir, "missing")}, Options{}); err == nil {
 		t.Error("missing path accepted")
+	}
+}
+
+// A real typeset manual from Debian (bzip2's, pdfTeX with several fonts on a line), when the
+// package's documentation is installed: words set in another font stay on their line.
+func TestRealManualPage(t *testing.T) {
+	gz, err := os.Open("/usr/share/doc/bzip2/manual.pdf.gz")
+	if err != nil {
+		t.Skip("bzip2 manual not installed")
+	}
+	defer gz.Close()
+	zr, err := gzip.NewReader(gz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(zr)
+	r, err := pdf.NewReader(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := layout(r.Page(2).Content().Text)
+	for _, want := range []string{
+		"This program, bzip2, the associated library libbzip2, and all documentation, are copyright",
+		"Version 1.0.8 of 13 July 2019",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("page 2 lacks %q:\n%s", want, text[:min(len(text), 800)])
+		}
 	}
 }

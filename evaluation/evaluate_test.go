@@ -597,12 +597,13 @@ func TestChatTemplateInEvaluate(t *testing.T) {
 	letters, _ := DefaultTask(Letters)
 	letters.ChatTemplate = "<start_of_turn>user\n{prompt}<end_of_turn>\n<start_of_turn>model\n"
 	sc := &fakeScorer{}
-	run, err := Evaluate(questionsForMetrics()[:1], Options{Task: letters, Encoder: Encoder{Tokenizer: byteTokenizer{}}, Scorer: sc})
+	q := []curriculum.Question{{ID: "c", Question: "one", Choices: []string{"a", "b", "c", "d"}, Kind: curriculum.KindSeen}}
+	run, err := Evaluate(q, Options{Task: letters, Encoder: Encoder{Tokenizer: byteTokenizer{}}, Scorer: sc})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := run.Samples[0]
-	if !strings.HasPrefix(s.Prompt, "<start_of_turn>user\none\nA. a") || !strings.HasSuffix(s.Prompt, "<start_of_turn>model") {
+	if !strings.HasPrefix(s.Prompt, "<start_of_turn>user\none\nA. a") || !strings.HasSuffix(s.Prompt, "<start_of_turn>model\n") {
 		t.Errorf("prompt %q", s.Prompt)
 	}
 	// The template's trailing newline moved into the continuation, as the harness does.

@@ -53,7 +53,8 @@ const (
 // errorBarJS draws one whisker per data item [category, low, high, seriesIndex, seriesCount],
 // centred on the bar of the same series: api.barLayout reproduces the bar series' layout (same
 // gaps as barGap/barCategoryGap), which ECharts does not expose to custom series otherwise.
-// ECharts has no built-in error bars; this is the documented way to add them. FuncOpts joins
+// ECharts has no built-in error bars; this is the documented way to add them. z2 lifts the
+// whiskers above the bars, which would otherwise hide the lower half. FuncOpts joins
 // lines, so no // comments inside.
 const errorBarJS = `function (params, api) {
   var lo = api.coord([api.value(0), api.value(1)]);
@@ -64,9 +65,9 @@ const errorBarJS = `function (params, api) {
   var half = Math.max(2, bar.width * 0.25);
   var style = {stroke: '#222', lineWidth: 1.5, fill: null};
   return {type: 'group', children: [
-    {type: 'line', shape: {x1: x - half, y1: hi[1], x2: x + half, y2: hi[1]}, style: style},
-    {type: 'line', shape: {x1: x, y1: hi[1], x2: x, y2: lo[1]}, style: style},
-    {type: 'line', shape: {x1: x - half, y1: lo[1], x2: x + half, y2: lo[1]}, style: style}
+    {type: 'line', z2: 100, shape: {x1: x - half, y1: hi[1], x2: x + half, y2: hi[1]}, style: style},
+    {type: 'line', z2: 100, shape: {x1: x, y1: hi[1], x2: x, y2: lo[1]}, style: style},
+    {type: 'line', z2: 100, shape: {x1: x - half, y1: lo[1], x2: x + half, y2: lo[1]}, style: style}
   ]};
 }`
 

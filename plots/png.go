@@ -1,9 +1,7 @@
 package plots
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"image"
 	"image/png"
@@ -12,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/chromedp/chromedp"
 )
 
 // ChromiumEnv names the environment variable that overrides the browser FindChromium returns.
@@ -38,60 +38,99 @@ func FindChromium() (string, error) {
 		strings.Join(chromiumNames, ", "), ChromiumEnv)
 }
 
-// screenshotTimeout bounds one browser run; a first start on a cold machine takes a few seconds.
-const screenshotTimeout = 90 * time.Second
+// Timeouts: starting a browser on a cold, busy machine takes a few seconds; one page is fast.
+const (
+	startTimeout = 90 * time.Second
+	pageTimeout  = 60 * time.Second
+)
 
-// Screenshot loads htmlPath in headless Chromium and writes a PNG of a viewport that fits a chart
-// of width x height CSS pixels (plus the page margins go-echarts adds) to pngPath. Each run gets
-// its own throw-away profile, so concurrent runs do not fight over a profile lock, and network
-// features are off: the page must work offline.
-func Screenshot(ctx context.Context, chromium, htmlPath, pngPath string, width, height int) error {
-	absHTML, err := filepath.Abs(htmlPath)
+// Browser is a headless Chromium kept open for a series of screenshots (through
+// github.com/chromedp/chromedp: starting the browser costs about a second of CPU, a page a few
+// milliseconds, so Render shares one browser across all charts). It runs with a throw-away profile,
+// no sandbox (containers, root) and no network features: the pages must work offline. A Browser
+// is not safe for concurrent use.
+type Browser struct {
+	ctx    context.Context
+	cancel func()
+	path   string
+}
+
+// StartBrowser starts the Chromium at path (see FindChromium).
+func StartBrowser(ctx context.Context, path string) (*Browser, error) {
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("hide-scrollbars", true),
+		chromedp.Flag("mute-audio", true),
+		chromedp.Flag("force-device-scale-factor", "1"),
+	)
+	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
+	bctx, bcancel := chromedp.NewContext(actx)
+	b := &Browser{ctx: bctx, cancel: func() { bcancel(); acancel() }, path: path}
+	// The first Do starts the browser and binds it to bctx, so the timeout must not wrap bctx
+	// itself: watch it from outside instead.
+	done := make(chan error, 1)
+	go func() { done <- chromedp.Do(bctx) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			b.cancel()
+			return nil, fmt.Errorf("plots: starting %s: %w", path, err)
+		}
+	case <-time.After(startTimeout):
+		b.cancel()
+		return nil, fmt.Errorf("plots: starting %s: no answer after %s", path, startTimeout)
+	}
+	return b, nil
+}
+
+// Close stops the browser and removes its profile.
+func (b *Browser) Close() { b.cancel() }
+
+// Screenshot loads htmlPath and writes a PNG of a viewport that fits a chart of width x height CSS
+// pixels, plus the page margins go-echarts adds, to pngPath.
+func (b *Browser) Screenshot(htmlPath, pngPath string, width, height int) error {
+	abs, err := filepath.Abs(htmlPath)
 	if err != nil {
 		return fmt.Errorf("plots: %w", err)
 	}
-	absPNG, err := filepath.Abs(pngPath)
-	if err != nil {
-		return fmt.Errorf("plots: %w", err)
-	}
-	if _, err := os.Stat(absHTML); err != nil {
+	if _, err := os.Stat(abs); err != nil {
 		return fmt.Errorf("plots: screenshot: %w", err)
 	}
-	profile, err := os.MkdirTemp("", "perpetual-chromium-")
-	if err != nil {
-		return fmt.Errorf("plots: %w", err)
-	}
-	defer os.RemoveAll(profile)
-	// Write to a temporary name so a failed run never leaves a stale image under the real name.
-	tmpPNG := absPNG + ".tmp.png"
-	os.Remove(tmpPNG)
-	ctx, cancel := context.WithTimeout(ctx, screenshotTimeout)
+	ctx, cancel := context.WithTimeout(b.ctx, pageTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, chromium,
-		"--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--disable-extensions", "--no-first-run", "--no-default-browser-check", "--mute-audio",
-		"--hide-scrollbars", "--force-device-scale-factor=1",
-		"--user-data-dir="+profile,
-		// Lets the page's scripts run to completion before the picture is taken.
-		"--virtual-time-budget=5000",
-		fmt.Sprintf("--window-size=%d,%d", width+40, height+60),
-		"--screenshot="+tmpPNG,
-		"file://"+absHTML)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.Env = append(os.Environ(), "HOME="+profile)
-	runErr := cmd.Run()
-	if _, err := os.Stat(tmpPNG); err != nil {
-		if runErr == nil {
-			runErr = errors.New("no screenshot written")
-		}
-		return fmt.Errorf("plots: screenshot of %s with %s: %v\n%s", htmlPath, chromium, runErr, tail(out.String(), 2000))
+	if err := chromedp.Do(ctx,
+		chromedp.EmulateViewport(int64(width+40), int64(height+60)),
+		chromedp.Navigate("file://"+abs),
+	); err != nil {
+		return fmt.Errorf("plots: screenshot of %s: %w", htmlPath, err)
 	}
-	if err := os.Rename(tmpPNG, absPNG); err != nil {
-		return fmt.Errorf("plots: %w", err)
+	// go-echarts draws from a script at the end of <body> and animation is off, so the chart is
+	// complete at the load event Navigate waits for; one frame more lets the canvas reach the
+	// compositor.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`new Promise(r => requestAnimationFrame(() => r(true)))`, chromedp.EvalAwaitPromise)); err != nil {
+		return fmt.Errorf("plots: screenshot of %s: %w", htmlPath, err)
 	}
-	return nil
+	img, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		return fmt.Errorf("plots: screenshot of %s: %w", htmlPath, err)
+	}
+	return writeFileAtomic(pngPath, img)
+}
+
+// Screenshot photographs one page with a browser started for it (see Browser.Screenshot).
+func Screenshot(ctx context.Context, chromium, htmlPath, pngPath string, width, height int) error {
+	if _, err := os.Stat(htmlPath); err != nil {
+		return fmt.Errorf("plots: screenshot: %w", err)
+	}
+	b, err := StartBrowser(ctx, chromium)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	return b.Screenshot(htmlPath, pngPath, width, height)
 }
 
 // PNGStats summarises an image for the blank check.
@@ -147,11 +186,4 @@ func inspect(img image.Image) PNGStats {
 	}
 	st.Colours = len(colours)
 	return st
-}
-
-func tail(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return "..." + s[len(s)-n:]
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"image"
 	"image/color"
+	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
@@ -54,7 +55,16 @@ func TestRenderWritesHTMLAndNonBlankPNGs(t *testing.T) {
 		if st.Width < o.Chart.Width || st.Height < o.Chart.Height {
 			t.Errorf("%s: %dx%d image for a %dx%d chart", o.PNG, st.Width, st.Height, o.Chart.Width, o.Chart.Height)
 		}
-		t.Logf("%s: %dx%d, %d colours, %d foreground pixels", filepath.Base(o.PNG), st.Width, st.Height, st.Colours, st.Foreground)
+		dark := darkPixels(t, o.PNG)
+		t.Logf("%s: %dx%d, %d colours, %d foreground pixels, %d whisker-dark pixels", filepath.Base(o.PNG), st.Width, st.Height, st.Colours, st.Foreground, dark)
+		// The error bars are the only near-black marks (#222; text and axes are grey): accuracy
+		// charts must show them, the others must not.
+		switch kind := strings.SplitN(o.Chart.Name, "-", 2)[0]; {
+		case kind == KindAccuracy && dark < 400:
+			t.Errorf("%s: only %d near-black pixels, the error bars are missing", o.PNG, dark)
+		case kind != KindAccuracy && dark > 250:
+			t.Errorf("%s: %d near-black pixels on a chart without error bars", o.PNG, dark)
+		}
 	}
 	if _, err := os.Stat(filepath.Join(dir, AssetsDir, "echarts.min.js")); err != nil {
 		t.Fatal(err)
@@ -126,4 +136,29 @@ func TestInspect(t *testing.T) {
 	if _, err := InspectPNG(bad); err == nil || !strings.Contains(err.Error(), "bad.png") {
 		t.Fatalf("corrupt file: %v", err)
 	}
+}
+
+// darkPixels counts pixels whose channels are all below 60 (of 255).
+func darkPixels(t *testing.T, path string) int {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	b := img.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			r, g, bl, _ := img.At(x, y).RGBA()
+			if r < 60<<8 && g < 60<<8 && bl < 60<<8 {
+				n++
+			}
+		}
+	}
+	return n
 }

@@ -129,6 +129,14 @@ func Render(ctx context.Context, res *Results, dir string, o Options) ([]Output,
 			return nil, err
 		}
 	}
+	var browser *Browser
+	if o.PNG {
+		var err error
+		if browser, err = StartBrowser(ctx, chromium); err != nil {
+			return nil, err
+		}
+		defer browser.Close()
+	}
 	var out []Output
 	for _, c := range chs {
 		page, err := c.HTML()
@@ -141,7 +149,7 @@ func Render(ctx context.Context, res *Results, dir string, o Options) ([]Output,
 		}
 		if o.PNG {
 			o1.PNG = filepath.Join(dir, c.Name+".png")
-			if err := Screenshot(ctx, chromium, o1.HTML, o1.PNG, c.Width, c.Height); err != nil {
+			if err := browser.Screenshot(o1.HTML, o1.PNG, c.Width, c.Height); err != nil {
 				return nil, err
 			}
 			st, err := InspectPNG(o1.PNG)

@@ -34,7 +34,7 @@ func init() {
 
 func curriculumBuildCmd() *cobra.Command {
 	var opt build.Options
-	var chunks, facts, flashcards, paraphrases, concurrency int
+	var chunks, facts, flashcards, paraphrases, concurrency, docVariants int
 	var priceIn, priceOut float64
 	var noSchema, quiet bool
 	cmd := &cobra.Command{
@@ -59,6 +59,7 @@ Interrupt at any time (Ctrl-C): read files and answered chunks are kept in the w
 			}
 			opt.Inputs = args
 			opt.Synthetic.Chunks, opt.Synthetic.FactsPerChunk = chunks, facts
+			opt.Synthetic.DocVariants, opt.Synthetic.Paraphrases = docVariants, min(paraphrases, 2)
 			cfg := llm.ConfigFromEnv()
 			cfg.Concurrency, cfg.Flashcards, cfg.Paraphrases = concurrency, flashcards, paraphrases
 			cfg.PromptUSDPerMTok, cfg.CompletionUSDPerMTok = priceIn, priceOut
@@ -94,7 +95,8 @@ Interrupt at any time (Ctrl-C): read files and answered chunks are kept in the w
 	f.Float64Var(&opt.Assemble.DocumentOnlyFraction, "document-only", 0.3, "fraction of documents whose facts get no flashcards (negative: none)")
 	f.Float64Var(&opt.Assemble.ValidationFraction, "validation", 0.1, "fraction of documents whose flashcards form the validation set (negative: none)")
 	f.IntVar(&flashcards, "flashcards", 4, "llm: flashcards per chunk (3-5)")
-	f.IntVar(&paraphrases, "paraphrases", 0, "llm: paraphrases per flashcard")
+	f.IntVar(&paraphrases, "paraphrases", 0, "llm: paraphrases per flashcard; synthetic: extra flashcard formats per fact (0-2)")
+	f.IntVar(&docVariants, "doc-variants", 0, "synthetic: extra training documents per chunk restating its facts")
 	f.IntVar(&concurrency, "llm-concurrency", 4, "llm: requests in flight")
 	f.Float64Var(&priceIn, "price-prompt", 0, "llm: USD per million prompt tokens (cost accounting)")
 	f.Float64Var(&priceOut, "price-completion", 0, "llm: USD per million completion tokens")

@@ -21,8 +21,8 @@ func runCLI(t *testing.T, args ...string) (string, error) {
 
 func TestCurriculumCommands(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "cur")
-	out, err := runCLI(t, "curriculum", "build", "--source", "synthetic", "--task", "products", "--chunks", "12", "--quiet", "--out", dir)
-	if err != nil || !strings.Contains(out, "chunks 12;") {
+	out, err := runCLI(t, "curriculum", "build", "--source", "synthetic", "--task", "products", "--chunks", "12", "--doc-variants", "1", "--quiet", "--out", dir)
+	if err != nil || !strings.Contains(out, "chunks 12; train 24 docs") {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	out, err = runCLI(t, "curriculum", "stats", dir)

@@ -16,6 +16,7 @@ package synthetic
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 
 	"github.com/perpetual-ml/perpetual/curriculum"
 )
@@ -34,6 +35,13 @@ type Options struct {
 	FactsPerChunk int
 	// Assemble controls the seen / document-only / validation split; its Seed is overridden.
 	Assemble curriculum.AssembleOptions
+	// DocVariants adds that many extra training documents per chunk, restating all of the
+	// chunk's facts in other words and order (document augmentation, a lever for learning facts
+	// from documents alone). Default 0. Variants never change the base curriculum or the test.
+	DocVariants int
+	// Paraphrases adds up to 2 extra flashcards per fact in other formats (short answer; a
+	// prompt-prefixed question). Default 0.
+	Paraphrases int
 }
 
 func (o *Options) defaults() {
@@ -63,7 +71,8 @@ type entity struct {
 
 // facts turns entities into chunks and facts: each entity keeps k attributes, chosen by rng;
 // distractors are the same field's values of other entities, topped up by the field's generator.
-func facts(rng *rand.Rand, ents []entity, k int) ([]curriculum.Chunk, []curriculum.Fact) {
+// paraphrases (0-2) adds flashcards in other formats without touching rng.
+func facts(rng *rand.Rand, ents []entity, k, paraphrases int) ([]curriculum.Chunk, []curriculum.Fact) {
 	pools := map[string][]string{}
 	for _, e := range ents {
 		for _, a := range e.attrs {
@@ -89,8 +98,15 @@ func facts(rng *rand.Rand, ents []entity, k int) ([]curriculum.Chunk, []curricul
 				}
 				return a.gen()
 			})
+			var paras []curriculum.QA
+			if paraphrases >= 1 {
+				paras = append(paras, curriculum.QA{Question: a.question, Answer: a.value + "."})
+			}
+			if paraphrases >= 2 {
+				paras = append(paras, curriculum.QA{Question: "Answer from what you have read: " + a.question, Answer: a.answer})
+			}
 			out = append(out, curriculum.Fact{ChunkID: e.chunk.ID, Question: a.question, Answer: a.answer,
-				TestQuestion: a.test, TestAnswer: a.value, Distractors: d})
+				TestQuestion: a.test, TestAnswer: a.value, Distractors: d, Paraphrases: paras})
 		}
 	}
 	return chunks, out
@@ -98,6 +114,33 @@ func facts(rng *rand.Rand, ents []entity, k int) ([]curriculum.Chunk, []curricul
 
 // Generate returns the chunks and facts of one task ("products", "research" or "code").
 func Generate(task string, opt Options) ([]curriculum.Chunk, []curriculum.Fact, error) {
+	chunks, fs, _, err := generate(task, opt)
+	return chunks, fs, err
+}
+
+// docVariants restates every fact of an entity (all attributes, not only the questioned ones)
+// as its flashcard answer sentence, in a shuffled order, n times.
+func docVariants(seed int64, ents []entity, n int) map[string][]string {
+	rng := rand.New(rand.NewPCG(uint64(seed), 0xd0c5))
+	out := map[string][]string{}
+	for _, e := range ents {
+		for v := 0; v < n; v++ {
+			s := make([]string, len(e.attrs))
+			for i, a := range e.attrs {
+				s[i] = a.answer
+			}
+			rng.Shuffle(len(s), func(i, j int) { s[i], s[j] = s[j], s[i] })
+			text := strings.Join(s, " ")
+			if e.chunk.Title != "" {
+				text = e.chunk.Title + "\n\n" + text
+			}
+			out[e.chunk.ID] = append(out[e.chunk.ID], text)
+		}
+	}
+	return out
+}
+
+func generate(task string, opt Options) ([]curriculum.Chunk, []curriculum.Fact, map[string][]string, error) {
 	opt.defaults()
 	// Each task has its own stream, so changing one task's size leaves the others unchanged.
 	var salt uint64
@@ -114,16 +157,16 @@ func Generate(task string, opt Options) ([]curriculum.Chunk, []curriculum.Fact, 
 	case "code":
 		ents = codeFiles(rng, opt.Chunks)
 	default:
-		return nil, nil, fmt.Errorf("synthetic: unknown task %q (want one of %v)", task, Tasks)
+		return nil, nil, nil, fmt.Errorf("synthetic: unknown task %q (want one of %v)", task, Tasks)
 	}
-	chunks, fs := facts(rng, ents, opt.FactsPerChunk)
-	return chunks, fs, nil
+	chunks, fs := facts(rng, ents, opt.FactsPerChunk, opt.Paraphrases)
+	return chunks, fs, docVariants(opt.Seed, ents, opt.DocVariants), nil
 }
 
 // Build generates a task's knowledge base and assembles it into a curriculum with a test.
 func Build(task string, opt Options) (*curriculum.Curriculum, error) {
 	opt.defaults()
-	chunks, fs, err := Generate(task, opt)
+	chunks, fs, variants, err := generate(task, opt)
 	if err != nil {
 		return nil, err
 	}
@@ -133,11 +176,26 @@ func Build(task string, opt Options) (*curriculum.Curriculum, error) {
 	if err != nil {
 		return nil, err
 	}
+	if opt.DocVariants > 0 {
+		var train []curriculum.Item
+		for _, it := range c.Train {
+			train = append(train, it)
+			if it.Type == curriculum.TypeDoc {
+				for _, v := range variants[it.ChunkID] {
+					train = append(train, curriculum.Item{Type: curriculum.TypeDoc, ChunkID: it.ChunkID, Text: v})
+				}
+			}
+		}
+		c.Train = train
+		c.Manifest.Counts = c.ComputeCounts()
+	}
 	c.Manifest.Source = "synthetic"
 	c.Manifest.Teacher = "synthetic"
 	c.Manifest.Inputs = []string{"synthetic:" + task}
 	c.Manifest.Options["task"] = task
 	c.Manifest.Options["chunks"] = fmt.Sprint(opt.Chunks)
 	c.Manifest.Options["facts_per_chunk"] = fmt.Sprint(opt.FactsPerChunk)
+	c.Manifest.Options["doc_variants"] = fmt.Sprint(opt.DocVariants)
+	c.Manifest.Options["paraphrases"] = fmt.Sprint(opt.Paraphrases)
 	return c, nil
 }

@@ -62,6 +62,39 @@ func TestBuildAllTasks(t *testing.T) {
 	}
 }
 
+// Augmentation adds training material only: the test and the base items stay the same.
+func TestAugmentation(t *testing.T) {
+	for _, task := range Tasks {
+		base, _ := Build(task, Options{Seed: 7})
+		aug, err := Build(task, Options{Seed: 7, DocVariants: 2, Paraphrases: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(base.Test, aug.Test) || !reflect.DeepEqual(base.Validation[0], aug.Validation[0]) {
+			t.Fatalf("%s: augmentation changed the test or validation", task)
+		}
+		nb, na := base.ComputeCounts(), aug.ComputeCounts()
+		if na.TrainDocs != 3*nb.TrainDocs || na.TrainQnA != 3*nb.TrainQnA || na.Validation != 3*nb.Validation {
+			t.Fatalf("%s: counts %+v -> %+v", task, nb, na)
+		}
+		// Every variant restates the document-only facts too: their answers are in the variants.
+		variants := map[string]string{}
+		for _, it := range aug.Train {
+			if it.Type == curriculum.TypeDoc {
+				variants[it.ChunkID] += it.Text
+			}
+		}
+		for _, q := range aug.Test {
+			if !strings.Contains(variants[q.ChunkID], q.Choices[q.Answer]) {
+				t.Fatalf("%s: %q not in the documents of %s", task, q.Choices[q.Answer], q.ChunkID)
+			}
+		}
+		if r := leakage.Analyze(aug, 0); r.All.Verbatim != 0 || r.All.Normalized != 0 {
+			t.Errorf("%s: paraphrases leak test questions: %+v", task, r.All)
+		}
+	}
+}
+
 func TestSizeIsConfigurable(t *testing.T) {
 	c, err := Build("products", Options{Seed: 3, Chunks: 5, FactsPerChunk: 2})
 	if err != nil {

@@ -1,0 +1,156 @@
+package lm
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sort"
+
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	"github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
+)
+
+// GenerateOptions controls Generate.
+type GenerateOptions struct {
+	// MaxNewTokens is the most tokens to generate (must be >= 1).
+	MaxNewTokens int
+	// Temperature scales logits before sampling; 0 means greedy (argmax, lowest id on ties).
+	Temperature float64
+	// TopP keeps the smallest set of most likely tokens whose probability reaches TopP
+	// (nucleus sampling); 0 or >= 1 keeps all.
+	TopP float64
+	// Seed seeds the sampler: equal seeds give equal samples.
+	Seed uint64
+	// StopTokens end generation; a generated stop token is included in the result.
+	StopTokens []int32
+}
+
+// Generate continues prompt and returns the new tokens only. It prefills the prompt in one
+// Architecture.Step, then decodes one token per Step with the cache kept on the device; the
+// cache is sized for len(prompt)+MaxNewTokens (rounded up to limit recompilation).
+func (m *Model) Generate(prompt []int32, opts GenerateOptions) ([]int32, error) {
+	if len(prompt) == 0 {
+		return nil, fmt.Errorf("Generate: empty prompt")
+	}
+	if opts.MaxNewTokens < 1 {
+		return nil, fmt.Errorf("Generate: MaxNewTokens must be >= 1, got %d", opts.MaxNewTokens)
+	}
+	if opts.Temperature < 0 || math.IsNaN(opts.Temperature) {
+		return nil, fmt.Errorf("Generate: invalid Temperature %v", opts.Temperature)
+	}
+	if err := m.checkTokens("Generate: prompt", prompt); err != nil {
+		return nil, err
+	}
+	limit := m.arch.MaxLength()
+	if limit > 0 && len(prompt) >= limit {
+		return nil, fmt.Errorf("Generate: prompt of %d tokens leaves no room in the model window %d", len(prompt), limit)
+	}
+	total := len(prompt) + opts.MaxNewTokens
+	if limit > 0 {
+		total = min(total, limit)
+	}
+	cacheLen := bucketLength(total, limit)
+	specs := m.arch.CacheShapes(cacheLen, m.dtype)
+	cache := make([]any, len(specs))
+	for i, cs := range specs {
+		cache[i] = tensors.FromShape(shapes.Make(cs.DType, cs.Dimensions...))
+	}
+	nc := len(specs)
+	e, err := m.exec(fmt.Sprintf("step-%d", nc), func(p Params, in []*graph.Node) []*graph.Node {
+		logits, newCache := m.arch.Step(p, in[:nc], in[nc], in[nc+1])
+		if len(newCache) != nc {
+			panic(fmt.Sprintf("Step returned %d cache tensors, CacheShapes has %d", len(newCache), nc))
+		}
+		// Only the last position's logits leave the device.
+		S := logits.Shape().Dimensions[1]
+		last := graph.Slice(logits, graph.AxisRange(), graph.AxisRange(S-1, S))
+		last = graph.Reshape(last, m.arch.VocabSize())
+		if last.DType() != dtypes.Float32 {
+			last = graph.ConvertDType(last, dtypes.Float32)
+		}
+		return append([]*graph.Node{last}, newCache...)
+	})
+	if err != nil {
+		return nil, err
+	}
+	rng := rand.New(rand.NewPCG(opts.Seed, 0x9e3779b97f4a7c15))
+	var out []int32
+	chunk := prompt
+	pos := 0
+	for {
+		args := append(slices.Clone(cache), tensors.FromFlatDataAndDimensions(slices.Clone(chunk), 1, len(chunk)), int32(pos))
+		res, err := m.run(e, args...)
+		if err != nil {
+			return nil, err
+		}
+		logits, err := tensors.CopyFlatData[float32](res[0])
+		if err != nil {
+			return nil, err
+		}
+		for i := range cache {
+			cache[i] = res[1+i]
+		}
+		next := sample(logits, opts.Temperature, opts.TopP, rng)
+		out = append(out, next)
+		pos += len(chunk)
+		// Feeding next needs position pos inside the window; the cache holds total >= pos+1
+		// positions whenever another token is wanted.
+		if len(out) >= opts.MaxNewTokens || slices.Contains(opts.StopTokens, next) || (limit > 0 && pos >= limit) {
+			break
+		}
+		chunk = []int32{next}
+	}
+	return out, nil
+}
+
+// sample picks the next token: argmax when temperature is 0, otherwise a draw from
+// softmax(logits/temperature) restricted to the top-p nucleus.
+func sample(logits []float32, temperature, topP float64, rng *rand.Rand) int32 {
+	if temperature == 0 {
+		best := 0
+		for i, x := range logits {
+			if x > logits[best] {
+				best = i
+			}
+		}
+		return int32(best)
+	}
+	idx := make([]int, len(logits))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return logits[idx[a]] > logits[idx[b]] })
+	mx := float64(logits[idx[0]])
+	probs := make([]float64, len(idx))
+	var sum float64
+	for r, i := range idx {
+		probs[r] = math.Exp((float64(logits[i]) - mx) / temperature)
+		sum += probs[r]
+	}
+	keep := len(idx)
+	if topP > 0 && topP < 1 {
+		var c float64
+		for r := range probs {
+			c += probs[r] / sum
+			if c >= topP {
+				keep = r + 1
+				break
+			}
+		}
+	}
+	var kept float64
+	for r := range keep {
+		kept += probs[r]
+	}
+	u := rng.Float64() * kept
+	for r := range keep {
+		u -= probs[r]
+		if u < 0 {
+			return int32(idx[r])
+		}
+	}
+	return int32(idx[keep-1])
+}

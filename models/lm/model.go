@@ -1,0 +1,307 @@
+package lm
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
+
+	"github.com/perpetual-ml/perpetual/models/backend"
+	"github.com/perpetual-ml/perpetual/models/checkpoint"
+)
+
+// LoadOptions controls Load and New.
+type LoadOptions struct {
+	// Backend runs the graphs; nil uses backend.Shared().
+	Backend compute.Backend
+	// DType is the compute dtype of the weights (Float32, BFloat16 or Float16); the zero value
+	// means Float32. Logits are always returned as float32.
+	DType dtypes.DType
+}
+
+// Model is an Architecture with its weights on a backend: the object evaluation, RAG and
+// training use. Its methods are safe for concurrent use; weights change only through SetWeights.
+type Model struct {
+	arch    Architecture
+	config  json.RawMessage
+	backend compute.Backend
+	dtype   dtypes.DType
+	specs   []ParamSpec
+
+	mu      sync.Mutex
+	weights []*tensors.Tensor // in specs order
+	hash    string            // cached Hash; "" when stale
+	execs   map[string]*graph.Exec
+}
+
+func (o LoadOptions) resolve() (LoadOptions, error) {
+	if o.DType == dtypes.InvalidDType {
+		o.DType = dtypes.Float32
+	}
+	switch o.DType {
+	case dtypes.Float32, dtypes.BFloat16, dtypes.Float16:
+	default:
+		return o, fmt.Errorf("lm: compute dtype %s not supported (use Float32, BFloat16 or Float16)", o.DType)
+	}
+	if o.Backend == nil {
+		b, err := backend.Shared()
+		if err != nil {
+			return o, err
+		}
+		o.Backend = b
+	}
+	return o, nil
+}
+
+// Load reads a model folder (plain, Hugging Face cache folder or snapshot; see
+// checkpoint.Resolve), builds the Architecture its config.json names and loads every parameter
+// (by name or alias), checking shapes and dtypes, converted to opts.DType.
+func Load(dir string, opts LoadOptions) (*Model, error) {
+	opts, err := opts.resolve()
+	if err != nil {
+		return nil, err
+	}
+	ck, err := checkpoint.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer ck.Close()
+	arch, err := NewArchitecture(ck.Config)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", ck.Dir, err)
+	}
+	weights := make([]*tensors.Tensor, 0, len(arch.Specs()))
+	for _, spec := range arch.Specs() {
+		name, ok := findTensor(spec, func(n string) bool { _, _, ok := ck.Info(n); return ok })
+		if !ok {
+			return nil, fmt.Errorf("%s: %s model needs tensor %q%s, absent from the checkpoint",
+				ck.Dir, arch.Family(), spec.Name, aliasNote(spec))
+		}
+		info, path, _ := ck.Info(name)
+		if !slices.Equal(info.Shape, spec.Shape) {
+			return nil, fmt.Errorf("%s: tensor %q has shape %v, config.json implies %v", path, name, info.Shape, spec.Shape)
+		}
+		if !checkpoint.IsFloat(info.DType) {
+			return nil, fmt.Errorf("%s: tensor %q has dtype %s, want a floating-point dtype", path, name, info.DType)
+		}
+		t, err := ck.Tensor(name, opts.DType)
+		if err != nil {
+			return nil, err
+		}
+		weights = append(weights, t)
+	}
+	return newModel(arch, ck.Config, weights, opts), nil
+}
+
+func findTensor(spec ParamSpec, has func(string) bool) (string, bool) {
+	if has(spec.Name) {
+		return spec.Name, true
+	}
+	for _, a := range spec.Aliases {
+		if has(a) {
+			return a, true
+		}
+	}
+	return "", false
+}
+
+func aliasNote(spec ParamSpec) string {
+	if len(spec.Aliases) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (or %v)", spec.Aliases)
+}
+
+// New builds a Model from an Architecture, its config and weights keyed by ParamSpec name (or
+// alias). Weights are converted to opts.DType (a copy when the dtype differs).
+func New(arch Architecture, config json.RawMessage, weights map[string]*tensors.Tensor, opts LoadOptions) (*Model, error) {
+	opts, err := opts.resolve()
+	if err != nil {
+		return nil, err
+	}
+	if arch == nil {
+		return nil, fmt.Errorf("lm.New: nil architecture")
+	}
+	if !json.Valid(config) {
+		return nil, fmt.Errorf("lm.New: config is not valid JSON")
+	}
+	ws := make([]*tensors.Tensor, 0, len(arch.Specs()))
+	for _, spec := range arch.Specs() {
+		name, ok := findTensor(spec, func(n string) bool { return weights[n] != nil })
+		if !ok {
+			return nil, fmt.Errorf("lm.New: %s model needs weight %q%s", arch.Family(), spec.Name, aliasNote(spec))
+		}
+		t, err := checkWeight(name, weights[name], spec, opts.DType)
+		if err != nil {
+			return nil, fmt.Errorf("lm.New: %w", err)
+		}
+		ws = append(ws, t)
+	}
+	return newModel(arch, slices.Clone(config), ws, opts), nil
+}
+
+func checkWeight(name string, t *tensors.Tensor, spec ParamSpec, dtype dtypes.DType) (*tensors.Tensor, error) {
+	if !slices.Equal(t.Shape().Dimensions, spec.Shape) {
+		return nil, fmt.Errorf("weight %q has shape %v, want %v", name, t.Shape().Dimensions, spec.Shape)
+	}
+	if !t.DType().IsFloat() {
+		return nil, fmt.Errorf("weight %q has dtype %s, want a floating-point dtype", name, t.DType())
+	}
+	c, err := checkpoint.Cast(t, dtype)
+	if err != nil {
+		return nil, fmt.Errorf("weight %q: %w", name, err)
+	}
+	return c, nil
+}
+
+func newModel(arch Architecture, config json.RawMessage, weights []*tensors.Tensor, opts LoadOptions) *Model {
+	return &Model{
+		arch: arch, config: config, backend: opts.Backend, dtype: opts.DType,
+		specs: arch.Specs(), weights: weights, execs: map[string]*graph.Exec{},
+	}
+}
+
+// Arch is the model's architecture.
+func (m *Model) Arch() Architecture { return m.arch }
+
+// Config is the model's raw config.json.
+func (m *Model) Config() json.RawMessage { return m.config }
+
+// Backend is the backend the model runs on.
+func (m *Model) Backend() compute.Backend { return m.backend }
+
+// DType is the compute dtype of the weights.
+func (m *Model) DType() dtypes.DType { return m.dtype }
+
+// Weights returns the current weights by ParamSpec name. The tensors are the model's own:
+// treat them as read-only and use SetWeights to change them.
+func (m *Model) Weights() map[string]*tensors.Tensor {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string]*tensors.Tensor, len(m.specs))
+	for i, s := range m.specs {
+		out[s.Name] = m.weights[i]
+	}
+	return out
+}
+
+// SetWeights replaces some or all weights (keyed by ParamSpec name), checking names and shapes
+// and converting to the model's dtype. Nothing changes if any weight is rejected.
+func (m *Model) SetWeights(w map[string]*tensors.Tensor) error {
+	index := make(map[string]int, len(m.specs))
+	for i, s := range m.specs {
+		index[s.Name] = i
+	}
+	updates := map[int]*tensors.Tensor{}
+	for name, t := range w {
+		i, ok := index[name]
+		if !ok {
+			return fmt.Errorf("SetWeights: %s model has no parameter %q", m.arch.Family(), name)
+		}
+		if t == nil {
+			return fmt.Errorf("SetWeights: weight %q is nil", name)
+		}
+		c, err := checkWeight(name, t, m.specs[i], m.dtype)
+		if err != nil {
+			return fmt.Errorf("SetWeights: %w", err)
+		}
+		updates[i] = c
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i, t := range updates {
+		m.weights[i] = t
+	}
+	m.hash = ""
+	return nil
+}
+
+// Hash is a stable SHA-256 (hex) of the config and every weight's name, dtype, shape and bytes,
+// usable as a cache key: equal models hash equal across processes.
+func (m *Model) Hash() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.hash != "" {
+		return m.hash
+	}
+	h := sha256.New()
+	writeField := func(b []byte) {
+		var n [8]byte
+		binary.LittleEndian.PutUint64(n[:], uint64(len(b)))
+		h.Write(n[:])
+		h.Write(b)
+	}
+	writeField(m.config)
+	for i, s := range m.specs {
+		t := m.weights[i]
+		writeField([]byte(s.Name))
+		writeField([]byte(fmt.Sprintf("%s%v", t.DType(), t.Shape().Dimensions)))
+		_ = t.ConstBytes(func(data []byte) { writeField(data) })
+	}
+	m.hash = hex.EncodeToString(h.Sum(nil))
+	return m.hash
+}
+
+// Save writes the model as a Hugging Face folder (config.json + safetensors); see
+// checkpoint.Save.
+func (m *Model) Save(dir string, opts checkpoint.SaveOptions) error {
+	return checkpoint.Save(dir, m.config, m.Weights(), opts)
+}
+
+// exec returns (creating once) a graph executor by key. build receives the parameter accessor
+// built from the first len(specs) inputs and the remaining inputs.
+func (m *Model) exec(key string, build func(p Params, rest []*graph.Node) []*graph.Node) (*graph.Exec, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e, ok := m.execs[key]; ok {
+		return e, nil
+	}
+	n := len(m.specs)
+	family := m.arch.Family()
+	specs := m.specs
+	e, err := graph.NewExec(m.backend, func(inputs []*graph.Node) []*graph.Node {
+		byName := make(map[string]*graph.Node, n)
+		for i, s := range specs {
+			byName[s.Name] = inputs[i]
+		}
+		p := func(name string) *graph.Node {
+			node, ok := byName[name]
+			if !ok {
+				panic(fmt.Sprintf("lm: %s graph asked for unknown parameter %q", family, name))
+			}
+			return node
+		}
+		return build(p, inputs[n:])
+	})
+	if err != nil {
+		return nil, err
+	}
+	e = e.WithName(family + "-" + key).SetMaxCache(64)
+	m.execs[key] = e
+	return e, nil
+}
+
+// run executes an executor with the current weights followed by extra arguments.
+func (m *Model) run(e *graph.Exec, extra ...any) (out []*tensors.Tensor, err error) {
+	m.mu.Lock()
+	args := make([]any, 0, len(m.weights)+len(extra))
+	for _, w := range m.weights {
+		args = append(args, w)
+	}
+	m.mu.Unlock()
+	args = append(args, extra...)
+	defer func() {
+		if r := recover(); r != nil {
+			out, err = nil, fmt.Errorf("lm: %s graph: %v", m.arch.Family(), r)
+		}
+	}()
+	return e.Exec(args...)
+}

@@ -35,10 +35,13 @@ die() { echo "notebooks/run.sh: $*" >&2; exit 1; }
 command -v gonb >/dev/null || die "gonb not on PATH ($gobin): make notebook-tools"
 command -v goimports >/dev/null || die "goimports not on PATH ($gobin): make notebook-tools"
 datadir="$("$jupyter" --data-dir)"
-if [ ! -f "$datadir/kernels/gonb/kernel.json" ]; then
+spec="$datadir/kernels/gonb/kernel.json"
+# (Re)install when missing or when it points at another gonb binary than the one on PATH.
+if [ ! -f "$spec" ] || ! grep -qF "\"$(command -v gonb)\"" "$spec"; then
   echo "== installing the gonb kernelspec"
-  (cd /tmp && gonb --install --logtostderr >/dev/null 2>&1) || die "gonb --install failed"
-  [ -f "$datadir/kernels/gonb/kernel.json" ] || die "gonb --install wrote no kernelspec under $datadir"
+  # gopls (code completion) is not needed headlessly: --force_deps installs without it.
+  (cd /tmp && gonb --install --force_deps --logtostderr >/dev/null 2>&1) || die "gonb --install failed"
+  [ -f "$spec" ] || die "gonb --install wrote no kernelspec under $datadir"
 fi
 
 if [ $# -gt 0 ]; then

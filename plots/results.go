@@ -5,8 +5,9 @@
 // interactive HTML from Go values, no JavaScript toolchain needed) and written as HTML pages that
 // load echarts.min.js from an "assets" folder copied next to them (the vendored copy in
 // third_party/echarts), so they work offline. PNG images are screenshots of those pages taken by a
-// headless Chromium (Debian's chromium package); the same pages that people open are the ones
-// photographed, so the two never disagree. Notebooks display the charts inline through
+// headless Chromium (Debian's chromium package) driven through github.com/chromedp/chromedp, which
+// keeps one browser open for all charts; the pages people open are the ones photographed, so the
+// two never disagree. Notebooks display the charts inline through
 // NotebookHTML, which inlines the script instead of pointing at a folder.
 //
 // The input is the file results.json in a results directory (see Results for its layout); the
@@ -98,13 +99,27 @@ func Load(dir string) (*Results, error) {
 
 // Read decodes and validates results JSON from r; name (usually the file path) prefixes errors.
 func Read(r io.Reader, name string) (*Results, error) {
-	var res Results
-	dec := json.NewDecoder(r)
-	if err := dec.Decode(&res); err != nil {
+	var top map[string]json.RawMessage
+	if err := json.NewDecoder(r).Decode(&top); err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("%s: empty file, expected a JSON object with cells, loss and recall", name)
 		}
 		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	_, hasCells := top["cells"]
+	_, hasLoss := top["loss"]
+	_, hasRecall := top["recall"]
+	if !hasCells && !hasLoss && !hasRecall {
+		// E.g. an evaluation run's lm-evaluation-harness results.json, which is a different file.
+		return nil, fmt.Errorf("%s: no \"cells\", \"loss\" or \"recall\" key: not a harness results file", name)
+	}
+	var res Results
+	for key, dst := range map[string]any{"cells": &res.Cells, "loss": &res.Loss, "recall": &res.Recall} {
+		if raw, ok := top[key]; ok {
+			if err := json.Unmarshal(raw, dst); err != nil {
+				return nil, fmt.Errorf("%s: %s: %w", name, key, err)
+			}
+		}
 	}
 	if err := res.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)

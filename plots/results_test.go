@@ -44,7 +44,9 @@ func TestLoadErrorsNameFileAndProblem(t *testing.T) {
 	}{
 		{"empty", "", "empty file"},
 		{"syntax", "{", "unexpected EOF"},
-		{"type", `{"cells": 3}`, "cannot unmarshal"},
+		{"type", `{"cells": 3}`, "cells: json: cannot unmarshal"},
+		{"not harness", `{"results": {"perpetual_letters": {"acc,none": 0.5}}}`, "not a harness results file"},
+		{"array", `[1]`, "cannot unmarshal array"},
 		{"condition", `{"cells":[` + strings.Replace(good, `"rag"`, `"ragg"`, 1) + `]}`, `condition "ragg" is not one of`},
 		{"no task", `{"cells":[` + strings.Replace(good, `"task":"t"`, `"task":""`, 1) + `]}`, "empty task"},
 		{"acc range", `{"cells":[` + strings.Replace(good, `"acc":0.5`, `"acc":1.5`, 1) + `]}`, "acc 1.5 outside [0, 1]"},

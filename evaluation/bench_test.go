@@ -30,9 +30,9 @@ func BenchmarkTinyGemmaLetters(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	scorer := newTinyScorer(b, filepath.Join("..", "models", "gemma", "testdata", "mha"))
+	scorer := loadTinyGemma(b)
 	letters, _ := DefaultTask(Letters)
-	enc := Encoder{Tokenizer: tk, AddBOS: true, BOS: tk.bos, MaxLength: scorer.arch.MaxLength()}
+	enc := Encoder{Tokenizer: tk, AddBOS: true, BOS: tk.bos, MaxLength: scorer.Arch().MaxLength()}
 	for b.Loop() {
 		if _, err := Evaluate(qs, Options{Task: letters, Encoder: enc, Scorer: scorer, BatchSize: 32}); err != nil {
 			b.Fatal(err)

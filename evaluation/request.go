@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode"
+
+	"github.com/perpetual-ml/perpetual/models/lm"
 )
 
 // Tokenizer is what the evaluator needs from models/tokenizer: plain encoding without special
@@ -13,22 +15,13 @@ type Tokenizer interface {
 }
 
 // Request is one log-likelihood query: the model sees Context then Continuation and reports the
-// summed log-probability of Continuation's tokens. Same fields as lm.Request.
-type Request struct {
-	Context, Continuation []int32
-}
+// summed log-probability of Continuation's tokens (lm.Request, so *lm.Model is a Scorer as is).
+type Request = lm.Request
 
-// Result is a scored Request. Same fields as lm.Result.
-type Result struct {
-	// LogProb is the sum of the continuation tokens' log-probabilities.
-	LogProb float64
-	// IsGreedy is true when every continuation token is the argmax of its position's logits.
-	IsGreedy bool
-	// NumTokens is the number of continuation tokens scored.
-	NumTokens int
-}
+// Result is a scored Request (lm.Result).
+type Result = lm.Result
 
-// Scorer computes log-likelihoods; (*lm.Model) satisfies it. Implementations must return one
+// Scorer computes log-likelihoods; *lm.Model satisfies it, tests use deterministic fakes. Implementations must return one
 // Result per Request in order and give the same numbers whatever the batch size.
 type Scorer interface {
 	LogLikelihood(reqs []Request, batchSize int) ([]Result, error)

@@ -159,3 +159,30 @@ func TestNotebookHTML(t *testing.T) {
 		t.Fatal("NotebookScript does not inline echarts")
 	}
 }
+
+// A model evaluated under fewer conditions leaves a gap ("-") in its group and no whisker, while
+// the whiskers of the other bars keep their series index and count.
+func TestAccuracyChartWithMissingCell(t *testing.T) {
+	cells := []Cell{
+		{Task: "t", Model: "a", Condition: Base, Acc: 0.3, Low: 0.2, High: 0.4, N: 50},
+		{Task: "t", Model: "a", Condition: RAG, Acc: 0.6, Low: 0.5, High: 0.7, N: 50, DeltaVsBase: 0.3, Significant: true},
+		{Task: "t", Model: "b", Condition: Base, Acc: 0.35, Low: 0.25, High: 0.45, N: 50},
+	}
+	chs := AccuracyCharts(cells)
+	if len(chs) != 1 || chs[0].Name != "accuracy-t" {
+		t.Fatalf("charts: %+v", chs)
+	}
+	page, err := chs[0].HTML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(page)
+	for _, want := range []string{`"value":"-"`, `"value":[0,0.5,0.7,1,2]`, `"value":[1,0.25,0.45,0,2]`} {
+		if !strings.Contains(s, want) {
+			t.Errorf("page lacks %s", want)
+		}
+	}
+	if strings.Count(s, `"value":[`) != 3 {
+		t.Errorf("want 3 whiskers, page has %d", strings.Count(s, `"value":[`))
+	}
+}

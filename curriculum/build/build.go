@@ -191,6 +191,26 @@ func buildFromSource(ctx context.Context, opt *Options) (*curriculum.Curriculum,
 		case "products":
 			facts = offline.Products(records, opt.Seed)
 			teacherName = "offline:fields"
+			// Records without structured fields (WDC offers are often title + description only)
+			// still teach something: cloze items from their text.
+			has := map[string]bool{}
+			for _, f := range facts {
+				has[f.ChunkID] = true
+			}
+			var bare []curriculum.Chunk
+			for _, r := range records {
+				if len(r.ChunkIDs) > 0 && !has[r.ChunkIDs[0]] {
+					for _, c := range chunks {
+						if c.ID == r.ChunkIDs[0] {
+							bare = append(bare, c)
+						}
+					}
+				}
+			}
+			if len(bare) > 0 {
+				facts = append(facts, offline.Cloze(bare, offline.ClozeOptions{Seed: opt.Seed, PerChunk: opt.ClozePerChunk, Fragments: true})...)
+				teacherName = "offline:fields+cloze"
+			}
 		}
 	case "llm":
 		cfg := opt.LLM

@@ -98,6 +98,36 @@ func TestOfflineSources(t *testing.T) {
 	}
 }
 
+// The paper's product documents (real WDC offers: title + description, no structured fields)
+// give cloze questions.
+func TestProductsFromRealWDC(t *testing.T) {
+	data, err := os.ReadFile("../../../shared/datasets/perpetual/products/train.json")
+	if err != nil {
+		t.Skip("reference data not available")
+	}
+	var items []struct {
+		Type     string          `json:"type"`
+		Document json.RawMessage `json:"document"`
+	}
+	json.Unmarshal(data, &items)
+	var docs []json.RawMessage
+	for _, it := range items {
+		if it.Type == "doc" && len(docs) < 120 {
+			docs = append(docs, it.Document)
+		}
+	}
+	b, _ := json.Marshal(docs)
+	in := filepath.Join(t.TempDir(), "wdc.json")
+	os.WriteFile(in, b, 0o644)
+	c, err := Build(context.Background(), Options{Source: "products", Inputs: []string{in}, Teacher: "offline", Out: filepath.Join(t.TempDir(), "out"), Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Manifest.Teacher != "offline:fields+cloze" || len(c.Test) < 100 || c.Manifest.Counts.TestDocumentOnly == 0 {
+		t.Fatalf("teacher %s, counts %+v", c.Manifest.Teacher, c.Manifest.Counts)
+	}
+}
+
 func TestBadOptions(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "x")
 	for _, o := range []Options{

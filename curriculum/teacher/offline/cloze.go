@@ -17,6 +17,9 @@ type ClozeOptions struct {
 	Seed int64
 	// PerChunk is the maximum number of cloze items per chunk (default 4).
 	PerChunk int
+	// Fragments also cuts text at ";" and double quotes and accepts pieces that are not full
+	// sentences (product descriptions are mostly spec fragments).
+	Fragments bool
 }
 
 // A span of a sentence that can be blanked: a number (with its unit word) or a named entity.
@@ -26,13 +29,19 @@ type span struct {
 }
 
 var (
-	numberRE = regexp.MustCompile(`\b\d[\d,]*(\.\d+)?(%| percent)?`)
+	numberRE = regexp.MustCompile(`\b\d[\d,]*(\.\d+)?(%| percent|[A-Za-z]{1,4}\b)?`)
+	unitRE   = regexp.MustCompile(`^([\d,]*\d)(\.\d+)?([A-Za-z]{1,4})$`)
 	entityRE = regexp.MustCompile(`\b[A-Z][a-z]+(?:[ -][A-Z][a-z]+)+\b`)
 )
 
 // numberKind classes a number so distractors share its shape: years with years, percentages with
-// percentages, decimals with the same count of decimals, integers with the same count of digits.
+// percentages, numbers with an attached unit ("16GB") with the same unit, decimals with the same
+// count of decimals, integers with the same count of digits.
 func numberKind(s string) string {
+	if m := unitRE.FindStringSubmatch(s); m != nil {
+		// "16GB", "5mm": same unit, same shape.
+		return fmt.Sprintf("unit:%s:%d", strings.ToLower(m[3]), len(m[2]))
+	}
 	switch {
 	case strings.HasSuffix(s, "%") || strings.HasSuffix(s, " percent"):
 		return "percent"
@@ -101,6 +110,14 @@ func spans(sent string) []span {
 // perturb makes a same-shape alternative to a number (another year, percentage, decimal with the
 // same number of decimals, integer of similar size) when the corpus has too few of that kind.
 func perturb(rng *rand.Rand, s, kind string) string {
+	if m := unitRE.FindStringSubmatch(s); m != nil {
+		num := m[1] + m[2]
+		k := "integer"
+		if m[2] != "" {
+			k = "decimal"
+		}
+		return perturb(rng, num, k) + m[3]
+	}
 	switch {
 	case kind == "year":
 		y, _ := strconv.Atoi(s)
@@ -159,9 +176,15 @@ func Cloze(chunks []curriculum.Chunk, opt ClozeOptions) []curriculum.Fact {
 	var perChunk [][]cand
 	for _, c := range chunks {
 		var cs []cand
-		for _, sent := range sentences(c.Text) {
-			sent = strings.TrimSpace(sent)
-			if len(sent) < 40 || len(sent) > 300 || !unicode.IsUpper(rune(sent[0])) {
+		text := c.Text
+		minLen := 40
+		if opt.Fragments {
+			text = strings.NewReplacer(";", ".\n\n", `"`, "\n\n").Replace(text)
+			minLen = 25
+		}
+		for _, sent := range sentences(text) {
+			sent = strings.TrimSpace(strings.TrimLeft(sent, "•*-–, "))
+			if len(sent) < minLen || len(sent) > 300 || (!opt.Fragments && !unicode.IsUpper(rune(sent[0]))) {
 				continue
 			}
 			for _, sp := range spans(sent) {
@@ -220,6 +243,9 @@ func sentences(text string) []string {
 	var out []string
 	for _, para := range strings.Split(text, "\n\n") {
 		para = strings.Join(strings.Fields(para), " ")
+		if para != "" && !strings.ContainsAny(para[len(para)-1:], ".!?") {
+			para += "." // a paragraph without final punctuation is still a piece
+		}
 		start := 0
 		for i := 0; i < len(para); i++ {
 			if c := para[i]; (c == '.' || c == '!' || c == '?') && (i+1 == len(para) || para[i+1] == ' ') {

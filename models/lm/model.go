@@ -305,3 +305,17 @@ func (m *Model) run(e *graph.Exec, extra ...any) (out []*tensors.Tensor, err err
 	}()
 	return e.Exec(args...)
 }
+
+// ParseDType maps a command-line dtype name (float32/f32, bfloat16/bf16, float16/f16) to a
+// compute dtype.
+func ParseDType(s string) (dtypes.DType, error) {
+	switch s {
+	case "", "float32", "f32", "F32":
+		return dtypes.Float32, nil
+	case "bfloat16", "bf16", "BF16":
+		return dtypes.BFloat16, nil
+	case "float16", "f16", "F16":
+		return dtypes.Float16, nil
+	}
+	return dtypes.InvalidDType, fmt.Errorf("unknown dtype %q: use float32, bfloat16 or float16", s)
+}

@@ -428,3 +428,26 @@ func TestSetWeightsAndHash(t *testing.T) {
 		t.Fatal("restoring the weights did not restore the hash")
 	}
 }
+
+func TestInspect(t *testing.T) {
+	m, _ := newTestModel(t, 10, 4, 32, 9)
+	dir := filepath.Join(t.TempDir(), "model")
+	ws := m.Weights()
+	ws["extra.buffer"] = tensors.FromValue([]float32{1})
+	if err := checkpoint.Save(dir, m.Config(), ws, checkpoint.SaveOptions{DType: dtypes.BFloat16}); err != nil {
+		t.Fatal(err)
+	}
+	in, err := Inspect(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.Family != testFamily || in.Parameters != 10*4*2+4 || in.DTypes["BF16"] != 4 || len(in.Problems) != 0 ||
+		!slices.Equal(in.Unused, []string{"extra.buffer"}) {
+		t.Fatalf("%+v", in)
+	}
+	os.WriteFile(filepath.Join(dir, "config.json"), testConfig(10, 5, 32), 0o644)
+	in, err = Inspect(dir)
+	if err != nil || len(in.Problems) != 3 {
+		t.Fatalf("3 misshapen tensors: %+v %v", in, err)
+	}
+}

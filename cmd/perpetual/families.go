@@ -1,0 +1,7 @@
+package main
+
+// Model families register their architectures with models/lm in init; importing them here
+// makes `perpetual logits`, `doctor --model` and every command that loads a model know them.
+import (
+	_ "github.com/perpetual-ml/perpetual/models/gemma"
+)

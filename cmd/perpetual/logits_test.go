@@ -1,0 +1,102 @@
+package main
+
+import (
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The tiny Gemma fixture of models/gemma (weights + logits from a plain-torch reference).
+var tinyGemma = filepath.Join("..", "..", "models", "gemma", "testdata", "mha")
+
+func TestLogitsCommandMatchesReference(t *testing.T) {
+	var golden struct {
+		Sequences [][]int32   `json:"sequences"`
+		Logits    [][]float64 `json:"logits"` // per sequence, T*V flattened
+	}
+	raw, err := os.ReadFile(filepath.Join(tinyGemma, "golden.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &golden); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	ids := filepath.Join(dir, "ids.json")
+	seqs, _ := json.Marshal(golden.Sequences)
+	os.WriteFile(ids, seqs, 0o644)
+	outPath := filepath.Join(dir, "out.json")
+	if out, err := runCLI(t, "logits", "--model", tinyGemma, "--tokens", ids, "--out", outPath, "--dtype", "float32"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	raw, err = os.ReadFile(outPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []struct {
+		Logits [][]float64 `json:"logits"`
+	}
+	if err := json.Unmarshal(raw, &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(golden.Sequences) {
+		t.Fatalf("%d results for %d sequences", len(got), len(golden.Sequences))
+	}
+	for s, seq := range golden.Sequences {
+		if len(got[s].Logits) != len(seq) {
+			t.Fatalf("sequence %d: %d rows, want %d", s, len(got[s].Logits), len(seq))
+		}
+		V := len(golden.Logits[s]) / len(seq)
+		for tt, row := range got[s].Logits {
+			if len(row) != V {
+				t.Fatalf("sequence %d position %d: %d logits, want %d", s, tt, len(row), V)
+			}
+			for v, x := range row {
+				if d := math.Abs(x - golden.Logits[s][tt*V+v]); d > 1e-3 {
+					t.Fatalf("sequence %d position %d token %d: %v, reference %v", s, tt, v, x, golden.Logits[s][tt*V+v])
+				}
+			}
+		}
+	}
+
+	// Bad inputs give errors naming the file.
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, []byte(`{"not":"an array"}`), 0o644)
+	if _, err := runCLI(t, "logits", "--model", tinyGemma, "--tokens", bad, "--out", outPath, "--dtype", "float32"); err == nil || !strings.Contains(err.Error(), bad) {
+		t.Fatalf("bad token file: %v", err)
+	}
+	os.WriteFile(bad, []byte(`[[1, 100000]]`), 0o644)
+	if _, err := runCLI(t, "logits", "--model", tinyGemma, "--tokens", bad, "--out", outPath, "--dtype", "float32"); err == nil || !strings.Contains(err.Error(), "vocabulary") {
+		t.Fatalf("out-of-vocabulary token: %v", err)
+	}
+}
+
+func TestDoctorModel(t *testing.T) {
+	out, err := runCLI(t, "doctor", "--model", tinyGemma)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, want := range []string{"family:   gemma", "params:", "F32", "model ok"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("doctor output lacks %q:\n%s", want, out)
+		}
+	}
+	// A config that disagrees with the weights is reported as a problem.
+	dir := t.TempDir()
+	cfg, _ := os.ReadFile(filepath.Join(tinyGemma, "config.json"))
+	var c map[string]any
+	json.Unmarshal(cfg, &c)
+	c["vocab_size"] = c["vocab_size"].(float64) + 1
+	cfg, _ = json.Marshal(c)
+	os.WriteFile(filepath.Join(dir, "config.json"), cfg, 0o644)
+	st, _ := os.ReadFile(filepath.Join(tinyGemma, "model.safetensors"))
+	os.WriteFile(filepath.Join(dir, "model.safetensors"), st, 0o644)
+	out, err = runCLI(t, "doctor", "--model", dir)
+	if err == nil || !strings.Contains(out, "problem:") || !strings.Contains(out, "embed_tokens") {
+		t.Fatalf("mismatched config: %v\n%s", err, out)
+	}
+	runCLI(t, "doctor", "--model", "") // reset the flag for other tests
+}

@@ -40,6 +40,8 @@ type Model struct {
 	weights []*tensors.Tensor // in specs order
 	hash    string            // cached Hash; "" when stale
 	execs   map[string]*graph.Exec
+
+	scoringBytes int64 // SetScoringBudget; 0 = DefaultScoringBytes
 }
 
 func (o LoadOptions) resolve() (LoadOptions, error) {

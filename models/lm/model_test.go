@@ -451,3 +451,41 @@ func TestInspect(t *testing.T) {
 		t.Fatalf("3 misshapen tensors: %+v %v", in, err)
 	}
 }
+
+func TestScoringBudgetSplitsBatches(t *testing.T) {
+	m, w := newTestModel(t, 9, 5, 0, 3)
+	r := rand.New(rand.NewPCG(5, 5))
+	var reqs []Request
+	for range 20 {
+		reqs = append(reqs, Request{Context: randSeq(r, 1+r.IntN(20), 9), Continuation: randSeq(r, 2, 9)})
+	}
+	want, err := m.LogLikelihood(reqs, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.rowsFor(16) < 32 {
+		t.Fatalf("default budget fits only %d rows of 16 tokens", m.rowsFor(16))
+	}
+	m.SetScoringBudget(16 * 9 * 4 * 2) // two rows of 16 tokens
+	if got := m.rowsFor(16); got != 2 {
+		t.Fatalf("rowsFor(16) = %d, want 2", got)
+	}
+	if got := m.rowsFor(4096); got != 1 {
+		t.Fatalf("rowsFor(4096) = %d, want 1", got)
+	}
+	got, err := m.LogLikelihood(reqs, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatal("splitting batches changed results")
+	}
+	l, err := m.Logits([][]int32{reqs[0].Context, reqs[1].Context, reqs[2].Context})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := refLogits(w.E, w.drift, w.W, reqs[2].Context)
+	if math.Abs(float64(l[2][0][0])-ref[0][0]) > 1e-4 {
+		t.Fatal("split Logits wrong")
+	}
+}

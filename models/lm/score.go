@@ -89,6 +89,36 @@ func (m *Model) logitsF32(p Params, tok, pos, seg *graph.Node) *graph.Node {
 // come back to the host).
 const logitsRowsPerCall = 8
 
+// DefaultScoringBytes is the default budget for the float32 logits [B, T, V] one graph call
+// materialises (see SetScoringBudget).
+const DefaultScoringBytes = 1 << 30
+
+// SetScoringBudget bounds the bytes of float32 logits one Logits or LogLikelihood graph call
+// may hold (0 restores DefaultScoringBytes): with a 256k vocabulary a batch of 32 rows of 512
+// tokens would need 16 GiB. Batches are split to fit, which does not change any result; at
+// least one row always runs.
+func (m *Model) SetScoringBudget(bytes int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.scoringBytes = bytes
+}
+
+// rowsFor is how many rows of width T fit the scoring budget (a power of two, at least 1).
+func (m *Model) rowsFor(T int) int {
+	m.mu.Lock()
+	budget := m.scoringBytes
+	m.mu.Unlock()
+	if budget <= 0 {
+		budget = DefaultScoringBytes
+	}
+	rows := budget / (int64(T) * int64(m.arch.VocabSize()) * 4)
+	p := 1
+	for int64(p*2) <= rows {
+		p *= 2
+	}
+	return p
+}
+
 // Logits returns next-token logits [seq][t][vocab] (float32) for each sequence, each run on
 // its own: positions from 0, no packing. Empty sequences give empty results.
 func (m *Model) Logits(seqs [][]int32) ([][][]float32, error) {
@@ -123,7 +153,8 @@ func (m *Model) Logits(seqs [][]int32) ([][][]float32, error) {
 		T := bucketLength(len(seqs[order[start]]), limit)
 		end := start
 		var rows [][]int32
-		for end < len(order) && end-start < logitsRowsPerCall && bucketLength(len(seqs[order[end]]), limit) == T {
+		perCall := min(logitsRowsPerCall, m.rowsFor(T))
+		for end < len(order) && end-start < perCall && bucketLength(len(seqs[order[end]]), limit) == T {
 			rows = append(rows, seqs[order[end]])
 			end++
 		}
@@ -220,7 +251,8 @@ func (m *Model) LogLikelihood(reqs []Request, batchSize int) ([]Result, error) {
 		// numbers) depends only on its own length, never on batchSize.
 		T := bucketLength(len(rows[start].inp), limit)
 		end := start
-		for end < len(rows) && end-start < batchSize && bucketLength(len(rows[end].inp), limit) == T {
+		perCall := min(batchSize, m.rowsFor(T))
+		for end < len(rows) && end-start < perCall && bucketLength(len(rows[end].inp), limit) == T {
 			end++
 		}
 		batch := rows[start:end]

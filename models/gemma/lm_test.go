@@ -42,6 +42,21 @@ func TestLMLoadGoldenLogits(t *testing.T) {
 			}
 		})
 	}
+	t.Run("mha in float16", func(t *testing.T) {
+		// float16 keeps 11 bits of mantissa: a few 1e-3 of relative error against float32.
+		f := loadFixture(t, "mha")
+		got, err := loadLM(t, "mha", dtypes.Float16).Logits(f.golden.Sequences)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range f.golden.Sequences {
+			rel, _ := compare(flatten(got[i]), f.golden.Logits[i])
+			t.Logf("sequence %d: float16 vs float32 reference %.2e", i, rel)
+			if rel > 1e-2 || math.IsNaN(rel) {
+				t.Errorf("sequence %d: relative error %.2e", i, rel)
+			}
+		}
+	})
 	t.Run("gqa_bf16 in bfloat16", func(t *testing.T) {
 		f := loadFixture(t, "gqa_bf16")
 		got, err := loadLM(t, "gqa_bf16", dtypes.BFloat16).Logits(f.golden.Sequences)

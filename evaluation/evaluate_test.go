@@ -477,8 +477,12 @@ func TestOutputFilesAndCompare(t *testing.T) {
 	if cmp.McNemar.OnlyB != 2 || cmp.Acc <= cmp.BaseAcc || cmp.Bootstrap.Diff != 2.0/3 {
 		t.Errorf("comparison %+v", cmp)
 	}
-	if _, err := Compare(run.Samples, better[:2], 100, 1); err == nil {
-		t.Error("unpaired comparison accepted")
+	if cmp, err := Compare(run.Samples, better[:2], 100, 1); err != nil || cmp.N != 2 {
+		t.Errorf("comparison on a subset of the base: %+v %v", cmp, err)
+	}
+	better[2].Doc.ID = "elsewhere"
+	if _, err := Compare(run.Samples, better, 100, 1); err == nil || !strings.Contains(err.Error(), "elsewhere") {
+		t.Errorf("a question missing from the base: %v", err)
 	}
 }
 

@@ -287,14 +287,13 @@ type Comparison struct {
 	Bootstrap stats.BootstrapResult `json:"bootstrap"`
 }
 
-// Compare pairs samples by question id and tests the difference in acc (condition - base).
+// Compare pairs samples by question id and tests the difference in acc (condition - base) on
+// the condition's questions, each of which must be in the base run (a base run may cover more,
+// e.g. when the condition used --limit).
 func Compare(base, cond []Sample, iterations int, seed uint64) (Comparison, error) {
 	byID := map[string]Sample{}
 	for _, s := range base {
 		byID[s.Doc.ID] = s
-	}
-	if len(base) != len(cond) {
-		return Comparison{}, fmt.Errorf("compare: base has %d questions, condition %d", len(base), len(cond))
 	}
 	ids := make([]string, 0, len(cond))
 	condByID := map[string]Sample{}

@@ -76,6 +76,10 @@ const (
 	defaultRMSNormEps   = 1e-6
 	defaultRopeTheta    = 10000.0
 	defaultMaxPositions = 8192
+
+	// Sanity limits far above any Gemma (7b has 8.5e9 parameters in 28 layers).
+	maxParams = 1e12
+	maxLayers = 10000
 )
 
 // ParseConfig reads and validates a Gemma config.json. Errors name the offending field.
@@ -117,6 +121,14 @@ func (c Config) Validate() error {
 		if f.value <= 0 {
 			return fmt.Errorf("gemma config.json: %s must be a positive integer, got %d", f.name, f.value)
 		}
+	}
+	// Absurd sizes (a corrupt or hostile config) must fail here, not exhaust memory in Specs.
+	h, layers := float64(c.HiddenSize), float64(c.NumHiddenLayers)
+	heads := float64(c.NumAttentionHeads) + float64(c.NumKeyValueHeads)
+	perLayer := 2*h*heads*float64(c.HeadDim) + 3*h*float64(c.IntermediateSize)
+	if n := float64(c.VocabSize)*h + layers*perLayer; n > maxParams || layers > maxLayers {
+		return fmt.Errorf("gemma config.json: sizes imply %.3g parameters in %d layers (num_hidden_layers, hidden_size, "+
+			"intermediate_size, vocab_size); refusing more than %.0g parameters or %d layers", n, c.NumHiddenLayers, maxParams, maxLayers)
 	}
 	if c.NumAttentionHeads%c.NumKeyValueHeads != 0 {
 		return fmt.Errorf("gemma config.json: num_attention_heads (%d) must be a multiple of num_key_value_heads (%d)",

@@ -327,6 +327,9 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{`"rope_scaling":{"type":"linear","factor":2}`, "rope_scaling"},
 		{`"vocab_size":"many"`, "vocab_size"},
 		{`"tie_word_embeddings":false`, "tie_word_embeddings"},
+		{`"num_hidden_layers":1000000000000`, "num_hidden_layers"},
+		{`"vocab_size":9000000000000`, "vocab_size"},
+		{`"head_dim":4611686018427387904`, "num_hidden_layers"}, // (heads+kv)*head_dim overflows int64
 	}
 	for _, c := range cases {
 		var cfg map[string]any
@@ -399,4 +402,28 @@ func TestScoringMemoryEstimate2B(t *testing.T) {
 	if _, err := m.EstimateScoringMemory(testBackend(t), 0, 10, dtypes.Float32); err == nil {
 		t.Error("batch 0 accepted")
 	}
+}
+
+// Arbitrary config.json bytes never panic; an accepted config yields a usable architecture.
+func FuzzParseConfig(f *testing.F) {
+	f.Add([]byte(validConfig))
+	f.Add([]byte(`{"vocab_size":10,"hidden_size":8,"intermediate_size":4,"num_hidden_layers":1,"num_attention_heads":2}`))
+	f.Add([]byte(`{"hidden_size":8,"num_attention_heads":3}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		cfg, err := ParseConfig(raw)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "gemma config.json: ") {
+				t.Fatalf("error does not name config.json: %v", err)
+			}
+			return
+		}
+		m, err := New(cfg)
+		if err != nil {
+			t.Fatalf("ParseConfig accepted a config New rejects: %v", err)
+		}
+		if len(m.Specs()) != 2+9*cfg.NumHiddenLayers || m.NumParams() <= 0 {
+			t.Fatalf("specs %d, params %d", len(m.Specs()), m.NumParams())
+		}
+	})
 }

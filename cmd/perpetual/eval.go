@@ -1,0 +1,131 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/perpetual-ml/perpetual/evaluation"
+	_ "github.com/perpetual-ml/perpetual/models/gemma" // registers the gemma family for lm.Load
+	"github.com/perpetual-ml/perpetual/models/lm"
+	"github.com/perpetual-ml/perpetual/models/tokenizer"
+	"github.com/perpetual-ml/perpetual/rag"
+)
+
+// loadEvalModel loads a model folder's weights and tokenizer and the harness's BOS rule.
+func loadEvalModel(dir string) (*lm.Model, evaluation.Encoder, error) {
+	m, err := lm.Load(dir, lm.LoadOptions{})
+	if err != nil {
+		return nil, evaluation.Encoder{}, err
+	}
+	tok, err := tokenizer.Load(dir)
+	if err != nil {
+		return nil, evaluation.Encoder{}, err
+	}
+	addBOS, err := evaluation.AddBOSFor(dir, m.Arch().Family())
+	if err != nil {
+		return nil, evaluation.Encoder{}, err
+	}
+	sp := tok.Special()
+	// The harness's prefix token for an empty context: BOS, else EOS.
+	prefix := sp.BOS
+	if prefix < 0 {
+		prefix = sp.EOS
+	}
+	if addBOS && sp.BOS < 0 {
+		return nil, evaluation.Encoder{}, fmt.Errorf("%s: the model needs BOS but the tokenizer defines none", dir)
+	}
+	if prefix < 0 {
+		return nil, evaluation.Encoder{}, fmt.Errorf("%s: the tokenizer defines neither BOS nor EOS", dir)
+	}
+	return m, evaluation.Encoder{Tokenizer: tok, AddBOS: addBOS, BOS: prefix, MaxLength: m.Arch().MaxLength()}, nil
+}
+
+// ragRetriever adapts a rag index to the evaluator's Retriever.
+type ragRetriever struct{ r rag.Retriever }
+
+func (a ragRetriever) Retrieve(query string, k int) ([]evaluation.Passage, error) {
+	hits, err := a.r.Retrieve(query, k)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]evaluation.Passage, len(hits))
+	for i, h := range hits {
+		out[i] = evaluation.Passage{ID: h.ChunkID, Text: h.Text, Score: h.Score}
+	}
+	return out, nil
+}
+
+func init() {
+	var (
+		job         evaluation.Job
+		modelDir    string
+		ragDir      string
+		formulation string
+		quiet       bool
+	)
+	cmd := &cobra.Command{
+		Use:   "eval --model DIR --test FILE|DIR --out DIR",
+		Short: "Score a model on a multiple-choice test (lm-evaluation-harness semantics)",
+		Long: `Scores every question's choices by log-likelihood, as lm-evaluation-harness's multiple_choice
+tasks do, in the letters formulation (the paper's) and the cloze formulation, and writes
+results.json, samples_<task>.jsonl and a resumable cache.jsonl to --out. --test takes a curriculum
+folder, a Perpetual folder or test.json, or a .jsonl of questions. --rag prepends the top --k
+chunks of a rag index. --base compares with an earlier run's output (McNemar, paired bootstrap).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Flag values live in this closure: reset them after each run so the command can be
+			// executed again in one process (tests, notebooks) without inheriting old flags.
+			defer cmd.Flags().VisitAll(func(f *pflag.Flag) { _ = f.Value.Set(f.DefValue); f.Changed = false })
+			job.Formulations, job.Retriever, job.Progress = nil, nil, nil
+			if modelDir == "" || job.Test == "" || job.Out == "" {
+				return fmt.Errorf("eval: --model, --test and --out are required")
+			}
+			switch formulation {
+			case "both":
+				job.Formulations = []string{evaluation.Letters, evaluation.Cloze}
+			case evaluation.Letters, evaluation.Cloze:
+				job.Formulations = []string{formulation}
+			default:
+				return fmt.Errorf("eval: --formulation %q is not letters, cloze or both", formulation)
+			}
+			if ragDir != "" {
+				idx, err := rag.Open(ragDir)
+				if err != nil {
+					return err
+				}
+				job.Retriever = ragRetriever{idx}
+			}
+			if !quiet {
+				job.Progress = os.Stderr
+			}
+			model, enc, err := loadEvalModel(modelDir)
+			if err != nil {
+				return err
+			}
+			out, err := job.Run(model, enc, modelDir, model.Hash())
+			if err != nil {
+				return err
+			}
+			fmt.Fprint(cmd.OutOrStdout(), out.Summary())
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&modelDir, "model", "", "model folder (config.json, safetensors, tokenizer)")
+	f.StringVar(&job.Test, "test", "", "test: curriculum folder, Perpetual folder or test.json, or questions .jsonl")
+	f.StringVar(&job.Out, "out", "", "output folder")
+	f.StringVar(&ragDir, "rag", "", "rag index folder: prepend retrieved chunks")
+	f.IntVar(&job.K, "k", 3, "passages to retrieve with --rag")
+	f.StringVar(&formulation, "formulation", "both", "letters, cloze or both")
+	f.StringVar(&job.TaskFile, "task", "", "task YAML (lm-evaluation-harness shape) instead of the embedded tasks")
+	f.IntVar(&job.Limit, "limit", 0, "evaluate only the first N questions")
+	f.IntVar(&job.BatchSize, "batch-size", 8, "requests per forward batch")
+	f.StringVar(&job.Base, "base", "", "output folder of a base run to compare against")
+	f.StringVar(&job.CachePath, "cache", "", "cache file (default OUT/cache.jsonl)")
+	f.BoolVar(&job.NoCache, "no-cache", false, "do not read or write the cache")
+	f.BoolVar(&quiet, "quiet", false, "no progress bar")
+	rootCmd.AddCommand(cmd)
+}

@@ -489,3 +489,36 @@ func TestScoringBudgetSplitsBatches(t *testing.T) {
 		t.Fatal("split Logits wrong")
 	}
 }
+
+// A Hugging Face cache folder: snapshots/<rev>/ holds symlinks into blobs/, refs/main names rev.
+func TestLoadHuggingFaceCacheLayout(t *testing.T) {
+	m, _ := newTestModel(t, 10, 4, 32, 9)
+	saved := filepath.Join(t.TempDir(), "saved")
+	if err := m.Save(saved, checkpoint.SaveOptions{MaxShardSize: 100}); err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(t.TempDir(), "models--org--tiny")
+	snap := filepath.Join(root, "snapshots", "0123abcd")
+	for _, d := range []string{filepath.Join(root, "blobs"), snap, filepath.Join(root, "refs")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	entries, _ := os.ReadDir(saved)
+	for i, e := range entries {
+		blob := fmt.Sprintf("blob%d", i)
+		data, _ := os.ReadFile(filepath.Join(saved, e.Name()))
+		os.WriteFile(filepath.Join(root, "blobs", blob), data, 0o644)
+		if err := os.Symlink(filepath.Join("..", "..", "blobs", blob), filepath.Join(snap, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(filepath.Join(root, "refs", "main"), []byte("0123abcd"), 0o644)
+	back, err := Load(root, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Hash() != m.Hash() {
+		t.Fatal("model loaded from the cache layout differs")
+	}
+}

@@ -28,9 +28,10 @@ type GenerateOptions struct {
 	StopTokens []int32
 }
 
-// Generate continues prompt and returns the new tokens only. It prefills the prompt in one
-// Architecture.Step, then decodes one token per Step with the cache kept on the device; the
-// cache is sized for len(prompt)+MaxNewTokens (rounded up to limit recompilation).
+// Generate continues prompt and returns the new tokens only. It prefills the prompt with
+// Architecture.Step in a few power-of-two pieces, then decodes one token per Step with the
+// cache kept on the device; the cache is sized for len(prompt)+MaxNewTokens (rounded up to
+// limit recompilation).
 func (m *Model) Generate(prompt []int32, opts GenerateOptions) ([]int32, error) {
 	if len(prompt) == 0 {
 		return nil, fmt.Errorf("Generate: empty prompt")
@@ -77,31 +78,30 @@ func (m *Model) Generate(prompt []int32, opts GenerateOptions) ([]int32, error) 
 		return nil, err
 	}
 	rng := rand.New(rand.NewPCG(opts.Seed, 0x9e3779b97f4a7c15))
-	var out []int32
-	chunk := prompt
+	// Prefill in power-of-two pieces (e.g. 37 = 32+4+1 tokens): Step's contract makes the result
+	// independent of the chunking, and it bounds the number of compiled graphs by log2 of the
+	// longest prompt instead of one per distinct prompt length.
+	var logits []float32
 	pos := 0
+	for _, piece := range prefillPieces(len(prompt)) {
+		if logits, err = m.step(e, cache, prompt[pos:pos+piece], pos); err != nil {
+			return nil, err
+		}
+		pos += piece
+	}
+	var out []int32
 	for {
-		args := append(slices.Clone(cache), tensors.FromFlatDataAndDimensions(slices.Clone(chunk), 1, len(chunk)), int32(pos))
-		res, err := m.run(e, args...)
-		if err != nil {
-			return nil, err
-		}
-		logits, err := tensors.CopyFlatData[float32](res[0])
-		if err != nil {
-			return nil, err
-		}
-		for i := range cache {
-			cache[i] = res[1+i]
-		}
 		next := sample(logits, opts.Temperature, opts.TopP, rng)
 		out = append(out, next)
-		pos += len(chunk)
 		// Feeding next needs position pos inside the window; the cache holds total >= pos+1
 		// positions whenever another token is wanted.
 		if len(out) >= opts.MaxNewTokens || slices.Contains(opts.StopTokens, next) || (limit > 0 && pos >= limit) {
 			break
 		}
-		chunk = []int32{next}
+		if logits, err = m.step(e, cache, []int32{next}, pos); err != nil {
+			return nil, err
+		}
+		pos++
 	}
 	return out, nil
 }
@@ -153,4 +153,29 @@ func sample(logits []float32, temperature, topP float64, rng *rand.Rand) int32 {
 		}
 	}
 	return int32(idx[keep-1])
+}
+
+// step runs one Step on chunk at position pos, replacing cache in place with the new cache and
+// returning the last position's float32 logits.
+func (m *Model) step(e *graph.Exec, cache []any, chunk []int32, pos int) ([]float32, error) {
+	args := append(slices.Clone(cache), tensors.FromFlatDataAndDimensions(slices.Clone(chunk), 1, len(chunk)), int32(pos))
+	res, err := m.run(e, args...)
+	if err != nil {
+		return nil, err
+	}
+	for i := range cache {
+		cache[i] = res[1+i]
+	}
+	return tensors.CopyFlatData[float32](res[0])
+}
+
+// prefillPieces splits n into decreasing powers of two (the binary digits of n).
+func prefillPieces(n int) []int {
+	var pieces []int
+	for p := 1 << 30; p > 0; p >>= 1 {
+		if n&p != 0 {
+			pieces = append(pieces, p)
+		}
+	}
+	return pieces
 }

@@ -286,7 +286,10 @@ func (m *Model) exec(key string, build func(p Params, rest []*graph.Node) []*gra
 	if err != nil {
 		return nil, err
 	}
-	e = e.WithName(family + "-" + key).SetMaxCache(64)
+	// Input shapes come from small bucketed sets (see bucketLength, nextPow2 and Generate's
+	// power-of-two prefill pieces), so the compiled-graph cache is bounded by construction; a
+	// fixed limit would make GoMLX fail the call that exceeds it.
+	e = e.WithName(family + "-" + key).SetMaxCache(-1)
 	m.execs[key] = e
 	return e, nil
 }

@@ -522,3 +522,11 @@ func TestLoadHuggingFaceCacheLayout(t *testing.T) {
 		t.Fatal("model loaded from the cache layout differs")
 	}
 }
+
+func TestPrefillPieces(t *testing.T) {
+	for n, want := range map[int][]int{1: {1}, 5: {4, 1}, 37: {32, 4, 1}, 64: {64}} {
+		if got := prefillPieces(n); !slices.Equal(got, want) {
+			t.Errorf("prefillPieces(%d) = %v, want %v", n, got, want)
+		}
+	}
+}

@@ -530,3 +530,23 @@ func TestPrefillPieces(t *testing.T) {
 		}
 	}
 }
+
+// Many distinct prompt lengths must not exhaust the compiled-graph cache (GoMLX's default
+// limit is 64 shapes per executor).
+func TestManyPromptLengths(t *testing.T) {
+	m, _ := newTestModel(t, 7, 3, 0, 11)
+	r := rand.New(rand.NewPCG(6, 6))
+	var reqs []Request
+	for n := 1; n <= 80; n++ {
+		p := randSeq(r, n, 7)
+		if _, err := m.Generate(p, GenerateOptions{MaxNewTokens: 1}); err != nil {
+			t.Fatalf("prompt length %d: %v", n, err)
+		}
+		reqs = append(reqs, Request{Context: p, Continuation: randSeq(r, 1+n%3, 7)})
+	}
+	for _, bs := range []int{1, 3, 5, 32} {
+		if _, err := m.LogLikelihood(reqs, bs); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -592,6 +592,17 @@ func TestJobBothFormulationsAndBaseComparison(t *testing.T) {
 	if s := out.Summary(); !strings.Contains(s, "perpetual_letters") || !strings.Contains(s, "vs base") {
 		t.Errorf("summary %q", s)
 	}
+	// A cloze choice longer than the window fails that task; the letters results are kept.
+	small := Encoder{Tokenizer: byteTokenizer{}, MaxLength: 60}
+	long := filepath.Join(dir, "long.jsonl")
+	os.WriteFile(long, []byte(`{"id":"l","question":"q?","choices":["short","b","c","`+strings.Repeat("long ", 14)+`"],"answer":0,"kind":"seen"}`+"\n"), 0o644)
+	partial := Job{Test: long, Out: filepath.Join(dir, "partial")}
+	if _, err := partial.Run(alwaysScorer{"A"}, small, "m", "m"); err == nil || !strings.Contains(err.Error(), "more than the model's 60") {
+		t.Errorf("over-long cloze choice: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(partial.Out, SamplesFile("perpetual_letters"))); err != nil {
+		t.Errorf("letters results lost after the cloze failure: %v", err)
+	}
 	if _, err := (Job{Test: filepath.Join(dir, "nope.jsonl"), Out: dir}).Run(alwaysScorer{"A"}, enc, "", ""); err == nil {
 		t.Error("a missing test file was accepted")
 	}

@@ -101,9 +101,10 @@ func (j Job) Run(scorer Scorer, enc Encoder, model, modelKey string) (*Outcome, 
 			return nil, err
 		}
 		out.Runs = append(out.Runs, run)
-	}
-	if err := WriteRuns(j.Out, len(qs), out.Runs...); err != nil {
-		return nil, err
+		// Write after every task, so a later task's failure keeps the earlier results.
+		if err := WriteRuns(j.Out, len(qs), out.Runs...); err != nil {
+			return nil, err
+		}
 	}
 	if out.Results, err = MergeResults(len(qs), out.Runs...); err != nil {
 		return nil, err

@@ -270,3 +270,17 @@ func TestSaveIsAtomicAndCopiesTokenizer(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkBF16ToF32 measures the load-time conversion of a 16M-element bf16 tensor.
+func BenchmarkBF16ToF32(b *testing.B) {
+	raw := make([]byte, 2<<24)
+	for i := range raw {
+		raw[i] = byte(i * 7)
+	}
+	b.SetBytes(int64(len(raw)))
+	for range b.N {
+		if _, err := ToTensor(raw, safetensors.BF16, []int{1 << 24}, dtypes.Float32); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -113,6 +113,19 @@ func ToTensor(raw []byte, from safetensors.DType, shape []int, to dtypes.DType) 
 			copy(dst, raw)
 			return
 		}
+		switch {
+		case from == safetensors.BF16 && to == dtypes.Float32:
+			// The common case (bf16 checkpoints computed in float32): a shift per element.
+			for i := range n {
+				binary.LittleEndian.PutUint32(dst[4*i:], uint32(binary.LittleEndian.Uint16(raw[2*i:]))<<16)
+			}
+			return
+		case from == safetensors.F32 && to == dtypes.BFloat16:
+			for i := range n {
+				binary.LittleEndian.PutUint16(dst[2*i:], BFloat16Bits(math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))))
+			}
+			return
+		}
 		if from == safetensors.F64 {
 			for i := range n {
 				putFloat(dst, to, i, math.Float64frombits(binary.LittleEndian.Uint64(raw[8*i:])))

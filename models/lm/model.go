@@ -266,22 +266,9 @@ func (m *Model) exec(key string, build func(p Params, rest []*graph.Node) []*gra
 	if e, ok := m.execs[key]; ok {
 		return e, nil
 	}
-	n := len(m.specs)
-	family := m.arch.Family()
-	specs := m.specs
+	n, family, specs := len(m.specs), m.arch.Family(), m.specs
 	e, err := graph.NewExec(m.backend, func(inputs []*graph.Node) []*graph.Node {
-		byName := make(map[string]*graph.Node, n)
-		for i, s := range specs {
-			byName[s.Name] = inputs[i]
-		}
-		p := func(name string) *graph.Node {
-			node, ok := byName[name]
-			if !ok {
-				panic(fmt.Sprintf("lm: %s graph asked for unknown parameter %q", family, name))
-			}
-			return node
-		}
-		return build(p, inputs[n:])
+		return build(ParamsFor(family, specs, inputs[:n]), inputs[n:])
 	})
 	if err != nil {
 		return nil, err
@@ -323,4 +310,29 @@ func ParseDType(s string) (dtypes.DType, error) {
 		return dtypes.Float16, nil
 	}
 	return dtypes.InvalidDType, fmt.Errorf("unknown dtype %q: use float32, bfloat16 or float16", s)
+}
+
+// ParamsFor maps graph nodes given in Specs order to a Params accessor, for code that builds
+// its own graphs over a model's weights (the trainer): pass WeightList() as the first inputs.
+// Asking for a name not in specs panics inside graph building (GoMLX turns it into an error).
+func ParamsFor(family string, specs []ParamSpec, nodes []*graph.Node) Params {
+	byName := make(map[string]*graph.Node, len(specs))
+	for i, s := range specs {
+		byName[s.Name] = nodes[i]
+	}
+	return func(name string) *graph.Node {
+		node, ok := byName[name]
+		if !ok {
+			panic(fmt.Sprintf("lm: %s graph asked for unknown parameter %q", family, name))
+		}
+		return node
+	}
+}
+
+// WeightList returns the current weights in Arch().Specs() order (the model's own tensors:
+// read-only; use SetWeights to change them).
+func (m *Model) WeightList() []*tensors.Tensor {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.weights)
 }

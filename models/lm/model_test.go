@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/perpetual-ml/perpetual/models/checkpoint"
@@ -548,5 +549,45 @@ func TestManyPromptLengths(t *testing.T) {
 		if _, err := m.LogLikelihood(reqs, bs); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// The trainer's path: its own graph over WeightList through ParamsFor gives Logits' numbers,
+// and a graph asking for an unknown parameter fails with an error, not a crash.
+func TestParamsForOwnGraph(t *testing.T) {
+	m, _ := newTestModel(t, 8, 3, 0, 12)
+	seq := []int32{1, 2, 3, 4}
+	want, err := m.Logits([][]int32{seq})
+	if err != nil {
+		t.Fatal(err)
+	}
+	specs := m.Arch().Specs()
+	e, err := graph.NewExec(m.Backend(), func(in []*graph.Node) *graph.Node {
+		p := ParamsFor(testFamily, specs, in[:len(specs)])
+		return m.Arch().Logits(p, in[len(specs)], in[len(specs)+1], in[len(specs)+2])
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var args []any
+	for _, w := range m.WeightList() {
+		args = append(args, w)
+	}
+	args = append(args, [][]int32{seq}, [][]int32{{0, 1, 2, 3}}, [][]int32{{1, 1, 1, 1}})
+	res, err := e.Exec(args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := res[0].Value().([][][]float32)
+	for tt := range seq {
+		if !slices.Equal(got[0][tt], want[0][tt]) {
+			t.Fatalf("position %d differs", tt)
+		}
+	}
+	bad, _ := graph.NewExec(m.Backend(), func(in []*graph.Node) *graph.Node {
+		return ParamsFor(testFamily, specs, in)("nope")
+	})
+	if _, err := m.run(bad); err == nil || !strings.Contains(err.Error(), "nope") {
+		t.Fatalf("unknown parameter: %v", err)
 	}
 }

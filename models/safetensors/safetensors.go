@@ -12,6 +12,7 @@
 package safetensors
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
@@ -471,3 +472,6 @@ func WriteAtomic(path string, fill func(w io.Writer) error) (err error) {
 	}
 	return os.Rename(tmp.Name(), path)
 }
+
+// newBufferedWriter batches the many small writes of Encode (1 MiB buffer).
+func newBufferedWriter(w io.Writer) *bufio.Writer { return bufio.NewWriterSize(w, 1<<20) }

@@ -1,0 +1,433 @@
+// Package mamba is the Mamba v1 architecture (Hugging Face MambaForCausalLM, e.g.
+// state-spaces/mamba-2.8b-hf) written once in GoMLX and registered with models/lm as "mamba".
+//
+// The computation follows Hugging Face's MambaMixer (the slow, pure-PyTorch path), so a checkpoint
+// folder loads with its tensor names unchanged and produces the same logits:
+//
+//	h = embeddings[tokens]
+//	for each layer:
+//	  u      = RMSNorm(h)                       (float32 inside, weight applied as w)
+//	  x, z   = split(in_proj(u))                (d_inner each)
+//	  x      = SiLU(causal depthwise conv1d(x)) (conv_kernel taps, bias)
+//	  dt,B,C = split(x_proj(x))                 (time_step_rank, state_size, state_size)
+//	  dt     = softplus(dt_proj(dt))            ([d_inner], bias)
+//	  A      = -exp(A_log)                      ([d_inner, state_size])
+//	  s_t    = exp(dt_t A) * s_{t-1} + dt_t B_t x_t   (per channel and state; float32)
+//	  y_t    = s_t C_t + D x_t
+//	  h     += out_proj(y * SiLU(z))            (residual kept in float32 if residual_in_fp32)
+//	logits = float32(RMSNorm_f(h) lm_head^T)    (lm_head tied to the embeddings by default)
+//
+// The recurrence is evaluated by the log-depth pairwise scan in scan.go, never as a graph
+// unrolled over time steps; docs/mamba.md has the alternatives measured and why this one.
+//
+// Packed rows: a token sees only its own segment. The convolution window and the SSM state are
+// reset where a segment starts (position 0 or a change of segment id), so several documents can
+// share a row and padding (segment 0) never leaks into real tokens.
+//
+// Vocabulary padding: Hugging Face keeps pad_vocab_size_multiple in the config but does not pad;
+// the embedding has exactly vocab_size rows (50280 for mamba-2.8b-hf, already a multiple of 8).
+// This package does the same, so logits have vocab_size columns.
+package mamba
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph code reads like the equations.
+
+	"github.com/perpetual-ml/perpetual/models/lm"
+)
+
+// ModelType is the config.json "model_type" this package implements.
+const ModelType = "mamba"
+
+func init() {
+	lm.Register(ModelType, func(raw json.RawMessage) (lm.Architecture, error) {
+		cfg, err := ParseConfig(raw)
+		if err != nil {
+			return nil, err
+		}
+		return New(cfg)
+	})
+}
+
+// Config holds the config.json fields the architecture uses, with Hugging Face's names.
+type Config struct {
+	VocabSize        int     `json:"vocab_size"`
+	HiddenSize       int     `json:"hidden_size"`
+	StateSize        int     `json:"state_size"`
+	NumHiddenLayers  int     `json:"num_hidden_layers"`
+	LayerNormEpsilon float64 `json:"layer_norm_epsilon"`
+	Expand           int     `json:"expand"`
+	// IntermediateSize is d_inner; Hugging Face writes int(expand * hidden_size). When absent it is
+	// derived; when present it must agree.
+	IntermediateSize int  `json:"intermediate_size"`
+	ConvKernel       int  `json:"conv_kernel"`
+	UseBias          bool `json:"use_bias"`
+	UseConvBias      bool `json:"use_conv_bias"`
+	// TimeStepRank is the resolved rank of dt (config "auto" means ceil(hidden_size/16)).
+	TimeStepRank         int    `json:"-"`
+	ResidualInFP32       bool   `json:"residual_in_fp32"`
+	TieWordEmbeddings    bool   `json:"tie_word_embeddings"`
+	PadVocabSizeMultiple int    `json:"pad_vocab_size_multiple"`
+	HiddenAct            string `json:"hidden_act"`
+}
+
+// ParseConfig reads and validates a Mamba config.json. Fields Hugging Face gives defaults to take
+// those defaults (state_size 16, expand 2, conv_kernel 4, layer_norm_epsilon 1e-5, use_conv_bias,
+// residual_in_fp32 and tie_word_embeddings true, time_step_rank "auto", hidden_act "silu"); sizes
+// without a meaningful default (vocab_size, hidden_size, num_hidden_layers) are required. Errors
+// name the offending field.
+func ParseConfig(raw json.RawMessage) (Config, error) {
+	cfg := Config{
+		StateSize: 16, Expand: 2, ConvKernel: 4, LayerNormEpsilon: 1e-5, UseConvBias: true,
+		ResidualInFP32: true, TieWordEmbeddings: true, PadVocabSizeMultiple: 8, HiddenAct: "silu",
+	}
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		return cfg, fmt.Errorf("mamba config.json: %w", err)
+	}
+	var extra struct {
+		TimeStepRank json.RawMessage `json:"time_step_rank"`
+	}
+	if err := json.Unmarshal(raw, &extra); err != nil {
+		return cfg, fmt.Errorf("mamba config.json: %w", err)
+	}
+	rank := strings.TrimSpace(string(extra.TimeStepRank))
+	switch {
+	case rank == "" || rank == "null" || rank == `"auto"`:
+		cfg.TimeStepRank = (cfg.HiddenSize + 15) / 16
+	default:
+		if err := json.Unmarshal(extra.TimeStepRank, &cfg.TimeStepRank); err != nil {
+			return cfg, fmt.Errorf("mamba config.json: time_step_rank must be an integer or \"auto\", got %s", rank)
+		}
+	}
+	if cfg.IntermediateSize == 0 {
+		cfg.IntermediateSize = cfg.Expand * cfg.HiddenSize
+	}
+	return cfg, cfg.Validate()
+}
+
+// Validate checks every field the graphs rely on.
+func (c Config) Validate() error {
+	positive := []struct {
+		name  string
+		value int
+	}{
+		{"vocab_size", c.VocabSize}, {"hidden_size", c.HiddenSize}, {"state_size", c.StateSize},
+		{"num_hidden_layers", c.NumHiddenLayers}, {"expand", c.Expand}, {"conv_kernel", c.ConvKernel},
+		{"time_step_rank", c.TimeStepRank}, {"intermediate_size", c.IntermediateSize},
+	}
+	for _, f := range positive {
+		if f.value <= 0 {
+			return fmt.Errorf("mamba config.json: %s must be a positive integer, got %d", f.name, f.value)
+		}
+	}
+	if c.IntermediateSize != c.Expand*c.HiddenSize {
+		return fmt.Errorf("mamba config.json: intermediate_size (%d) must equal expand*hidden_size (%d*%d)",
+			c.IntermediateSize, c.Expand, c.HiddenSize)
+	}
+	if !(c.LayerNormEpsilon > 0) || math.IsInf(c.LayerNormEpsilon, 0) {
+		return fmt.Errorf("mamba config.json: layer_norm_epsilon must be a positive number, got %g", c.LayerNormEpsilon)
+	}
+	if c.PadVocabSizeMultiple < 0 {
+		return fmt.Errorf("mamba config.json: pad_vocab_size_multiple must not be negative, got %d", c.PadVocabSizeMultiple)
+	}
+	if c.HiddenAct != "silu" && c.HiddenAct != "swish" {
+		return fmt.Errorf("mamba config.json: hidden_act=%q is not supported (Mamba uses silu)", c.HiddenAct)
+	}
+	return nil
+}
+
+// Model is the Mamba architecture for one config; it implements lm.Architecture.
+type Model struct {
+	cfg Config
+}
+
+var _ lm.Architecture = (*Model)(nil)
+
+// New returns the architecture for a validated config.
+func New(cfg Config) (*Model, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Model{cfg: cfg}, nil
+}
+
+// Config returns the model's configuration.
+func (m *Model) Config() Config { return m.cfg }
+
+// Family implements lm.Architecture.
+func (m *Model) Family() string { return ModelType }
+
+// VocabSize implements lm.Architecture.
+func (m *Model) VocabSize() int { return m.cfg.VocabSize }
+
+// MaxLength implements lm.Architecture: 0, a recurrent model has no length limit.
+func (m *Model) MaxLength() int { return 0 }
+
+// Parameter names, exactly as in Hugging Face checkpoints.
+const (
+	embedName     = "backbone.embeddings.weight"
+	finalNormName = "backbone.norm_f.weight"
+	headName      = "lm_head.weight"
+)
+
+func layerName(layer int, suffix string) string {
+	return fmt.Sprintf("backbone.layers.%d.%s", layer, suffix)
+}
+
+// Specs implements lm.Architecture. Shapes are PyTorch's: linear weights are [out, in], the
+// depthwise conv weight is [d_inner, 1, conv_kernel].
+func (m *Model) Specs() []lm.ParamSpec {
+	c := m.cfg
+	H, DI, N, R := c.HiddenSize, c.IntermediateSize, c.StateSize, c.TimeStepRank
+	embed := lm.ParamSpec{Name: embedName, Shape: []int{c.VocabSize, H}}
+	if c.TieWordEmbeddings {
+		embed.Aliases = []string{headName}
+	}
+	specs := []lm.ParamSpec{embed}
+	add := func(l int, suffix string, shape ...int) {
+		specs = append(specs, lm.ParamSpec{Name: layerName(l, suffix), Shape: shape})
+	}
+	for l := range c.NumHiddenLayers {
+		add(l, "norm.weight", H)
+		add(l, "mixer.in_proj.weight", 2*DI, H)
+		if c.UseBias {
+			add(l, "mixer.in_proj.bias", 2*DI)
+		}
+		add(l, "mixer.conv1d.weight", DI, 1, c.ConvKernel)
+		if c.UseConvBias {
+			add(l, "mixer.conv1d.bias", DI)
+		}
+		add(l, "mixer.x_proj.weight", R+2*N, DI)
+		add(l, "mixer.dt_proj.weight", DI, R)
+		add(l, "mixer.dt_proj.bias", DI)
+		add(l, "mixer.A_log", DI, N)
+		add(l, "mixer.D", DI)
+		add(l, "mixer.out_proj.weight", H, DI)
+		if c.UseBias {
+			add(l, "mixer.out_proj.bias", H)
+		}
+	}
+	specs = append(specs, lm.ParamSpec{Name: finalNormName, Shape: []int{H}})
+	if !c.TieWordEmbeddings {
+		specs = append(specs, lm.ParamSpec{Name: headName, Shape: []int{c.VocabSize, H}})
+	}
+	return specs
+}
+
+// NumParams is the number of parameters (a tied head counted once).
+func (m *Model) NumParams() int {
+	n := 0
+	for _, s := range m.Specs() {
+		size := 1
+		for _, d := range s.Shape {
+			size *= d
+		}
+		n += size
+	}
+	return n
+}
+
+// CacheShapes implements lm.Architecture: per layer the last conv_kernel-1 inputs of the
+// convolution, [1, d_inner, conv_kernel-1] in the compute dtype, then the SSM state
+// [1, d_inner, state_size] in float32 (the scan always runs in float32, as in Hugging Face). The
+// state does not grow with the sequence, so maxLength is unused.
+func (m *Model) CacheShapes(maxLength int, dtype dtypes.DType) []lm.CacheShape {
+	c := m.cfg
+	var out []lm.CacheShape
+	for l := range c.NumHiddenLayers {
+		out = append(out,
+			lm.CacheShape{Name: fmt.Sprintf("layers.%d.conv", l), DType: dtype, Dimensions: []int{1, c.IntermediateSize, c.ConvKernel - 1}},
+			lm.CacheShape{Name: fmt.Sprintf("layers.%d.ssm", l), DType: dtypes.Float32, Dimensions: []int{1, c.IntermediateSize, c.StateSize}})
+	}
+	return out
+}
+
+// Logits implements lm.Architecture.
+func (m *Model) Logits(p lm.Params, tokens, positions, segments *Node) *Node {
+	g := tokens.Graph()
+	B, T := tokens.Shape().Dimensions[0], tokens.Shape().Dimensions[1]
+	segments = ConvertDType(segments, dtypes.Int32)
+	// A segment starts at t=0, at position 0, or where the segment id changes.
+	prevSeg := Concatenate([]*Node{BroadcastToDims(Const(g, int32(-1)), B, 1), SliceAxis(segments, 1, AxisRange(0, T-1))}, 1)
+	starts := LogicalOr(Equal(ConvertDType(positions, dtypes.Int32), ScalarZero(g, dtypes.Int32)), NotEqual(segments, prevSeg))
+	// run[b, t] numbers the runs of tokens between starts: two tokens share history iff equal.
+	run := CumSum(ConvertDType(starts, dtypes.Int32), 1)
+
+	x := m.embed(p, tokens)
+	for l := range m.cfg.NumHiddenLayers {
+		x, _, _ = m.block(p, l, x, mixerState{run: run, starts: starts})
+	}
+	return m.head(p, x)
+}
+
+// Step implements lm.Architecture: the chunk continues from the cached conv window and SSM state,
+// so prefill and token-by-token decoding give the logits of the whole-sequence scan. start is
+// unused: the state already summarises everything before it.
+func (m *Model) Step(p lm.Params, cache []*Node, tokens, start *Node) (*Node, []*Node) {
+	x := m.embed(p, tokens)
+	newCache := make([]*Node, len(cache))
+	for l := range m.cfg.NumHiddenLayers {
+		x, newCache[2*l], newCache[2*l+1] = m.block(p, l, x, mixerState{conv: cache[2*l], ssm: cache[2*l+1]})
+	}
+	return m.head(p, x), newCache
+}
+
+// mixerState is where a mixer's history comes from: either run ids of packed segments (Logits,
+// starting from zero state) or the cached conv window and SSM state of one sequence (Step).
+type mixerState struct {
+	run, starts *Node // [B, T] int32 / bool, Logits only
+	conv, ssm   *Node // [1, d_inner, K-1] and [1, d_inner, N], Step only
+}
+
+func (m *Model) embed(p lm.Params, tokens *Node) *Node {
+	return Gather(p(embedName), ExpandAxes(ConvertDType(tokens, dtypes.Int32), -1))
+}
+
+// head applies the final norm and the output projection; logits are float32.
+func (m *Model) head(p lm.Params, x *Node) *Node {
+	w := p(embedName)
+	if !m.cfg.TieWordEmbeddings {
+		w = p(headName)
+	}
+	x = ConvertDType(m.rmsNorm(x, p(finalNormName)), w.DType())
+	return ConvertDType(DotGeneral(x, []int{2}, nil, w, []int{1}, nil), dtypes.Float32)
+}
+
+// rmsNorm is Mamba's RMSNorm: variance in float32, normalised input cast back to its dtype, then
+// scaled by w (not 1 + w). 1/Sqrt rather than Rsqrt: GoMLX has no gradient for Rsqrt.
+func (m *Model) rmsNorm(x, w *Node) *Node {
+	dtype := x.DType()
+	xf := ConvertDType(x, dtypes.Float32)
+	meanSq := ReduceAndKeep(Square(xf), ReduceMean, -1)
+	normed := ConvertDType(Div(xf, Sqrt(AddScalar(meanSq, m.cfg.LayerNormEpsilon))), dtype)
+	return Mul(ExpandLeftToRank(ConvertDType(w, dtype), normed.Rank()), normed)
+}
+
+// linear is x W^T (+ bias) for a PyTorch-layout weight [out, in], contracting x's last axis.
+func linear(x, w, bias *Node) *Node {
+	y := DotGeneral(x, []int{x.Rank() - 1}, nil, w, []int{1}, nil)
+	if bias != nil {
+		y = Add(y, ExpandLeftToRank(bias, y.Rank()))
+	}
+	return y
+}
+
+func silu(x *Node) *Node { return Mul(x, Sigmoid(x)) }
+
+// optional returns the parameter if the config has it, else nil.
+func optional(p lm.Params, has bool, name string) *Node {
+	if !has {
+		return nil
+	}
+	return p(name)
+}
+
+// block is one residual layer: x + mixer(RMSNorm(x)). With residual_in_fp32 the residual stream
+// is float32 (as Hugging Face's MambaBlock), the mixer runs in the weights' dtype. For Step it
+// also returns the layer's new conv window and SSM state.
+func (m *Model) block(p lm.Params, l int, x *Node, st mixerState) (out, conv, ssm *Node) {
+	c := m.cfg
+	wdtype := p(layerName(l, "norm.weight")).DType()
+	u := m.rmsNorm(ConvertDType(x, wdtype), p(layerName(l, "norm.weight")))
+	residual := x
+	if c.ResidualInFP32 {
+		residual = ConvertDType(x, dtypes.Float32)
+	}
+	y, conv, ssm := m.mixer(p, l, u, st)
+	return Add(residual, ConvertDType(y, residual.DType())), conv, ssm
+}
+
+// mixer is Hugging Face's MambaMixer on u [B, T, hidden].
+func (m *Model) mixer(p lm.Params, l int, u *Node, st mixerState) (y, conv, ssm *Node) {
+	c := m.cfg
+	B, T := u.Shape().Dimensions[0], u.Shape().Dimensions[1]
+	DI, N, R, K := c.IntermediateSize, c.StateSize, c.TimeStepRank, c.ConvKernel
+	name := func(s string) string { return layerName(l, "mixer."+s) }
+
+	xz := linear(u, p(name("in_proj.weight")), optional(p, c.UseBias, name("in_proj.bias")))
+	x := SliceAxis(xz, -1, AxisRange(0, DI)) // [B, T, DI]
+	z := SliceAxis(xz, -1, AxisRange(DI, 2*DI))
+
+	// Causal depthwise convolution as K shifted multiply-adds over the window [prefix | x].
+	// Logits: the prefix is zeros and shifted inputs from another run are masked out. Step: the
+	// prefix is the cached last K-1 inputs.
+	var prefix *Node
+	if st.conv != nil {
+		prefix = TransposeAllAxes(ConvertDType(st.conv, x.DType()), 0, 2, 1) // [1, K-1, DI]
+	} else {
+		prefix = Zeros(x.Graph(), shapes.Make(x.DType(), B, K-1, DI))
+	}
+	window := Concatenate([]*Node{prefix, x}, 1) // [B, K-1+T, DI]
+	if st.conv != nil {
+		conv = TransposeAllAxes(SliceAxis(window, 1, AxisRange(T, T+K-1)), 0, 2, 1)
+		conv = ConvertDType(conv, st.conv.DType())
+	}
+	w := Reshape(p(name("conv1d.weight")), DI, K)
+	var xc *Node
+	for k := range K {
+		// Tap k multiplies the input shift = K-1-k steps back (PyTorch conv1d is a correlation
+		// over the left-padded input).
+		shift := K - 1 - k
+		term := Mul(SliceAxis(window, 1, AxisRange(k, k+T)), Reshape(SliceAxis(w, 1, AxisElem(k)), 1, 1, DI))
+		if st.run != nil && shift > 0 {
+			term = Where(sameRun(st.run, shift), term, ZerosLike(term))
+		}
+		if xc == nil {
+			xc = term
+		} else {
+			xc = Add(xc, term)
+		}
+	}
+	if c.UseConvBias {
+		xc = Add(xc, Reshape(p(name("conv1d.bias")), 1, 1, DI))
+	}
+	x = silu(xc)
+
+	ssmParams := linear(x, p(name("x_proj.weight")), nil) // [B, T, R+2N]
+	dt := SliceAxis(ssmParams, -1, AxisRange(0, R))
+	Bm := ConvertDType(SliceAxis(ssmParams, -1, AxisRange(R, R+N)), dtypes.Float32)
+	Cm := SliceAxis(ssmParams, -1, AxisRange(R+N, R+2*N))
+	dt = Softplus(linear(dt, p(name("dt_proj.weight")), p(name("dt_proj.bias"))))
+	dt = ConvertDType(dt, dtypes.Float32) // [B, T, DI]
+	A := Neg(Exp(ConvertDType(p(name("A_log")), dtypes.Float32)))
+
+	// s_t = a_t s_{t-1} + b_t with a_t = exp(dt_t A) (zero where a run starts) and
+	// b_t = dt_t B_t x_t, all [B, T, DI, N] in float32.
+	a := Exp(Mul(ExpandAxes(dt, -1), Reshape(A, 1, 1, DI, N)))
+	if st.starts != nil {
+		a = Where(BroadcastToDims(Reshape(st.starts, B, T, 1, 1), B, T, DI, N), ZerosLike(a), a)
+	}
+	bx := Mul(ExpandAxes(Mul(dt, ConvertDType(x, dtypes.Float32)), -1), ExpandAxes(Bm, 2))
+	var h0 *Node
+	if st.ssm != nil {
+		h0 = ConvertDType(st.ssm, dtypes.Float32)
+	}
+	s := Scan(a, bx, h0) // [B, T, DI, N]
+	if st.ssm != nil {
+		ssm = Reshape(SliceAxis(s, 1, AxisElem(T-1)), 1, DI, N)
+	}
+	// As Hugging Face: the states are cast to the compute dtype before contracting with C.
+	s = ConvertDType(s, x.DType())
+	out := ReduceSum(Mul(s, ExpandAxes(Cm, 2)), -1) // [B, T, DI]
+	out = Add(out, Mul(x, Reshape(p(name("D")), 1, 1, DI)))
+	out = Mul(out, silu(z))
+	return linear(out, p(name("out_proj.weight")), optional(p, c.UseBias, name("out_proj.bias"))), conv, ssm
+}
+
+// sameRun is [B, T, 1] true where token t and token t-shift belong to the same run (false for
+// t < shift).
+func sameRun(run *Node, shift int) *Node {
+	B, T := run.Shape().Dimensions[0], run.Shape().Dimensions[1]
+	if shift >= T {
+		return Reshape(BroadcastToDims(Const(run.Graph(), false), B, T), B, T, 1)
+	}
+	pad := BroadcastToDims(Const(run.Graph(), int32(-1)), B, shift)
+	shifted := Concatenate([]*Node{pad, SliceAxis(run, 1, AxisRange(0, T-shift))}, 1)
+	return Reshape(Equal(run, shifted), B, T, 1)
+}

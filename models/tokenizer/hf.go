@@ -124,6 +124,10 @@ func parseHF(data []byte, file string, names specialNames) (tok Tokenizer, err e
 		}
 		size = max(size, int(a.ID)+1)
 	}
+	// Real vocabularies are dense; a sparse one is a corrupt file asking for a huge table.
+	if slack := size - len(f.Model.Vocab) - len(f.AddedTokens); slack > 1<<16 {
+		return fail("ids run up to %d but only %d tokens are defined", size-1, len(f.Model.Vocab)+len(f.AddedTokens))
+	}
 	prefix := ""
 	if f.Model.ContinuingSubwordPrefix != nil {
 		prefix = *f.Model.ContinuingSubwordPrefix

@@ -5,6 +5,7 @@ import (
 	"sort"
 
 	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
 	"github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 )
@@ -318,17 +319,22 @@ func (m *Model) LogLikelihood(reqs []Request, batchSize int) ([]Result, error) {
 
 // scoreGraph computes, from float32 logits [B, T, V] and gather indices [B, K, 3] of
 // (row, position, target), the target's log_softmax [B, K] and whether it is the argmax
-// [B, K]. Only these small tensors leave the device.
+// [B, K]. The K needed rows are gathered first, so the softmax work is B*K*V rather than
+// B*T*V, and only the two small results leave the device.
 func scoreGraph(logits, gather *graph.Node) []*graph.Node {
-	mx := graph.ReduceAndKeep(logits, graph.ReduceMax, -1)
-	lse := graph.Add(graph.Log(graph.ReduceSum(graph.Exp(graph.Sub(logits, mx)), -1)), graph.Squeeze(mx, -1)) // [B, T]
-	rowPos := graph.Slice(gather, graph.AxisRange(), graph.AxisRange(), graph.AxisRange(0, 2))                // [B, K, 2]
-	target := graph.Squeeze(graph.Slice(gather, graph.AxisRange(), graph.AxisRange(), graph.AxisRange(2, 3)), -1)
-	picked := graph.Gather(logits, gather)                   // [B, K]
-	logProb := graph.Sub(picked, graph.Gather(lse, rowPos))  // [B, K]
-	argmax := graph.Gather(graph.ArgMax(logits, -1), rowPos) // [B, K] int32
-	isGreedy := graph.Equal(argmax, graph.ConvertDType(target, argmax.DType()))
-	return []*graph.Node{logProb, isGreedy}
+	B, K := gather.Shape().Dimensions[0], gather.Shape().Dimensions[1]
+	V := logits.Shape().Dimensions[2]
+	rowPos := graph.Slice(gather, graph.AxisRange(), graph.AxisRange(), graph.AxisRange(0, 2)) // [B, K, 2]
+	target := graph.Slice(gather, graph.AxisRange(), graph.AxisRange(), graph.AxisRange(2, 3)) // [B, K, 1]
+	rows := graph.Gather(logits, rowPos)                                                       // [B, K, V]
+	mx := graph.ReduceAndKeep(rows, graph.ReduceMax, -1)
+	lse := graph.Add(graph.Log(graph.ReduceSum(graph.Exp(graph.Sub(rows, mx)), -1)), graph.Squeeze(mx, -1))
+	vocab := graph.Iota(rows.Graph(), shapes.Make(dtypes.Int32, B, K, V), 2)
+	isTarget := graph.Equal(vocab, graph.BroadcastToDims(target, B, K, V))
+	picked := graph.ReduceSum(graph.Where(isTarget, rows, graph.ZerosLike(rows)), -1)
+	argmax := graph.ArgMax(rows, -1, dtypes.Int32)
+	isGreedy := graph.Equal(argmax, graph.Squeeze(target, -1))
+	return []*graph.Node{graph.Sub(picked, lse), isGreedy}
 }
 
 func tokenKey(ids []int32) string {

@@ -17,12 +17,19 @@ import (
 	"github.com/gomlx/compute/dtypes"
 
 	_ "github.com/perpetual-ml/perpetual/models/gemma"
+	_ "github.com/perpetual-ml/perpetual/models/mamba"
 	"github.com/perpetual-ml/perpetual/models/lm"
 )
 
 func loadTinyGemma(t *testing.T, name string, dtype dtypes.DType) (*lm.Model, [][]int32, [][]float64) {
 	t.Helper()
-	dir := filepath.Join("..", "gemma", "testdata", name)
+	return loadFixture(t, "gemma", name, dtype)
+}
+
+// loadFixture loads models/<family>/testdata/<name> and its reference sequences and logits.
+func loadFixture(t *testing.T, family, name string, dtype dtypes.DType) (*lm.Model, [][]int32, [][]float64) {
+	t.Helper()
+	dir := filepath.Join("..", family, "testdata", name)
 	m, err := lm.Load(dir, lm.LoadOptions{DType: dtype})
 	if err != nil {
 		t.Fatal(err)

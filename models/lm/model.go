@@ -100,7 +100,7 @@ func Load(dir string, opts LoadOptions) (*Model, error) {
 		}
 		weights = append(weights, t)
 	}
-	return newModel(arch, ck.Config, weights, opts), nil
+	return newModel(arch, ck.Config, weights, opts)
 }
 
 func findTensor(spec ParamSpec, has func(string) bool) (string, bool) {
@@ -123,7 +123,8 @@ func aliasNote(spec ParamSpec) string {
 }
 
 // New builds a Model from an Architecture, its config and weights keyed by ParamSpec name (or
-// alias). Weights are converted to opts.DType (a copy when the dtype differs).
+// alias). Weights are converted to opts.DType (a copy when the dtype differs); weights already
+// in that dtype are used as they are, so the caller must not modify them afterwards.
 func New(arch Architecture, config json.RawMessage, weights map[string]*tensors.Tensor, opts LoadOptions) (*Model, error) {
 	opts, err := opts.resolve()
 	if err != nil {
@@ -147,7 +148,7 @@ func New(arch Architecture, config json.RawMessage, weights map[string]*tensors.
 		}
 		ws = append(ws, t)
 	}
-	return newModel(arch, slices.Clone(config), ws, opts), nil
+	return newModel(arch, slices.Clone(config), ws, opts)
 }
 
 func checkWeight(name string, t *tensors.Tensor, spec ParamSpec, dtype dtypes.DType) (*tensors.Tensor, error) {
@@ -164,11 +165,34 @@ func checkWeight(name string, t *tensors.Tensor, spec ParamSpec, dtype dtypes.DT
 	return c, nil
 }
 
-func newModel(arch Architecture, config json.RawMessage, weights []*tensors.Tensor, opts LoadOptions) *Model {
+func newModel(arch Architecture, config json.RawMessage, weights []*tensors.Tensor, opts LoadOptions) (*Model, error) {
+	specs := arch.Specs()
+	if err := upload(opts.Backend, specs, weights); err != nil {
+		return nil, err
+	}
 	return &Model{
 		arch: arch, config: config, backend: opts.Backend, dtype: opts.DType,
-		specs: arch.Specs(), weights: weights, execs: map[string]*graph.Exec{},
+		specs: specs, weights: weights, execs: map[string]*graph.Exec{},
+	}, nil
+}
+
+// upload puts the weights on the backend's device now, so running out of device memory is a
+// load error rather than a failure in the middle of an evaluation. On the Go backend the
+// buffers share the host memory (no copy).
+func upload(b compute.Backend, specs []ParamSpec, weights []*tensors.Tensor) (err error) {
+	name := ""
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("uploading weight %q to %s: %v", name, b.Name(), r)
+		}
+	}()
+	for i, w := range weights {
+		name = specs[i].Name
+		if err := w.MaterializeOnDevice(b, true, 0); err != nil {
+			return fmt.Errorf("uploading weight %q to %s: %w", name, b.Name(), err)
+		}
 	}
+	return nil
 }
 
 // Arch is the model's architecture.
@@ -213,6 +237,9 @@ func (m *Model) SetWeights(w map[string]*tensors.Tensor) error {
 		}
 		c, err := checkWeight(name, t, m.specs[i], m.dtype)
 		if err != nil {
+			return fmt.Errorf("SetWeights: %w", err)
+		}
+		if err := upload(m.backend, m.specs[i:i+1], []*tensors.Tensor{c}); err != nil {
 			return fmt.Errorf("SetWeights: %w", err)
 		}
 		updates[i] = c

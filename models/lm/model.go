@@ -35,6 +35,7 @@ type Model struct {
 	backend compute.Backend
 	dtype   dtypes.DType
 	specs   []ParamSpec
+	dir     string // folder Load read (resolved); "" for New
 
 	mu      sync.Mutex
 	weights []*tensors.Tensor // in specs order
@@ -100,7 +101,12 @@ func Load(dir string, opts LoadOptions) (*Model, error) {
 		}
 		weights = append(weights, t)
 	}
-	return newModel(arch, ck.Config, weights, opts)
+	m, err := newModel(arch, ck.Config, weights, opts)
+	if err != nil {
+		return nil, err
+	}
+	m.dir = ck.Dir
+	return m, nil
 }
 
 func findTensor(spec ParamSpec, has func(string) bool) (string, bool) {
@@ -197,6 +203,10 @@ func upload(b compute.Backend, specs []ParamSpec, weights []*tensors.Tensor) (er
 
 // Arch is the model's architecture.
 func (m *Model) Arch() Architecture { return m.arch }
+
+// Dir is the resolved folder the model was loaded from ("" for New): pass it as
+// checkpoint.SaveOptions.TokenizerFrom to keep the tokenizer next to a fine-tuned copy.
+func (m *Model) Dir() string { return m.dir }
 
 // Config is the model's raw config.json.
 func (m *Model) Config() json.RawMessage { return m.config }

@@ -522,6 +522,9 @@ func TestLoadHuggingFaceCacheLayout(t *testing.T) {
 	if back.Hash() != m.Hash() {
 		t.Fatal("model loaded from the cache layout differs")
 	}
+	if back.Dir() != snap || m.Dir() != "" {
+		t.Fatalf("Dir() = %q, want the snapshot %q", back.Dir(), snap)
+	}
 }
 
 func TestPrefillPieces(t *testing.T) {

@@ -25,12 +25,12 @@ func BenchmarkEvaluatorOverhead(b *testing.B) {
 // BenchmarkTinyGemmaLetters scores the 300 tiny questions with the tiny Gemma checkpoint on the
 // Go backend (batch 32), letters formulation.
 func BenchmarkTinyGemmaLetters(b *testing.B) {
-	tk := loadTinyTokenizer(b)
+	tk := loadTinyTokenizer(b, "gemma")
 	qs, err := readQuestionsJSONL(filepath.Join("testdata", "tiny_questions.jsonl"))
 	if err != nil {
 		b.Fatal(err)
 	}
-	scorer := loadTinyGemma(b)
+	scorer := loadTinyModel(b, "gemma")
 	letters, _ := DefaultTask(Letters)
 	enc := Encoder{Tokenizer: tk, AddBOS: true, BOS: tk.bos, MaxLength: scorer.Arch().MaxLength()}
 	for b.Loop() {

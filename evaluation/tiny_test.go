@@ -1,7 +1,7 @@
 package evaluation
 
-// The done-when check of issue 6: on the tiny Gemma checkpoint of models/gemma/testdata and a toy
-// tokenizer, every log-likelihood, is_greedy, acc, acc_norm and acc_bytes equals the independent
+// The done-when check of issue 6: on the tiny Gemma and Mamba checkpoints of models/*/testdata and
+// a toy tokenizer, every log-likelihood, is_greedy, acc, acc_norm and acc_bytes equals the independent
 // reference (testdata/reference.py: plain Python harness semantics + plain-torch Gemma) on 300
 // questions, for both formulations, and the results do not change with batch size (1, 7, 32).
 //
@@ -17,8 +17,10 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/perpetual-ml/perpetual/curriculum"
 	_ "github.com/perpetual-ml/perpetual/models/gemma" // registers the "gemma" architecture
 	"github.com/perpetual-ml/perpetual/models/lm"
+	_ "github.com/perpetual-ml/perpetual/models/mamba" // registers the "mamba" architecture
 )
 
 // tinyTokenizer is the toy tokenizer of testdata/tiny_vocab.json: greedy longest match.
@@ -29,9 +31,9 @@ type tinyTokenizer struct {
 	bos    int32
 }
 
-func loadTinyTokenizer(t testing.TB) *tinyTokenizer {
+func loadTinyTokenizer(t testing.TB, model string) *tinyTokenizer {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("testdata", "tiny_vocab.json"))
+	raw, err := os.ReadFile(filepath.Join("testdata", "tiny_vocab_"+model+".json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,10 +71,16 @@ func (tk *tinyTokenizer) Encode(text string) []int32 {
 	return ids
 }
 
-// loadTinyGemma loads the tiny checkpoint with the project's model runtime (lm.Load).
-func loadTinyGemma(t testing.TB) *lm.Model {
+// tinyModels are the checkpoints the reference scores, by the reference's model name.
+var tinyModels = map[string]string{
+	"gemma": filepath.Join("..", "models", "gemma", "testdata", "mha"),
+	"mamba": filepath.Join("..", "models", "mamba", "testdata", "k4_bias_s16"),
+}
+
+// loadTinyModel loads a tiny checkpoint with the project's model runtime (lm.Load).
+func loadTinyModel(t testing.TB, name string) *lm.Model {
 	t.Helper()
-	m, err := lm.Load(filepath.Join("..", "models", "gemma", "testdata", "mha"), lm.LoadOptions{})
+	m, err := lm.Load(tinyModels[name], lm.LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +88,8 @@ func loadTinyGemma(t testing.TB) *lm.Model {
 }
 
 type tinyReference struct {
-	MaxLength    int `json:"max_length"`
+	MaxLength    int  `json:"max_length"`
+	AddBOS       bool `json:"add_bos"`
 	Formulations map[string]struct {
 		Acc                float64 `json:"acc"`
 		AccNorm            float64 `json:"acc_norm"`
@@ -100,22 +109,32 @@ type tinyReference struct {
 	} `json:"formulations"`
 }
 
-func TestTinyGemmaMatchesReference(t *testing.T) {
-	tk := loadTinyTokenizer(t)
+func TestTinyModelsMatchReference(t *testing.T) {
 	qs, err := readQuestionsJSONL(filepath.Join("testdata", "tiny_questions.jsonl"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ref tinyReference
+	var refs map[string]tinyReference
 	raw, err := os.ReadFile(filepath.Join("testdata", "tiny_reference.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal(raw, &ref); err != nil {
+	if err := json.Unmarshal(raw, &refs); err != nil {
 		t.Fatal(err)
 	}
-	scorer := loadTinyGemma(t)
-	enc := Encoder{Tokenizer: tk, AddBOS: true, BOS: tk.bos, MaxLength: scorer.Arch().MaxLength()}
+	for _, name := range []string{"gemma", "mamba"} {
+		t.Run(name, func(t *testing.T) { checkTinyModel(t, name, qs, refs[name]) })
+	}
+}
+
+func checkTinyModel(t *testing.T, name string, qs []curriculum.Question, ref tinyReference) {
+	tk := loadTinyTokenizer(t, name)
+	scorer := loadTinyModel(t, name)
+	addBOS, err := AddBOSFor(tinyModels[name], scorer.Arch().Family())
+	if err != nil || addBOS != ref.AddBOS {
+		t.Fatalf("BOS rule %v (%v), reference %v", addBOS, err, ref.AddBOS)
+	}
+	enc := Encoder{Tokenizer: tk, AddBOS: addBOS, BOS: tk.bos, MaxLength: scorer.Arch().MaxLength()}
 	if enc.MaxLength != ref.MaxLength {
 		t.Fatalf("model window %d, reference %d", enc.MaxLength, ref.MaxLength)
 	}

@@ -17,8 +17,8 @@ import (
 	"github.com/gomlx/compute/dtypes"
 
 	_ "github.com/perpetual-ml/perpetual/models/gemma"
-	_ "github.com/perpetual-ml/perpetual/models/mamba"
 	"github.com/perpetual-ml/perpetual/models/lm"
+	_ "github.com/perpetual-ml/perpetual/models/mamba"
 )
 
 func loadTinyGemma(t *testing.T, name string, dtype dtypes.DType) (*lm.Model, [][]int32, [][]float64) {

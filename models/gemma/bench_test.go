@@ -7,8 +7,10 @@ package gemma
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"testing"
 
 	"github.com/gomlx/compute/dtypes"
@@ -212,4 +214,72 @@ func crossEntropy(logits, targets *Node) *Node {
 		ExpandAxes(ConvertDType(targets, dtypes.Int32), -1),
 	}, -1)
 	return Sub(lse, Gather(logits, idx))
+}
+
+// BenchmarkForward2BShapes times one sequence of 512 tokens through gemma-2b's real shapes with
+// 1 and with 2 decoder layers (vocab 256,000, hidden 2,048, MLP 16,384, 8 heads / 1 KV head of
+// 256), float32. The difference is one layer's cost; the rest is embedding + head, so the full
+// 18-layer model's time is t1 + 17*(t2 - t1). It needs ~6 GiB of memory, so it only runs with
+// PERPETUAL_BENCH_2B=1.
+func BenchmarkForward2BShapes(b *testing.B) {
+	if os.Getenv("PERPETUAL_BENCH_2B") == "" {
+		b.Skip("set PERPETUAL_BENCH_2B=1 (needs ~6 GiB)")
+	}
+	for _, layers := range []int{1, 2} {
+		b.Run(fmt.Sprintf("layers=%d", layers), func(b *testing.B) {
+			var cfgMap map[string]any
+			if err := json.Unmarshal([]byte(validConfig), &cfgMap); err != nil {
+				b.Fatal(err)
+			}
+			cfgMap["num_hidden_layers"] = layers
+			raw, _ := json.Marshal(cfgMap)
+			cfg, err := ParseConfig(raw)
+			if err != nil {
+				b.Fatal(err)
+			}
+			m, _ := New(cfg)
+			var params []any
+			state := uint32(1)
+			for _, s := range m.Specs() {
+				size := 1
+				for _, d := range s.Shape {
+					size *= d
+				}
+				data := make([]float32, size)
+				for i := range data { // cheap xorshift values in [-0.02, 0.02]
+					state ^= state << 13
+					state ^= state >> 17
+					state ^= state << 5
+					data[i] = (float32(state)/float32(math.MaxUint32) - 0.5) * 0.04
+				}
+				params = append(params, tensors.FromFlatDataAndDimensions(data, s.Shape...))
+			}
+			n := len(params)
+			exec, err := NewExec(testBackend(b), func(inputs []*Node) *Node {
+				return m.Logits(paramsFrom(b, m, inputs), inputs[n], inputs[n+1], inputs[n+2])
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			const T = 512
+			tok, pos, seg := make([]int32, T), make([]int32, T), make([]int32, T)
+			for i := range T {
+				tok[i], pos[i], seg[i] = int32(i*7919%256000), int32(i), 1
+			}
+			args := append(params, tensors.FromValue([][]int32{tok}), tensors.FromValue([][]int32{pos}), tensors.FromValue([][]int32{seg}))
+			run := func() {
+				out, err := exec.Exec(args...)
+				if err != nil {
+					b.Fatal(err)
+				}
+				out[0].MustFinalizeAll()
+			}
+			run()
+			b.ResetTimer()
+			for range b.N {
+				run()
+			}
+			b.ReportMetric(float64(b.N*T)/b.Elapsed().Seconds(), "tokens/s")
+		})
+	}
 }

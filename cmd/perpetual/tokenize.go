@@ -44,20 +44,16 @@ func init() {
 					ids = append(ids, s.EOS)
 				}
 			}
-			var out []byte
+			// No HTML escaping: pieces such as "<bos>" print as they are.
+			enc := json.NewEncoder(cmd.OutOrStdout())
+			enc.SetEscapeHTML(false)
 			if pieces {
-				out, err = json.Marshal(tok.Pieces(ids))
-			} else {
-				if ids == nil {
-					ids = []int32{}
-				}
-				out, err = json.Marshal(ids)
+				return enc.Encode(tok.Pieces(ids))
 			}
-			if err != nil {
-				return err
+			if ids == nil {
+				ids = []int32{}
 			}
-			_, err = fmt.Fprintln(cmd.OutOrStdout(), string(out))
-			return err
+			return enc.Encode(ids)
 		},
 	}
 	cmd.Flags().StringVar(&path, "tokenizer", "", "tokenizer.json, tokenizer.model or model folder")

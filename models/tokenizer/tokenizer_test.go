@@ -258,3 +258,27 @@ func TestSentencePiece(t *testing.T) {
 		t.Errorf("model without normalizer spec: err = %v", err)
 	}
 }
+
+// Merges of equal rank apply leftmost first; ignore_merges takes whole words from the vocabulary.
+func TestMergeOrderAndIgnoreMerges(t *testing.T) {
+	const file = `{"model":{"type":"BPE","vocab":{"a":0,"b":1,"c":2,"aa":3,"ab":4,"abc":5},"merges":["a a","a b"],"ignore_merges":IGNORE}}`
+	for _, c := range []struct {
+		ignore string
+		in     string
+		want   []int32
+	}{
+		{"false", "aaa", []int32{3, 0}},
+		{"false", "aaaaa", []int32{3, 3, 0}},
+		{"false", "abc", []int32{4, 2}},
+		{"true", "abc", []int32{5}},
+		{"true", "aaa", []int32{3, 0}},
+	} {
+		tok, err := LoadJSON([]byte(strings.Replace(file, "IGNORE", c.ignore, 1)), "order")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tok.Encode(c.in); !slices.Equal(got, c.want) {
+			t.Errorf("ignore_merges=%s Encode(%q) = %v, want %v", c.ignore, c.in, got, c.want)
+		}
+	}
+}

@@ -594,3 +594,37 @@ func TestParamsForOwnGraph(t *testing.T) {
 		t.Fatalf("unknown parameter: %v", err)
 	}
 }
+
+// Concurrent callers share one Model (evaluation workers, a server).
+func TestConcurrentUse(t *testing.T) {
+	m, _ := newTestModel(t, 9, 4, 0, 13)
+	reqs := []Request{{Context: []int32{1, 2, 3}, Continuation: []int32{4, 5}}, {Context: []int32{7}, Continuation: []int32{8}}}
+	want, err := m.LogLikelihood(reqs, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 8)
+	for g := range 8 {
+		go func() {
+			var err error
+			switch g % 3 {
+			case 0:
+				var got []Result
+				if got, err = m.LogLikelihood(reqs, 1+g%2); err == nil && !slices.Equal(got, want) {
+					err = fmt.Errorf("goroutine %d: %v, want %v", g, got, want)
+				}
+			case 1:
+				_, err = m.Generate([]int32{1, 2}, GenerateOptions{MaxNewTokens: 3})
+			default:
+				_ = m.Hash()
+				_, err = m.Logits([][]int32{{1, 2, 3}})
+			}
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

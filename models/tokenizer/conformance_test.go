@@ -262,3 +262,38 @@ func TestConformanceExtra(t *testing.T) {
 		})
 	}
 }
+
+// GPT-NeoX (Mamba) style added tokens: non-special whitespace runs that are matched before the
+// pre-tokenizer, and an lstrip/rstrip token that swallows the spaces beside it.
+func TestConformanceAddedTokens(t *testing.T) {
+	data, err := Train(trainingCorpus(), 400, TrainOptions{SpecialTokens: []string{"<|endoftext|>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f map[string]any
+	if err := json.Unmarshal(data, &f); err != nil {
+		t.Fatal(err)
+	}
+	added := f["added_tokens"].([]any)
+	for i, a := range []struct {
+		content                 string
+		special, lstrip, rstrip bool
+	}{{"    ", false, false, false}, {"        ", false, false, false}, {"\t\t", false, false, false},
+		{"<mask>", true, true, true}, {"<sep>", true, false, true}} {
+		added = append(added, map[string]any{"id": 400 + i, "content": a.content, "single_word": false,
+			"lstrip": a.lstrip, "rstrip": a.rstrip, "normalized": !a.special, "special": a.special})
+	}
+	f["added_tokens"] = added
+	file := filepath.Join(t.TempDir(), "tokenizer.json")
+	out, _ := json.Marshal(f)
+	if err := os.WriteFile(file, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	texts := append(slices.Clone(conformanceCorpus),
+		"a    b        c         d\t\t\te", "x   <mask>   y", "<mask><mask> z <sep>  w", "\t\t<sep>\n",
+		"code:\n        return x\n    }", strings.Repeat(" ", 13)+"<mask>")
+	tok := checkConformance(t, file, texts)
+	if ids := tok.Encode("a        b"); !slices.Contains(ids, 401) {
+		t.Errorf("8-space added token not used: %q", tok.Pieces(ids))
+	}
+}

@@ -282,3 +282,38 @@ func TestMergeOrderAndIgnoreMerges(t *testing.T) {
 		}
 	}
 }
+
+// Metaspace follows the Rust library: spaces become ▁, a ▁ is prepended (scheme "first": only at
+// the start of the text), and the text splits before each ▁, so "▁▁" never merges across words.
+func TestMetaspace(t *testing.T) {
+	const file = `{"model":{"type":"BPE","vocab":{"▁":0,"a":1,"b":2,"▁a":3,"▁b":4,"▁▁":5,"<s>":6},"merges":["▁ ▁","▁ a","▁ b"]},
+	"added_tokens":[{"id":6,"content":"<s>","special":true}],
+	"pre_tokenizer":{"type":"Metaspace","replacement":"▁","prepend_scheme":"SCHEME","split":SPLIT},
+	"decoder":{"type":"Metaspace","replacement":"▁","prepend_scheme":"SCHEME"}}`
+	for _, c := range []struct {
+		scheme, split, in string
+		want              []int32
+	}{
+		{"first", "true", "a b", []int32{3, 4}},
+		{"first", "true", "a  b", []int32{3, 0, 4}},
+		{"first", "false", "a  b", []int32{3, 5, 2}},
+		{"first", "true", "<s>a", []int32{6, 1}},
+		{"always", "true", "<s>a", []int32{6, 3}},
+		{"never", "true", "a b", []int32{1, 4}},
+	} {
+		src := strings.ReplaceAll(strings.Replace(file, "SPLIT", c.split, 1), "SCHEME", c.scheme)
+		tok, err := LoadJSON([]byte(src), "metaspace")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := tok.Encode(c.in)
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%s/split=%s Encode(%q) = %v %q, want %v", c.scheme, c.split, c.in, got, tok.Pieces(got), c.want)
+		}
+		if c.scheme != "never" && c.in != "<s>a" {
+			if d := tok.Decode(got); d != c.in {
+				t.Errorf("%s Decode = %q, want %q", c.scheme, d, c.in)
+			}
+		}
+	}
+}

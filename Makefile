@@ -48,6 +48,14 @@ bench: build
 clean:
 	rm -rf bin
 
+# --- results (issue 8) -----------------------------------------------------------------------
+# Runs the embedded default suite (harness/suites/default.yaml; SUITE=file.yaml or SUITE=paper to
+# change it) and writes results/: results.md, results.json, samples/, charts/. Cached cell by cell
+# under results/cache, so a second run with nothing changed takes seconds.
+SUITE ?= default
+results: build
+	$(BIN) results --suite $(SUITE) --out results
+
 # --- notebooks (issue 8) ---------------------------------------------------------------------
 # GoNB and goimports come from the pinned tools module (`go install pkg@version` is refused by
 # the proxy here); notebooks/run.sh executes every notebook headlessly and fails on any cell error.

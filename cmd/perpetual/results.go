@@ -1,0 +1,76 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/perpetual-ml/perpetual/harness"
+)
+
+// fineTuner is the harness's FineTuner used by `perpetual results`; nil until a training
+// package registers one (see results_train.go when present).
+var fineTuner harness.FineTuner
+
+func init() {
+	var (
+		suiteName, out, work, chromium string
+		vars                           []string
+		png, charts, quiet             bool
+	)
+	cmd := &cobra.Command{
+		Use:   "results [--suite default|paper|FILE] [--out results/]",
+		Short: "Run a suite (curricula, RAG indexes, fine-tuning, evaluation) and write the results table and charts",
+		Long: `Runs every task x model x condition cell of a suite that is not already cached: builds the
+curricula and RAG indexes, fine-tunes where a fine-tuned model is missing, evaluates each cell in
+every formulation, and writes OUT/results.md (the paper's table with 95% intervals and marks for
+significant differences from base), OUT/results.json, per-sample logs under OUT/samples/ and the
+charts under OUT/charts/ (HTML and PNG). Everything is cached under OUT/cache keyed by its inputs, so a
+second run with nothing changed takes seconds. --suite names an embedded suite (default, paper) or
+a YAML file; --var NAME=PATH fills ${NAME} in its paths (else the environment does).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			defer cmd.Flags().VisitAll(func(f *pflag.Flag) { _ = f.Value.Set(f.DefValue); f.Changed = false })
+			vm := map[string]string{}
+			for _, v := range vars {
+				name, value, ok := strings.Cut(v, "=")
+				if !ok || name == "" {
+					return fmt.Errorf("results: --var %q is not NAME=VALUE", v)
+				}
+				vm[name] = value
+			}
+			vars = nil
+			s, err := harness.Load(suiteName, vm)
+			if err != nil {
+				return err
+			}
+			opt := harness.Options{Out: out, Work: work, FineTuner: fineTuner, Charts: charts, PNG: png && charts, Chromium: chromium}
+			if !quiet {
+				opt.Progress = os.Stderr
+			}
+			start := time.Now()
+			rep, err := harness.Run(cmd.Context(), s, opt)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "suite %s: %d cells (%d evaluated, %d cached), %d fine-tuned, %d curricula and %d indexes built, in %s\nwrote %s/results.md\n",
+				s.Name, rep.CellsEvaluated+rep.CellsCached, rep.CellsEvaluated, rep.CellsCached, rep.FineTuned,
+				rep.CurriculaBuilt, rep.IndexesBuilt, time.Since(start).Round(time.Millisecond), out)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&suiteName, "suite", "default", "embedded suite name (default, paper) or suite YAML file")
+	f.StringVar(&out, "out", "results", "results folder")
+	f.StringVar(&work, "work", "", "cache folder (default OUT/cache)")
+	f.StringArrayVar(&vars, "var", nil, "NAME=VALUE for ${NAME} in suite paths (repeatable)")
+	f.BoolVar(&charts, "charts", true, "render the charts (HTML)")
+	f.BoolVar(&png, "png", true, "also write PNG charts (needs Chromium)")
+	f.StringVar(&chromium, "chromium", "", "Chromium binary for PNGs (default: search PATH)")
+	f.BoolVar(&quiet, "quiet", false, "no progress bars")
+	rootCmd.AddCommand(cmd)
+}

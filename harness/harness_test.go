@@ -1,0 +1,301 @@
+package harness
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/gomlx/gomlx/core/tensors"
+
+	"github.com/perpetual-ml/perpetual/evaluation"
+	"github.com/perpetual-ml/perpetual/models/checkpoint"
+	"github.com/perpetual-ml/perpetual/models/lm"
+	"github.com/perpetual-ml/perpetual/plots"
+)
+
+// scaleTuner is a FineTuner test double: it "trains" by scaling every weight of the base model by
+// (1 + 0.05*seed), so fine-tuned models differ from their base and from each other by seed, and
+// counts its calls so tests can check what was (not) retrained.
+type scaleTuner struct {
+	mu    sync.Mutex
+	calls int
+}
+
+func (s *scaleTuner) Version() string { return "scale-v1" }
+
+func (s *scaleTuner) FineTune(_ context.Context, req FineTuneRequest) (*FineTuneResult, error) {
+	s.mu.Lock()
+	s.calls++
+	s.mu.Unlock()
+	m, err := lm.Load(req.BaseModel, lm.LoadOptions{})
+	if err != nil {
+		return nil, err
+	}
+	factor := float32(1 + 0.05*float64(req.Seed))
+	w := map[string]*tensors.Tensor{}
+	for name, t := range m.Weights() {
+		data := tensors.MustCopyFlatData[float32](t)
+		for i := range data {
+			data[i] *= factor
+		}
+		w[name] = tensors.FromFlatDataAndDimensions(data, t.Shape().Dimensions...)
+	}
+	if err := m.SetWeights(w); err != nil {
+		return nil, err
+	}
+	if err := m.Save(req.Out, checkpoint.SaveOptions{TokenizerFrom: req.BaseModel}); err != nil {
+		return nil, err
+	}
+	var loss []LossStep
+	for step := 1; step <= req.Recipe.Epochs; step++ {
+		loss = append(loss, LossStep{Step: step, Loss: float64(factor) / float64(step)})
+	}
+	return &FineTuneResult{Loss: loss}, nil
+}
+
+const miniSuite = `
+name: mini
+tasks:
+  - name: products
+    synthetic: {kind: products, seed: 3, chunks: 6, facts_per_chunk: 2}
+    rag: {k: 1}
+models:
+  - name: gemma-tiny
+    path: zoo:gemma-tiny
+    chat_template: "<start_of_turn>user\n{prompt}<end_of_turn>\n<start_of_turn>model\n"
+  - name: other
+    path: ${OTHER_MODEL}
+training: {epochs: 2, lr: 0.001}
+seeds: [1, 2]
+eval: {batch_size: 16, bootstrap: 200, limit: 8}
+`
+
+func TestRunCachesCellByCell(t *testing.T) {
+	dir := t.TempDir()
+	other := filepath.Join(dir, "other-model")
+	if err := BuildRandomModel(other, TinyGemmaConfig, 7); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Parse([]byte(miniSuite), "mini.yaml", dir, map[string]string{"OTHER_MODEL": other})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tuner := &scaleTuner{}
+	out := filepath.Join(dir, "results")
+	opt := Options{Out: out, FineTuner: tuner, Charts: true}
+	rep, err := Run(context.Background(), s, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 2 models x (base + rag + 2 seeds x (finetuned + finetuned+rag)) = 12 cells.
+	if rep.CellsEvaluated != 12 || rep.CellsCached != 0 || rep.FineTuned != 4 || tuner.calls != 4 ||
+		rep.CurriculaBuilt != 1 || rep.IndexesBuilt != 1 || !rep.ChartsRendered {
+		t.Fatalf("first run: %+v, tuner calls %d", rep, tuner.calls)
+	}
+	md, err := os.ReadFile(filepath.Join(out, "results.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"| Task | Model | Base | Fine-tuned | RAG | Fine-tuned + RAG | n |",
+		"## letters formulation, all questions", "## cloze formulation, seen questions",
+		"document-only questions", "(2 seeds)", "## Baselines", "## Letter bias", "## Leakage: products", "recall@k"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("results.md lacks %q:\n%s", want, md)
+		}
+	}
+	// Every table row of the main section has all four conditions filled in.
+	tables, _, _ := strings.Cut(string(md), "## Baselines")
+	rows := 0
+	for _, line := range strings.Split(tables, "\n") {
+		if strings.HasPrefix(line, "| products | ") {
+			rows++
+			if strings.Count(line, "[") != 4 {
+				t.Errorf("table row with a missing cell: %s", line)
+			}
+		}
+	}
+	if rows != 2*2*3 { // 2 formulations x 3 kinds (all, document_only, seen) x 2 models
+		t.Errorf("%d table rows", rows)
+	}
+	pr, err := plots.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pr.Cells) != 2*4*2 || len(pr.Loss) != 2*2*2 || len(pr.Recall) == 0 {
+		t.Errorf("results.json: %d cells, %d loss points, %d recall points", len(pr.Cells), len(pr.Loss), len(pr.Recall))
+	}
+	for _, c := range pr.Cells {
+		if c.N != 8 || c.Low > c.Acc || c.High < c.Acc {
+			t.Errorf("cell %+v", c)
+		}
+		if c.Condition == plots.Base && (c.Significant || c.DeltaVsBase != 0) {
+			t.Errorf("base cell compared with itself: %+v", c)
+		}
+	}
+	samples, err := evaluation.ReadSamples(filepath.Join(out, "samples", "products", "other", "finetuned_rag-seed2", "samples_perpetual_letters.jsonl"))
+	if err != nil || len(samples) != 8 || len(samples[0].Retrieved) != 1 {
+		t.Fatalf("per-sample log: %v, %d samples", err, len(samples))
+	}
+	if _, err := os.Stat(filepath.Join(out, "charts", "accuracy-products-letters.html")); err != nil {
+		t.Error(err)
+	}
+
+	// Nothing changed: nothing is built, trained or evaluated, and the outputs are the same.
+	before, _ := os.ReadFile(filepath.Join(out, "results.json"))
+	rep, err = Run(context.Background(), s, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.CellsEvaluated != 0 || rep.CellsCached != 12 || rep.FineTuned != 0 || tuner.calls != 4 ||
+		rep.CurriculaBuilt != 0 || rep.IndexesBuilt != 0 || rep.ChartsRendered {
+		t.Fatalf("second run did work: %+v, tuner calls %d", rep, tuner.calls)
+	}
+	after, _ := os.ReadFile(filepath.Join(out, "results.json"))
+	if string(before) != string(after) {
+		t.Error("results.json changed on a cached run")
+	}
+
+	// Changing one model reruns only its cells (and its fine-tuning).
+	if err := os.RemoveAll(other); err != nil {
+		t.Fatal(err)
+	}
+	if err := BuildRandomModel(other, TinyGemmaConfig, 8); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = Run(context.Background(), s, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.CellsEvaluated != 6 || rep.CellsCached != 6 || rep.FineTuned != 2 || tuner.calls != 6 {
+		t.Fatalf("after changing one model: %+v, tuner calls %d", rep, tuner.calls)
+	}
+	var res Results
+	if err := readJSON(filepath.Join(out, "results.json"), &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Records) != 12 || len(res.Tasks) != 1 || res.Tasks[0].Leakage.Flashcards == 0 {
+		t.Errorf("results.json: %d records, tasks %+v", len(res.Records), res.Tasks)
+	}
+}
+
+func TestRunWithoutFineTunerFailsClearly(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Parse([]byte(strings.Replace(miniSuite, "  - name: other\n    path: ${OTHER_MODEL}\n", "", 1)), "mini.yaml", dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Conditions = []string{plots.FineTuned}
+	_, err = Run(context.Background(), s, Options{Out: filepath.Join(dir, "out")})
+	if err == nil || !strings.Contains(err.Error(), "no fine-tuner") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestSuiteErrors(t *testing.T) {
+	base := "name: x\ntasks:\n  - name: t\n    synthetic: {kind: products, seed: 1}\nmodels:\n  - name: m\n    path: zoo:gemma-tiny\n"
+	for _, tc := range []struct{ yaml, want string }{
+		{"tasks: []\n", "name is required"},
+		{base + "conditions: [zero-shot]\n", `condition "zero-shot"`},
+		{base + "formulations: [essay]\n", `formulation "essay"`},
+		{base + "colour: red\n", "field colour not found"},
+		{strings.Replace(base, "synthetic: {kind: products, seed: 1}", "perpetual: ${NO_SUCH_VAR_X}/p", 1), "NO_SUCH_VAR_X"},
+		{strings.Replace(base, "synthetic: {kind: products, seed: 1}", "synthetic: {kind: poems}", 1), `kind "poems"`},
+		{strings.Replace(base, "    synthetic:", "    curriculum: c\n    synthetic:", 1), "exactly one of"},
+		{strings.Replace(base, "name: m", "name: my model", 1), "not a plain word"},
+		{base + "    chat_template: 'no placeholder'\n", "no {prompt}"},
+	} {
+		_, err := Parse([]byte(tc.yaml), "s.yaml", t.TempDir(), nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "s.yaml") {
+			t.Errorf("%q: err = %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+}
+
+func TestEmbeddedSuites(t *testing.T) {
+	s, err := Load("default", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Tasks) != 3 || len(s.Models) == 0 || !strings.HasPrefix(s.Models[0].Path, ZooPrefix) {
+		t.Errorf("default suite: %+v", s)
+	}
+	for _, v := range []string{"PERPETUAL_DATA", "GEMMA_2B_IT", "MAMBA_2_8B"} {
+		t.Setenv(v, "")
+		os.Unsetenv(v)
+	}
+	if _, err := Load("paper", nil); err == nil || !strings.Contains(err.Error(), "PERPETUAL_DATA") {
+		t.Errorf("paper without data: err = %v", err)
+	}
+	vars := map[string]string{"PERPETUAL_DATA": "/data", "GEMMA_2B_IT": "/models/gemma", "MAMBA_2_8B": "/models/mamba"}
+	p, err := Load("paper", vars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Tasks[0].Perpetual != "/data/products" || p.Models[0].Path != "/models/gemma" || len(p.Seeds) != 3 {
+		t.Errorf("paper suite: %+v", p)
+	}
+	// A file on disk wins over the embedded name.
+	file := filepath.Join(t.TempDir(), "s.yaml")
+	os.WriteFile(file, []byte("name: mine\ntasks:\n  - name: t\n    curriculum: cur\nmodels:\n  - name: m\n    path: ./model\n"), 0o644)
+	f, err := Load(file, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Name != "mine" || f.Tasks[0].Curriculum != filepath.Join(filepath.Dir(file), "cur") || f.Models[0].Path != filepath.Join(filepath.Dir(file), "model") {
+		t.Errorf("relative paths: %+v", f)
+	}
+	if _, err := Load("nonesuch", nil); err == nil {
+		t.Error("unknown suite: no error")
+	}
+}
+
+func TestResolveModel(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := ResolveModel("zoo:nonesuch", dir); err == nil || !strings.Contains(err.Error(), "gemma-tiny") {
+		t.Errorf("unknown zoo entry: %v", err)
+	}
+	if _, err := ResolveModel(filepath.Join(dir, "missing"), dir); err == nil {
+		t.Error("missing folder: no error")
+	}
+	builds := 0
+	RegisterZoo("test-copy", ZooEntry{Version: "v1", Build: func(d string) error {
+		builds++
+		return os.WriteFile(filepath.Join(d, "config.json"), []byte("{}"), 0o644)
+	}})
+	for range 2 {
+		got, err := ResolveModel("zoo:test-copy", dir)
+		if err != nil || got != filepath.Join(dir, "test-copy-v1") {
+			t.Fatalf("resolve: %q, %v", got, err)
+		}
+	}
+	if builds != 1 {
+		t.Errorf("zoo entry built %d times", builds)
+	}
+	// The random-init recipe gives a loadable model whose tokenizer covers the chat markers.
+	m, enc, err := LoadForEval(filepath.Join(mustResolve(t, dir), ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := enc.Tokenizer.Encode("<start_of_turn>user\nHello<end_of_turn>")
+	if m.Arch().VocabSize() != 512 || len(ids) == 0 || ids[0] != 4 || !enc.AddBOS {
+		t.Errorf("random model: vocab %d, ids %v, addBOS %v", m.Arch().VocabSize(), ids, enc.AddBOS)
+	}
+	raw, _ := os.ReadFile(filepath.Join(mustResolve(t, dir), "config.json"))
+	var cfg map[string]any
+	if json.Unmarshal(raw, &cfg) != nil || cfg["model_type"] != "gemma" {
+		t.Errorf("config: %s", raw)
+	}
+}
+
+func mustResolve(t *testing.T, dir string) string {
+	t.Helper()
+	got, err := ResolveModel("zoo:gemma-tiny", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}

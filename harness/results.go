@@ -1,0 +1,386 @@
+package harness
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/perpetual-ml/perpetual/curriculum"
+	"github.com/perpetual-ml/perpetual/curriculum/leakage"
+	"github.com/perpetual-ml/perpetual/evaluation"
+	"github.com/perpetual-ml/perpetual/evaluation/stats"
+	"github.com/perpetual-ml/perpetual/plots"
+	"github.com/perpetual-ml/perpetual/rag"
+)
+
+// KindAll names the row over all questions; the other kinds are curriculum.KindSeen and
+// curriculum.KindDocumentOnly (and whatever kinds a test has).
+const KindAll = "all"
+
+// Alpha is the significance level of the marks in the table.
+const Alpha = 0.05
+
+// Results is results.json: the cells, loss and recall lists package plots reads, plus the
+// per-kind table rows, each task's leakage and baselines, and the cell records.
+type Results struct {
+	Suite  string              `json:"suite"`
+	Cells  []plots.Cell        `json:"cells"`
+	Loss   []plots.LossPoint   `json:"loss"`
+	Recall []plots.RecallPoint `json:"recall"`
+	// Rows are every (task, model, condition, formulation, kind), seeds aggregated.
+	Rows []Row `json:"rows"`
+	// Tasks are per-task facts: curriculum, leakage, baselines.
+	Tasks []TaskInfo `json:"tasks"`
+	// Records are the cells as evaluated (one per seed for fine-tuned conditions).
+	Records []*CellRecord `json:"records"`
+}
+
+// Row is one number of the table: accuracy over a question kind, averaged over seeds.
+type Row struct {
+	Task        string  `json:"task"`
+	Model       string  `json:"model"`
+	Condition   string  `json:"condition"`
+	Formulation string  `json:"formulation"`
+	Kind        string  `json:"kind"`
+	Acc         float64 `json:"acc"`
+	Low         float64 `json:"low"`
+	High        float64 `json:"high"`
+	N           int     `json:"n"`
+	// Seeds is how many fine-tuning seeds were averaged (1 for base conditions); Spread is the
+	// standard deviation of acc over them.
+	Seeds  int     `json:"seeds"`
+	Spread float64 `json:"spread"`
+	// DeltaVsBase and PValue (McNemar's exact test, the largest over seeds) compare with base on
+	// the same questions; Significant means p < Alpha for every seed.
+	DeltaVsBase float64 `json:"delta_vs_base"`
+	PValue      float64 `json:"p_value"`
+	Significant bool    `json:"significant"`
+	Compared    bool    `json:"compared"`
+	// Predicted counts predicted choice indexes (letter bias), summed over seeds (KindAll only).
+	Predicted []int `json:"predicted,omitempty"`
+}
+
+// TaskInfo is what the report says about a task besides accuracies.
+type TaskInfo struct {
+	Name       string            `json:"name"`
+	Curriculum string            `json:"curriculum"`
+	Counts     curriculum.Counts `json:"counts"`
+	Leakage    leakage.Report    `json:"leakage"`
+	Baselines  stats.Baselines   `json:"baselines"`
+	Recall     *rag.RecallReport `json:"recall,omitempty"`
+	Retriever  string            `json:"retriever,omitempty"`
+	K          int               `json:"k,omitempty"`
+	KindCounts map[string]int    `json:"kind_counts"`
+}
+
+// buildResults aggregates cell records into the table.
+func buildResults(s *Suite, tasks []*preparedTask, records []*CellRecord, losses []plots.LossPoint) *Results {
+	res := &Results{Suite: s.Name, Loss: losses, Records: records, Cells: []plots.Cell{}, Recall: []plots.RecallPoint{}}
+	if res.Loss == nil {
+		res.Loss = []plots.LossPoint{}
+	}
+	for _, t := range tasks {
+		info := TaskInfo{Name: t.Name, Curriculum: t.dir, Counts: t.cur.ComputeCounts(), Leakage: t.leakage,
+			Recall: t.recall, KindCounts: map[string]int{}}
+		var gold, nChoices []int
+		for _, q := range t.cur.Test {
+			gold = append(gold, q.Answer)
+			nChoices = append(nChoices, len(q.Choices))
+			info.KindCounts[q.Kind]++
+		}
+		info.Baselines, _ = stats.ComputeBaselines(gold, nChoices)
+		if t.recall != nil {
+			info.Retriever, info.K = t.RAG.Retriever, t.RAG.K
+			for i, k := range t.recall.Ks {
+				res.Recall = append(res.Recall, plots.RecallPoint{Task: t.Name, Retriever: t.RAG.Retriever, K: k, Recall: t.recall.Recall[i]})
+			}
+		}
+		res.Tasks = append(res.Tasks, info)
+	}
+	// Group records by (task, model, condition); seeds go together.
+	type group struct {
+		task, model, cond string
+		recs              []*CellRecord
+	}
+	var groups []*group
+	byKey := map[string]*group{}
+	for _, rec := range records {
+		k := rec.Task + "\x00" + rec.Model + "\x00" + rec.Condition
+		g := byKey[k]
+		if g == nil {
+			g = &group{task: rec.Task, model: rec.Model, cond: rec.Condition}
+			byKey[k] = g
+			groups = append(groups, g)
+		}
+		g.recs = append(g.recs, rec)
+	}
+	for _, g := range groups {
+		for _, f := range s.Formulations {
+			kinds := []string{KindAll}
+			for kind := range g.recs[0].Formulations[f].Extras.ByKind {
+				kinds = append(kinds, kind)
+			}
+			sort.Strings(kinds[1:])
+			for _, kind := range kinds {
+				row := aggregate(g.recs, f, kind)
+				row.Task, row.Model, row.Condition, row.Formulation, row.Kind = g.task, g.model, g.cond, f, kind
+				res.Rows = append(res.Rows, row)
+				if kind == KindAll {
+					res.Cells = append(res.Cells, plots.Cell{Task: g.task, Model: g.model, Condition: g.cond, Formulation: f,
+						Acc: row.Acc, Low: row.Low, High: row.High, N: row.N, DeltaVsBase: row.DeltaVsBase,
+						PValue: row.PValue, Significant: row.Significant})
+				}
+			}
+		}
+	}
+	return res
+}
+
+// aggregate averages one formulation and kind over a group's seeds.
+func aggregate(recs []*CellRecord, f, kind string) Row {
+	var row Row
+	var accs []float64
+	row.Significant = true
+	for _, rec := range recs {
+		fr := rec.Formulations[f]
+		score := fr.Extras.Overall
+		if kind != KindAll {
+			score = fr.Extras.ByKind[kind]
+		}
+		accs = append(accs, score.Acc)
+		row.Low += score.Wilson[0] / float64(len(recs))
+		row.High += score.Wilson[1] / float64(len(recs))
+		row.N = score.N
+		var cmp *evaluation.Comparison
+		if kind == KindAll {
+			cmp = fr.VsBase
+			for i, c := range fr.Predicted {
+				for len(row.Predicted) <= i {
+					row.Predicted = append(row.Predicted, 0)
+				}
+				row.Predicted[i] += c
+			}
+		} else if c, ok := fr.VsBaseByKind[kind]; ok {
+			cmp = &c
+		}
+		if cmp == nil {
+			row.Significant = false
+			continue
+		}
+		row.Compared = true
+		row.DeltaVsBase += (cmp.Acc - cmp.BaseAcc) / float64(len(recs))
+		row.PValue = math.Max(row.PValue, cmp.McNemar.P)
+		if cmp.McNemar.P >= Alpha {
+			row.Significant = false
+		}
+	}
+	row.Significant = row.Significant && row.Compared
+	row.Seeds = len(recs)
+	for _, a := range accs {
+		row.Acc += a / float64(len(accs))
+	}
+	if len(accs) > 1 {
+		var ss float64
+		for _, a := range accs {
+			ss += (a - row.Acc) * (a - row.Acc)
+		}
+		row.Spread = math.Sqrt(ss / float64(len(accs)-1))
+	}
+	return row
+}
+
+// FormatCell is a table cell: "0.412 [0.36, 0.47]", "†" when significant versus base, and
+// "± spread (n seeds)" when seeds were averaged.
+func FormatCell(r Row) string {
+	s := fmt.Sprintf("%.3f [%.2f, %.2f]", r.Acc, r.Low, r.High)
+	if r.Seeds > 1 {
+		s += fmt.Sprintf(" ±%.3f (%d seeds)", r.Spread, r.Seeds)
+	}
+	if r.Significant {
+		s += " †"
+	}
+	return s
+}
+
+// Markdown renders results.md: for each formulation and question kind, the paper's table
+// (Task, Model, Base, Fine-tuned, RAG, Fine-tuned + RAG), then baselines, letter bias, retrieval
+// recall and each task's leakage report.
+func Markdown(res *Results) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Results: suite %s\n\n", res.Suite)
+	fmt.Fprintf(&b, "Accuracy with its Wilson 95%% interval; † marks a difference from Base significant at %.2f "+
+		"(McNemar's exact test, paired over questions; with several seeds, significant for every seed).\n\n", Alpha)
+	type tm struct{ task, model string }
+	sections := map[string]map[string]map[tm]map[string]Row{} // formulation -> kind -> (task, model) -> condition
+	var forms, kinds []string
+	var pairs []tm
+	seenPair := map[tm]bool{}
+	for _, r := range res.Rows {
+		if sections[r.Formulation] == nil {
+			sections[r.Formulation] = map[string]map[tm]map[string]Row{}
+			forms = append(forms, r.Formulation)
+		}
+		if sections[r.Formulation][r.Kind] == nil {
+			sections[r.Formulation][r.Kind] = map[tm]map[string]Row{}
+			if !contains(kinds, r.Kind) {
+				kinds = append(kinds, r.Kind)
+			}
+		}
+		p := tm{r.Task, r.Model}
+		if sections[r.Formulation][r.Kind][p] == nil {
+			sections[r.Formulation][r.Kind][p] = map[string]Row{}
+		}
+		sections[r.Formulation][r.Kind][p][r.Condition] = r
+		if !seenPair[p] {
+			seenPair[p] = true
+			pairs = append(pairs, p)
+		}
+	}
+	for _, f := range forms {
+		for _, kind := range kinds {
+			sec := sections[f][kind]
+			if sec == nil {
+				continue
+			}
+			fmt.Fprintf(&b, "## %s formulation, %s questions\n\n", f, strings.ReplaceAll(kind, "_", "-"))
+			b.WriteString("| Task | Model | Base | Fine-tuned | RAG | Fine-tuned + RAG | n |\n|---|---|---|---|---|---|---|\n")
+			for _, p := range pairs {
+				conds := sec[p]
+				if conds == nil {
+					continue
+				}
+				n := 0
+				fmt.Fprintf(&b, "| %s | %s |", p.task, p.model)
+				for _, c := range plots.Conditions {
+					if r, ok := conds[c]; ok {
+						fmt.Fprintf(&b, " %s |", FormatCell(r))
+						n = r.N
+					} else {
+						b.WriteString(" – |")
+					}
+				}
+				fmt.Fprintf(&b, " %d |\n", n)
+			}
+			b.WriteString("\n")
+		}
+	}
+	b.WriteString("## Baselines\n\n| Task | Questions | Chance | Always A | Always B | Always C | Always D |\n|---|---|---|---|---|---|---|\n")
+	for _, t := range res.Tasks {
+		fmt.Fprintf(&b, "| %s | %d | %.3f |", t.Name, t.Counts.Test, t.Baselines.Chance)
+		for _, l := range []string{"A", "B", "C", "D"} {
+			fmt.Fprintf(&b, " %.3f |", t.Baselines.Always[l])
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("\n## Letter bias (letters formulation: share of predictions per letter)\n\n" +
+		"| Task | Model | Condition | A | B | C | D |\n|---|---|---|---|---|---|---|\n")
+	for _, r := range res.Rows {
+		if r.Formulation != evaluation.Letters || r.Kind != KindAll {
+			continue
+		}
+		total := 0
+		for _, c := range r.Predicted {
+			total += c
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s |", r.Task, r.Model, r.Condition)
+		for i := range 4 {
+			share := 0.0
+			if i < len(r.Predicted) && total > 0 {
+				share = float64(r.Predicted[i]) / float64(total)
+			}
+			fmt.Fprintf(&b, " %.2f |", share)
+		}
+		b.WriteString("\n")
+	}
+	if len(res.Recall) > 0 {
+		b.WriteString("\n## Retrieval recall@k\n\n| Task | Retriever | k | Recall |\n|---|---|---|---|\n")
+		for _, p := range res.Recall {
+			fmt.Fprintf(&b, "| %s | %s | %d | %.3f |\n", p.Task, p.Retriever, p.K, p.Recall)
+		}
+	}
+	for _, t := range res.Tasks {
+		fmt.Fprintf(&b, "\n## Leakage: %s\n\n", t.Name)
+		fmt.Fprintf(&b, "Questions by kind: %s.\n\n```\n", formatCounts(t.KindCounts))
+		var lb bytes.Buffer
+		t.Leakage.Format(&lb)
+		b.Write(lb.Bytes())
+		b.WriteString("```\n")
+	}
+	return b.String()
+}
+
+func formatCounts(m map[string]int) string {
+	var keys []string
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// SamplesDir is where a cell's per-sample logs go inside a results folder.
+func SamplesDir(out string, rec *CellRecord) string {
+	name := rec.Condition
+	if rec.Seed != 0 {
+		name = fmt.Sprintf("%s-seed%d", rec.Condition, rec.Seed)
+	}
+	return filepath.Join(out, "samples", rec.Task, rec.Model, strings.ReplaceAll(name, "+", "_"))
+}
+
+// writeOutputs writes results.json, results.md, the per-sample logs and the charts.
+func (r *runner) writeOutputs(res *Results, records []*CellRecord) error {
+	out := r.opt.Out
+	for _, rec := range records {
+		for _, fr := range rec.Formulations {
+			name := evaluation.SamplesFile(fr.TaskName)
+			dst := filepath.Join(SamplesDir(out, rec), name)
+			if sameContent(filepath.Join(rec.dir, name), dst) {
+				continue
+			}
+			if err := copyFile(filepath.Join(rec.dir, name), dst); err != nil {
+				return err
+			}
+		}
+	}
+	if err := writeJSON(filepath.Join(out, plots.ResultsFile), res); err != nil {
+		return err
+	}
+	if err := writeAtomic(filepath.Join(out, "results.md"), []byte(Markdown(res))); err != nil {
+		return err
+	}
+	if !r.opt.Charts {
+		return nil
+	}
+	// Charts are redrawn only when what they show changed (the PNGs take seconds).
+	pr, err := plots.Load(out)
+	if err != nil {
+		return err
+	}
+	stampKey := keyOf("charts", pr, r.opt.PNG)
+	charts := filepath.Join(out, "charts")
+	stamp := filepath.Join(charts, ".stamp")
+	if old, err := os.ReadFile(stamp); err == nil && string(old) == stampKey {
+		return nil
+	}
+	if _, err := plots.Render(context.WithoutCancel(r.ctx), pr, charts, plots.Options{PNG: r.opt.PNG, Chromium: r.opt.Chromium}); err != nil {
+		return fmt.Errorf("charts: %w", err)
+	}
+	r.rep.ChartsRendered = true
+	return writeAtomic(stamp, []byte(stampKey))
+}
+
+// sameContent reports whether dst exists with src's content (so unchanged logs are not rewritten).
+func sameContent(src, dst string) bool {
+	a, err1 := os.ReadFile(src)
+	b, err2 := os.ReadFile(dst)
+	return err1 == nil && err2 == nil && bytes.Equal(a, b)
+}

@@ -1,0 +1,213 @@
+package harness
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// CodeVersion is mixed into every cache key: bump it when a change to the harness (or to how it
+// calls the packages) changes results, so old cells are not reused.
+const CodeVersion = "harness-v1"
+
+// keyOf hashes the JSON of its parts (with CodeVersion) into a hex key.
+func keyOf(parts ...any) string {
+	h := sha256.New()
+	h.Write([]byte(CodeVersion))
+	for _, p := range parts {
+		b, err := json.Marshal(p)
+		if err != nil {
+			panic(fmt.Sprintf("harness: unhashable key part %T: %v", p, err)) // programming error: keys are plain data
+		}
+		fmt.Fprintf(h, "%d:", len(b))
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// writeAtomic writes data to path through a temporary file in the same folder, fsynced and
+// renamed, so readers see the old file or the new one, never a partial one.
+func writeAtomic(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
+
+// writeJSON writes v as indented JSON, atomically.
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return writeAtomic(path, append(b, '\n'))
+}
+
+// readJSON reads a JSON file into v; errors name the file.
+func readJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+// buildDir makes dir by running build on a fresh temporary folder beside it and renaming it into
+// place, so a killed build leaves no half-made dir. An existing dir is kept as it is.
+func buildDir(dir string, build func(tmp string) error) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	parent := filepath.Dir(dir)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if err := build(tmp); err != nil {
+		return err
+	}
+	return os.Rename(tmp, dir)
+}
+
+// folderHasher hashes the files of model folders that define a model (config, weights,
+// tokenizer), remembering each file's hash by size and modification time in a JSON file, so a
+// multi-gigabyte checkpoint is read once, not on every run.
+type folderHasher struct {
+	mu    sync.Mutex
+	path  string
+	memo  map[string]fileMemo
+	dirty bool
+}
+
+type fileMemo struct {
+	Size    int64  `json:"size"`
+	ModTime int64  `json:"mtime_ns"`
+	SHA256  string `json:"sha256"`
+}
+
+func newFolderHasher(path string) *folderHasher {
+	fh := &folderHasher{path: path, memo: map[string]fileMemo{}}
+	_ = readJSON(path, &fh.memo) // a missing or unreadable memo only costs re-hashing
+	if fh.memo == nil {
+		fh.memo = map[string]fileMemo{}
+	}
+	return fh
+}
+
+// modelFile reports whether a file is part of a model's identity.
+func modelFile(name string) bool {
+	switch name {
+	case "config.json", "tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json":
+		return true
+	}
+	return strings.HasSuffix(name, ".safetensors") || strings.HasSuffix(name, ".safetensors.index.json")
+}
+
+// Hash returns a SHA-256 over the names and contents of dir's model files.
+func (fh *folderHasher) Hash(dir string) (string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return "", fmt.Errorf("hashing model folder: %w", err)
+	}
+	var names []string
+	for _, e := range entries {
+		if !e.IsDir() && modelFile(e.Name()) {
+			names = append(names, e.Name())
+		}
+	}
+	if len(names) == 0 {
+		return "", fmt.Errorf("model folder %s: no config.json or weights", dir)
+	}
+	sort.Strings(names)
+	h := sha256.New()
+	for _, n := range names {
+		fileHash, err := fh.file(filepath.Join(dir, n))
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "%s\x00%s\n", n, fileHash)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func (fh *folderHasher) file(path string) (string, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	abs, _ := filepath.Abs(path)
+	fh.mu.Lock()
+	m, ok := fh.memo[abs]
+	fh.mu.Unlock()
+	if ok && m.Size == st.Size() && m.ModTime == st.ModTime().UnixNano() {
+		return m.SHA256, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("hashing %s: %w", path, err)
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	fh.mu.Lock()
+	fh.memo[abs] = fileMemo{Size: st.Size(), ModTime: st.ModTime().UnixNano(), SHA256: sum}
+	fh.dirty = true
+	fh.mu.Unlock()
+	return sum, nil
+}
+
+// Save writes the memo if it changed.
+func (fh *folderHasher) Save() error {
+	fh.mu.Lock()
+	defer fh.mu.Unlock()
+	if !fh.dirty {
+		return nil
+	}
+	fh.dirty = false
+	return writeJSON(fh.path, fh.memo)
+}
+
+// copyFile copies src to dst atomically.
+func copyFile(src, dst string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return writeAtomic(dst, b)
+}

@@ -1,0 +1,294 @@
+// Package harness runs a suite of experiments end to end: for every task x model x condition
+// (base, fine-tuned, RAG, fine-tuned + RAG) it builds the curriculum (package curriculum), the
+// retrieval index (rag), fine-tunes where a fine-tuned model is missing (through a FineTuner, the
+// training package), evaluates the cell (evaluation), and writes a results folder: results.md in
+// the layout of the paper's table, results.json in the shape package plots reads, per-sample logs
+// and the charts (plots.Render).
+//
+// Every expensive step is cached on disk under a key that hashes its inputs (the suite entry, the
+// model's files, the curriculum's files, the recipe and the harness's code version), so a second
+// run with nothing changed only re-reads small JSON files, and changing one model reruns only its
+// cells. Writes are atomic (temporary file or folder, then rename), so an interrupted run resumes
+// cell by cell.
+//
+// The harness knows nothing of tensors: it drives the packages through their Go APIs.
+// Suites are YAML (gopkg.in/yaml.v3, already used by evaluation's task files); progress bars are
+// github.com/schollz/progressbar/v3, as in evaluation.
+package harness
+
+import (
+	"bytes"
+	_ "embed"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/perpetual-ml/perpetual/curriculum/synthetic"
+	"github.com/perpetual-ml/perpetual/evaluation"
+	"github.com/perpetual-ml/perpetual/plots"
+	"github.com/perpetual-ml/perpetual/rag"
+)
+
+//go:embed suites/default.yaml
+var defaultSuite []byte
+
+//go:embed suites/paper.yaml
+var paperSuite []byte
+
+// Embedded lists the suites built into the binary by name.
+var Embedded = map[string][]byte{"default": defaultSuite, "paper": paperSuite}
+
+// Suite is a suite file: what to evaluate and how.
+type Suite struct {
+	// Name names the suite (recorded in results).
+	Name string `yaml:"name" json:"name"`
+	// Tasks are the knowledge bases and their tests.
+	Tasks []Task `yaml:"tasks" json:"tasks"`
+	// Models are the instruct-tuned models to teach.
+	Models []Model `yaml:"models" json:"models"`
+	// Conditions are among plots.Conditions (default all four).
+	Conditions []string `yaml:"conditions" json:"conditions"`
+	// Formulations are evaluation.Letters and/or evaluation.Cloze (default both).
+	Formulations []string `yaml:"formulations" json:"formulations"`
+	// Training is the fine-tuning recipe, passed to the FineTuner.
+	Training Recipe `yaml:"training" json:"training"`
+	// Seeds are the fine-tuning seeds (default [1]); with more than one, fine-tuned cells report
+	// the mean and spread over seeds.
+	Seeds []int64 `yaml:"seeds" json:"seeds"`
+	// Eval configures scoring.
+	Eval EvalSettings `yaml:"eval" json:"eval"`
+
+	// dir resolves relative paths (the suite file's folder; the working directory when embedded).
+	dir string
+}
+
+// Task is one knowledge base with its test. Exactly one of Synthetic, Curriculum and Perpetual is set.
+type Task struct {
+	Name string `yaml:"name" json:"name"`
+	// Synthetic generates a curriculum with package curriculum/synthetic.
+	Synthetic *SyntheticSource `yaml:"synthetic,omitempty" json:"synthetic,omitempty"`
+	// Curriculum is a curriculum folder (manifest.json, chunks.jsonl, ...).
+	Curriculum string `yaml:"curriculum,omitempty" json:"curriculum,omitempty"`
+	// Perpetual is a folder of the original study's train.json + test.json.
+	Perpetual string `yaml:"perpetual,omitempty" json:"perpetual,omitempty"`
+	// RAG configures retrieval for the rag conditions.
+	RAG RAGSettings `yaml:"rag" json:"rag"`
+}
+
+// SyntheticSource sizes a synthetic knowledge base (see synthetic.Options).
+type SyntheticSource struct {
+	Kind          string `yaml:"kind" json:"kind"`
+	Seed          int64  `yaml:"seed" json:"seed"`
+	Chunks        int    `yaml:"chunks" json:"chunks"`
+	FactsPerChunk int    `yaml:"facts_per_chunk" json:"facts_per_chunk"`
+}
+
+// RAGSettings choose the retriever and how many passages go into the prompt.
+type RAGSettings struct {
+	// Retriever is rag.KindBM25 (default), rag.KindDense or rag.KindHybrid.
+	Retriever string `yaml:"retriever" json:"retriever"`
+	// K passages are prepended (default rag.DefaultK).
+	K int `yaml:"k" json:"k"`
+	// Embedder is the encoder folder for dense and hybrid retrieval.
+	Embedder string `yaml:"embedder,omitempty" json:"embedder,omitempty"`
+}
+
+// Model is one model to evaluate and fine-tune.
+type Model struct {
+	Name string `yaml:"name" json:"name"`
+	// Path is a model folder (Hugging Face layout) or "zoo:NAME" (see Zoo).
+	Path string `yaml:"path" json:"path"`
+	// ChatTemplate wraps every prompt, {prompt} marking where it goes (see evaluation.Task).
+	ChatTemplate string `yaml:"chat_template,omitempty" json:"chat_template,omitempty"`
+}
+
+// Recipe is the fine-tuning recipe. Known fields are typed; Extra carries any other key of the
+// suite's training section through to the FineTuner unchanged.
+type Recipe struct {
+	Epochs       int     `yaml:"epochs" json:"epochs"`
+	LearningRate float64 `yaml:"lr" json:"lr"`
+	BatchSize    int     `yaml:"batch_size" json:"batch_size"`
+	SeqLen       int     `yaml:"seq_len" json:"seq_len"`
+	// Extra holds the remaining keys (warmup, weight decay, ...).
+	Extra map[string]any `yaml:",inline" json:"extra,omitempty"`
+}
+
+// EvalSettings configure scoring.
+type EvalSettings struct {
+	// BatchSize is the scorer's batch size (default 8).
+	BatchSize int `yaml:"batch_size" json:"batch_size"`
+	// Limit evaluates the first Limit questions of every test (0 = all).
+	Limit int `yaml:"limit" json:"limit"`
+	// Bootstrap is the number of paired-bootstrap iterations (default 10000).
+	Bootstrap int `yaml:"bootstrap" json:"bootstrap"`
+}
+
+// Load reads a suite: an embedded name ("default", "paper") unless a file of that path exists,
+// in which case the file wins. vars fill ${NAME} references in paths before the environment does.
+func Load(nameOrPath string, vars map[string]string) (*Suite, error) {
+	if st, err := os.Stat(nameOrPath); err == nil && !st.IsDir() {
+		raw, err := os.ReadFile(nameOrPath)
+		if err != nil {
+			return nil, err
+		}
+		abs, _ := filepath.Abs(nameOrPath)
+		return Parse(raw, nameOrPath, filepath.Dir(abs), vars)
+	}
+	raw, ok := Embedded[nameOrPath]
+	if !ok {
+		return nil, fmt.Errorf("suite %q: no such file and not an embedded suite (embedded: default, paper)", nameOrPath)
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return nil, err
+	}
+	return Parse(raw, "embedded suite "+nameOrPath, wd, vars)
+}
+
+// Parse decodes and validates a suite; source names it in errors and dir resolves relative paths.
+func Parse(raw []byte, source, dir string, vars map[string]string) (*Suite, error) {
+	var s Suite
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&s); err != nil {
+		return nil, fmt.Errorf("%s: %w", source, err)
+	}
+	s.dir = dir
+	if err := s.normalize(source, vars); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// normalize fills defaults, expands variables, resolves paths and validates.
+func (s *Suite) normalize(source string, vars map[string]string) error {
+	fail := func(format string, a ...any) error {
+		return fmt.Errorf("%s: %s", source, fmt.Sprintf(format, a...))
+	}
+	if s.Name == "" {
+		return fail("name is required")
+	}
+	if len(s.Tasks) == 0 || len(s.Models) == 0 {
+		return fail("a suite needs at least one task and one model")
+	}
+	if len(s.Conditions) == 0 {
+		s.Conditions = append([]string(nil), plots.Conditions...)
+	}
+	for _, c := range s.Conditions {
+		if !contains(plots.Conditions, c) {
+			return fail("condition %q is not one of %v", c, plots.Conditions)
+		}
+	}
+	if len(s.Formulations) == 0 {
+		s.Formulations = []string{evaluation.Letters, evaluation.Cloze}
+	}
+	for _, f := range s.Formulations {
+		if f != evaluation.Letters && f != evaluation.Cloze {
+			return fail("formulation %q is not %s or %s", f, evaluation.Letters, evaluation.Cloze)
+		}
+	}
+	if len(s.Seeds) == 0 {
+		s.Seeds = []int64{1}
+	}
+	if s.Eval.BatchSize <= 0 {
+		s.Eval.BatchSize = 8
+	}
+	if s.Eval.Bootstrap <= 0 {
+		s.Eval.Bootstrap = 10000
+	}
+	expand := func(what, p string) (string, error) {
+		var missing []string
+		out := os.Expand(p, func(name string) string {
+			if v, ok := vars[name]; ok {
+				return v
+			}
+			if v, ok := os.LookupEnv(name); ok {
+				return v
+			}
+			missing = append(missing, name)
+			return ""
+		})
+		if len(missing) > 0 {
+			return "", fail("%s %q needs ${%s}: set the environment variable or pass --var %s=PATH", what, p, missing[0], missing[0])
+		}
+		if out != "" && !filepath.IsAbs(out) && !strings.HasPrefix(out, ZooPrefix) {
+			out = filepath.Join(s.dir, out)
+		}
+		return out, nil
+	}
+	seen := map[string]bool{}
+	for i := range s.Tasks {
+		t := &s.Tasks[i]
+		if t.Name == "" || strings.ContainsAny(t.Name, `/\ `) || seen["t:"+t.Name] {
+			return fail("task %d: name %q is empty, repeated or not a plain word", i+1, t.Name)
+		}
+		seen["t:"+t.Name] = true
+		n := 0
+		if t.Synthetic != nil {
+			n++
+			if !contains(synthetic.Tasks, t.Synthetic.Kind) {
+				return fail("task %s: synthetic kind %q is not one of %v", t.Name, t.Synthetic.Kind, synthetic.Tasks)
+			}
+		}
+		var err error
+		if t.Curriculum != "" {
+			n++
+			if t.Curriculum, err = expand("task "+t.Name+": curriculum", t.Curriculum); err != nil {
+				return err
+			}
+		}
+		if t.Perpetual != "" {
+			n++
+			if t.Perpetual, err = expand("task "+t.Name+": perpetual", t.Perpetual); err != nil {
+				return err
+			}
+		}
+		if n != 1 {
+			return fail("task %s: give exactly one of synthetic, curriculum, perpetual", t.Name)
+		}
+		if t.RAG.Retriever == "" {
+			t.RAG.Retriever = rag.KindBM25
+		}
+		if t.RAG.K <= 0 {
+			t.RAG.K = rag.DefaultK
+		}
+		if t.RAG.Embedder != "" {
+			if t.RAG.Embedder, err = expand("task "+t.Name+": rag embedder", t.RAG.Embedder); err != nil {
+				return err
+			}
+		}
+	}
+	for i := range s.Models {
+		m := &s.Models[i]
+		if m.Name == "" || strings.ContainsAny(m.Name, `/\ `) || seen["m:"+m.Name] {
+			return fail("model %d: name %q is empty, repeated or not a plain word", i+1, m.Name)
+		}
+		seen["m:"+m.Name] = true
+		if m.Path == "" {
+			return fail("model %s: path is required (a folder or zoo:NAME)", m.Name)
+		}
+		var err error
+		if m.Path, err = expand("model "+m.Name+": path", m.Path); err != nil {
+			return err
+		}
+		if m.ChatTemplate != "" && !strings.Contains(m.ChatTemplate, "{prompt}") {
+			return fail("model %s: chat_template has no {prompt}", m.Name)
+		}
+	}
+	return nil
+}
+
+// Needs reports whether the suite has a condition.
+func (s *Suite) Needs(condition string) bool { return contains(s.Conditions, condition) }
+
+func contains(list []string, x string) bool {
+	for _, y := range list {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}

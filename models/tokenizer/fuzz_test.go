@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -23,8 +24,9 @@ var fuzzTokenizers = sync.OnceValues(func() ([]Tokenizer, error) {
 	return []Tokenizer{trained, tiny}, nil
 })
 
-// FuzzEncode: encoding never panics, ids are in range, and both tokenizers (byte-level, and
-// Replace normalizer with full byte fallback) give back valid UTF-8 text exactly.
+// FuzzEncode: encoding never panics, ids are in range, and the tokenizers (byte-level, Replace
+// normalizer with full byte fallback, SentencePiece with byte fallback) give back valid UTF-8
+// text exactly.
 func FuzzEncode(f *testing.F) {
 	for _, s := range conformanceCorpus {
 		f.Add(s)
@@ -36,7 +38,7 @@ func FuzzEncode(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, tok := range toks {
+		for _, tok := range append(toks, fuzzSPM(t)) {
 			ids := tok.Encode(s)
 			for _, id := range ids {
 				if id < 0 || int(id) >= tok.VocabSize() {
@@ -101,4 +103,27 @@ func TestFuzzSeedsLoad(t *testing.T) {
 		}
 		tok.Decode(tok.Encode("ab ab<eos> 1 <x>"))
 	}
+}
+
+var spmOnce struct {
+	sync.Once
+	tok Tokenizer
+	err error
+}
+
+// fuzzSPM is the hand-built SentencePiece model of TestSentencePiece, built once per process.
+func fuzzSPM(t *testing.T) Tokenizer {
+	spmOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "spm")
+		if err != nil {
+			spmOnce.err = err
+			return
+		}
+		defer os.RemoveAll(dir)
+		spmOnce.tok, spmOnce.err = Load(spmModel(t, dir, true))
+	})
+	if spmOnce.err != nil {
+		t.Fatal(spmOnce.err)
+	}
+	return spmOnce.tok
 }

@@ -175,7 +175,7 @@ func TestLoadErrorsNameTheFile(t *testing.T) {
 
 // spmModel writes a SentencePiece ModelProto by hand (the library keeps its proto types internal):
 // a Gemma-like BPE model with byte fallback and no dummy prefix.
-func spmModel(t *testing.T, dir string, normalizerOK bool) string {
+func spmModel(t testing.TB, dir string, normalizerOK bool) string {
 	t.Helper()
 	type piece struct {
 		s     string

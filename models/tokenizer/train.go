@@ -163,6 +163,12 @@ func Train(corpus []string, vocabSize int, opts TrainOptions) ([]byte, error) {
 		}
 	}
 
+	// "a b" strings, readable by every tokenizers version (pairs need 0.20+); byte-level tokens
+	// never contain a space, so the format is unambiguous.
+	mergeStrings := make([]string, len(merges))
+	for i, m := range merges {
+		mergeStrings[i] = m[0] + " " + m[1]
+	}
 	f := map[string]any{
 		"version":      "1.0",
 		"truncation":   nil,
@@ -177,7 +183,7 @@ func Train(corpus []string, vocabSize int, opts TrainOptions) ([]byte, error) {
 			"use_regex": true},
 		"model": map[string]any{"type": "BPE", "dropout": nil, "unk_token": nil, "continuing_subword_prefix": nil,
 			"end_of_word_suffix": nil, "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
-			"vocab": vocab, "merges": merges},
+			"vocab": vocab, "merges": mergeStrings},
 	}
 	return json.MarshalIndent(f, "", " ")
 }

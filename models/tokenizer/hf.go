@@ -11,12 +11,14 @@ import (
 const maxVocabID = 1 << 24
 
 type hfFile struct {
-	AddedTokens  []hfAdded       `json:"added_tokens"`
-	Normalizer   *hfComponent    `json:"normalizer"`
-	PreTokenizer *hfComponent    `json:"pre_tokenizer"`
-	Decoder      *hfComponent    `json:"decoder"`
-	Model        *hfModel        `json:"model"`
-	Unused       json.RawMessage `json:"post_processor"` // BOS/EOS are the caller's business
+	AddedTokens  []hfAdded    `json:"added_tokens"`
+	Normalizer   *hfComponent `json:"normalizer"`
+	PreTokenizer *hfComponent `json:"pre_tokenizer"`
+	Decoder      *hfComponent `json:"decoder"`
+	Model        *hfModel     `json:"model"`
+	// PostProcessor (BOS/EOS templates) is not applied: adding special tokens is the caller's
+	// choice (Special gives their ids).
+	PostProcessor json.RawMessage `json:"post_processor"`
 }
 
 type hfAdded struct {

@@ -28,7 +28,8 @@ import (
 // Tokenizer encodes text to token ids and decodes ids to text.
 type Tokenizer interface {
 	// Encode returns the ids of text, without BOS/EOS or any other post-processing tokens.
-	// Special-token strings that occur in text (e.g. "<start_of_turn>") become their ids.
+	// Added-token strings that occur in text (e.g. "<start_of_turn>") become their ids
+	// (tokenizer.json added tokens; user-defined pieces of a SentencePiece model).
 	Encode(text string) []int32
 	// Decode returns the text of ids, special tokens included as their strings.
 	Decode(ids []int32) string

@@ -143,6 +143,33 @@ func TestRunCachesCellByCell(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(out, "charts", "accuracy-products-letters.html")); err != nil {
 		t.Error(err)
 	}
+	// The notebook's accessors, and a cell evaluated again interactively gives the logged numbers.
+	loaded, err := LoadResults(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := loaded.Record("products", "other", plots.FineTunedRAG)
+	if err != nil || rec.Seed != 1 || rec.Index == "" || rec.K != 1 {
+		t.Fatalf("record: %+v, %v", rec, err)
+	}
+	logged, err := Samples(out, rec, evaluation.Letters)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := EvaluateOne(loaded, "products", "other", plots.FineTunedRAG, evaluation.Letters, 3, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(again.Samples) != 3 || again.Samples[2].Prompt != logged[2].Prompt ||
+		again.Samples[2].LogLiks[1] != logged[2].LogLiks[1] {
+		t.Errorf("interactive evaluation differs from the log: %+v vs %+v", again.Samples[2], logged[2])
+	}
+	if _, err := loaded.Record("products", "nobody", plots.Base); err == nil {
+		t.Error("unknown cell: no error")
+	}
+	if _, err := LoadResults(filepath.Join("..", "plots", "testdata", "results")); err == nil {
+		t.Error("a plots-only results.json loaded as harness results")
+	}
 
 	// Nothing changed: nothing is built, trained or evaluated, and the outputs are the same.
 	before, _ := os.ReadFile(filepath.Join(out, "results.json"))

@@ -384,3 +384,48 @@ func sameContent(src, dst string) bool {
 	b, err2 := os.ReadFile(dst)
 	return err1 == nil && err2 == nil && bytes.Equal(a, b)
 }
+
+// LoadResults reads a results folder's results.json as the harness wrote it.
+func LoadResults(dir string) (*Results, error) {
+	var res Results
+	if err := readJSON(filepath.Join(dir, plots.ResultsFile), &res); err != nil {
+		return nil, fmt.Errorf("results %s: %w", dir, err)
+	}
+	if res.Suite == "" || len(res.Records) == 0 {
+		return nil, fmt.Errorf("results %s: %s is not a harness results file (no suite or records)", dir, plots.ResultsFile)
+	}
+	return &res, nil
+}
+
+// Task returns the named task's information.
+func (r *Results) Task(name string) (*TaskInfo, error) {
+	for i := range r.Tasks {
+		if r.Tasks[i].Name == name {
+			return &r.Tasks[i], nil
+		}
+	}
+	return nil, fmt.Errorf("results: no task %q", name)
+}
+
+// Record returns the record of a cell (the lowest seed of a fine-tuned condition).
+func (r *Results) Record(task, model, condition string) (*CellRecord, error) {
+	var best *CellRecord
+	for _, rec := range r.Records {
+		if rec.Task == task && rec.Model == model && rec.Condition == condition && (best == nil || rec.Seed < best.Seed) {
+			best = rec
+		}
+	}
+	if best == nil {
+		return nil, fmt.Errorf("results: no cell %s / %s / %s", task, model, condition)
+	}
+	return best, nil
+}
+
+// Samples reads a cell's per-sample log for a formulation from a results folder.
+func Samples(dir string, rec *CellRecord, formulation string) ([]evaluation.Sample, error) {
+	fr, ok := rec.Formulations[formulation]
+	if !ok {
+		return nil, fmt.Errorf("results: cell %s / %s / %s has no %s formulation", rec.Task, rec.Model, rec.Condition, formulation)
+	}
+	return evaluation.ReadSamples(filepath.Join(SamplesDir(dir, rec), evaluation.SamplesFile(fr.TaskName)))
+}

@@ -362,6 +362,12 @@ type CellRecord struct {
 	// Seed is the fine-tuning seed (0 for base conditions).
 	Seed      int64  `json:"seed,omitempty"`
 	ModelHash string `json:"model_hash"`
+	// ModelDir is the evaluated model's folder (the fine-tuned one for fine-tuned conditions);
+	// ChatTemplate, Index and K are how it was prompted (Index is the rag index, "" without RAG).
+	ModelDir     string `json:"model_dir"`
+	ChatTemplate string `json:"chat_template,omitempty"`
+	Index        string `json:"index,omitempty"`
+	K            int    `json:"k,omitempty"`
 	// Formulations holds each formulation's outcome, by formulation name.
 	Formulations map[string]*FormulationRecord `json:"formulations"`
 	// dir is the cell's cache folder (samples files).
@@ -395,7 +401,11 @@ func (r *runner) cell(t *preparedTask, m *preparedModel, cond string, seed int64
 	donePath := filepath.Join(dir, "cell.json")
 	var rec CellRecord
 	if err := readJSON(donePath, &rec); err == nil && rec.Key == key {
-		rec.dir = dir
+		// The key pins the contents; the folders may have moved (e.g. a renamed results folder).
+		rec.dir, rec.ModelDir = dir, modelDir
+		if usesRAG(cond) {
+			rec.Index = t.index
+		}
 		r.rep.CellsCached++
 		return &rec, nil
 	}
@@ -424,7 +434,10 @@ func (r *runner) cell(t *preparedTask, m *preparedModel, cond string, seed int64
 	}
 	defer cache.Close()
 	rec = CellRecord{Key: key, Task: t.Name, Model: m.Name, Condition: cond, Seed: seed, ModelHash: modelHash,
-		Formulations: map[string]*FormulationRecord{}, dir: dir}
+		ModelDir: modelDir, ChatTemplate: m.ChatTemplate, K: k, Formulations: map[string]*FormulationRecord{}, dir: dir}
+	if usesRAG(cond) {
+		rec.Index = t.index
+	}
 	var runs []*evaluation.Run
 	for _, f := range r.s.Formulations {
 		task, err := evaluation.DefaultTask(f)

@@ -93,3 +93,39 @@ func TestTrainRejectsBadOptions(t *testing.T) {
 		t.Error("special token clashing with a byte token accepted")
 	}
 }
+
+// Encode is safe for concurrent use (the BPE word cache is shared).
+func TestConcurrentEncode(t *testing.T) {
+	data, err := Train(trainingCorpus(), 500, TrainOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := LoadJSON(data, "trained")
+	if err != nil {
+		t.Fatal(err)
+	}
+	texts := append(trainingCorpus(), conformanceCorpus...)
+	want := make([][]int32, len(texts))
+	for i, s := range texts {
+		want[i] = tok.Encode(s)
+	}
+	fresh, _ := LoadJSON(data, "trained")
+	errs := make(chan string, 4)
+	for g := range 4 {
+		go func() {
+			for i := range texts {
+				j := (i + g*17) % len(texts)
+				if got := fresh.Encode(texts[j]); !slices.Equal(got, want[j]) {
+					errs <- texts[j]
+					return
+				}
+			}
+			errs <- ""
+		}()
+	}
+	for range 4 {
+		if s := <-errs; s != "" {
+			t.Errorf("concurrent Encode(%q) differs", s)
+		}
+	}
+}

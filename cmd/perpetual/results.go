@@ -34,7 +34,16 @@ second run with nothing changed takes seconds. --suite names an embedded suite (
 a YAML file; --var NAME=PATH fills ${NAME} in its paths (else the environment does).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			defer cmd.Flags().VisitAll(func(f *pflag.Flag) { _ = f.Value.Set(f.DefValue); f.Changed = false })
+			// Flag values live in this closure: reset them after each run so the command can run
+			// again in one process (tests, notebooks). Setting a slice flag appends, so replace it.
+			defer cmd.Flags().VisitAll(func(f *pflag.Flag) {
+				if sv, ok := f.Value.(pflag.SliceValue); ok {
+					_ = sv.Replace(nil)
+				} else {
+					_ = f.Value.Set(f.DefValue)
+				}
+				f.Changed = false
+			})
 			vm := map[string]string{}
 			for _, v := range vars {
 				name, value, ok := strings.Cut(v, "=")
@@ -43,7 +52,6 @@ a YAML file; --var NAME=PATH fills ${NAME} in its paths (else the environment do
 				}
 				vm[name] = value
 			}
-			vars = nil
 			s, err := harness.Load(suiteName, vm)
 			if err != nil {
 				return err

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestResultsCommand(t *testing.T) {
+	dir := t.TempDir()
+	suite := filepath.Join(dir, "s.yaml")
+	os.WriteFile(suite, []byte(`name: cli
+tasks:
+  - name: code
+    synthetic: {kind: code, seed: 2, chunks: 6, facts_per_chunk: 2}
+models:
+  - name: tiny
+    path: ${TINY_MODEL}
+conditions: [base, rag]
+formulations: [letters]
+eval: {limit: 5, bootstrap: 100}
+`), 0o644)
+	out := filepath.Join(dir, "results")
+	args := []string{"results", "--suite", suite, "--out", out, "--var", "TINY_MODEL=zoo:gemma-tiny", "--png=false", "--quiet"}
+	msg, err := runCLI(t, args...)
+	if err != nil || !strings.Contains(msg, "2 cells (2 evaluated, 0 cached)") {
+		t.Fatalf("first run: %v\n%s", err, msg)
+	}
+	for _, f := range []string{"results.md", "results.json", "charts/accuracy-code-letters.html",
+		"samples/code/tiny/rag/samples_perpetual_letters.jsonl"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	msg, err = runCLI(t, args...)
+	if err != nil || !strings.Contains(msg, "2 cells (0 evaluated, 2 cached), 0 fine-tuned, 0 curricula and 0 indexes built") {
+		t.Fatalf("second run: %v\n%s", err, msg)
+	}
+	for _, bad := range [][]string{
+		{"results", "--suite", suite, "--out", out, "--quiet"}, // ${TINY_MODEL} unset
+		{"results", "--suite", suite, "--out", out, "--var", "novalue", "--quiet"},
+		{"results", "--suite", filepath.Join(dir, "none.yaml"), "--out", out},
+	} {
+		os.Unsetenv("TINY_MODEL")
+		if msg, err := runCLI(t, bad...); err == nil {
+			t.Errorf("%v: no error\n%s", bad, msg)
+		}
+	}
+}

@@ -320,6 +320,16 @@ func linear(x, w, bias *Node) *Node {
 
 func silu(x *Node) *Node { return Mul(x, Sigmoid(x)) }
 
+// softplus is log(1 + exp(x)), x itself above 20 as PyTorch's threshold does. Written with Exp
+// and Log, which the Go backend vectorises, instead of graph.Softplus's scalar Log1p; below
+// x = -15 it returns exp(x) (what log(1 + exp(x)) rounds away).
+func softplus(x *Node) *Node {
+	capped := MinScalar(x, 20)
+	g, dtype := x.Graph(), x.DType()
+	soft := Where(LessThan(x, Scalar(g, dtype, -15)), Exp(capped), Log(OnePlus(Exp(capped))))
+	return Where(GreaterThan(x, Scalar(g, dtype, 20)), x, soft)
+}
+
 // optional returns the parameter if the config has it, else nil.
 func optional(p lm.Params, has bool, name string) *Node {
 	if !has {
@@ -350,9 +360,17 @@ func (m *Model) mixer(p lm.Params, l int, u *Node, st mixerState) (y, conv, ssm 
 	DI, N, R, K := c.IntermediateSize, c.StateSize, c.TimeStepRank, c.ConvKernel
 	name := func(s string) string { return layerName(l, "mixer."+s) }
 
-	xz := linear(u, p(name("in_proj.weight")), optional(p, c.UseBias, name("in_proj.bias")))
-	x := SliceAxis(xz, -1, AxisRange(0, DI)) // [B, T, DI]
-	z := SliceAxis(xz, -1, AxisRange(DI, 2*DI))
+	// in_proj's two halves are applied separately: slicing the weight is cheaper than slicing
+	// the [B, T, 2*DI] activations.
+	inW, inB := p(name("in_proj.weight")), optional(p, c.UseBias, name("in_proj.bias"))
+	half := func(x *Node, i int) *Node {
+		if x == nil {
+			return nil
+		}
+		return SliceAxis(x, 0, AxisRange(i*DI, (i+1)*DI))
+	}
+	x := linear(u, half(inW, 0), half(inB, 0)) // [B, T, DI]
+	z := linear(u, half(inW, 1), half(inB, 1))
 
 	// Causal depthwise convolution as K shifted multiply-adds over the window [prefix | x].
 	// Logits: the prefix is zeros and shifted inputs from another run are masked out. Step: the
@@ -365,7 +383,7 @@ func (m *Model) mixer(p lm.Params, l int, u *Node, st mixerState) (y, conv, ssm 
 	}
 	window := Concatenate([]*Node{prefix, x}, 1) // [B, K-1+T, DI]
 	if st.conv != nil {
-		conv = TransposeAllAxes(SliceAxis(window, 1, AxisRange(T, T+K-1)), 0, 2, 1)
+		conv = TransposeAllAxes(steps(window, T, 1, K-1), 0, 2, 1)
 		conv = ConvertDType(conv, st.conv.DType())
 	}
 	w := Reshape(p(name("conv1d.weight")), DI, K)
@@ -374,9 +392,10 @@ func (m *Model) mixer(p lm.Params, l int, u *Node, st mixerState) (y, conv, ssm 
 		// Tap k multiplies the input shift = K-1-k steps back (PyTorch conv1d is a correlation
 		// over the left-padded input).
 		shift := K - 1 - k
-		term := Mul(SliceAxis(window, 1, AxisRange(k, k+T)), Reshape(SliceAxis(w, 1, AxisElem(k)), 1, 1, DI))
+		term := Mul(steps(window, k, 1, T), Reshape(SliceAxis(w, 1, AxisElem(k)), 1, 1, DI))
 		if st.run != nil && shift > 0 {
-			term = Where(sameRun(st.run, shift), term, ZerosLike(term))
+			// A multiplicative mask: Where with a broadcast condition is much slower on the Go backend.
+			term = Mul(term, ConvertDType(sameRun(st.run, shift), term.DType()))
 		}
 		if xc == nil {
 			xc = term
@@ -393,28 +412,36 @@ func (m *Model) mixer(p lm.Params, l int, u *Node, st mixerState) (y, conv, ssm 
 	dt := SliceAxis(ssmParams, -1, AxisRange(0, R))
 	Bm := ConvertDType(SliceAxis(ssmParams, -1, AxisRange(R, R+N)), dtypes.Float32)
 	Cm := SliceAxis(ssmParams, -1, AxisRange(R+N, R+2*N))
-	dt = Softplus(linear(dt, p(name("dt_proj.weight")), p(name("dt_proj.bias"))))
+	dt = softplus(linear(dt, p(name("dt_proj.weight")), p(name("dt_proj.bias"))))
 	dt = ConvertDType(dt, dtypes.Float32) // [B, T, DI]
 	A := Neg(Exp(ConvertDType(p(name("A_log")), dtypes.Float32)))
 
 	// s_t = a_t s_{t-1} + b_t with a_t = exp(dt_t A) (zero where a run starts) and
 	// b_t = dt_t B_t x_t, all [B, T, DI, N] in float32.
-	a := Exp(Mul(ExpandAxes(dt, -1), Reshape(A, 1, 1, DI, N)))
+	// A run start gets a huge dt in the decay only, so exp(dt A) is exactly 0 there: masking the
+	// [B, T, DI] dt is cheaper than masking the [B, T, DI, N] decay (a finite value keeps the
+	// gradient of A free of 0*inf).
+	dtDecay := dt
 	if st.starts != nil {
-		a = Where(BroadcastToDims(Reshape(st.starts, B, T, 1, 1), B, T, DI, N), ZerosLike(a), a)
+		startsF := BroadcastToDims(Reshape(st.starts, B, T, 1), B, T, DI)
+		dtDecay = Where(startsF, BroadcastToDims(Scalar(dt.Graph(), dtypes.Float32, 1e30), B, T, DI), dt)
 	}
-	bx := Mul(ExpandAxes(Mul(dt, ConvertDType(x, dtypes.Float32)), -1), ExpandAxes(Bm, 2))
+	a := Exp(Mul(ExpandAxes(dtDecay, -1), Reshape(A, 1, 1, DI, N)))
+	// The outer product (dt x)_d B_n as a batched matmul over a unit axis: the Go backend's
+	// broadcasting multiply iterates element by element, its matmul is vectorised.
+	bx := DotGeneral(ExpandAxes(Mul(dt, ConvertDType(x, dtypes.Float32)), -1), []int{3}, []int{0, 1},
+		ExpandAxes(Bm, 2), []int{2}, []int{0, 1}) // [B, T, DI, N]
 	var h0 *Node
 	if st.ssm != nil {
 		h0 = ConvertDType(st.ssm, dtypes.Float32)
 	}
 	s := Scan(a, bx, h0) // [B, T, DI, N]
 	if st.ssm != nil {
-		ssm = Reshape(SliceAxis(s, 1, AxisElem(T-1)), 1, DI, N)
+		ssm = Reshape(steps(Reshape(s, B, T, DI*N), T-1, 1, 1), 1, DI, N)
 	}
 	// As Hugging Face: the states are cast to the compute dtype before contracting with C.
 	s = ConvertDType(s, x.DType())
-	out := ReduceSum(Mul(s, ExpandAxes(Cm, 2)), -1) // [B, T, DI]
+	out := DotGeneral(s, []int{3}, []int{0, 1}, Cm, []int{2}, []int{0, 1}) // [B, T, DI]
 	out = Add(out, Mul(x, Reshape(p(name("D")), 1, 1, DI)))
 	out = Mul(out, silu(z))
 	return linear(out, p(name("out_proj.weight")), optional(p, c.UseBias, name("out_proj.bias"))), conv, ssm

@@ -49,8 +49,7 @@ func pairwiseScan(a, b *Node) *Node {
 	}
 	half := T / 2
 	pairs := func(x *Node) (even, odd *Node) {
-		x = Reshape(x, B, half, 2, F)
-		return Reshape(SliceAxis(x, 2, AxisElem(0)), B, half, F), Reshape(SliceAxis(x, 2, AxisElem(1)), B, half, F)
+		return steps(x, 0, 2, half), steps(x, 1, 2, half)
 	}
 	aEven, aOdd := pairs(a)
 	bEven, bOdd := pairs(b)
@@ -59,10 +58,26 @@ func pairwiseScan(a, b *Node) *Node {
 	if half == 1 {
 		even = bEven
 	} else {
-		prev := Concatenate([]*Node{Zeros(b.Graph(), shapes.Make(b.DType(), B, 1, F)), SliceAxis(odd, 1, AxisRange(0, half-1))}, 1)
+		prev := Concatenate([]*Node{Zeros(b.Graph(), shapes.Make(b.DType(), B, 1, F)), steps(odd, 0, 1, half-1)}, 1)
 		even = Add(Mul(aEven, prev), bEven) // states at steps 2k
 	}
 	return Reshape(Stack([]*Node{even, odd}, 2), B, T, F)
+}
+
+// steps returns x[:, start + i*stride, :] for i < count, of x [B, L, F], as a Gather of whole
+// rows: the Go backend copies each gathered row with one copy, while a strided Slice copies
+// element by element (several times slower on these tensors).
+func steps(x *Node, start, stride, count int) *Node {
+	dims := x.Shape().Dimensions
+	B, L, F := dims[0], dims[1], dims[2]
+	idx := make([][]int32, 0, B*count)
+	for b := range B {
+		for i := range count {
+			idx = append(idx, []int32{int32(b*L + start + i*stride)})
+		}
+	}
+	rows := Gather(Reshape(x, B*L, F), Const(x.Graph(), idx))
+	return Reshape(rows, B, count, F)
 }
 
 // SequentialScan is the same recurrence unrolled one time step at a time, as Hugging Face's slow

@@ -311,6 +311,17 @@ func TestResolveModel(t *testing.T) {
 	if m.Arch().VocabSize() != 512 || len(ids) == 0 || ids[0] != 4 || !enc.AddBOS {
 		t.Errorf("random model: vocab %d, ids %v, addBOS %v", m.Arch().VocabSize(), ids, enc.AddBOS)
 	}
+	mambaDir, err := ResolveModel("zoo:mamba-tiny", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mm, menc, err := LoadForEval(mambaDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mm.Arch().Family() != "mamba" || menc.AddBOS {
+		t.Errorf("mamba-tiny: family %s, addBOS %v", mm.Arch().Family(), menc.AddBOS)
+	}
 	raw, _ := os.ReadFile(filepath.Join(mustResolve(t, dir), "config.json"))
 	var cfg map[string]any
 	if json.Unmarshal(raw, &cfg) != nil || cfg["model_type"] != "gemma" {

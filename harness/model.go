@@ -6,6 +6,7 @@ import (
 	"github.com/perpetual-ml/perpetual/evaluation"
 	_ "github.com/perpetual-ml/perpetual/models/gemma" // registers the gemma family for lm.Load
 	"github.com/perpetual-ml/perpetual/models/lm"
+	_ "github.com/perpetual-ml/perpetual/models/mamba" // registers the mamba family for lm.Load
 	"github.com/perpetual-ml/perpetual/models/tokenizer"
 	"github.com/perpetual-ml/perpetual/rag"
 )

@@ -3,6 +3,7 @@ package harness
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -34,6 +35,7 @@ var (
 	zooMu sync.Mutex
 	zoo   = map[string]ZooEntry{
 		"gemma-tiny": {Version: "random-v1", Build: func(dir string) error { return BuildRandomModel(dir, TinyGemmaConfig, 1) }},
+		"mamba-tiny": {Version: "random-v1", Build: func(dir string) error { return BuildRandomModel(dir, TinyMambaConfig, 1) }},
 	}
 )
 
@@ -126,6 +128,47 @@ var TinyGemmaConfig = map[string]any{
 	"torch_dtype":             "float32",
 }
 
+// TinyMambaConfig is a miniature Mamba (about 0.1M parameters) with the tokenizer of
+// TinyGemmaConfig's size.
+var TinyMambaConfig = map[string]any{
+	"architectures":           []string{"MambaForCausalLM"},
+	"model_type":              "mamba",
+	"vocab_size":              512,
+	"hidden_size":             64,
+	"state_size":              8,
+	"num_hidden_layers":       2,
+	"layer_norm_epsilon":      1e-5,
+	"expand":                  2,
+	"intermediate_size":       128,
+	"conv_kernel":             4,
+	"use_bias":                false,
+	"use_conv_bias":           true,
+	"hidden_act":              "silu",
+	"time_step_rank":          4,
+	"residual_in_fp32":        true,
+	"tie_word_embeddings":     true,
+	"pad_vocab_size_multiple": 8,
+	"bos_token_id":            2,
+	"eos_token_id":            1,
+	"pad_token_id":            0,
+	"torch_dtype":             "float32",
+}
+
+// initValue is the random-init value of element i of a parameter: N(0, 0.02) except where a
+// family's parameterisation needs a scale (Mamba's RMSNorm weights and skip D are 1 and A_log is
+// log(1..N), as Hugging Face initialises them; Gemma's norms are (1 + w), so 0-centred is right).
+func initValue(family, name string, shape []int, i int, rng *rand.Rand) float32 {
+	if family == "mamba" {
+		switch {
+		case strings.HasSuffix(name, "norm.weight") || strings.HasSuffix(name, "norm_f.weight") || strings.HasSuffix(name, "mixer.D"):
+			return 1
+		case strings.HasSuffix(name, "mixer.A_log"):
+			return float32(math.Log(float64(i%shape[len(shape)-1] + 1)))
+		}
+	}
+	return float32(rng.NormFloat64() * 0.02)
+}
+
 // randomModelSpecials are the special tokens of random-init models, at Gemma's ids.
 var randomModelSpecials = []string{"<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"}
 
@@ -160,7 +203,7 @@ func BuildRandomModel(dir string, config map[string]any, seed uint64) error {
 		}
 		data := make([]float32, n)
 		for i := range data {
-			data[i] = float32(rng.NormFloat64() * 0.02)
+			data[i] = initValue(arch.Family(), spec.Name, spec.Shape, i, rng)
 		}
 		weights[spec.Name] = tensors.FromFlatDataAndDimensions(data, spec.Shape...)
 	}
@@ -174,6 +217,8 @@ func BuildRandomModel(dir string, config map[string]any, seed uint64) error {
 	if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), tokJSON, 0o644); err != nil {
 		return err
 	}
-	tc := `{"bos_token": "<bos>", "eos_token": "<eos>", "pad_token": "<pad>", "unk_token": "<unk>", "add_bos_token": true}`
+	// Gemma's tokenizer adds BOS; GPT-NeoX-style tokenizers (Mamba's) do not.
+	tc := fmt.Sprintf(`{"bos_token": "<bos>", "eos_token": "<eos>", "pad_token": "<pad>", "unk_token": "<unk>", "add_bos_token": %v}`,
+		arch.Family() != "mamba")
 	return os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), []byte(tc+"\n"), 0o644)
 }

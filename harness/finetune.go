@@ -14,6 +14,8 @@ type FineTuneRequest struct {
 	// Out is an empty folder to write the fine-tuned model into (config, weights, tokenizer),
 	// loadable by lm.Load. The harness renames it into place when FineTune succeeds.
 	Out string
+	// PromptFormat is the models/prompt format the model is evaluated in ("" = none given).
+	PromptFormat string
 	// Recipe is the suite's training section.
 	Recipe Recipe
 	// Seed is the fine-tuning seed (data order, dropout, ...).

@@ -234,6 +234,8 @@ func TestSuiteErrors(t *testing.T) {
 		{strings.Replace(base, "    synthetic:", "    curriculum: c\n    synthetic:", 1), "exactly one of"},
 		{strings.Replace(base, "name: m", "name: my model", 1), "not a plain word"},
 		{base + "    chat_template: 'no placeholder'\n", "no {prompt}"},
+		{base + "    prompt_format: limerick\n", "limerick"},
+		{base + "    prompt_format: gemma\n    chat_template: '{prompt}'\n", "not both"},
 	} {
 		_, err := Parse([]byte(tc.yaml), "s.yaml", t.TempDir(), nil)
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "s.yaml") {
@@ -247,7 +249,9 @@ func TestEmbeddedSuites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(s.Tasks) != 3 || len(s.Models) == 0 || !strings.HasPrefix(s.Models[0].Path, ZooPrefix) {
+	if len(s.Tasks) != 3 || len(s.Models) != 2 || !strings.HasPrefix(s.Models[0].Path, ZooPrefix) ||
+		s.Models[0].ChatTemplate != "<start_of_turn>user\n{prompt}<end_of_turn>\n<start_of_turn>model\n" ||
+		!strings.Contains(s.Models[1].ChatTemplate, "### Instruction:\n{prompt}\n\n### Response:\n") {
 		t.Errorf("default suite: %+v", s)
 	}
 	for _, v := range []string{"PERPETUAL_DATA", "GEMMA_2B_IT", "MAMBA_2_8B"} {

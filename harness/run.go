@@ -321,7 +321,7 @@ func (r *runner) fineTuned(t *preparedTask, m *preparedModel, seed int64) (dir, 
 	if r.opt.FineTuner != nil {
 		version = r.opt.FineTuner.Version()
 	}
-	key := keyOf("finetune", m.hash, t.hash, r.s.Training, seed, version)
+	key := keyOf("finetune", m.hash, t.hash, r.s.Training, m.PromptFormat, seed, version)
 	dir = filepath.Join(r.opt.Work, "finetuned", fmt.Sprintf("%s-%s-s%d-%s", t.Name, m.Name, seed, key[:16]))
 	lossPath := filepath.Join(dir, "harness-loss.json")
 	if _, statErr := os.Stat(lossPath); statErr != nil {
@@ -330,7 +330,7 @@ func (r *runner) fineTuned(t *preparedTask, m *preparedModel, seed int64) (dir, 
 		}
 		err = buildDir(dir, func(tmp string) error {
 			res, err := r.opt.FineTuner.FineTune(r.ctx, FineTuneRequest{BaseModel: m.dir, Curriculum: t.dir, Out: tmp,
-				Recipe: r.s.Training, Seed: seed, Progress: r.opt.Progress})
+				PromptFormat: m.PromptFormat, Recipe: r.s.Training, Seed: seed, Progress: r.opt.Progress})
 			if err != nil {
 				return fmt.Errorf("fine-tuning %s on %s (seed %d): %w", m.Name, t.Name, seed, err)
 			}

@@ -28,6 +28,7 @@ import (
 
 	"github.com/perpetual-ml/perpetual/curriculum/synthetic"
 	"github.com/perpetual-ml/perpetual/evaluation"
+	"github.com/perpetual-ml/perpetual/models/prompt"
 	"github.com/perpetual-ml/perpetual/plots"
 	"github.com/perpetual-ml/perpetual/rag"
 )
@@ -101,7 +102,11 @@ type Model struct {
 	Name string `yaml:"name" json:"name"`
 	// Path is a model folder (Hugging Face layout) or "zoo:NAME" (see Zoo).
 	Path string `yaml:"path" json:"path"`
-	// ChatTemplate wraps every prompt, {prompt} marking where it goes (see evaluation.Task).
+	// PromptFormat names a format of package models/prompt ("gemma", "alpaca", "plain"): the
+	// format the model is fine-tuned with and evaluated in (it sets ChatTemplate).
+	PromptFormat string `yaml:"prompt_format,omitempty" json:"prompt_format,omitempty"`
+	// ChatTemplate wraps every prompt, {prompt} marking where it goes (see evaluation.Task);
+	// give it or PromptFormat, not both.
 	ChatTemplate string `yaml:"chat_template,omitempty" json:"chat_template,omitempty"`
 }
 
@@ -273,6 +278,17 @@ func (s *Suite) normalize(source string, vars map[string]string) error {
 		var err error
 		if m.Path, err = expand("model "+m.Name+": path", m.Path); err != nil {
 			return err
+		}
+		if m.PromptFormat != "" {
+			if m.ChatTemplate != "" {
+				return fail("model %s: give prompt_format or chat_template, not both", m.Name)
+			}
+			tpl, err := prompt.Format(m.PromptFormat)
+			if err != nil {
+				return fail("model %s: %v", m.Name, err)
+			}
+			// The evaluation's encoder adds BOS by the model's rule, so the template must not.
+			m.ChatTemplate = strings.Replace(strings.TrimPrefix(tpl.Prompt, "<bos>"), "{instruction}", "{prompt}", 1)
 		}
 		if m.ChatTemplate != "" && !strings.Contains(m.ChatTemplate, "{prompt}") {
 			return fail("model %s: chat_template has no {prompt}", m.Name)

@@ -186,6 +186,25 @@ func TestRunCachesCellByCell(t *testing.T) {
 		t.Error("results.json changed on a cached run")
 	}
 
+	// A cell interrupted before it finished (no cell.json) reruns alone, its requests answered by
+	// its request cache.
+	killed := rep.Results.Records[3]
+	if err := os.Remove(filepath.Join(killed.dir, "cell.json")); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = Run(context.Background(), s, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.CellsEvaluated != 1 || rep.CellsCached != 11 || rep.FineTuned != 0 {
+		t.Fatalf("resumed run: %+v", rep)
+	}
+	for _, fr := range rep.Results.Records[3].Formulations {
+		if fr.Extras.Requests == 0 || fr.Extras.CachedRequests != fr.Extras.Requests {
+			t.Errorf("resumed cell scored again: %+v", fr.Extras)
+		}
+	}
+
 	// Changing one model reruns only its cells (and its fine-tuning).
 	if err := os.RemoveAll(other); err != nil {
 		t.Fatal(err)

@@ -89,6 +89,12 @@ func Run(ctx context.Context, s *Suite, opt Options) (*Report, error) {
 	if opt.Work == "" {
 		opt.Work = filepath.Join(opt.Out, "cache")
 	}
+	// Absolute, so the folders recorded in results.json work from any directory (notebooks).
+	work, err := filepath.Abs(opt.Work)
+	if err != nil {
+		return nil, err
+	}
+	opt.Work = work
 	r := &runner{s: s, opt: opt, ctx: ctx, rep: &Report{},
 		hasher: newFolderHasher(filepath.Join(opt.Work, "file-hashes.json"))}
 	defer r.hasher.Save()

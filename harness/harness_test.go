@@ -239,6 +239,9 @@ func TestRunWithoutFineTunerFailsClearly(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "no fine-tuner") {
 		t.Fatalf("err = %v", err)
 	}
+	if _, err := os.Stat(filepath.Join(dir, "out")); err == nil {
+		t.Error("work was done before failing")
+	}
 }
 
 func TestSuiteErrors(t *testing.T) {
@@ -254,6 +257,7 @@ func TestSuiteErrors(t *testing.T) {
 		{strings.Replace(base, "name: m", "name: my model", 1), "not a plain word"},
 		{base + "    chat_template: 'no placeholder'\n", "no {prompt}"},
 		{base + "    prompt_format: limerick\n", "limerick"},
+		{base + "eval: {dtype: float8}\n", "eval dtype"},
 		{base + "    prompt_format: gemma\n    chat_template: '{prompt}'\n", "not both"},
 	} {
 		_, err := Parse([]byte(tc.yaml), "s.yaml", t.TempDir(), nil)
@@ -326,7 +330,7 @@ func TestResolveModel(t *testing.T) {
 		t.Errorf("zoo entry built %d times", builds)
 	}
 	// The random-init recipe gives a loadable model whose tokenizer covers the chat markers.
-	m, enc, err := LoadForEval(filepath.Join(mustResolve(t, dir), ""))
+	m, enc, err := LoadForEval(mustResolve(t, dir), lm.LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,7 +342,7 @@ func TestResolveModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mm, menc, err := LoadForEval(mambaDir)
+	mm, menc, err := LoadForEval(mambaDir, lm.LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/perpetual-ml/perpetual/curriculum"
 	"github.com/perpetual-ml/perpetual/evaluation"
+	"github.com/perpetual-ml/perpetual/models/lm"
 	"github.com/perpetual-ml/perpetual/rag"
 )
 
@@ -30,7 +31,7 @@ func EvaluateOne(res *Results, task, model, condition, formulation string, limit
 		return nil, err
 	}
 	t.ChatTemplate = rec.ChatTemplate
-	m, enc, err := LoadForEval(rec.ModelDir)
+	m, enc, err := LoadForEval(rec.ModelDir, lm.LoadOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("cell %s / %s / %s: %w", task, model, condition, err)
 	}

@@ -11,10 +11,11 @@ import (
 	"github.com/perpetual-ml/perpetual/rag"
 )
 
-// LoadForEval loads a model folder's weights and tokenizer and the encoder evaluation needs
-// (lm-evaluation-harness's BOS rule for the family, the prefix token, the model window).
-func LoadForEval(dir string) (*lm.Model, evaluation.Encoder, error) {
-	m, err := lm.Load(dir, lm.LoadOptions{})
+// LoadForEval loads a model folder's weights (in opts' dtype, float32 by default) and tokenizer and
+// the encoder evaluation needs (lm-evaluation-harness's BOS rule for the family, the prefix
+// token, the model window).
+func LoadForEval(dir string, opts lm.LoadOptions) (*lm.Model, evaluation.Encoder, error) {
+	m, err := lm.Load(dir, opts)
 	if err != nil {
 		return nil, evaluation.Encoder{}, err
 	}

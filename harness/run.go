@@ -95,6 +95,11 @@ func Run(ctx context.Context, s *Suite, opt Options) (*Report, error) {
 		return nil, err
 	}
 	opt.Work = work
+	// Fine-tuned models are keyed by the fine-tuner's version, so none can be found without one:
+	// say so before any work.
+	if (s.Needs(plots.FineTuned) || s.Needs(plots.FineTunedRAG)) && opt.FineTuner == nil {
+		return nil, fmt.Errorf("results: suite %s asks for fine-tuned conditions but no fine-tuner is available", s.Name)
+	}
 	r := &runner{s: s, opt: opt, ctx: ctx, rep: &Report{},
 		hasher: newFolderHasher(filepath.Join(opt.Work, "file-hashes.json"))}
 	defer r.hasher.Save()
@@ -323,17 +328,10 @@ func (r *runner) runTaskModel(t *preparedTask, m *preparedModel, bar *progressba
 
 // fineTuned returns the fine-tuned model folder for (task, model, seed), training it if missing.
 func (r *runner) fineTuned(t *preparedTask, m *preparedModel, seed int64) (dir, hash string, loss []LossStep, err error) {
-	version := ""
-	if r.opt.FineTuner != nil {
-		version = r.opt.FineTuner.Version()
-	}
-	key := keyOf("finetune", m.hash, t.hash, r.s.Training, m.PromptFormat, seed, version)
+	key := keyOf("finetune", m.hash, t.hash, r.s.Training, m.PromptFormat, seed, r.opt.FineTuner.Version())
 	dir = filepath.Join(r.opt.Work, "finetuned", fmt.Sprintf("%s-%s-s%d-%s", t.Name, m.Name, seed, key[:16]))
 	lossPath := filepath.Join(dir, "harness-loss.json")
 	if _, statErr := os.Stat(lossPath); statErr != nil {
-		if r.opt.FineTuner == nil {
-			return "", "", nil, fmt.Errorf("task %s, model %s: the suite asks for fine-tuned conditions but no fine-tuner is available", t.Name, m.Name)
-		}
 		err = buildDir(dir, func(tmp string) error {
 			res, err := r.opt.FineTuner.FineTune(r.ctx, FineTuneRequest{BaseModel: m.dir, Curriculum: t.dir, Out: tmp,
 				PromptFormat: m.PromptFormat, Recipe: r.s.Training, Seed: seed, Progress: r.opt.Progress})
@@ -417,7 +415,7 @@ func (r *runner) cell(t *preparedTask, m *preparedModel, cond string, seed int64
 	}
 	if r.loadedDir != modelDir {
 		r.loaded, r.loadedDir = nil, ""
-		model, enc, err := LoadForEval(modelDir)
+		model, enc, err := LoadForEval(modelDir, r.s.Eval.loadOptions())
 		if err != nil {
 			return nil, fmt.Errorf("task %s, model %s, %s: %w", t.Name, m.Name, cond, err)
 		}

@@ -28,6 +28,7 @@ import (
 
 	"github.com/perpetual-ml/perpetual/curriculum/synthetic"
 	"github.com/perpetual-ml/perpetual/evaluation"
+	"github.com/perpetual-ml/perpetual/models/lm"
 	"github.com/perpetual-ml/perpetual/models/prompt"
 	"github.com/perpetual-ml/perpetual/plots"
 	"github.com/perpetual-ml/perpetual/rag"
@@ -129,6 +130,8 @@ type EvalSettings struct {
 	Limit int `yaml:"limit" json:"limit"`
 	// Bootstrap is the number of paired-bootstrap iterations (default 10000).
 	Bootstrap int `yaml:"bootstrap" json:"bootstrap"`
+	// DType is the compute dtype of the weights (float32, bfloat16, float16; default float32).
+	DType string `yaml:"dtype,omitempty" json:"dtype,omitempty"`
 }
 
 // Load reads a suite: an embedded name ("default", "paper") unless a file of that path exists,
@@ -203,6 +206,11 @@ func (s *Suite) normalize(source string, vars map[string]string) error {
 	}
 	if s.Eval.Bootstrap <= 0 {
 		s.Eval.Bootstrap = 10000
+	}
+	if s.Eval.DType != "" {
+		if _, err := lm.ParseDType(s.Eval.DType); err != nil {
+			return fail("eval dtype: %v", err)
+		}
 	}
 	expand := func(what, p string) (string, error) {
 		var missing []string
@@ -307,4 +315,13 @@ func contains(list []string, x string) bool {
 		}
 	}
 	return false
+}
+
+// loadOptions are the lm.LoadOptions of the suite's evaluation settings (validated by Parse).
+func (e EvalSettings) loadOptions() lm.LoadOptions {
+	var opts lm.LoadOptions
+	if e.DType != "" {
+		opts.DType, _ = lm.ParseDType(e.DType)
+	}
+	return opts
 }

@@ -1,0 +1,105 @@
+package training
+
+import "fmt"
+
+// Row is one training sequence: several packed items (or one, padded). Segment 0 is padding.
+type Row struct {
+	Tokens, Positions, Segments []int32
+	// Targets[t] is the token predicted at position t (the next token of the same item) and
+	// Weights[t] is 1 where it counts in the loss, else 0.
+	Targets []int32
+	Weights []float32
+	// NumTargets is the number of positions with weight 1.
+	NumTargets int
+}
+
+// windows cuts a document longer than maxLen into consecutive windows of at most maxLen tokens
+// that overlap by one token, so every target is predicted exactly once.
+func windows(ex Example, maxLen int) []Example {
+	if len(ex.IDs) <= maxLen {
+		return []Example{ex}
+	}
+	var out []Example
+	for start := 0; start < len(ex.IDs)-1; start += maxLen - 1 {
+		end := min(start+maxLen, len(ex.IDs))
+		train := append([]bool(nil), ex.Train[start:end]...)
+		train[0] = false // predicted by the previous window
+		out = append(out, Example{Name: fmt.Sprintf("%s window %d", ex.Name, len(out)), IDs: ex.IDs[start:end], Train: train})
+		if end == len(ex.IDs) {
+			break
+		}
+	}
+	return out
+}
+
+// Pack lays examples into rows of length maxLen. With packing, consecutive items share a row
+// (each its own segment, positions restarting at 0) while they fit; without, each item gets a
+// row of its own. Documents longer than maxLen are split into windows; a flashcard that does not
+// fit is an error naming it.
+func Pack(examples []Example, maxLen int, packing bool) ([]Row, error) {
+	if maxLen < 2 {
+		return nil, fmt.Errorf("max length %d is too short", maxLen)
+	}
+	var rows []Row
+	var cur *Row
+	seg := int32(0)
+	newRow := func() {
+		rows = append(rows, Row{})
+		cur = &rows[len(rows)-1]
+		seg = 0
+	}
+	for _, ex := range examples {
+		if len(ex.IDs) > maxLen && !ex.Splittable {
+			return nil, fmt.Errorf("%s: %d tokens do not fit the maximum length %d (flashcards are never split; raise --max-length or shorten it)", ex.Name, len(ex.IDs), maxLen)
+		}
+		for _, w := range windows(ex, maxLen) {
+			if cur == nil || !packing || len(cur.Tokens)+len(w.IDs) > maxLen {
+				newRow()
+			}
+			seg++
+			for i, id := range w.IDs {
+				cur.Tokens = append(cur.Tokens, id)
+				cur.Positions = append(cur.Positions, int32(i))
+				cur.Segments = append(cur.Segments, seg)
+				if i+1 < len(w.IDs) {
+					cur.Targets = append(cur.Targets, w.IDs[i+1])
+					if w.Train[i+1] {
+						cur.Weights = append(cur.Weights, 1)
+						cur.NumTargets++
+					} else {
+						cur.Weights = append(cur.Weights, 0)
+					}
+				} else {
+					cur.Targets = append(cur.Targets, 0)
+					cur.Weights = append(cur.Weights, 0)
+				}
+			}
+		}
+	}
+	return rows, nil
+}
+
+// Batch is B rows padded to T tokens, flattened row-major, ready for the step graphs.
+type Batch struct {
+	B, T                                 int
+	Tokens, Positions, Segments, Targets []int32
+	Weights                              []float32
+	NumTargets                           int
+}
+
+// MakeBatch pads rows (missing rows are all padding) to B x T.
+func MakeBatch(rows []Row, B, T int) Batch {
+	b := Batch{B: B, T: T,
+		Tokens: make([]int32, B*T), Positions: make([]int32, B*T), Segments: make([]int32, B*T),
+		Targets: make([]int32, B*T), Weights: make([]float32, B*T)}
+	for r, row := range rows {
+		o := r * T
+		copy(b.Tokens[o:], row.Tokens)
+		copy(b.Positions[o:], row.Positions)
+		copy(b.Segments[o:], row.Segments)
+		copy(b.Targets[o:], row.Targets)
+		copy(b.Weights[o:], row.Weights)
+		b.NumTargets += row.NumTargets
+	}
+	return b
+}

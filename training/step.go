@@ -1,0 +1,227 @@
+package training
+
+import (
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph code reads like the equations
+	"github.com/gomlx/gomlx/core/tensors"
+
+	"github.com/perpetual-ml/perpetual/models/lm"
+)
+
+// Trainable is one parameter the optimizer updates.
+type Trainable struct {
+	Name  string
+	Shape []int
+	// Decay says whether AdamW's decoupled weight decay applies (not for norms, biases, 1-D).
+	Decay bool
+}
+
+// Setup is what the step graphs need to know about the model: its architecture, the frozen
+// inputs (full fine-tuning: none; LoRA: the base weights), the trainables, and how to build the
+// architecture's Params from both.
+type Setup struct {
+	Arch lm.Architecture
+	// Frozen are names of graph inputs that are read but not trained.
+	Frozen []lm.ParamSpec
+	// Train are the trained parameters.
+	Train []Trainable
+	// Params builds the architecture's parameter accessor from the frozen and trained nodes.
+	Params func(frozen, train []*Node) lm.Params
+}
+
+// FullSetup trains every parameter of arch.
+func FullSetup(arch lm.Architecture) *Setup {
+	specs := arch.Specs()
+	tr := make([]Trainable, len(specs))
+	for i, s := range specs {
+		tr[i] = Trainable{Name: s.Name, Shape: s.Shape, Decay: decays(s.Name, s.Shape)}
+	}
+	return &Setup{Arch: arch, Train: tr, Params: func(_, train []*Node) lm.Params {
+		return lm.ParamsFor(arch.Family(), specs, train)
+	}}
+}
+
+// decays follows the usual recipe (Hugging Face Trainer): no weight decay on biases, norm
+// weights and other 1-D parameters.
+func decays(name string, shape []int) bool {
+	if len(shape) < 2 {
+		return false
+	}
+	n := strings.ToLower(name)
+	return !strings.Contains(n, "norm") && !strings.HasSuffix(n, ".bias")
+}
+
+// Hyper are the optimizer settings of one update.
+type Hyper struct {
+	LR, WeightDecay, Beta1, Beta2, Eps, ClipNorm float64
+}
+
+// Steps holds the compiled graphs of one Setup: the accumulate step (loss and gradients of one
+// micro-batch added to on-device accumulators), the apply step (clipping + AdamW) and the
+// evaluation step (loss only).
+type Steps struct {
+	setup                *Setup
+	accum, apply, evalLs *Exec
+}
+
+// NewSteps compiles (lazily, on first use) the step graphs on backend.
+func NewSteps(backend compute.Backend, s *Setup) (*Steps, error) {
+	nf, nt := len(s.Frozen), len(s.Train)
+	st := &Steps{setup: s}
+	var err error
+	// Inputs: frozen..., train..., acc..., tokens, positions, segments, targets, weights.
+	st.accum, err = NewExec(backend, func(in []*Node) []*Node {
+		frozen, train, acc, batch := in[:nf], in[nf:nf+nt], in[nf+nt:nf+2*nt], in[nf+2*nt:]
+		sum, count := lossSum(s, frozen, train, batch)
+		grads := Gradient(sum, train...)
+		out := make([]*Node, 0, nt+2)
+		for i, g := range grads {
+			out = append(out, Add(acc[i], g))
+		}
+		return append(out, sum, count)
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Inputs: train..., m..., v..., acc..., lr, bc1, bc2, count, wd, b1, b2, eps, clip (f32 scalars).
+	st.apply, err = NewExec(backend, func(in []*Node) []*Node {
+		train, m, v, acc, sc := in[:nt], in[nt:2*nt], in[2*nt:3*nt], in[3*nt:4*nt], in[4*nt:]
+		lr, bc1, bc2, count, wd, b1, b2, eps, clip := sc[0], sc[1], sc[2], sc[3], sc[4], sc[5], sc[6], sc[7], sc[8]
+		inv := Inverse(Max(count, OnePlus(ZerosLike(count))))
+		grads := make([]*Node, nt)
+		sq := ScalarZero(train[0].Graph(), dtypes.Float32)
+		for i := range acc {
+			grads[i] = Mul(acc[i], inv)
+			sq = Add(sq, ReduceAllSum(Square(grads[i])))
+		}
+		norm := Sqrt(sq)
+		// Global-norm clipping as torch.nn.utils.clip_grad_norm_: scale = min(1, clip/(norm+1e-6)).
+		scale := Min(OnePlus(ZerosLike(norm)), Div(clip, AddScalar(norm, 1e-6)))
+		outW, outM, outV := make([]*Node, nt), make([]*Node, nt), make([]*Node, nt)
+		for i, p := range train {
+			g := Mul(grads[i], scale)
+			p2 := p
+			if s.Train[i].Decay {
+				p2 = Sub(p, Mul(Mul(lr, wd), p)) // decoupled weight decay (AdamW), before the Adam step
+			}
+			mi := Add(Mul(b1, m[i]), Mul(OneMinus(b1), g))
+			vi := Add(Mul(b2, v[i]), Mul(OneMinus(b2), Square(g)))
+			mhat := Div(mi, bc1)
+			vhat := Div(vi, bc2)
+			outW[i] = Sub(p2, Mul(lr, Div(mhat, Add(Sqrt(vhat), eps))))
+			outM[i], outV[i] = mi, vi
+		}
+		out := append(append(outW, outM...), outV...)
+		return append(out, norm)
+	})
+	if err != nil {
+		return nil, err
+	}
+	st.evalLs, err = NewExec(backend, func(in []*Node) []*Node {
+		sum, count := lossSum(s, in[:nf], in[nf:nf+nt], in[nf+nt:])
+		return []*Node{sum, count}
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range []*Exec{st.accum, st.apply, st.evalLs} {
+		e.SetMaxCache(-1)
+	}
+	return st, nil
+}
+
+// lossSum is the summed cross-entropy over weighted target positions, and the number of them.
+func lossSum(s *Setup, frozen, train, batch []*Node) (sum, count *Node) {
+	tokens, positions, segments, targets, weights := batch[0], batch[1], batch[2], batch[3], batch[4]
+	logits := s.Arch.Logits(s.Params(frozen, train), tokens, positions, segments) // f32 [B,T,V]
+	logp := LogSoftmax(logits, -1)
+	onehot := OneHot(targets, s.Arch.VocabSize(), dtypes.Float32)
+	nll := Neg(ReduceSum(Mul(logp, onehot), -1)) // [B,T]
+	return ReduceAllSum(Mul(nll, weights)), ReduceAllSum(weights)
+}
+
+func batchArgs(b Batch) []any {
+	return []any{
+		tensors.FromFlatDataAndDimensions(b.Tokens, b.B, b.T),
+		tensors.FromFlatDataAndDimensions(b.Positions, b.B, b.T),
+		tensors.FromFlatDataAndDimensions(b.Segments, b.B, b.T),
+		tensors.FromFlatDataAndDimensions(b.Targets, b.B, b.T),
+		tensors.FromFlatDataAndDimensions(b.Weights, b.B, b.T),
+	}
+}
+
+func exec(e *Exec, args []any) (out []*tensors.Tensor, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			out, err = nil, fmt.Errorf("training graph: %v", r)
+		}
+	}()
+	return e.Exec(args...)
+}
+
+func anys(ts ...[]*tensors.Tensor) []any {
+	var out []any
+	for _, l := range ts {
+		for _, t := range l {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// Accumulate adds one micro-batch's gradients (of the summed loss) to acc and returns the new
+// accumulators, the summed loss and the number of target tokens.
+func (st *Steps) Accumulate(frozen, train, acc []*tensors.Tensor, b Batch) ([]*tensors.Tensor, float64, float64, error) {
+	out, err := exec(st.accum, append(anys(frozen, train, acc), batchArgs(b)...))
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	n := len(acc)
+	return out[:n], float64(tensors.ToScalar[float32](out[n])), float64(tensors.ToScalar[float32](out[n+1])), nil
+}
+
+// Apply averages the accumulated gradients over count target tokens, clips them to the global
+// norm h.ClipNorm and takes one AdamW step (step is 1-based, for the bias corrections). It
+// returns the new weights and moments and the gradient norm before clipping.
+func (st *Steps) Apply(train, m, v, acc []*tensors.Tensor, h Hyper, step int, count float64) (nt, nm, nv []*tensors.Tensor, gradNorm float64, err error) {
+	bc1 := 1 - math.Pow(h.Beta1, float64(step))
+	bc2 := 1 - math.Pow(h.Beta2, float64(step))
+	clip := h.ClipNorm
+	if clip <= 0 {
+		clip = math.MaxFloat32
+	}
+	args := anys(train, m, v, acc)
+	for _, x := range []float64{h.LR, bc1, bc2, count, h.WeightDecay, h.Beta1, h.Beta2, h.Eps, clip} {
+		args = append(args, tensors.FromScalar(float32(x)))
+	}
+	out, err := exec(st.apply, args)
+	if err != nil {
+		return nil, nil, nil, 0, err
+	}
+	n := len(train)
+	return out[:n], out[n : 2*n], out[2*n : 3*n], float64(tensors.ToScalar[float32](out[3*n])), nil
+}
+
+// Loss returns the summed loss and target count of a batch (no gradients).
+func (st *Steps) Loss(frozen, train []*tensors.Tensor, b Batch) (float64, float64, error) {
+	out, err := exec(st.evalLs, append(anys(frozen, train), batchArgs(b)...))
+	if err != nil {
+		return 0, 0, err
+	}
+	return float64(tensors.ToScalar[float32](out[0])), float64(tensors.ToScalar[float32](out[1])), nil
+}
+
+// Zeros returns float32 zero tensors shaped like the trainables (moments, accumulators).
+func (s *Setup) Zeros() []*tensors.Tensor {
+	out := make([]*tensors.Tensor, len(s.Train))
+	for i, t := range s.Train {
+		out[i] = tensors.FromShape(shapes.Make(dtypes.Float32, t.Shape...))
+	}
+	return out
+}

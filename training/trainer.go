@@ -1,0 +1,571 @@
+package training
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/perpetual-ml/perpetual/curriculum"
+	"github.com/perpetual-ml/perpetual/models/checkpoint"
+	"github.com/perpetual-ml/perpetual/models/lm"
+	"github.com/perpetual-ml/perpetual/models/prompt"
+	"github.com/perpetual-ml/perpetual/models/safetensors"
+	"github.com/perpetual-ml/perpetual/models/tokenizer"
+)
+
+// Options configure a training run. Zero values take the paper's defaults (see Defaults).
+type Options struct {
+	Epochs       int
+	LR           float64
+	WarmupSteps  int
+	BatchSize    int // rows per micro-batch
+	Accumulation int // micro-batches per optimizer step
+	MaxLength    int // row length (tokens)
+	NoPacking    bool
+	ClipNorm     float64
+	WeightDecay  float64
+	Beta1, Beta2 float64
+	Eps          float64
+	Seed         int64
+	// Mask is MaskAll (default) or MaskAnswers; Order is OrderPaper (default),
+	// OrderFlashcardsFirst or OrderShuffled.
+	Mask, Order string
+	// Template renders flashcards (default: Alpaca).
+	Template *prompt.Template
+	// LoRA, when set, trains adapters instead of all weights (merged on export).
+	LoRA *LoRA
+	// ReplayFile is a JSONL of general instruction data mixed in at ReplayFraction of the items.
+	ReplayFile     string
+	ReplayFraction float64
+	// RetentionFile is a JSONL of held-out instruction data (Alpaca fields) used to measure
+	// retention before and after training; RetentionLimit caps the records used (default 32).
+	RetentionFile  string
+	RetentionLimit int
+	// CheckpointEvery and ValEvery are in optimizer steps (0: checkpoint only at the end;
+	// validation only at the end).
+	CheckpointEvery, ValEvery int
+	// Out is the output folder: the final model (Hugging Face format), metrics.jsonl,
+	// retention.json and checkpoint/ (the last checkpoint with optimizer state).
+	Out string
+	// Resume continues from Out/checkpoint.
+	Resume bool
+	// Progress receives a progress bar (nil: none).
+	Progress io.Writer
+	// MemoryLimit in bytes (0: MemAvailable from /proc/meminfo).
+	MemoryLimit int64
+	// StopAfterStep stops the run right after that optimizer step (and its checkpoint), as if the
+	// process was killed there: for testing resumption. 0 disables.
+	StopAfterStep int
+}
+
+// Defaults fills zero fields with the paper's recipe: 3 epochs, lr 2e-4 with 5 warm-up steps
+// and linear decay, batch 2 x 4 accumulation, AdamW (0.9, 0.999, 1e-8, decay 0.01), clipping 1.0,
+// rows of 2048 tokens.
+func (o *Options) Defaults() {
+	def := func(p *int, v int) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	deff := func(p *float64, v float64) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	def(&o.Epochs, 3)
+	deff(&o.LR, 2e-4)
+	if o.WarmupSteps == 0 {
+		o.WarmupSteps = 5
+	}
+	def(&o.BatchSize, 2)
+	def(&o.Accumulation, 4)
+	def(&o.MaxLength, 2048)
+	deff(&o.ClipNorm, 1.0)
+	deff(&o.WeightDecay, 0.01)
+	deff(&o.Beta1, 0.9)
+	deff(&o.Beta2, 0.999)
+	deff(&o.Eps, 1e-8)
+	def(&o.RetentionLimit, 32)
+	if o.Mask == "" {
+		o.Mask = MaskAll
+	}
+	if o.Order == "" {
+		o.Order = OrderPaper
+	}
+}
+
+// Metric is one line of metrics.jsonl.
+type Metric struct {
+	Step       int      `json:"step"`
+	Epoch      float64  `json:"epoch"`
+	Loss       float64  `json:"loss"`
+	LR         float64  `json:"lr"`
+	GradNorm   float64  `json:"grad_norm"`
+	TokensPerS float64  `json:"tokens_per_s"`
+	ValLoss    *float64 `json:"val_loss,omitempty"`
+}
+
+// Result summarises a run.
+type Result struct {
+	Steps   int
+	Metrics []Metric
+	// Stopped is true when StopAfterStep ended the run early.
+	Stopped   bool
+	Retention *Retention `json:",omitempty"`
+}
+
+// state.json beside the optimizer moments.
+type runState struct {
+	Step     int     `json:"step"`
+	Epoch    int     `json:"epoch"`
+	Seed     int64   `json:"seed"`
+	Total    int     `json:"total_steps"`
+	LR       float64 `json:"lr"`
+	Warmup   int     `json:"warmup_steps"`
+	Schedule string  `json:"schedule"`
+}
+
+// LRAt is the linear schedule with warm-up of Hugging Face's get_linear_schedule_with_warmup:
+// the update after `done` completed steps uses lr·done/warmup while warming up, then decays
+// linearly to 0 at total.
+func LRAt(lr float64, done, warmup, total int) float64 {
+	if done < warmup {
+		return lr * float64(done) / float64(max(1, warmup))
+	}
+	return lr * math.Max(0, float64(total-done)/float64(max(1, total-warmup)))
+}
+
+// Run fine-tunes model on the curriculum's training split and leaves the trained (merged)
+// weights in model. tok is the model's tokenizer.
+func Run(model *lm.Model, tok tokenizer.Tokenizer, cur *curriculum.Curriculum, o Options) (*Result, error) {
+	o.Defaults()
+	if o.Out == "" {
+		return nil, fmt.Errorf("training: no output folder")
+	}
+	if model.DType() != dtypes.Float32 {
+		return nil, fmt.Errorf("training: the model is loaded as %s; load it as float32 (bf16 weights with f32 master copies are not implemented)", model.DType())
+	}
+	if cur == nil || len(cur.Train) == 0 {
+		return nil, fmt.Errorf("training: the curriculum has no training items")
+	}
+	tmpl := o.Template
+	if tmpl == nil {
+		t, err := prompt.Format("alpaca")
+		if err != nil {
+			return nil, err
+		}
+		tmpl = &t
+	}
+	arch := model.Arch()
+	enc := &Encoder{Tok: tok, Options: DataOptions{Template: *tmpl, Mask: o.Mask, Order: o.Order, Seed: o.Seed}, UseBOS: arch.Family() == "gemma"}
+	exs, err := enc.Items("train", cur.Train)
+	if err != nil {
+		return nil, err
+	}
+	if o.ReplayFile != "" && o.ReplayFraction > 0 {
+		recs, err := ReadReplay(o.ReplayFile)
+		if err != nil {
+			return nil, err
+		}
+		if exs, err = enc.MixReplay(exs, recs, o.ReplayFraction, o.Seed); err != nil {
+			return nil, err
+		}
+	}
+	maxLen := o.MaxLength
+	if ml := arch.MaxLength(); ml > 0 && ml < maxLen {
+		maxLen = ml
+	}
+	rows, err := Pack(exs, maxLen, !o.NoPacking)
+	if err != nil {
+		return nil, err
+	}
+	var valRows []Row
+	if len(cur.Validation) > 0 {
+		vex, err := enc.Items("validation", cur.Validation)
+		if err != nil {
+			return nil, err
+		}
+		if valRows, err = Pack(vex, maxLen, !o.NoPacking); err != nil {
+			return nil, err
+		}
+	}
+	T := rowLength(append(slices.Clone(rows), valRows...), maxLen)
+
+	var setup *Setup
+	var frozen, train []*tensors.Tensor
+	if o.LoRA != nil {
+		var init []*tensors.Tensor
+		if setup, init, err = LoRASetup(arch, *o.LoRA, o.Seed); err != nil {
+			return nil, err
+		}
+		frozen, train = model.WeightList(), init
+	} else {
+		setup = FullSetup(arch)
+		for _, w := range model.WeightList() {
+			c, err := w.Clone()
+			if err != nil {
+				return nil, err
+			}
+			train = append(train, c)
+		}
+	}
+	if err := checkMemory(setup, model, o, T); err != nil {
+		return nil, err
+	}
+	steps, err := NewSteps(model.Backend(), setup)
+	if err != nil {
+		return nil, err
+	}
+	m, v := setup.Zeros(), setup.Zeros()
+
+	microPerEpoch := (len(rows) + o.BatchSize - 1) / o.BatchSize
+	stepsPerEpoch := (microPerEpoch + o.Accumulation - 1) / o.Accumulation
+	total := stepsPerEpoch * o.Epochs
+	st := runState{Seed: o.Seed, Total: total, LR: o.LR, Warmup: o.WarmupSteps, Schedule: "linear"}
+	if err := os.MkdirAll(o.Out, 0o755); err != nil {
+		return nil, err
+	}
+	ckptDir := filepath.Join(o.Out, "checkpoint")
+	if o.Resume {
+		if st, train, m, v, err = loadCheckpoint(o.Out, setup); err != nil {
+			return nil, err
+		}
+		if st.Total != total || st.Seed != o.Seed {
+			return nil, fmt.Errorf("resume %s: checkpoint was for %d steps with seed %d; this run has %d steps with seed %d (same curriculum and options needed)", ckptDir, st.Total, st.Seed, total, o.Seed)
+		}
+	}
+	metricsPath := filepath.Join(o.Out, "metrics.jsonl")
+	res := &Result{}
+	if res.Metrics, err = truncateMetrics(metricsPath, st.Step); err != nil {
+		return nil, err
+	}
+	mf, err := os.OpenFile(metricsPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	defer mf.Close()
+
+	var retBefore *RetentionScores
+	var retRecs []ReplayRecord
+	if o.RetentionFile != "" {
+		if retRecs, err = ReadReplay(o.RetentionFile); err != nil {
+			return nil, err
+		}
+		retRecs = retRecs[:min(len(retRecs), o.RetentionLimit)]
+		if retBefore, err = MeasureRetention(model, tok, *tmpl, retRecs); err != nil {
+			return nil, err
+		}
+	}
+
+	var bar *progressbar.ProgressBar
+	if o.Progress != nil {
+		bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(o.Progress), progressbar.OptionShowCount(),
+			progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionSetDescription("training"))
+		_ = bar.Set(st.Step)
+	}
+	hyper := Hyper{WeightDecay: o.WeightDecay, Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps, ClipNorm: o.ClipNorm}
+	valLoss := func() (*float64, error) {
+		if len(valRows) == 0 {
+			return nil, nil
+		}
+		var sum, cnt float64
+		for i := 0; i < len(valRows); i += o.BatchSize {
+			s, c, err := steps.Loss(frozen, train, MakeBatch(valRows[i:min(i+o.BatchSize, len(valRows))], o.BatchSize, T))
+			if err != nil {
+				return nil, err
+			}
+			sum, cnt = sum+s, cnt+c
+		}
+		l := sum / math.Max(1, cnt)
+		return &l, nil
+	}
+	for st.Step < total {
+		epoch := st.Step / stepsPerEpoch
+		order := epochOrder(len(rows), o.Order == OrderShuffled, o.Seed, epoch)
+		inEpoch := st.Step % stepsPerEpoch
+		t0 := time.Now()
+		acc := setup.Zeros()
+		var lossSum, count float64
+		var tokens int
+		for k := 0; k < o.Accumulation; k++ {
+			mb := inEpoch*o.Accumulation + k
+			if mb >= microPerEpoch {
+				break
+			}
+			var brows []Row
+			for _, r := range order[mb*o.BatchSize : min((mb+1)*o.BatchSize, len(order))] {
+				brows = append(brows, rows[r])
+				tokens += len(rows[r].Tokens)
+			}
+			var s, c float64
+			if acc, s, c, err = steps.Accumulate(frozen, train, acc, MakeBatch(brows, o.BatchSize, T)); err != nil {
+				return nil, err
+			}
+			lossSum, count = lossSum+s, count+c
+		}
+		loss := lossSum / math.Max(1, count)
+		if math.IsNaN(loss) || math.IsInf(loss, 0) {
+			return res, fmt.Errorf("training: loss is %v at step %d; stopped before applying it — the last good checkpoint (step %d) is in %s", loss, st.Step+1, lastCheckpointStep(o.Out), ckptDir)
+		}
+		hyper.LR = LRAt(o.LR, st.Step, o.WarmupSteps, total)
+		var gn float64
+		if train, m, v, gn, err = steps.Apply(train, m, v, acc, hyper, st.Step+1, count); err != nil {
+			return nil, err
+		}
+		st.Step++
+		st.Epoch = st.Step / stepsPerEpoch
+		met := Metric{Step: st.Step, Epoch: float64(st.Step) / float64(stepsPerEpoch), Loss: loss, LR: hyper.LR, GradNorm: gn,
+			TokensPerS: float64(tokens) / time.Since(t0).Seconds()}
+		if (o.ValEvery > 0 && st.Step%o.ValEvery == 0) || st.Step == total {
+			if met.ValLoss, err = valLoss(); err != nil {
+				return nil, err
+			}
+		}
+		res.Metrics = append(res.Metrics, met)
+		line, _ := json.Marshal(met)
+		if _, err := mf.Write(append(line, '\n')); err != nil {
+			return nil, err
+		}
+		if bar != nil {
+			bar.Describe(fmt.Sprintf("loss %.4f  %.0f tok/s", loss, met.TokensPerS))
+			_ = bar.Set(st.Step)
+		}
+		stop := o.StopAfterStep > 0 && st.Step == o.StopAfterStep
+		if (o.CheckpointEvery > 0 && st.Step%o.CheckpointEvery == 0) || st.Step == total || stop {
+			if err := saveCheckpoint(o.Out, model, setup, st, frozen, train, m, v, o.LoRA); err != nil {
+				return nil, err
+			}
+		}
+		if stop && st.Step < total {
+			res.Steps, res.Stopped = st.Step, true
+			return res, nil
+		}
+	}
+	if bar != nil {
+		_ = bar.Finish()
+	}
+	res.Steps = st.Step
+	final, err := exportWeights(model, setup, frozen, train, o.LoRA)
+	if err != nil {
+		return nil, err
+	}
+	if err := model.SetWeights(final); err != nil {
+		return nil, err
+	}
+	if err := saveModelInto(o.Out, model); err != nil {
+		return nil, err
+	}
+	if retBefore != nil {
+		after, err := MeasureRetention(model, tok, *tmpl, retRecs)
+		if err != nil {
+			return nil, err
+		}
+		res.Retention = &Retention{Before: *retBefore, After: *after}
+		data, _ := json.MarshalIndent(res.Retention, "", "  ")
+		if err := os.WriteFile(filepath.Join(o.Out, "retention.json"), data, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// rowLength is the padded row length: the longest row rounded up to a multiple of 16 (one
+// compiled shape per run), at most maxLen.
+func rowLength(rows []Row, maxLen int) int {
+	n := 1
+	for _, r := range rows {
+		n = max(n, len(r.Tokens))
+	}
+	return min(maxLen, (n+15)/16*16)
+}
+
+// epochOrder is the row order of an epoch: in order, or a permutation seeded by (seed, epoch)
+// so a resumed run sees the same order.
+func epochOrder(n int, shuffle bool, seed int64, epoch int) []int {
+	if !shuffle {
+		idx := make([]int, n)
+		for i := range idx {
+			idx[i] = i
+		}
+		return idx
+	}
+	return rand.New(rand.NewPCG(uint64(seed), uint64(epoch)+1)).Perm(n)
+}
+
+// exportWeights returns the weights to save: the trained ones, or base + merged adapters.
+func exportWeights(model *lm.Model, s *Setup, frozen, train []*tensors.Tensor, lora *LoRA) (map[string]*tensors.Tensor, error) {
+	if lora != nil {
+		return MergeLoRA(model.Weights(), s, train, *lora)
+	}
+	out := map[string]*tensors.Tensor{}
+	for i, t := range s.Train {
+		out[t.Name] = train[i]
+	}
+	return out, nil
+}
+
+// saveModelInto writes the model's HF files into dir (which keeps its other files): saved into
+// a temporary folder inside dir, then each file renamed into place.
+func saveModelInto(dir string, model *lm.Model) error {
+	tmp := filepath.Join(dir, ".model-tmp")
+	_ = os.RemoveAll(tmp)
+	if err := model.Save(tmp, checkpoint.SaveOptions{TokenizerFrom: model.Dir()}); err != nil {
+		return err
+	}
+	ents, err := os.ReadDir(tmp)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if err := os.Rename(filepath.Join(tmp, e.Name()), filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return os.RemoveAll(tmp)
+}
+
+// saveCheckpoint writes Out/checkpoint atomically: the model (HF format, LoRA merged) in
+// checkpoint/model, trainables and AdamW moments in checkpoint/optimizer.safetensors and the
+// run state in checkpoint/state.json. A new checkpoint is assembled beside the old one and
+// swapped in by renames.
+func saveCheckpoint(out string, model *lm.Model, s *Setup, st runState, frozen, train, m, v []*tensors.Tensor, lora *LoRA) error {
+	tmp := filepath.Join(out, ".checkpoint-tmp")
+	_ = os.RemoveAll(tmp)
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return err
+	}
+	ws, err := exportWeights(model, s, frozen, train, lora)
+	if err != nil {
+		return err
+	}
+	if err := checkpoint.Save(filepath.Join(tmp, "model"), model.Config(), ws, checkpoint.SaveOptions{TokenizerFrom: model.Dir()}); err != nil {
+		return err
+	}
+	var ts []safetensors.Tensor
+	for prefix, list := range map[string][]*tensors.Tensor{"w/": train, "m/": m, "v/": v} {
+		for i, t := range list {
+			dt, data, err := checkpoint.FromTensor(t)
+			if err != nil {
+				return err
+			}
+			ts = append(ts, safetensors.Tensor{Name: prefix + s.Train[i].Name, DType: dt, Shape: t.Shape().Dimensions, Data: data})
+		}
+	}
+	if err := safetensors.Write(filepath.Join(tmp, "optimizer.safetensors"), ts, nil); err != nil {
+		return err
+	}
+	data, _ := json.MarshalIndent(st, "", "  ")
+	if err := os.WriteFile(filepath.Join(tmp, "state.json"), data, 0o644); err != nil {
+		return err
+	}
+	dir, old := filepath.Join(out, "checkpoint"), filepath.Join(out, ".checkpoint-old")
+	_ = os.RemoveAll(old)
+	if _, err := os.Stat(dir); err == nil {
+		if err := os.Rename(dir, old); err != nil {
+			return err
+		}
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return err
+	}
+	return os.RemoveAll(old)
+}
+
+func lastCheckpointStep(out string) int {
+	data, err := os.ReadFile(filepath.Join(out, "checkpoint", "state.json"))
+	if err != nil {
+		return 0
+	}
+	var st runState
+	_ = json.Unmarshal(data, &st)
+	return st.Step
+}
+
+// loadCheckpoint reads Out/checkpoint (or the previous one if a swap was interrupted).
+func loadCheckpoint(out string, s *Setup) (st runState, train, m, v []*tensors.Tensor, err error) {
+	dir := filepath.Join(out, "checkpoint")
+	if _, e := os.Stat(dir); e != nil {
+		if _, e2 := os.Stat(filepath.Join(out, ".checkpoint-old")); e2 == nil {
+			dir = filepath.Join(out, ".checkpoint-old")
+		} else {
+			return st, nil, nil, nil, fmt.Errorf("resume: no checkpoint in %s", out)
+		}
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "state.json"))
+	if err != nil {
+		return st, nil, nil, nil, fmt.Errorf("resume: %w", err)
+	}
+	if err := json.Unmarshal(data, &st); err != nil {
+		return st, nil, nil, nil, fmt.Errorf("resume: %s/state.json: %w", dir, err)
+	}
+	path := filepath.Join(dir, "optimizer.safetensors")
+	f, err := safetensors.Open(path)
+	if err != nil {
+		return st, nil, nil, nil, fmt.Errorf("resume: %w", err)
+	}
+	defer f.Close()
+	read := func(prefix string) ([]*tensors.Tensor, error) {
+		out := make([]*tensors.Tensor, len(s.Train))
+		for i, t := range s.Train {
+			info, ok := f.Info(prefix + t.Name)
+			if !ok {
+				return nil, fmt.Errorf("resume: %s has no tensor %q (was the checkpoint made with other options?)", path, prefix+t.Name)
+			}
+			if !slices.Equal(info.Shape, t.Shape) {
+				return nil, fmt.Errorf("resume: %s tensor %q has shape %v, want %v", path, prefix+t.Name, info.Shape, t.Shape)
+			}
+			raw, err := f.ReadBytes(prefix + t.Name)
+			if err != nil {
+				return nil, fmt.Errorf("resume: %s: %w", path, err)
+			}
+			if out[i], err = checkpoint.ToTensor(raw, info.DType, info.Shape, dtypes.Float32); err != nil {
+				return nil, fmt.Errorf("resume: %s %q: %w", path, prefix+t.Name, err)
+			}
+		}
+		return out, nil
+	}
+	if train, err = read("w/"); err != nil {
+		return
+	}
+	if m, err = read("m/"); err != nil {
+		return
+	}
+	v, err = read("v/")
+	return
+}
+
+// truncateMetrics keeps the metrics lines up to step (a resumed run rewrites the rest).
+func truncateMetrics(path string, step int) ([]Metric, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	var kept []Metric
+	var buf bytes.Buffer
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		var mt Metric
+		if json.Unmarshal(sc.Bytes(), &mt) != nil || mt.Step > step {
+			continue
+		}
+		kept = append(kept, mt)
+		buf.Write(sc.Bytes())
+		buf.WriteByte('\n')
+	}
+	return kept, os.WriteFile(path, buf.Bytes(), 0o644)
+}

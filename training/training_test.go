@@ -117,8 +117,270 @@ func TestTrainingLearnsSeenFacts(t *testing.T) {
 	}
 }
 
-var _ = fmt.Sprint
-var _ = math.Abs
-var _ = os.Stat
-var _ = strings.Contains
-var _ = tensors.FromScalar[float32]
+func smallOptions(out string) training.Options {
+	return training.Options{Out: out, Epochs: 2, LR: 3e-3, WarmupSteps: 1, BatchSize: 2, Accumulation: 2, MaxLength: 512, Seed: 7, Order: training.OrderShuffled}
+}
+
+func weightsOf(t testing.TB, m *lm.Model) map[string][]float32 {
+	out := map[string][]float32{}
+	for k, v := range m.Weights() {
+		out[k] = tensors.MustCopyFlatData[float32](v)
+	}
+	return out
+}
+
+func maxDiff(a, b map[string][]float32) (float64, string) {
+	worst, where := 0.0, ""
+	for k, x := range a {
+		for i := range x {
+			if d := math.Abs(float64(x[i] - b[k][i])); d > worst || math.IsNaN(d) {
+				worst, where = d, k
+			}
+		}
+	}
+	return worst, where
+}
+
+// A run stopped right after its first checkpoint and resumed ends with exactly the weights of
+// an uninterrupted run (the Go backend is deterministic on one machine), for both families.
+func TestResumeEqualsUninterrupted(t *testing.T) {
+	for _, cfg := range []map[string]any{harness.TinyGemmaConfig, harness.TinyMambaConfig} {
+		t.Run(cfg["model_type"].(string), func(t *testing.T) {
+			dir, m1, tok := tinyModel(t, cfg)
+			c := tinyCurriculum(t, 4)
+			o := smallOptions(t.TempDir())
+			o.CheckpointEvery = 2
+			full, err := training.Run(m1, tok, c, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if full.Steps < 4 {
+				t.Fatalf("only %d steps; the test needs a checkpoint mid-way", full.Steps)
+			}
+			m2, err := lm.Load(dir, lm.LoadOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			o2 := smallOptions(t.TempDir())
+			o2.CheckpointEvery = 2
+			o2.StopAfterStep = 3 // dies one step after the checkpoint at step 2
+			part, err := training.Run(m2, tok, c, o2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !part.Stopped || part.Steps != 3 {
+				t.Fatalf("stopped=%v at %d, want a stop at step 3", part.Stopped, part.Steps)
+			}
+			m3, err := lm.Load(dir, lm.LoadOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			o2.StopAfterStep, o2.Resume = 0, true
+			resumed, err := training.Run(m3, tok, c, o2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d, where := maxDiff(weightsOf(t, m1), weightsOf(t, m3)); d != 0 {
+				t.Errorf("resumed weights differ from uninterrupted by %g (%s)", d, where)
+			}
+			if len(resumed.Metrics) != len(full.Metrics) {
+				t.Errorf("resumed run has %d metric lines, uninterrupted %d", len(resumed.Metrics), len(full.Metrics))
+			}
+			for i := range full.Metrics {
+				if i < len(resumed.Metrics) && resumed.Metrics[i].Loss != full.Metrics[i].Loss {
+					t.Errorf("step %d loss %v resumed vs %v", i+1, resumed.Metrics[i].Loss, full.Metrics[i].Loss)
+				}
+			}
+			// The output folder is a loadable model equal to the in-memory one.
+			saved, err := lm.Load(o2.Out, lm.LoadOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if saved.Hash() != m3.Hash() {
+				t.Error("saved model differs from the trained weights")
+			}
+		})
+	}
+}
+
+// Packing several items into a row (segments, restarting positions) gives the same loss as one
+// item per row: the loss of the very first step and the validation loss are equal.
+func TestPackingEqualsUnpacked(t *testing.T) {
+	for _, cfg := range []map[string]any{harness.TinyGemmaConfig, harness.TinyMambaConfig} {
+		t.Run(cfg["model_type"].(string), func(t *testing.T) {
+			dir, m, tok := tinyModel(t, cfg)
+			c := tinyCurriculum(t, 4)
+			tmpl, _ := prompt.Format("alpaca")
+			enc := &training.Encoder{Tok: tok, Options: training.DataOptions{Template: tmpl, Mask: training.MaskAll}, UseBOS: cfg["model_type"] == "gemma"}
+			exs, err := enc.Items("train", c.Train)
+			if err != nil {
+				t.Fatal(err)
+			}
+			packed, err := training.Pack(exs, 512, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			single, err := training.Pack(exs, 512, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(packed) >= len(single) {
+				t.Fatalf("packing made %d rows from %d items", len(packed), len(single))
+			}
+			steps, err := training.NewSteps(m.Backend(), training.FullSetup(m.Arch()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			lossOf := func(rows []training.Row) float64 {
+				var sum, n float64
+				for _, r := range rows {
+					s, c, err := steps.Loss(nil, m.WeightList(), training.MakeBatch([]training.Row{r}, 1, 512))
+					if err != nil {
+						t.Fatal(err)
+					}
+					sum, n = sum+s, n+c
+				}
+				return sum / n
+			}
+			a, b := lossOf(packed), lossOf(single)
+			t.Logf("packed %d rows loss %.6f, unpacked %d rows loss %.6f", len(packed), a, len(single), b)
+			if math.Abs(a-b) > 1e-4*math.Abs(b) {
+				t.Errorf("packed loss %v != unpacked %v", a, b)
+			}
+			_ = dir
+		})
+	}
+}
+
+// A LoRA-trained model's merged weights give the logits of base + adapters; the base weights
+// not targeted are unchanged.
+func TestLoRAMergeEqualsAdapter(t *testing.T) {
+	_, m, tok := tinyModel(t, harness.TinyGemmaConfig)
+	base := weightsOf(t, m)
+	c := tinyCurriculum(t, 4)
+	cfg := training.LoRA{Rank: 4, Alpha: 8, Targets: []string{"q_proj", "v_proj", "down_proj"}}
+	setup, init, err := training.LoRASetup(m.Arch(), cfg, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Non-zero B so the adapters matter.
+	for i := 1; i < len(init); i += 2 {
+		d := tensors.MustCopyFlatData[float32](init[i])
+		for j := range d {
+			d[j] = float32((j%7)-3) * 0.01
+		}
+		init[i] = tensors.FromFlatDataAndDimensions(d, init[i].Shape().Dimensions...)
+	}
+	steps, err := training.NewSteps(m.Backend(), setup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl, _ := prompt.Format("alpaca")
+	enc := &training.Encoder{Tok: tok, Options: training.DataOptions{Template: tmpl, Mask: training.MaskAll}, UseBOS: true}
+	exs, _ := enc.Items("train", c.Train)
+	rows, _ := training.Pack(exs, 512, true)
+	batch := training.MakeBatch(rows[:2], 2, 512)
+	adapted, _, err := steps.Loss(m.WeightList(), init, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	merged, err := training.MergeLoRA(m.Weights(), setup, init, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SetWeights(merged); err != nil {
+		t.Fatal(err)
+	}
+	full, err := training.NewSteps(m.Backend(), training.FullSetup(m.Arch()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mergedLoss, _, err := full.Loss(nil, m.WeightList(), batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	baseLoss := func() float64 {
+		b := map[string]*tensors.Tensor{}
+		for k, v := range base {
+			b[k] = tensors.FromFlatDataAndDimensions(v, m.Weights()[k].Shape().Dimensions...)
+		}
+		m2, err := lm.New(m.Arch(), m.Config(), b, lm.LoadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, _, err := full.Loss(nil, m2.WeightList(), batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}()
+	t.Logf("base %.6f adapted %.6f merged %.6f", baseLoss, adapted, mergedLoss)
+	if math.Abs(adapted-mergedLoss) > 1e-4*math.Abs(adapted) {
+		t.Errorf("merged loss %v != adapter loss %v", mergedLoss, adapted)
+	}
+	if math.Abs(adapted-baseLoss) < 1e-3 {
+		t.Errorf("adapters did not change the loss (%v vs base %v): the test checks nothing", adapted, baseLoss)
+	}
+	after := weightsOf(t, m)
+	for k := range base {
+		changed := false
+		if d, _ := maxDiff(map[string][]float32{k: base[k]}, map[string][]float32{k: after[k]}); d > 0 {
+			changed = true
+		}
+		targeted := strings.Contains(k, "q_proj") || strings.Contains(k, "v_proj") || strings.Contains(k, "down_proj")
+		if changed != targeted {
+			t.Errorf("%s: changed=%v targeted=%v", k, changed, targeted)
+		}
+	}
+}
+
+// LoRA training runs end to end and trains only the adapters.
+func TestLoRATrainingLowersLoss(t *testing.T) {
+	_, m, tok := tinyModel(t, harness.TinyGemmaConfig)
+	c := tinyCurriculum(t, 4)
+	o := smallOptions(t.TempDir())
+	o.Epochs, o.LR = 4, 1e-2
+	o.LoRA = &training.LoRA{Rank: 4, Alpha: 8, Targets: []string{"q_proj", "v_proj", "o_proj"}}
+	res, err := training.Run(m, tok, c, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, last := res.Metrics[0].Loss, res.Metrics[len(res.Metrics)-1].Loss
+	if !(last < first) {
+		t.Errorf("LoRA loss %v -> %v", first, last)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	_, m, tok := tinyModel(t, harness.TinyGemmaConfig)
+	c := tinyCurriculum(t, 4)
+	check := func(name string, o training.Options, cur *curriculum.Curriculum, want string) {
+		t.Helper()
+		if o.Out == "" {
+			o.Out = t.TempDir()
+		}
+		_, err := training.Run(m, tok, cur, o)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want one containing %q", name, err, want)
+		}
+	}
+	check("empty", training.Options{}, &curriculum.Curriculum{}, "no training items")
+	o := smallOptions("")
+	o.MaxLength = 100
+	check("too long flashcard", o, c, "do not fit the maximum length 100")
+	o = smallOptions("")
+	o.MemoryLimit = 1 << 10
+	check("memory", o, c, "only 0.00 GiB is available")
+	o = smallOptions("")
+	o.Order = "sideways"
+	check("order", o, c, `unknown order "sideways"`)
+	o = smallOptions("")
+	o.Resume = true
+	check("resume nothing", o, c, "resume: no checkpoint")
+	o = smallOptions("")
+	o.ReplayFile = filepath.Join(t.TempDir(), "replay.jsonl")
+	o.ReplayFraction = 0.5
+	os.WriteFile(o.ReplayFile, []byte("{\"instruction\": \"hi\"}\n"), 0o644)
+	check("replay", o, c, "replay.jsonl:1: instruction and output are required")
+	_ = fmt.Sprint
+}

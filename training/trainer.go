@@ -30,7 +30,7 @@ import (
 type Options struct {
 	Epochs       int
 	LR           float64
-	WarmupSteps  int
+	WarmupSteps  int // 0: default 5; negative: none
 	BatchSize    int // rows per micro-batch
 	Accumulation int // micro-batches per optimizer step
 	MaxLength    int // row length (tokens)
@@ -87,8 +87,11 @@ func (o *Options) Defaults() {
 	}
 	def(&o.Epochs, 3)
 	deff(&o.LR, 2e-4)
-	if o.WarmupSteps == 0 {
+	switch {
+	case o.WarmupSteps == 0:
 		o.WarmupSteps = 5
+	case o.WarmupSteps < 0: // explicitly none
+		o.WarmupSteps = 0
 	}
 	def(&o.BatchSize, 2)
 	def(&o.Accumulation, 4)

@@ -1,0 +1,75 @@
+package finetuner
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/perpetual-ml/perpetual/curriculum"
+	"github.com/perpetual-ml/perpetual/curriculum/synthetic"
+	"github.com/perpetual-ml/perpetual/harness"
+	"github.com/perpetual-ml/perpetual/models/lm"
+
+	_ "github.com/perpetual-ml/perpetual/models/gemma"
+)
+
+func TestOptionsFromRecipe(t *testing.T) {
+	o, err := Options(harness.Recipe{Epochs: 2, LearningRate: 1e-3, BatchSize: 8, SeqLen: 256,
+		Extra: map[string]any{"warmup": 3, "lora_rank": 4, "order": "shuffled", "packing": false}}, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Epochs != 2 || o.LR != 1e-3 || o.BatchSize != 2 || o.Accumulation != 4 || o.MaxLength != 256 || o.Seed != 5 ||
+		o.WarmupSteps != 3 || o.LoRA == nil || o.LoRA.Rank != 4 || o.LoRA.Alpha != 8 || o.Order != "shuffled" || !o.NoPacking {
+		t.Errorf("options %+v", o)
+	}
+	if _, err := Options(harness.Recipe{Extra: map[string]any{"warmpu": 3}}, 1); err == nil || !strings.Contains(err.Error(), `unknown key "warmpu"`) {
+		t.Errorf("typo accepted: %v", err)
+	}
+	if _, err := Options(harness.Recipe{Extra: map[string]any{"warmup": "x"}}, 1); err == nil {
+		t.Error("non-numeric warmup accepted")
+	}
+}
+
+func TestFineTuneWritesLoadableModel(t *testing.T) {
+	tmp := t.TempDir()
+	base := filepath.Join(tmp, "base")
+	if err := harness.BuildRandomModel(base, harness.TinyGemmaConfig, 1); err != nil {
+		t.Fatal(err)
+	}
+	c, err := synthetic.Build("products", synthetic.Options{Seed: 1, Chunks: 6, FactsPerChunk: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cdir := filepath.Join(tmp, "cur")
+	if err := curriculum.Write(cdir, c); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(tmp, "out")
+	res, err := FineTuner{}.FineTune(context.Background(), harness.FineTuneRequest{BaseModel: base, Curriculum: cdir, Out: out,
+		PromptFormat: "alpaca", Recipe: harness.Recipe{Epochs: 1, LearningRate: 1e-3, BatchSize: 2, SeqLen: 512}, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Loss) == 0 || res.Loss[len(res.Loss)-1].ValLoss == nil {
+		t.Errorf("loss log %+v: want steps and a final validation loss", res.Loss)
+	}
+	m, err := lm.Load(out, lm.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := lm.Load(base, lm.LoadOptions{})
+	if m.Hash() == b.Hash() {
+		t.Error("fine-tuned model equals the base")
+	}
+	for _, f := range []string{"tokenizer.json", "metrics.jsonl"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(out, "checkpoint")); err == nil {
+		t.Error("checkpoint kept in the harness's model folder")
+	}
+}

@@ -1,0 +1,226 @@
+package zoo
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/gomlx/gomlx/core/tensors"
+
+	"github.com/perpetual-ml/perpetual/curriculum/synthetic"
+	"github.com/perpetual-ml/perpetual/models/checkpoint"
+	"github.com/perpetual-ml/perpetual/models/lm"
+	"github.com/perpetual-ml/perpetual/models/prompt"
+	"github.com/perpetual-ml/perpetual/models/tokenizer"
+)
+
+// ManifestFile is written beside every zoo model: how it was made.
+const ManifestFile = "manifest.json"
+
+// Manifest records how a zoo model was made.
+type Manifest struct {
+	Name          string            `json:"name"`
+	RecipeVersion string            `json:"recipe_version"`
+	RecipeHash    string            `json:"recipe_hash"`
+	Seed          int64             `json:"seed"`
+	Config        ModelConfig       `json:"model"`
+	Train         TrainConfig       `json:"train"`
+	World         WorldConfig       `json:"world"`
+	Parameters    int               `json:"parameters"`
+	DataHashes    map[string]string `json:"data_hashes"`
+	Phases        []PhaseLog        `json:"phases"`
+	WallSeconds   float64           `json:"wall_seconds"`
+	Machine       string            `json:"machine"`
+	Built         string            `json:"built"`
+}
+
+// Options tune a build without changing the recipe.
+type Options struct {
+	// Progress gets a line now and then (nil = silent).
+	Progress func(string)
+}
+
+// Build makes zoo model name of cfg into dir (created; existing files are overwritten):
+// tokenizer, random init, pre-training on the world's documents, instruction tuning, then the
+// Hugging Face folder and manifest.json.
+func Build(ctx context.Context, cfg *Config, name, dir string, opt Options) (*Manifest, error) {
+	start := time.Now()
+	mc, ok := cfg.Models[name]
+	if !ok {
+		return nil, fmt.Errorf("zoo: no model %q in the config (have %v)", name, cfg.Names())
+	}
+	hash, err := cfg.RecipeHash(name)
+	if err != nil {
+		return nil, err
+	}
+	tpl, err := prompt.Format(mc.PromptFormat)
+	if err != nil {
+		return nil, fmt.Errorf("zoo: models.%s.prompt_format: %w", name, err)
+	}
+	say := func(format string, args ...any) {
+		if opt.Progress != nil {
+			opt.Progress(name + ": " + fmt.Sprintf(format, args...))
+		}
+	}
+	world := synthetic.NewWorld(synthetic.WorldOptions{Seed: cfg.Seed, Towns: cfg.World.Towns, ReadingPassages: cfg.World.ReadingPassages})
+	corpus, err := TokenizerCorpus(cfg, world)
+	if err != nil {
+		return nil, err
+	}
+	tokJSON, err := tokenizer.Train(corpus, cfg.Tokenizer.VocabSize, tokenizer.TrainOptions{SpecialTokens: specialTokens})
+	if err != nil {
+		return nil, fmt.Errorf("zoo: tokenizer: %w", err)
+	}
+	family, _ := mc.Config["model_type"].(string)
+	addBOS := family != "mamba" // Gemma's tokenizer adds BOS; GPT-NeoX-style (Mamba's) does not.
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), tokJSON, 0o644); err != nil {
+		return nil, err
+	}
+	tc := fmt.Sprintf(`{"bos_token": "<bos>", "eos_token": "<eos>", "pad_token": "<pad>", "unk_token": "<unk>", "add_bos_token": %v, "model_max_length": %d}`+"\n",
+		addBOS, cfg.Train.SeqLen*4)
+	if err := os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), []byte(tc), 0o644); err != nil {
+		return nil, err
+	}
+	tok, err := tokenizer.Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	hfConfig := map[string]any{}
+	for k, v := range mc.Config {
+		hfConfig[k] = v
+	}
+	hfConfig["vocab_size"] = tok.VocabSize()
+	rawConfig, err := json.MarshalIndent(hfConfig, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	arch, err := lm.NewArchitecture(rawConfig)
+	if err != nil {
+		return nil, fmt.Errorf("zoo: models.%s.config: %w", name, err)
+	}
+	weights, params := initWeights(arch, uint64(cfg.Seed))
+	model, err := lm.New(arch, rawConfig, weights, lm.LoadOptions{})
+	if err != nil {
+		return nil, err
+	}
+	say("%d parameters, vocabulary %d", params, tok.VocabSize())
+
+	pre := pretrainExamples(tok, world, addBOS)
+	inst, err := instructExamples(tok, tpl, world, cfg.Seed)
+	if err != nil {
+		return nil, err
+	}
+	tr, err := newTrainer(model, cfg.Train)
+	if err != nil {
+		return nil, err
+	}
+	m := &Manifest{Name: name, RecipeVersion: RecipeVersion, RecipeHash: hash, Seed: cfg.Seed, Config: mc,
+		Train: cfg.Train, World: cfg.World, Parameters: params,
+		DataHashes: map[string]string{"tokenizer.json": sha(tokJSON), "pretrain": hashExamples(pre), "instruct": hashExamples(inst)},
+		Machine:    fmt.Sprintf("%s/%s, %d CPUs", runtime.GOOS, runtime.GOARCH, runtime.NumCPU())}
+	instructEpochs := cfg.Train.InstructEpochs
+	if mc.InstructEpochs != nil {
+		instructEpochs = *mc.InstructEpochs
+	}
+	for _, ph := range []struct {
+		name   string
+		exs    []example
+		epochs int
+	}{{"pretrain", pre, cfg.Train.PretrainEpochs}, {"instruct", inst, instructEpochs}} {
+		if ph.epochs == 0 {
+			continue
+		}
+		log, err := tr.runPhase(ctx, ph.name, ph.exs, ph.epochs, cfg.Seed+int64(len(m.Phases)), func(s string) { say("%s", s) })
+		if err != nil {
+			return nil, err
+		}
+		m.Phases = append(m.Phases, log)
+	}
+	if err := model.Save(dir, checkpoint.SaveOptions{}); err != nil {
+		return nil, err
+	}
+	gen := fmt.Sprintf(`{"bos_token_id": 2, "eos_token_id": %s, "pad_token_id": 0}`+"\n", eosIDs(tok, mc.PromptFormat))
+	if err := os.WriteFile(filepath.Join(dir, "generation_config.json"), []byte(gen), 0o644); err != nil {
+		return nil, err
+	}
+	m.WallSeconds = math.Round(time.Since(start).Seconds()*10) / 10
+	m.Built = time.Now().UTC().Format(time.RFC3339)
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, ManifestFile), append(data, '\n'), 0o644); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// eosIDs is generation_config's eos_token_id: Gemma chat turns also end at <end_of_turn>.
+func eosIDs(tok tokenizer.Tokenizer, format string) string {
+	eos := tok.Special().EOS
+	if id, ok := tok.TokenID("<end_of_turn>"); ok && format == "gemma" {
+		return fmt.Sprintf("[%d, %d]", eos, id)
+	}
+	return fmt.Sprint(eos)
+}
+
+// initWeights draws every parameter as Hugging Face initialises the family: N(0, 0.02)
+// (initializer_range) for matrices and embeddings; Gemma's (1 + w) RMSNorm weights 0; Mamba's
+// norms and skip D 1, A_log = log(1..N), conv and projection biases 0 and dt_proj's bias the
+// inverse softplus of a dt drawn log-uniformly in [0.001, 0.1].
+func initWeights(arch lm.Architecture, seed uint64) (map[string]*tensors.Tensor, int) {
+	rng := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
+	out := map[string]*tensors.Tensor{}
+	total := 0
+	for _, spec := range arch.Specs() {
+		n := 1
+		for _, d := range spec.Shape {
+			n *= d
+		}
+		total += n
+		data := make([]float32, n)
+		name := spec.Name
+		for i := range data {
+			switch {
+			case arch.Family() == "mamba" && (strings.HasSuffix(name, "norm.weight") || strings.HasSuffix(name, "norm_f.weight") || strings.HasSuffix(name, "mixer.D")):
+				data[i] = 1
+			case arch.Family() == "mamba" && strings.HasSuffix(name, "mixer.A_log"):
+				data[i] = float32(math.Log(float64(i%spec.Shape[len(spec.Shape)-1] + 1)))
+			case arch.Family() == "mamba" && strings.HasSuffix(name, "dt_proj.bias"):
+				dt := math.Exp(rng.Float64()*(math.Log(0.1)-math.Log(0.001)) + math.Log(0.001))
+				data[i] = float32(dt + math.Log(-math.Expm1(-dt)))
+			case strings.HasSuffix(name, ".bias") || len(spec.Shape) == 1:
+				data[i] = 0
+			default:
+				data[i] = float32(rng.NormFloat64() * 0.02)
+			}
+		}
+		out[name] = tensors.FromFlatDataAndDimensions(data, spec.Shape...)
+	}
+	return out, total
+}
+
+func sha(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func hashExamples(exs []example) string {
+	h := sha256.New()
+	for _, ex := range exs {
+		fmt.Fprintf(h, "%d:%v\n", ex.promptLen, ex.ids)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}

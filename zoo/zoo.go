@@ -1,0 +1,154 @@
+// Package zoo makes the miniature instruct-tuned models of the embedded default (issue 9): a
+// byte-level BPE tokenizer trained on the project's own synthetic world, then a tiny Gemma and a
+// tiny Mamba initialised at random, "pre-trained" on the world's documents and "instruct-tuned"
+// on Alpaca-format questions about that world (closed-book answers, reading comprehension with
+// passages, and multiple-choice questions answered with a letter or the answer text, rendered
+// exactly as the evaluation prompts them, so the letters formulation and RAG mean something).
+//
+// Every size and the whole recipe live in config.yaml (embedded). The recipe is deterministic
+// for a seed on the Go backend. Built models are Hugging Face folders (config.json,
+// model.safetensors, tokenizer.json, tokenizer_config.json, generation_config.json) plus
+// manifest.json (seed, recipe hash, data hashes, steps, losses, wall time). Checkpoints committed
+// under checkpoints/ are embedded and copied out by Ensure when their recipe hash matches, so
+// `make results` does not train.
+//
+// The training loop here is deliberately small (packed rows, masked cross-entropy, AdamW with
+// warmup and cosine decay, global-norm clipping, one GoMLX graph per step): the project's
+// fine-tuner (package training) was not available when the zoo was made.
+package zoo
+
+import (
+	"crypto/sha256"
+	_ "embed"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	"gopkg.in/yaml.v3"
+)
+
+//go:embed config.yaml
+var configYAML []byte
+
+// Config is config.yaml: the world, the tokenizer, the training recipe and the models.
+type Config struct {
+	Seed      int64                  `yaml:"seed" json:"seed"`
+	World     WorldConfig            `yaml:"world" json:"world"`
+	Tokenizer TokenizerConfig        `yaml:"tokenizer" json:"tokenizer"`
+	Train     TrainConfig            `yaml:"train" json:"train"`
+	Models    map[string]ModelConfig `yaml:"models" json:"models"`
+}
+
+// WorldConfig sizes the synthetic pre-training world (see synthetic.WorldOptions).
+type WorldConfig struct {
+	Towns           int `yaml:"towns" json:"towns"`
+	ReadingPassages int `yaml:"reading_passages" json:"reading_passages"`
+}
+
+// TokenizerConfig sizes the tokenizer.
+type TokenizerConfig struct {
+	VocabSize int `yaml:"vocab_size" json:"vocab_size"`
+}
+
+// TrainConfig is the training recipe shared by both phases.
+type TrainConfig struct {
+	SeqLen         int     `yaml:"seq_len" json:"seq_len"`
+	BatchSize      int     `yaml:"batch_size" json:"batch_size"`
+	LR             float64 `yaml:"lr" json:"lr"`
+	WarmupSteps    int     `yaml:"warmup_steps" json:"warmup_steps"`
+	WeightDecay    float64 `yaml:"weight_decay" json:"weight_decay"`
+	Clip           float64 `yaml:"clip" json:"clip"`
+	PretrainEpochs int     `yaml:"pretrain_epochs" json:"pretrain_epochs"`
+	InstructEpochs int     `yaml:"instruct_epochs" json:"instruct_epochs"`
+}
+
+// ModelConfig is one zoo model: its prompt format (models/prompt) and its Hugging Face
+// config.json without vocab_size (the tokenizer's size is filled in).
+type ModelConfig struct {
+	PromptFormat string `yaml:"prompt_format" json:"prompt_format"`
+	// InstructEpochs overrides train.instruct_epochs for this model (slower families get fewer
+	// to keep `make zoo` in minutes).
+	InstructEpochs *int           `yaml:"instruct_epochs,omitempty" json:"instruct_epochs,omitempty"`
+	Config         map[string]any `yaml:"config" json:"config"`
+}
+
+// DefaultConfig returns the embedded config.yaml.
+func DefaultConfig() (*Config, error) { return ParseConfig(configYAML, "zoo/config.yaml") }
+
+// ParseConfig reads a zoo config; file names the source in errors.
+func ParseConfig(data []byte, file string) (*Config, error) {
+	var c Config
+	if err := yaml.Unmarshal(data, &c); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	if err := c.check(); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return &c, nil
+}
+
+func (c *Config) check() error {
+	switch {
+	case c.World.Towns < 4:
+		return fmt.Errorf("world.towns must be at least 4, got %d", c.World.Towns)
+	case c.World.ReadingPassages < 1:
+		return fmt.Errorf("world.reading_passages must be positive, got %d", c.World.ReadingPassages)
+	case c.Tokenizer.VocabSize < 256+len(specialTokens):
+		return fmt.Errorf("tokenizer.vocab_size must be at least %d, got %d", 256+len(specialTokens), c.Tokenizer.VocabSize)
+	case c.Train.SeqLen < 16:
+		return fmt.Errorf("train.seq_len must be at least 16, got %d", c.Train.SeqLen)
+	case c.Train.BatchSize < 1:
+		return fmt.Errorf("train.batch_size must be positive, got %d", c.Train.BatchSize)
+	case !(c.Train.LR > 0):
+		return fmt.Errorf("train.lr must be positive, got %g", c.Train.LR)
+	case c.Train.PretrainEpochs < 0 || c.Train.InstructEpochs < 0:
+		return fmt.Errorf("train epochs must not be negative")
+	case len(c.Models) == 0:
+		return fmt.Errorf("models: none given")
+	}
+	for name, m := range c.Models {
+		if m.PromptFormat == "" {
+			return fmt.Errorf("models.%s.prompt_format is required", name)
+		}
+		if m.Config["model_type"] == nil {
+			return fmt.Errorf("models.%s.config.model_type is required", name)
+		}
+	}
+	return nil
+}
+
+// Names lists the models of the config, sorted.
+func (c *Config) Names() []string {
+	var out []string
+	for n := range c.Models {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// RecipeHash identifies what building model name does: the shared sections and that model's
+// entry (JSON with sorted keys, so YAML formatting does not matter), plus the recipe version.
+func (c *Config) RecipeHash(name string) (string, error) {
+	m, ok := c.Models[name]
+	if !ok {
+		return "", fmt.Errorf("zoo: no model %q (have %v)", name, c.Names())
+	}
+	data, err := json.Marshal(struct {
+		Version   string
+		Seed      int64
+		World     WorldConfig
+		Tokenizer TokenizerConfig
+		Train     TrainConfig
+		Model     ModelConfig
+	}{RecipeVersion, c.Seed, c.World, c.Tokenizer, c.Train, m})
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])[:16], nil
+}
+
+// RecipeVersion changes whenever the code of the recipe changes what it builds.
+const RecipeVersion = "zoo-v1"

@@ -1,0 +1,269 @@
+package zoo
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/perpetual-ml/perpetual/curriculum"
+	"github.com/perpetual-ml/perpetual/curriculum/synthetic"
+	"github.com/perpetual-ml/perpetual/models/lm"
+	"github.com/perpetual-ml/perpetual/models/prompt"
+	"github.com/perpetual-ml/perpetual/models/tokenizer"
+)
+
+func TestDefaultConfig(t *testing.T) {
+	cfg, err := DefaultConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Names(); !reflect.DeepEqual(got, []string{"gemma-tiny", "mamba-tiny"}) {
+		t.Fatalf("names %v", got)
+	}
+	h1, err := cfg.RecipeHash("gemma-tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2, _ := cfg.RecipeHash("mamba-tiny")
+	if h1 == h2 {
+		t.Fatal("both models have the same recipe hash")
+	}
+	cfg.Train.LR *= 2
+	if h3, _ := cfg.RecipeHash("gemma-tiny"); h3 == h1 {
+		t.Fatal("changing the learning rate kept the recipe hash")
+	}
+	if _, err := cfg.RecipeHash("nope"); err == nil || !strings.Contains(err.Error(), "nope") {
+		t.Fatalf("unknown model: %v", err)
+	}
+}
+
+func TestParseConfigErrors(t *testing.T) {
+	for _, c := range []struct{ yaml, want string }{
+		{"seed: [", "bad.yaml"},
+		{"world: {towns: 1}", "world.towns"},
+		{"world: {towns: 8, reading_passages: 2}\ntokenizer: {vocab_size: 100}", "vocab_size"},
+		{"world: {towns: 8, reading_passages: 2}\ntokenizer: {vocab_size: 300}\ntrain: {seq_len: 64, batch_size: 1, lr: 0.01}\nmodels: {a: {config: {model_type: gemma}}}", "prompt_format"},
+	} {
+		_, err := ParseConfig([]byte(c.yaml), "bad.yaml")
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "bad.yaml") {
+			t.Errorf("%q: error %v, want one naming bad.yaml and %q", c.yaml, err, c.want)
+		}
+	}
+}
+
+// tinyConfig is a seconds-scale recipe with the default config's model families.
+func tinyConfig(t *testing.T) *Config {
+	t.Helper()
+	cfg, err := DefaultConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.World = WorldConfig{Towns: 6, ReadingPassages: 6}
+	cfg.Tokenizer.VocabSize = 300
+	cfg.Train = TrainConfig{SeqLen: 128, BatchSize: 4, LR: 0.01, WarmupSteps: 2, WeightDecay: 0.01, Clip: 1, PretrainEpochs: 1, InstructEpochs: 3}
+	for name, m := range cfg.Models {
+		c := map[string]any{}
+		for k, v := range m.Config {
+			c[k] = v
+		}
+		c["hidden_size"], c["num_hidden_layers"] = 16, 1
+		if m.Config["model_type"] == "gemma" {
+			c["intermediate_size"], c["num_attention_heads"], c["head_dim"] = 32, 2, 8
+		} else {
+			c["intermediate_size"], c["state_size"], c["time_step_rank"] = 32, 4, 2
+		}
+		m.Config = c
+		cfg.Models[name] = m
+	}
+	return cfg
+}
+
+func TestBuildTinyModels(t *testing.T) {
+	cfg := tinyConfig(t)
+	for _, name := range cfg.Names() {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			m, err := Build(context.Background(), cfg, name, dir, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range []string{"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "generation_config.json", ManifestFile} {
+				if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+					t.Errorf("missing %s", f)
+				}
+			}
+			model, err := lm.Load(dir, lm.LoadOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok, err := tokenizer.Load(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tok.VocabSize() != model.Arch().VocabSize() && model.Arch().Family() != "mamba" {
+				t.Errorf("tokenizer has %d ids, model %d", tok.VocabSize(), model.Arch().VocabSize())
+			}
+			if len(m.Phases) != 2 || m.Phases[1].Name != "instruct" {
+				t.Fatalf("phases %+v", m.Phases)
+			}
+			inst := m.Phases[1]
+			if !(inst.FinalLoss < inst.FirstLoss) {
+				t.Errorf("instruction tuning did not lower the loss: %.3f -> %.3f", inst.FirstLoss, inst.FinalLoss)
+			}
+			var onDisk Manifest
+			data, _ := os.ReadFile(filepath.Join(dir, ManifestFile))
+			if err := json.Unmarshal(data, &onDisk); err != nil || onDisk.RecipeHash == "" || onDisk.Parameters == 0 || onDisk.DataHashes["instruct"] == "" {
+				t.Errorf("manifest %s: %v", data, err)
+			}
+			// Same recipe, same weights: the build is deterministic.
+			again := t.TempDir()
+			if _, err := Build(context.Background(), cfg, name, again, Options{}); err != nil {
+				t.Fatal(err)
+			}
+			model2, err := lm.Load(again, lm.LoadOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if model.Hash() != model2.Hash() {
+				t.Error("two builds of the same recipe differ")
+			}
+		})
+	}
+}
+
+func TestBuildUnknownModel(t *testing.T) {
+	cfg := tinyConfig(t)
+	if _, err := Build(context.Background(), cfg, "nope", t.TempDir(), Options{}); err == nil || !strings.Contains(err.Error(), "nope") {
+		t.Fatalf("error %v", err)
+	}
+}
+
+func TestPackAndMask(t *testing.T) {
+	exs := []example{{ids: []int32{5, 6, 7, 8}, promptLen: 2}, {ids: []int32{9, 10, 11}}, {ids: []int32{1, 2, 3, 4, 5, 6, 7}, promptLen: 5}}
+	rows := packRows(exs, 8)
+	if len(rows) != 2 || len(rows[0]) != 2 || len(rows[1]) != 1 {
+		t.Fatalf("rows %v", rows)
+	}
+	b := makeBatch(rows, 2, 8)
+	wantTok := []int32{5, 6, 7, 8, 9, 10, 11, 0, 1, 2, 3, 4, 5, 6, 7, 0}
+	wantSeg := []int32{1, 1, 1, 1, 2, 2, 2, 0, 1, 1, 1, 1, 1, 1, 1, 0}
+	wantPos := []int32{0, 1, 2, 3, 0, 1, 2, 0, 0, 1, 2, 3, 4, 5, 6, 0}
+	// Loss only where the target is a response token of the same example.
+	wantW := []float32{0, 1, 1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0}
+	wantTgt := []int32{6, 7, 8, 0, 10, 11, 0, 0, 2, 3, 4, 5, 6, 7, 0, 0}
+	if !reflect.DeepEqual(b.tokens, wantTok) || !reflect.DeepEqual(b.segments, wantSeg) || !reflect.DeepEqual(b.positions, wantPos) ||
+		!reflect.DeepEqual(b.weights, wantW) || !reflect.DeepEqual(b.targets, wantTgt) || b.lossTokens != 6 {
+		t.Fatalf("batch %+v", b)
+	}
+	// Too long: the end is kept and the prompt boundary moves with it.
+	long := packRows([]example{{ids: []int32{1, 2, 3, 4, 5, 6}, promptLen: 4}}, 4)
+	if !reflect.DeepEqual(long[0][0].ids, []int32{3, 4, 5, 6}) || long[0][0].promptLen != 2 {
+		t.Fatalf("truncated %+v", long)
+	}
+}
+
+func TestLRSchedule(t *testing.T) {
+	cfg := TrainConfig{LR: 1, WarmupSteps: 10}
+	if lrAt(cfg, 0, 100) != 0.1 || lrAt(cfg, 9, 100) != 1 || lrAt(cfg, 10, 100) != 1 {
+		t.Fatal("warmup")
+	}
+	if got := lrAt(cfg, 100, 100); got < 0.0999 || got > 0.1001 {
+		t.Fatalf("end of cosine %g, want 0.1", got)
+	}
+}
+
+// The instruction data renders multiple-choice questions exactly as the evaluation prompts
+// them (evaluation/tasks/perpetual_letters.yaml and perpetual_cloze.yaml), so the letter a zoo
+// model learns to answer is the continuation the evaluation scores.
+func TestInstructionDataMatchesEvaluationPrompts(t *testing.T) {
+	q := curriculum.Question{Question: "What colour is it?", Choices: []string{"red", "blue", "green", "white"}, Answer: 2}
+	if got, want := lettersText(q), "What colour is it?\nA. red\nB. blue\nC. green\nD. white\nAnswer:"; got != want {
+		t.Fatalf("letters %q, want %q", got, want)
+	}
+	if got, want := clozeText(q), "Question: What colour is it?\nAnswer:"; got != want {
+		t.Fatalf("cloze %q", got)
+	}
+	cfg := tinyConfig(t)
+	w := synthetic.NewWorld(synthetic.WorldOptions{Seed: 1, Towns: 6, ReadingPassages: 6})
+	corpus, err := TokenizerCorpus(cfg, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tj, err := tokenizer.Train(corpus, 400, tokenizer.TrainOptions{SpecialTokens: specialTokens})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.LoadJSON(tj, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpl, _ := prompt.Format("gemma")
+	exs, err := instructExamples(tok, tpl, w, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var letterAnswers, withPassage int
+	for _, ex := range exs {
+		p := tok.Decode(ex.ids[:ex.promptLen])
+		r := tok.Decode(ex.ids[ex.promptLen:])
+		if strings.HasSuffix(p, "Answer:<end_of_turn>\n<start_of_turn>model\n") && len(r) > 1 && strings.Contains("ABCD", r[1:2]) && strings.HasPrefix(r[2:], "<end_of_turn>") {
+			letterAnswers++
+			if strings.Contains(p, "\n\n") {
+				withPassage++
+			}
+		}
+	}
+	if letterAnswers < len(w.Questions)+len(w.Reading) || withPassage < len(w.Reading) {
+		t.Fatalf("%d letter answers (%d with a passage) for %d closed-book and %d reading questions", letterAnswers, withPassage, len(w.Questions), len(w.Reading))
+	}
+}
+
+// The tokenizer sees the knowledge bases' words but not their sentences.
+func TestTokenizerCorpusKeepsNoFacts(t *testing.T) {
+	cfg := tinyConfig(t)
+	w := synthetic.NewWorld(synthetic.WorldOptions{Seed: 1, Towns: 6, ReadingPassages: 6})
+	corpus, err := TokenizerCorpus(cfg, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb := corpus[len(corpus)-len(synthetic.Tasks):]
+	for i, line := range kb {
+		words := strings.Fields(line)
+		if len(words) < 20 || !sort.StringsAreSorted(words) {
+			t.Fatalf("knowledge base %s: %d words, sorted %v", synthetic.Tasks[i], len(words), sort.StringsAreSorted(words))
+		}
+	}
+}
+
+func TestEnsureCachesAndCommittedMatch(t *testing.T) {
+	cfg, err := DefaultConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range cfg.Names() {
+		if !Committed(cfg, name) {
+			t.Logf("%s: no committed checkpoint for the current recipe (Ensure would train it)", name)
+			continue
+		}
+		cache := t.TempDir()
+		dir, err := Ensure(context.Background(), name, cache, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := lm.Load(dir, lm.LoadOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		again, err := Ensure(context.Background(), name, cache, Options{})
+		if err != nil || again != dir {
+			t.Fatalf("second Ensure: %s, %v", again, err)
+		}
+	}
+	if _, err := Ensure(context.Background(), "nope", t.TempDir(), Options{}); err == nil {
+		t.Fatal("unknown model accepted")
+	}
+}

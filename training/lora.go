@@ -12,6 +12,7 @@ import (
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
 	"github.com/gomlx/gomlx/core/tensors"
 
+	"github.com/perpetual-ml/perpetual/models/checkpoint"
 	"github.com/perpetual-ml/perpetual/models/lm"
 )
 
@@ -81,7 +82,11 @@ func MergeLoRA(base map[string]*tensors.Tensor, s *Setup, adapters []*tensors.Te
 			return nil, fmt.Errorf("lora merge: base has no weight %q", name)
 		}
 		if w.DType() != dtypes.Float32 {
-			return nil, fmt.Errorf("lora merge: weight %q is %s; merge needs float32 weights", name, w.DType())
+			c, err := checkpoint.Cast(w, dtypes.Float32) // merged in float32; SetWeights casts back
+			if err != nil {
+				return nil, fmt.Errorf("lora merge: weight %q: %w", name, err)
+			}
+			w = c
 		}
 		W := tensors.MustCopyFlatData[float32](w)
 		A := tensors.MustCopyFlatData[float32](adapters[i])

@@ -35,14 +35,23 @@ type Setup struct {
 	Params func(frozen, train []*Node) lm.Params
 }
 
-// FullSetup trains every parameter of arch.
-func FullSetup(arch lm.Architecture) *Setup {
+// FullSetup trains every parameter of arch. Trained weights are float32 master copies; with a
+// bfloat16/float16 compute dtype they are converted to it where the architecture reads them, so
+// the forward pass runs in the model's dtype while updates accumulate in float32.
+func FullSetup(arch lm.Architecture, compute dtypes.DType) *Setup {
 	specs := arch.Specs()
 	tr := make([]Trainable, len(specs))
 	for i, s := range specs {
 		tr[i] = Trainable{Name: s.Name, Shape: s.Shape, Decay: decays(s.Name, s.Shape)}
 	}
 	return &Setup{Arch: arch, Train: tr, Params: func(_, train []*Node) lm.Params {
+		if compute != dtypes.Float32 && compute != dtypes.InvalidDType {
+			cast := make([]*Node, len(train))
+			for i, t := range train {
+				cast[i] = ConvertDType(t, compute)
+			}
+			train = cast
+		}
 		return lm.ParamsFor(arch.Family(), specs, train)
 	}}
 }

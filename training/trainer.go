@@ -158,9 +158,6 @@ func Run(model *lm.Model, tok tokenizer.Tokenizer, cur *curriculum.Curriculum, o
 	if o.Out == "" {
 		return nil, fmt.Errorf("training: no output folder")
 	}
-	if model.DType() != dtypes.Float32 {
-		return nil, fmt.Errorf("training: the model is loaded as %s; load it as float32 (bf16 weights with f32 master copies are not implemented)", model.DType())
-	}
 	if cur == nil || len(cur.Train) == 0 {
 		return nil, fmt.Errorf("training: the curriculum has no training items")
 	}
@@ -216,9 +213,9 @@ func Run(model *lm.Model, tok tokenizer.Tokenizer, cur *curriculum.Curriculum, o
 		}
 		frozen, train = model.WeightList(), init
 	} else {
-		setup = FullSetup(arch)
+		setup = FullSetup(arch, model.DType())
 		for _, w := range model.WeightList() {
-			c, err := w.Clone()
+			c, err := f32Copy(w)
 			if err != nil {
 				return nil, err
 			}
@@ -321,12 +318,16 @@ func Run(model *lm.Model, tok tokenizer.Tokenizer, cur *curriculum.Curriculum, o
 		}
 		loss := lossSum / math.Max(1, count)
 		if math.IsNaN(loss) || math.IsInf(loss, 0) {
-			return res, fmt.Errorf("training: loss is %v at step %d; stopped before applying it — the last good checkpoint (step %d) is in %s", loss, st.Step+1, lastCheckpointStep(o.Out), ckptDir)
+			return res, fmt.Errorf("training: loss is %v at step %d (the weights after step %d); stopped without updating them — the last good checkpoint (step %d, loss finite when written) is in %s; lower --lr and --resume from it or restart",
+				loss, st.Step+1, st.Step, lastCheckpointStep(o.Out), ckptDir)
 		}
 		hyper.LR = LRAt(o.LR, st.Step, o.WarmupSteps, total)
 		var gn float64
 		if train, m, v, gn, err = steps.Apply(train, m, v, acc, hyper, st.Step+1, count); err != nil {
 			return nil, err
+		}
+		if math.IsNaN(gn) || math.IsInf(gn, 0) {
+			return res, fmt.Errorf("training: gradient norm is %v at step %d; stopped without applying it — the last good checkpoint (step %d) is in %s", gn, st.Step+1, lastCheckpointStep(o.Out), ckptDir)
 		}
 		st.Step++
 		st.Epoch = st.Step / stepsPerEpoch
@@ -383,6 +384,15 @@ func Run(model *lm.Model, tok tokenizer.Tokenizer, cur *curriculum.Curriculum, o
 		}
 	}
 	return res, nil
+}
+
+// f32Copy is a float32 master copy of a weight (a fresh tensor even when it is float32 already,
+// so training never aliases the model's buffers).
+func f32Copy(w *tensors.Tensor) (*tensors.Tensor, error) {
+	if w.DType() == dtypes.Float32 {
+		return w.Clone()
+	}
+	return checkpoint.Cast(w, dtypes.Float32)
 }
 
 // rowLength is the padded row length: the longest row rounded up to a multiple of 16 (one

@@ -1,6 +1,7 @@
 package training_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/perpetual-ml/perpetual/curriculum"
@@ -227,7 +229,7 @@ func TestPackingEqualsUnpacked(t *testing.T) {
 			if len(packed) >= len(single) {
 				t.Fatalf("packing made %d rows from %d items", len(packed), len(single))
 			}
-			steps, err := training.NewSteps(m.Backend(), training.FullSetup(m.Arch()))
+			steps, err := training.NewSteps(m.Backend(), training.FullSetup(m.Arch(), m.DType()))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -291,7 +293,7 @@ func TestLoRAMergeEqualsAdapter(t *testing.T) {
 	if err := m.SetWeights(merged); err != nil {
 		t.Fatal(err)
 	}
-	full, err := training.NewSteps(m.Backend(), training.FullSetup(m.Arch()))
+	full, err := training.NewSteps(m.Backend(), training.FullSetup(m.Arch(), m.DType()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -383,4 +385,73 @@ func TestBadInput(t *testing.T) {
 	os.WriteFile(o.ReplayFile, []byte("{\"instruction\": \"hi\"}\n"), 0o644)
 	check("replay", o, c, "replay.jsonl:1: instruction and output are required")
 	_ = fmt.Sprint
+}
+
+// bf16 compute with float32 master weights trains, and the model keeps its dtype.
+func TestBF16MasterWeights(t *testing.T) {
+	dir, _, tok := tinyModel(t, harness.TinyGemmaConfig)
+	m, err := lm.Load(dir, lm.LoadOptions{DType: dtypes.BFloat16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := smallOptions(t.TempDir())
+	o.Epochs, o.LR = 3, 1e-2
+	res, err := training.Run(m, tok, tinyCurriculum(t, 4), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, last := res.Metrics[0].Loss, res.Metrics[len(res.Metrics)-1].Loss
+	if !(last < first) {
+		t.Errorf("bf16 loss %v -> %v", first, last)
+	}
+	if m.DType() != dtypes.BFloat16 || m.Weights()["model.embed_tokens.weight"].DType() != dtypes.BFloat16 {
+		t.Error("model dtype changed")
+	}
+}
+
+// A diverging run stops with an error naming the step and the last good checkpoint.
+func TestNaNLossStops(t *testing.T) {
+	_, m, tok := tinyModel(t, harness.TinyGemmaConfig)
+	o := smallOptions(t.TempDir())
+	o.Epochs, o.LR, o.ClipNorm, o.WarmupSteps, o.CheckpointEvery = 20, 1e6, -1, -1, 1
+	_, err := training.Run(m, tok, tinyCurriculum(t, 4), o)
+	if err == nil || !strings.Contains(err.Error(), "loss is") || !strings.Contains(err.Error(), "last good checkpoint") {
+		t.Fatalf("error %v", err)
+	}
+	t.Log(err)
+	if _, err := lm.Load(filepath.Join(o.Out, "checkpoint", "model"), lm.LoadOptions{}); err != nil {
+		t.Errorf("last good checkpoint not loadable: %v", err)
+	}
+}
+
+// Retention is measured before and after and written to retention.json; replay data mixes in.
+func TestRetentionAndReplay(t *testing.T) {
+	_, m, tok := tinyModel(t, harness.TinyGemmaConfig)
+	tmp := t.TempDir()
+	data := `{"instruction": "Name a colour.", "output": "Blue."}
+{"instruction": "Add the numbers.", "input": "2 and 3", "output": "5"}
+`
+	path := filepath.Join(tmp, "general.jsonl")
+	os.WriteFile(path, []byte(data), 0o644)
+	o := smallOptions(filepath.Join(tmp, "out"))
+	o.RetentionFile, o.ReplayFile, o.ReplayFraction = path, path, 0.3
+	res, err := training.Run(m, tok, tinyCurriculum(t, 4), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(o.Out, "retention.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r training.Retention
+	if err := json.Unmarshal(raw, &r); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("retention %+v", r)
+	if r.Before.Perplexity <= 1 || r.After.Perplexity <= 1 || r.Before.Perplexity == r.After.Perplexity || r.After.MaxNewTokens == 0 {
+		t.Errorf("retention %+v", r)
+	}
+	if res.Retention == nil {
+		t.Error("no retention in the result")
+	}
 }

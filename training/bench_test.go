@@ -4,6 +4,8 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/gomlx/gomlx/core/tensors"
+
 	"github.com/perpetual-ml/perpetual/harness"
 	"github.com/perpetual-ml/perpetual/training"
 )
@@ -39,11 +41,18 @@ func BenchmarkTrainStep(b *testing.B) {
 				rows = append(rows, row)
 			}
 			batch := training.MakeBatch(rows, B, T)
-			train := m.WeightList()
+			var train []*tensors.Tensor // copies: Apply donates its inputs
+			for _, w := range m.WeightList() {
+				c, err := w.Clone()
+				if err != nil {
+					b.Fatal(err)
+				}
+				train = append(train, c)
+			}
 			mo, v := setup.Zeros(), setup.Zeros()
 			h := training.Hyper{LR: 1e-4, WeightDecay: 0.01, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, ClipNorm: 1}
 			step := func(i int) {
-				acc, _, count, err := steps.Accumulate(nil, train, setup.Zeros(), batch)
+				acc, _, count, err := steps.Accumulate(nil, train, nil, batch)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -75,15 +75,26 @@ type Hyper struct {
 // micro-batch added to on-device accumulators), the apply step (clipping + AdamW) and the
 // evaluation step (loss only).
 type Steps struct {
-	setup                *Setup
-	accum, apply, evalLs *Exec
+	setup                       *Setup
+	backend                     compute.Backend
+	first, accum, apply, evalLs *Exec
 }
 
 // NewSteps compiles (lazily, on first use) the step graphs on backend.
 func NewSteps(backend compute.Backend, s *Setup) (*Steps, error) {
 	nf, nt := len(s.Frozen), len(s.Train)
-	st := &Steps{setup: s}
+	st := &Steps{setup: s, backend: backend}
 	var err error
+	// The first micro-batch of a step starts the accumulators from its own gradients, so no
+	// zeros are uploaded each step.
+	st.first, err = NewExec(backend, func(in []*Node) []*Node {
+		frozen, train, batch := in[:nf], in[nf:nf+nt], in[nf+nt:]
+		sum, count := lossSum(s, frozen, train, batch)
+		return append(Gradient(sum, train...), sum, count)
+	})
+	if err != nil {
+		return nil, err
+	}
 	// Inputs: frozen..., train..., acc..., tokens, positions, segments, targets, weights.
 	st.accum, err = NewExec(backend, func(in []*Node) []*Node {
 		frozen, train, acc, batch := in[:nf], in[nf:nf+nt], in[nf+nt:nf+2*nt], in[nf+2*nt:]
@@ -139,7 +150,7 @@ func NewSteps(backend compute.Backend, s *Setup) (*Steps, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, e := range []*Exec{st.accum, st.apply, st.evalLs} {
+	for _, e := range []*Exec{st.first, st.accum, st.apply, st.evalLs} {
 		e.SetMaxCache(-1)
 	}
 	return st, nil
@@ -184,20 +195,48 @@ func anys(ts ...[]*tensors.Tensor) []any {
 	return out
 }
 
-// Accumulate adds one micro-batch's gradients (of the summed loss) to acc and returns the new
-// accumulators, the summed loss and the number of target tokens.
+// Accumulate adds one micro-batch's gradients (of the summed loss) to acc (nil: start new
+// accumulators) and returns the new accumulators, the summed loss and the number of target
+// tokens. acc's buffers are donated to the result: do not use them afterwards.
 func (st *Steps) Accumulate(frozen, train, acc []*tensors.Tensor, b Batch) ([]*tensors.Tensor, float64, float64, error) {
-	out, err := exec(st.accum, append(anys(frozen, train, acc), batchArgs(b)...))
+	var out []*tensors.Tensor
+	var err error
+	if acc == nil {
+		out, err = exec(st.first, append(anys(frozen, train), batchArgs(b)...))
+	} else {
+		var donated []any
+		if donated, err = st.donate(acc); err == nil {
+			out, err = exec(st.accum, append(append(anys(frozen, train), donated...), batchArgs(b)...))
+		}
+	}
 	if err != nil {
 		return nil, 0, 0, err
 	}
-	n := len(acc)
+	n := len(st.setup.Train)
 	return out[:n], float64(tensors.ToScalar[float32](out[n])), float64(tensors.ToScalar[float32](out[n+1])), nil
+}
+
+// donate hands the buffers of ts to the next graph run, which may reuse them for its outputs
+// (the state of a training loop is replaced every step, so this halves its memory).
+func (st *Steps) donate(lists ...[]*tensors.Tensor) ([]any, error) {
+	var out []any
+	for _, l := range lists {
+		for _, t := range l {
+			d, err := DonateTensorBuffer(t, st.backend, 0)
+			if err != nil {
+				return nil, fmt.Errorf("training: donating a buffer: %w", err)
+			}
+			out = append(out, d)
+		}
+	}
+	return out, nil
 }
 
 // Apply averages the accumulated gradients over count target tokens, clips them to the global
 // norm h.ClipNorm and takes one AdamW step (step is 1-based, for the bias corrections). It
-// returns the new weights and moments and the gradient norm before clipping.
+// returns the new weights and moments and the gradient norm before clipping. The buffers of
+// train, m, v and acc are donated to the results: do not use them afterwards (pass copies of
+// weights the caller still needs).
 func (st *Steps) Apply(train, m, v, acc []*tensors.Tensor, h Hyper, step int, count float64) (nt, nm, nv []*tensors.Tensor, gradNorm float64, err error) {
 	bc1 := 1 - math.Pow(h.Beta1, float64(step))
 	bc2 := 1 - math.Pow(h.Beta2, float64(step))
@@ -205,7 +244,10 @@ func (st *Steps) Apply(train, m, v, acc []*tensors.Tensor, h Hyper, step int, co
 	if clip <= 0 {
 		clip = math.MaxFloat32
 	}
-	args := anys(train, m, v, acc)
+	args, err := st.donate(train, m, v, acc)
+	if err != nil {
+		return nil, nil, nil, 0, err
+	}
 	for _, x := range []float64{h.LR, bc1, bc2, count, h.WeightDecay, h.Beta1, h.Beta2, h.Eps, clip} {
 		args = append(args, tensors.FromScalar(float32(x)))
 	}

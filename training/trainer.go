@@ -297,7 +297,7 @@ func Run(model *lm.Model, tok tokenizer.Tokenizer, cur *curriculum.Curriculum, o
 		order := epochOrder(len(rows), o.Order == OrderShuffled, o.Seed, epoch)
 		inEpoch := st.Step % stepsPerEpoch
 		t0 := time.Now()
-		acc := setup.Zeros()
+		var acc []*tensors.Tensor
 		var lossSum, count float64
 		var tokens int
 		for k := 0; k < o.Accumulation; k++ {

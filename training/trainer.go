@@ -360,6 +360,7 @@ func Run(model *lm.Model, tok tokenizer.Tokenizer, cur *curriculum.Curriculum, o
 	}
 	if bar != nil {
 		_ = bar.Finish()
+		fmt.Fprintln(o.Progress)
 	}
 	res.Steps = st.Step
 	final, err := exportWeights(model, setup, frozen, train, o.LoRA)

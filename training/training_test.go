@@ -146,12 +146,18 @@ func maxDiff(a, b map[string][]float32) (float64, string) {
 // A run stopped right after its first checkpoint and resumed ends with exactly the weights of
 // an uninterrupted run (the Go backend is deterministic on one machine), for both families.
 func TestResumeEqualsUninterrupted(t *testing.T) {
-	for _, cfg := range []map[string]any{harness.TinyGemmaConfig, harness.TinyMambaConfig} {
-		t.Run(cfg["model_type"].(string), func(t *testing.T) {
+	lora := &training.LoRA{Rank: 2, Alpha: 4, Targets: []string{"q_proj", "v_proj"}}
+	for _, tc := range []struct {
+		name string
+		cfg  map[string]any
+		lora *training.LoRA
+	}{{"gemma", harness.TinyGemmaConfig, nil}, {"mamba", harness.TinyMambaConfig, nil}, {"gemma-lora", harness.TinyGemmaConfig, lora}} {
+		cfg := tc.cfg
+		t.Run(tc.name, func(t *testing.T) {
 			dir, m1, tok := tinyModel(t, cfg)
 			c := tinyCurriculum(t, 4)
 			o := smallOptions(t.TempDir())
-			o.CheckpointEvery = 2
+			o.CheckpointEvery, o.LoRA = 2, tc.lora
 			full, err := training.Run(m1, tok, c, o)
 			if err != nil {
 				t.Fatal(err)
@@ -164,7 +170,7 @@ func TestResumeEqualsUninterrupted(t *testing.T) {
 				t.Fatal(err)
 			}
 			o2 := smallOptions(t.TempDir())
-			o2.CheckpointEvery = 2
+			o2.CheckpointEvery, o2.LoRA = 2, tc.lora
 			o2.StopAfterStep = 3 // dies one step after the checkpoint at step 2
 			part, err := training.Run(m2, tok, c, o2)
 			if err != nil {

@@ -3,6 +3,7 @@ package training
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -66,6 +67,9 @@ type Options struct {
 	Progress io.Writer
 	// MemoryLimit in bytes (0: MemAvailable from /proc/meminfo).
 	MemoryLimit int64
+	// Context, when set, is checked after every step: once it is done the run writes a
+	// checkpoint and returns the context's error (resume with Resume).
+	Context context.Context
 	// StopAfterStep stops the run right after that optimizer step (and its checkpoint), as if the
 	// process was killed there: for testing resumption. 0 disables.
 	StopAfterStep int
@@ -348,10 +352,17 @@ func Run(model *lm.Model, tok tokenizer.Tokenizer, cur *curriculum.Curriculum, o
 			_ = bar.Set(st.Step)
 		}
 		stop := o.StopAfterStep > 0 && st.Step == o.StopAfterStep
-		if (o.CheckpointEvery > 0 && st.Step%o.CheckpointEvery == 0) || st.Step == total || stop {
+		var cancelled error
+		if o.Context != nil {
+			cancelled = o.Context.Err()
+		}
+		if (o.CheckpointEvery > 0 && st.Step%o.CheckpointEvery == 0) || st.Step == total || stop || cancelled != nil {
 			if err := saveCheckpoint(o.Out, model, setup, st, frozen, train, m, v, o.LoRA); err != nil {
 				return nil, err
 			}
+		}
+		if cancelled != nil && st.Step < total {
+			return res, fmt.Errorf("training interrupted after step %d (checkpoint written to %s; continue with resume): %w", st.Step, ckptDir, cancelled)
 		}
 		if stop && st.Step < total {
 			res.Steps, res.Stopped = st.Step, true

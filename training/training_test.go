@@ -1,7 +1,9 @@
 package training_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -459,5 +461,23 @@ func TestRetentionAndReplay(t *testing.T) {
 	}
 	if res.Retention == nil {
 		t.Error("no retention in the result")
+	}
+}
+
+// A cancelled context ends the run after the current step with a checkpoint to resume from.
+func TestCancelWritesCheckpoint(t *testing.T) {
+	_, m, tok := tinyModel(t, harness.TinyMambaConfig)
+	o := smallOptions(t.TempDir())
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	o.Context = ctx
+	_, err := training.Run(m, tok, tinyCurriculum(t, 4), o)
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "interrupted after step 1") {
+		t.Fatalf("error %v", err)
+	}
+	o.Context, o.Resume = nil, true
+	res, err := training.Run(m, tok, tinyCurriculum(t, 4), o)
+	if err != nil || res.Metrics[0].Step != 1 || res.Steps != 4 {
+		t.Fatalf("resume after cancel: %v %+v", err, res)
 	}
 }

@@ -2,7 +2,10 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -57,6 +60,9 @@ per optimizer step: loss, lr, grad_norm, tokens_per_s, val_loss), retention.json
 			if !quiet {
 				o.Progress = cmd.ErrOrStderr()
 			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			o.Context = ctx // Ctrl-C writes a checkpoint; --resume continues
 			res, err := training.RunFolders(model, cur, format, o)
 			if err != nil {
 				return err

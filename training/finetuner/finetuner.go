@@ -97,7 +97,7 @@ func (FineTuner) FineTune(ctx context.Context, req harness.FineTuneRequest) (*ha
 	if err != nil {
 		return nil, err
 	}
-	o.Out, o.Progress = req.Out, req.Progress
+	o.Out, o.Progress, o.Context = req.Out, req.Progress, ctx
 	res, err := training.RunFolders(req.BaseModel, req.Curriculum, req.PromptFormat, o)
 	if err != nil {
 		return nil, err

@@ -5,7 +5,9 @@ step as 8 x 256 and 1 x 2048, the forward pass of make_golden.py (Hugging Face M
 path: a Python loop over time steps), and a train step of mean cross-entropy + backward +
 torch.optim.AdamW (lr 1e-3, weight decay 0.01).
 
-Run: /usr/bin/python3 models/mamba/testdata/bench_torch.py [steps]
+Run: /usr/bin/python3 models/mamba/testdata/bench_torch.py [steps] [train_steps]
+(train_steps defaults to steps; 0 skips training. Autograd through the time loop is slow: one
+train step of 2,048 tokens takes minutes, so the train step is timed without a warm-up step.)
 """
 import math
 import os
@@ -38,6 +40,7 @@ def params():
 
 def main():
     steps = int(sys.argv[1]) if len(sys.argv) > 1 else 2
+    train_steps = int(sys.argv[2]) if len(sys.argv) > 2 else steps
     torch.set_num_threads(2)
     torch.manual_seed(0)
     W = params()
@@ -63,11 +66,13 @@ def main():
             opt.step()
             return float(loss)
 
-        first = train_step()  # warm-up
+        if train_steps == 0:
+            continue
         t0 = time.perf_counter()
-        for _ in range(steps):
+        first = last = train_step()
+        for _ in range(train_steps - 1):
             last = train_step()
-        dt = (time.perf_counter() - t0) / steps
+        dt = (time.perf_counter() - t0) / train_steps
         print(f"B={B} T={T} train step: {dt * 1e3:.0f} ms/step, {B * T / dt:.0f} tokens/s (loss {first:.4f} -> {last:.4f})")
 
 

@@ -126,6 +126,10 @@ func (c Config) Validate() error {
 			return fmt.Errorf("mamba config.json: %s must be a positive integer, got %d", f.name, f.value)
 		}
 	}
+	if c.ConvKernel < 2 {
+		// The decoding cache holds conv_kernel-1 inputs; an empty window is not a real Mamba.
+		return fmt.Errorf("mamba config.json: conv_kernel must be at least 2, got %d", c.ConvKernel)
+	}
 	if c.IntermediateSize != c.Expand*c.HiddenSize {
 		return fmt.Errorf("mamba config.json: intermediate_size (%d) must equal expand*hidden_size (%d*%d)",
 			c.IntermediateSize, c.Expand, c.HiddenSize)

@@ -402,6 +402,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{`"num_hidden_layers":0`, "num_hidden_layers"},
 		{`"expand":0`, "expand"},
 		{`"conv_kernel":0`, "conv_kernel"},
+		{`"conv_kernel":1`, "conv_kernel"},
 		{`"intermediate_size":5000`, "intermediate_size"},
 		{`"time_step_rank":"big"`, "time_step_rank"},
 		{`"time_step_rank":0`, "time_step_rank"},

@@ -27,6 +27,9 @@
 // Vocabulary padding: Hugging Face keeps pad_vocab_size_multiple in the config but does not pad;
 // the embedding has exactly vocab_size rows (50280 for mamba-2.8b-hf, already a multiple of 8).
 // This package does the same, so logits have vocab_size columns.
+//
+// The package depends only on GoMLX and models/lm: a family file is graph code; loading,
+// batching, dtype policy and generation live in models/lm.
 package mamba
 
 import (

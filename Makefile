@@ -65,3 +65,10 @@ notebook-tools:
 
 notebooks: notebook-tools
 	notebooks/run.sh
+
+# --- zoo (issue 9) ---------------------------------------------------------------------------
+# Trains the miniature instruct models of the embedded default from zoo/config.yaml (seeded) and
+# writes them to zoo/checkpoints/NAME/ (Hugging Face folders + manifest.json), which the binary
+# embeds: `make results` copies them out instead of training when their recipe hash matches.
+zoo: build
+	$(BIN) zoo --out zoo/checkpoints

@@ -72,31 +72,28 @@ func Build(ctx context.Context, cfg *Config, name, dir string, opt Options) (*Ma
 		}
 	}
 	world := synthetic.NewWorld(synthetic.WorldOptions{Seed: cfg.Seed, Towns: cfg.World.Towns, ReadingPassages: cfg.World.ReadingPassages})
-	corpus, err := TokenizerCorpus(cfg, world)
-	if err != nil {
-		return nil, err
-	}
-	tokJSON, err := tokenizer.Train(corpus, cfg.Tokenizer.VocabSize, tokenizer.TrainOptions{SpecialTokens: specialTokens})
-	if err != nil {
-		return nil, fmt.Errorf("zoo: tokenizer: %w", err)
-	}
 	family, _ := mc.Config["model_type"].(string)
 	addBOS := family != "mamba" // Gemma's tokenizer adds BOS; GPT-NeoX-style (Mamba's) does not.
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), tokJSON, 0o644); err != nil {
-		return nil, err
-	}
-	tc := fmt.Sprintf(`{"bos_token": "<bos>", "eos_token": "<eos>", "pad_token": "<pad>", "unk_token": "<unk>", "add_bos_token": %v, "model_max_length": %d}`+"\n",
-		addBOS, cfg.Train.SeqLen*4)
-	if err := os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), []byte(tc), 0o644); err != nil {
-		return nil, err
-	}
-	tok, err := tokenizer.Load(dir)
+	tokFiles, err := tokenizerFiles(cfg, world, addBOS)
 	if err != nil {
 		return nil, err
 	}
+	// Load it as any model folder's tokenizer (tokenizer_config.json names the specials).
+	tokDir, err := os.MkdirTemp("", "zoo-tokenizer-*")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tokDir)
+	for f, data := range tokFiles {
+		if err := os.WriteFile(filepath.Join(tokDir, f), data, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	tok, err := tokenizer.Load(tokDir)
+	if err != nil {
+		return nil, err
+	}
+	tokJSON := tokFiles["tokenizer.json"]
 	hfConfig := map[string]any{}
 	for k, v := range mc.Config {
 		hfConfig[k] = v
@@ -148,8 +145,14 @@ func Build(ctx context.Context, cfg *Config, name, dir string, opt Options) (*Ma
 		}
 		m.Phases = append(m.Phases, log)
 	}
+	// Save first: it writes a fresh folder, then the tokenizer and generation files join it.
 	if err := model.Save(dir, checkpoint.SaveOptions{}); err != nil {
 		return nil, err
+	}
+	for name, data := range tokFiles {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			return nil, err
+		}
 	}
 	gen := fmt.Sprintf(`{"bos_token_id": 2, "eos_token_id": %s, "pad_token_id": 0}`+"\n", eosIDs(tok, mc.PromptFormat))
 	if err := os.WriteFile(filepath.Join(dir, "generation_config.json"), []byte(gen), 0o644); err != nil {
@@ -165,6 +168,40 @@ func Build(ctx context.Context, cfg *Config, name, dir string, opt Options) (*Ma
 		return nil, err
 	}
 	return m, nil
+}
+
+// tokenizerFiles trains the zoo tokenizer and returns tokenizer.json and tokenizer_config.json.
+func tokenizerFiles(cfg *Config, world *synthetic.World, addBOS bool) (map[string][]byte, error) {
+	corpus, err := TokenizerCorpus(cfg, world)
+	if err != nil {
+		return nil, err
+	}
+	tokJSON, err := tokenizer.Train(corpus, cfg.Tokenizer.VocabSize, tokenizer.TrainOptions{SpecialTokens: specialTokens})
+	if err != nil {
+		return nil, fmt.Errorf("zoo: tokenizer: %w", err)
+	}
+	tc := fmt.Sprintf(`{"bos_token": "<bos>", "eos_token": "<eos>", "pad_token": "<pad>", "unk_token": "<unk>", "add_bos_token": %v, "model_max_length": %d}`+"\n",
+		addBOS, cfg.Train.SeqLen*4)
+	return map[string][]byte{"tokenizer.json": tokJSON, "tokenizer_config.json": []byte(tc)}, nil
+}
+
+// WriteTokenizer writes model name's tokenizer files into dir (a model folder).
+func WriteTokenizer(cfg *Config, name, dir string) error {
+	mc, ok := cfg.Models[name]
+	if !ok {
+		return fmt.Errorf("zoo: no model %q in the config (have %v)", name, cfg.Names())
+	}
+	world := synthetic.NewWorld(synthetic.WorldOptions{Seed: cfg.Seed, Towns: cfg.World.Towns, ReadingPassages: cfg.World.ReadingPassages})
+	files, err := tokenizerFiles(cfg, world, mc.Config["model_type"] != "mamba")
+	if err != nil {
+		return err
+	}
+	for f, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, f), data, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // eosIDs is generation_config's eos_token_id: Gemma chat turns also end at <end_of_turn>.

@@ -10,11 +10,11 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/perpetual-ml/perpetual/harness"
+	"github.com/perpetual-ml/perpetual/training/finetuner"
 )
 
-// fineTuner is the harness's FineTuner used by `perpetual results`; nil until a training
-// package registers one (see results_train.go when present).
-var fineTuner harness.FineTuner
+// fineTuner trains the fine-tuned conditions of `perpetual results` (package training).
+var fineTuner harness.FineTuner = finetuner.FineTuner{}
 
 func init() {
 	var (

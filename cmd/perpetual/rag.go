@@ -1,0 +1,108 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/perpetual-ml/perpetual/curriculum"
+	"github.com/perpetual-ml/perpetual/rag"
+)
+
+func init() {
+	ragCmd := &cobra.Command{
+		Use:   "rag",
+		Short: "Build and query retrieval indexes over a curriculum's chunks",
+	}
+
+	var curDir, out string
+	index := &cobra.Command{
+		Use:   "index --curriculum DIR --out INDEX",
+		Short: "Index a curriculum's chunks with BM25 (k1=1.2, b=0.75) into a folder",
+		Long: "Index a curriculum's chunks (chunks.jsonl) with BM25 into INDEX, written atomically.\n" +
+			"`perpetual eval --rag INDEX` and `perpetual rag query` read it back. Dense and hybrid\n" +
+			"indexes need a sentence encoder and are built through package rag.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if curDir == "" || out == "" {
+				return fmt.Errorf("rag index needs --curriculum DIR and --out INDEX")
+			}
+			c, err := curriculum.Read(curDir)
+			if err != nil {
+				return err
+			}
+			if len(c.Chunks) == 0 {
+				return fmt.Errorf("%s: the curriculum has no chunks to index", curDir)
+			}
+			x, err := rag.Build(c.Chunks, rag.Options{Kind: rag.KindBM25})
+			if err != nil {
+				return err
+			}
+			if err := x.Save(out); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "indexed %d chunks (%s) into %s\n", x.Len(), x.Kind(), out)
+			return nil
+		},
+	}
+	index.Flags().StringVar(&curDir, "curriculum", "", "curriculum folder (chunks.jsonl)")
+	index.Flags().StringVar(&out, "out", "", "index folder to write")
+
+	var indexDir string
+	var k int
+	query := &cobra.Command{
+		Use:   "query --index INDEX QUESTION...",
+		Short: "Print the top-k chunks for a question as JSON",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			x, err := rag.Open(indexDir)
+			if err != nil {
+				return err
+			}
+			hits, err := x.Retrieve(strings.Join(args, " "), k)
+			if err != nil {
+				return err
+			}
+			enc := json.NewEncoder(cmd.OutOrStdout())
+			enc.SetIndent("", "  ")
+			return enc.Encode(hits)
+		},
+	}
+	query.Flags().StringVar(&indexDir, "index", "", "index folder")
+	query.Flags().IntVar(&k, "k", 3, "chunks to return")
+
+	var recallIndex, recallCur string
+	recall := &cobra.Command{
+		Use:   "recall --index INDEX --curriculum DIR",
+		Short: "Report recall@k of each test question's source chunk",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			x, err := rag.Open(recallIndex)
+			if err != nil {
+				return err
+			}
+			c, err := curriculum.Read(recallCur)
+			if err != nil {
+				return err
+			}
+			known := map[string]bool{}
+			for _, ch := range x.Chunks() {
+				known[ch.ID] = true
+			}
+			report, err := rag.Recall(x, c.Test, func(id string) bool { return known[id] }, nil)
+			if err != nil {
+				return err
+			}
+			enc := json.NewEncoder(cmd.OutOrStdout())
+			enc.SetIndent("", "  ")
+			return enc.Encode(report)
+		},
+	}
+	recall.Flags().StringVar(&recallIndex, "index", "", "index folder")
+	recall.Flags().StringVar(&recallCur, "curriculum", "", "curriculum folder whose test questions carry chunk ids")
+
+	ragCmd.AddCommand(index, query, recall)
+	rootCmd.AddCommand(ragCmd)
+}

@@ -41,7 +41,10 @@ func LoadForEval(dir string, opts lm.LoadOptions) (*lm.Model, evaluation.Encoder
 	return m, evaluation.Encoder{Tokenizer: tok, AddBOS: addBOS, BOS: prefix, MaxLength: m.Arch().MaxLength()}, nil
 }
 
-// ragRetriever adapts a rag index to evaluation's Retriever.
+// Retriever adapts a rag index to evaluation's Retriever (rag does not import evaluation, so
+// that dependencies point one way).
+func Retriever(r rag.Retriever) evaluation.Retriever { return ragRetriever{r} }
+
 type ragRetriever struct{ r rag.Retriever }
 
 func (a ragRetriever) Retrieve(query string, k int) ([]evaluation.Passage, error) {

@@ -8,56 +8,12 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/perpetual-ml/perpetual/evaluation"
+	"github.com/perpetual-ml/perpetual/harness"
 	_ "github.com/perpetual-ml/perpetual/models/gemma" // registers the gemma family for lm.Load
 	"github.com/perpetual-ml/perpetual/models/lm"
 	_ "github.com/perpetual-ml/perpetual/models/mamba" // registers the mamba family for lm.Load
-	"github.com/perpetual-ml/perpetual/models/tokenizer"
 	"github.com/perpetual-ml/perpetual/rag"
 )
-
-// loadEvalModel loads a model folder's weights and tokenizer and the harness's BOS rule.
-func loadEvalModel(dir string) (*lm.Model, evaluation.Encoder, error) {
-	m, err := lm.Load(dir, lm.LoadOptions{})
-	if err != nil {
-		return nil, evaluation.Encoder{}, err
-	}
-	tok, err := tokenizer.Load(dir)
-	if err != nil {
-		return nil, evaluation.Encoder{}, err
-	}
-	addBOS, err := evaluation.AddBOSFor(dir, m.Arch().Family())
-	if err != nil {
-		return nil, evaluation.Encoder{}, err
-	}
-	sp := tok.Special()
-	// The harness's prefix token for an empty context: BOS, else EOS.
-	prefix := sp.BOS
-	if prefix < 0 {
-		prefix = sp.EOS
-	}
-	if addBOS && sp.BOS < 0 {
-		return nil, evaluation.Encoder{}, fmt.Errorf("%s: the model needs BOS but the tokenizer defines none", dir)
-	}
-	if prefix < 0 {
-		return nil, evaluation.Encoder{}, fmt.Errorf("%s: the tokenizer defines neither BOS nor EOS", dir)
-	}
-	return m, evaluation.Encoder{Tokenizer: tok, AddBOS: addBOS, BOS: prefix, MaxLength: m.Arch().MaxLength()}, nil
-}
-
-// ragRetriever adapts a rag index to the evaluator's Retriever.
-type ragRetriever struct{ r rag.Retriever }
-
-func (a ragRetriever) Retrieve(query string, k int) ([]evaluation.Passage, error) {
-	hits, err := a.r.Retrieve(query, k)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]evaluation.Passage, len(hits))
-	for i, h := range hits {
-		out[i] = evaluation.Passage{ID: h.ChunkID, Text: h.Text, Score: h.Score}
-	}
-	return out, nil
-}
 
 func init() {
 	var (
@@ -97,12 +53,12 @@ chunks of a rag index. --base compares with an earlier run's output (McNemar, pa
 				if err != nil {
 					return err
 				}
-				job.Retriever = ragRetriever{idx}
+				job.Retriever = harness.Retriever(idx)
 			}
 			if !quiet {
 				job.Progress = os.Stderr
 			}
-			model, enc, err := loadEvalModel(modelDir)
+			model, enc, err := harness.LoadForEval(modelDir, lm.LoadOptions{})
 			if err != nil {
 				return err
 			}

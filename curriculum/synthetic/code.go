@@ -21,8 +21,7 @@ const ModulePath = "example.org/quillib"
 
 // codeFiles makes n Go source files of a fictional module, one chunk each. The sources are valid
 // Go, so the offline code teacher can also read them.
-func codeFiles(rng *rand.Rand, n int) []entity {
-	nm := newNamer(rng, knowledgeOnsets)
+func codeFiles(rng *rand.Rand, n int, nm *namer) []entity {
 	var pkgs []string
 	for i := 0; i < max(4, n/4); i++ {
 		pkgs = append(pkgs, strings.ToLower(nm.word()))

@@ -12,6 +12,7 @@ import (
 type namer struct {
 	rng   *rand.Rand
 	onset []string
+	first []string // onsets of a word's first syllable when set (practice knowledge bases)
 	nucl  []string
 	coda  []string
 	used  map[string]bool
@@ -21,16 +22,20 @@ type namer struct {
 var (
 	knowledgeOnsets = []string{"z", "v", "qu", "x", "kr", "thr", "zh", "vl"}
 	worldOnsets     = []string{"b", "d", "l", "m", "n", "s", "t", "p", "r", "h"}
-	nuclei          = []string{"a", "e", "i", "o", "u", "ae", "io", "ou"}
-	codas           = []string{"", "", "n", "r", "l", "s", "th", "x", "m"}
+	// practiceOnsets start every word of a practice knowledge base: disjoint from both inventories
+	// above, so practice names never equal a test name or a world name; the later syllables are
+	// the knowledge inventory's, so their sub-words are the ones test names are made of.
+	practiceOnsets = []string{"g", "f", "w", "j"}
+	nuclei         = []string{"a", "e", "i", "o", "u", "ae", "io", "ou"}
+	codas          = []string{"", "", "n", "r", "l", "s", "th", "x", "m"}
 )
 
 func newNamer(rng *rand.Rand, onsets []string) *namer {
 	return &namer{rng: rng, onset: onsets, nucl: nuclei, coda: codas, used: map[string]bool{}}
 }
 
-func (n *namer) syllable() string {
-	return n.onset[n.rng.IntN(len(n.onset))] + n.nucl[n.rng.IntN(len(n.nucl))] + n.coda[n.rng.IntN(len(n.coda))]
+func (n *namer) syllable(onsets []string) string {
+	return onsets[n.rng.IntN(len(onsets))] + n.nucl[n.rng.IntN(len(n.nucl))] + n.coda[n.rng.IntN(len(n.coda))]
 }
 
 // word returns a new capitalised word of 2-3 syllables.
@@ -39,7 +44,11 @@ func (n *namer) word() string {
 		var b strings.Builder
 		k := 2 + n.rng.IntN(2)
 		for i := 0; i < k; i++ {
-			b.WriteString(n.syllable())
+			onsets := n.onset
+			if i == 0 && n.first != nil {
+				onsets = n.first
+			}
+			b.WriteString(n.syllable(onsets))
 		}
 		w := capitalize(b.String())
 		if !n.used[w] && len(w) <= 12 {

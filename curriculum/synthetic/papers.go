@@ -19,8 +19,7 @@ var (
 )
 
 // papers makes n fictional research papers, one chunk each.
-func papers(rng *rand.Rand, n int) []entity {
-	nm := newNamer(rng, knowledgeOnsets)
+func papers(rng *rand.Rand, n int, nm *namer) []entity {
 	var insts, venues []string
 	for i := 0; i < max(4, n/3); i++ {
 		insts = append(insts, "the University of "+nm.word())

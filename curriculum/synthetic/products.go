@@ -16,8 +16,7 @@ var (
 )
 
 // products makes n fictional products, one chunk each.
-func products(rng *rand.Rand, n int) []entity {
-	nm := newNamer(rng, knowledgeOnsets)
+func products(rng *rand.Rand, n int, nm *namer) []entity {
 	var brands, cities []string
 	for i := 0; i < max(4, n/3); i++ {
 		brands = append(brands, nm.word()+" "+pick(rng, brandTails))

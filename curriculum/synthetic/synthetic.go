@@ -42,6 +42,10 @@ type Options struct {
 	// Paraphrases adds up to 2 extra flashcards per fact in other formats (short answer; a
 	// prompt-prefixed question). Default 0.
 	Paraphrases int
+	// Practice makes a practice knowledge base for training models (the zoo's): every invented
+	// name starts with a syllable no test knowledge base uses, so no entity, brand, author or
+	// package of a practice base can be one of a test base's, whatever the seeds and sizes.
+	Practice bool
 }
 
 func (o *Options) defaults() {
@@ -148,14 +152,18 @@ func generate(task string, opt Options) ([]curriculum.Chunk, []curriculum.Fact, 
 		salt = salt*131 + uint64(c)
 	}
 	rng := rand.New(rand.NewPCG(uint64(opt.Seed), salt))
+	nm := newNamer(rng, knowledgeOnsets)
+	if opt.Practice {
+		nm.first = practiceOnsets
+	}
 	var ents []entity
 	switch task {
 	case "products":
-		ents = products(rng, opt.Chunks)
+		ents = products(rng, opt.Chunks, nm)
 	case "research":
-		ents = papers(rng, opt.Chunks)
+		ents = papers(rng, opt.Chunks, nm)
 	case "code":
-		ents = codeFiles(rng, opt.Chunks)
+		ents = codeFiles(rng, opt.Chunks, nm)
 	default:
 		return nil, nil, nil, fmt.Errorf("synthetic: unknown task %q (want one of %v)", task, Tasks)
 	}

@@ -181,3 +181,36 @@ func TestWorldIsSeparateFromKnowledge(t *testing.T) {
 		}
 	}
 }
+
+// TestPracticeNamesAreDisjoint: a practice knowledge base shares no entity with a test knowledge
+// base of any seed and size (here several), so training on it leaks no test fact; every invented
+// practice name starts with a practice syllable.
+func TestPracticeNamesAreDisjoint(t *testing.T) {
+	for _, task := range Tasks {
+		practice, _, err := Generate(task, Options{Seed: 1, Chunks: 60, Practice: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		titles := map[string]bool{}
+		for _, p := range practice {
+			titles[p.Title] = true
+			name := strings.Fields(strings.TrimPrefix(p.Title, "the "))[0]
+			if !strings.ContainsAny(strings.ToLower(name[:1]), "gfwj") {
+				t.Errorf("%s: practice title %q does not start with a practice syllable", task, p.Title)
+			}
+		}
+		for _, seed := range []int64{1, 2, 3, 4} {
+			for _, n := range []int{12, 36, 60} {
+				test, _, err := Generate(task, Options{Seed: seed, Chunks: n})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, c := range test {
+					if titles[c.Title] {
+						t.Fatalf("%s: practice entity %q is a test entity (seed %d, %d chunks)", task, c.Title, seed, n)
+					}
+				}
+			}
+		}
+	}
+}

@@ -57,13 +57,14 @@ func FullSetup(arch lm.Architecture, compute dtypes.DType) *Setup {
 }
 
 // decays follows the usual recipe (Hugging Face Trainer): no weight decay on biases, norm
-// weights and other 1-D parameters.
+// weights and other 1-D parameters, nor on Mamba's A_log (a log-decay rate, not a weight:
+// decaying it towards 0 would pull every state's decay towards exp(-1)).
 func decays(name string, shape []int) bool {
 	if len(shape) < 2 {
 		return false
 	}
 	n := strings.ToLower(name)
-	return !strings.Contains(n, "norm") && !strings.HasSuffix(n, ".bias")
+	return !strings.Contains(n, "norm") && !strings.HasSuffix(n, ".bias") && !strings.HasSuffix(n, "a_log")
 }
 
 // Hyper are the optimizer settings of one update.

@@ -188,6 +188,28 @@ func Run(model *lm.Model, tok tokenizer.Tokenizer, cur *curriculum.Curriculum, o
 			return nil, err
 		}
 	}
+	var vex []Example
+	if len(cur.Validation) > 0 {
+		if vex, err = enc.Items("validation", cur.Validation); err != nil {
+			return nil, err
+		}
+	}
+	return Fit(model, tok, *tmpl, exs, vex, o)
+}
+
+// Fit trains model on encoded examples (validation may be empty): the loop behind Run, for
+// callers that make their own data (the zoo's pre-training and instruction tuning). tok and tmpl
+// are used only to measure retention (Options.RetentionFile). On success the model holds the
+// trained weights and o.Out the saved model, metrics.jsonl and the last checkpoint.
+func Fit(model *lm.Model, tok tokenizer.Tokenizer, tmpl prompt.Template, exs, validation []Example, o Options) (*Result, error) {
+	o.Defaults()
+	if o.Out == "" {
+		return nil, fmt.Errorf("training: no output folder")
+	}
+	if len(exs) == 0 {
+		return nil, fmt.Errorf("training: no training examples")
+	}
+	arch := model.Arch()
 	maxLen := o.MaxLength
 	if ml := arch.MaxLength(); ml > 0 && ml < maxLen {
 		maxLen = ml
@@ -197,12 +219,8 @@ func Run(model *lm.Model, tok tokenizer.Tokenizer, cur *curriculum.Curriculum, o
 		return nil, err
 	}
 	var valRows []Row
-	if len(cur.Validation) > 0 {
-		vex, err := enc.Items("validation", cur.Validation)
-		if err != nil {
-			return nil, err
-		}
-		if valRows, err = Pack(vex, maxLen, !o.NoPacking); err != nil {
+	if len(validation) > 0 {
+		if valRows, err = Pack(validation, maxLen, !o.NoPacking); err != nil {
 			return nil, err
 		}
 	}
@@ -269,7 +287,7 @@ func Run(model *lm.Model, tok tokenizer.Tokenizer, cur *curriculum.Curriculum, o
 			return nil, err
 		}
 		retRecs = retRecs[:min(len(retRecs), o.RetentionLimit)]
-		if retBefore, err = MeasureRetention(model, tok, *tmpl, retRecs); err != nil {
+		if retBefore, err = MeasureRetention(model, tok, tmpl, retRecs); err != nil {
 			return nil, err
 		}
 	}
@@ -385,7 +403,7 @@ func Run(model *lm.Model, tok tokenizer.Tokenizer, cur *curriculum.Curriculum, o
 		return nil, err
 	}
 	if retBefore != nil {
-		after, err := MeasureRetention(model, tok, *tmpl, retRecs)
+		after, err := MeasureRetention(model, tok, tmpl, retRecs)
 		if err != nil {
 			return nil, err
 		}

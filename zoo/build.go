@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"github.com/perpetual-ml/perpetual/models/lm"
 	"github.com/perpetual-ml/perpetual/models/prompt"
 	"github.com/perpetual-ml/perpetual/models/tokenizer"
+	"github.com/perpetual-ml/perpetual/training"
 )
 
 // ManifestFile is written beside every zoo model: how it was made.
@@ -35,6 +37,7 @@ type Manifest struct {
 	Config        ModelConfig       `json:"model"`
 	Train         TrainConfig       `json:"train"`
 	World         WorldConfig       `json:"world"`
+	Practice      PracticeConfig    `json:"practice"`
 	Parameters    int               `json:"parameters"`
 	DataHashes    map[string]string `json:"data_hashes"`
 	Phases        []PhaseLog        `json:"phases"`
@@ -47,6 +50,8 @@ type Manifest struct {
 type Options struct {
 	// Progress gets a line now and then (nil = silent).
 	Progress func(string)
+	// Bar, when set, receives the trainer's progress bars (with ETA).
+	Bar io.Writer
 }
 
 // Build makes zoo model name of cfg into dir (created; existing files are overwritten):
@@ -114,17 +119,33 @@ func Build(ctx context.Context, cfg *Config, name, dir string, opt Options) (*Ma
 	}
 	say("%d parameters, vocabulary %d", params, tok.VocabSize())
 
-	pre := pretrainExamples(tok, world, addBOS)
-	inst, err := instructExamples(tok, tpl, world, cfg.Seed)
+	practice, err := practiceCurricula(cfg)
 	if err != nil {
 		return nil, err
 	}
-	tr, err := newTrainer(model, cfg.Train)
+	practiceItems, err := practiceTrainExamples(tok, tpl, practice, addBOS)
 	if err != nil {
 		return nil, err
 	}
+	docs := &training.Encoder{Tok: tok, UseBOS: addBOS}
+	answers := &training.Encoder{Tok: tok, Options: training.DataOptions{Template: tpl, Mask: training.MaskAnswers}, UseBOS: addBOS}
+	// The practice documents and flashcards are in both phases: learnt first, then kept while
+	// the model learns to answer questions about them.
+	pre, err := pretrainExamples(docs, world)
+	if err != nil {
+		return nil, err
+	}
+	pre = append(pre, practiceItems...)
+	inst, err := instructExamples(answers, world, practice, cfg.Seed)
+	if err != nil {
+		return nil, err
+	}
+	inst, dropped := fitting(inst, cfg.Train.SeqLen)
+	inst = append(inst, practiceItems...)
+	say("pre-training on %d sequences (%d tokens), instruction tuning on %d (%d tokens, %d loss tokens); %d instruction examples longer than train.seq_len left out",
+		len(pre), countTokens(pre, false), len(inst), countTokens(inst, false), countTokens(inst, true), dropped)
 	m := &Manifest{Name: name, RecipeVersion: RecipeVersion, RecipeHash: hash, Seed: cfg.Seed, Config: mc,
-		Train: cfg.Train, World: cfg.World, Parameters: params,
+		Train: cfg.Train, World: cfg.World, Practice: cfg.Practice, Parameters: params,
 		DataHashes: map[string]string{"tokenizer.json": sha(tokJSON), "pretrain": hashExamples(pre), "instruct": hashExamples(inst)},
 		Machine:    fmt.Sprintf("%s/%s, %d CPUs", runtime.GOOS, runtime.GOARCH, runtime.NumCPU())}
 	instructEpochs := cfg.Train.InstructEpochs
@@ -133,13 +154,13 @@ func Build(ctx context.Context, cfg *Config, name, dir string, opt Options) (*Ma
 	}
 	for _, ph := range []struct {
 		name   string
-		exs    []example
+		exs    []training.Example
 		epochs int
 	}{{"pretrain", pre, cfg.Train.PretrainEpochs}, {"instruct", inst, instructEpochs}} {
 		if ph.epochs == 0 {
 			continue
 		}
-		log, err := tr.runPhase(ctx, ph.name, ph.exs, ph.epochs, cfg.Seed+int64(len(m.Phases)), func(s string) { say("%s", s) })
+		log, err := runPhase(ctx, model, tok, tpl, cfg.Train, ph.name, ph.exs, ph.epochs, cfg.Seed+int64(len(m.Phases)), opt.Bar, say)
 		if err != nil {
 			return nil, err
 		}
@@ -249,15 +270,40 @@ func initWeights(arch lm.Architecture, seed uint64) (map[string]*tensors.Tensor,
 	return out, total
 }
 
+// countTokens sums the examples' tokens, or only their loss targets.
+func countTokens(exs []training.Example, targets bool) int {
+	n := 0
+	for _, ex := range exs {
+		for i := range ex.IDs {
+			if !targets || (i > 0 && ex.Train[i]) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// fitting keeps the examples that fit rows of seqLen tokens (a prompt is never cut: the model
+// would learn to answer from half a passage) and counts the others.
+func fitting(exs []training.Example, seqLen int) ([]training.Example, int) {
+	kept := exs[:0:0]
+	for _, ex := range exs {
+		if len(ex.IDs) <= seqLen {
+			kept = append(kept, ex)
+		}
+	}
+	return kept, len(exs) - len(kept)
+}
+
 func sha(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
 }
 
-func hashExamples(exs []example) string {
+func hashExamples(exs []training.Example) string {
 	h := sha256.New()
 	for _, ex := range exs {
-		fmt.Fprintf(h, "%d:%v\n", ex.promptLen, ex.ids)
+		fmt.Fprintf(h, "%v:%v\n", ex.Train, ex.IDs)
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }

@@ -10,6 +10,8 @@ import (
 	"github.com/perpetual-ml/perpetual/curriculum/synthetic"
 	"github.com/perpetual-ml/perpetual/models/prompt"
 	"github.com/perpetual-ml/perpetual/models/tokenizer"
+	"github.com/perpetual-ml/perpetual/rag"
+	"github.com/perpetual-ml/perpetual/training"
 )
 
 // specialTokens are the zoo tokenizer's special tokens, at Gemma's ids (pad 0, eos 1, bos 2).
@@ -50,28 +52,18 @@ func TokenizerCorpus(c *Config, w *synthetic.World) ([]string, error) {
 	return corpus, nil
 }
 
-// example is one training sequence; loss is taken on ids[promptLen:] (the targets predicted
-// from the previous token), all of it for plain documents.
-type example struct {
-	ids       []int32
-	promptLen int
-}
-
 // pretrainExamples are the world's documents as plain text, BOS first when the model uses one,
-// EOS last.
-func pretrainExamples(tok tokenizer.Tokenizer, w *synthetic.World, addBOS bool) []example {
-	sp := tok.Special()
-	var out []example
-	for _, d := range w.Docs {
-		var ids []int32
-		if addBOS {
-			ids = append(ids, sp.BOS)
+// EOS last, loss on every token.
+func pretrainExamples(enc *training.Encoder, w *synthetic.World) ([]training.Example, error) {
+	var out []training.Example
+	for i, d := range w.Docs {
+		ex, err := enc.Doc(fmt.Sprintf("world document %d", i), d)
+		if err != nil {
+			return nil, err
 		}
-		ids = append(ids, tok.Encode(d)...)
-		ids = append(ids, sp.EOS)
-		out = append(out, example{ids: ids})
+		out = append(out, ex)
 	}
-	return out
+	return out, nil
 }
 
 // letters are the option letters of the evaluation's letters formulation.
@@ -96,8 +88,12 @@ func clozeText(q curriculum.Question) string { return "Question: " + q.Question 
 //   - closed-book multiple choice about the world in both formulations (" A" / " answer text");
 //   - reading multiple choice in both formulations with the passage (and, half the time, another
 //     passage first or after it) placed before the question as the evaluation's RAG prompt
-//     does ("{passages}\n\n{question}"), so retrieved context is something the model can use.
-func instructExamples(tok tokenizer.Tokenizer, tpl prompt.Template, w *synthetic.World, seed int64) ([]example, error) {
+//     does ("{passages}\n\n{question}"), so retrieved context is something the model can use;
+//   - the practice knowledge bases' test questions (practiceQuestions).
+//
+// They are encoded as the fine-tuner encodes a flashcard (training.Encoder), with loss on the
+// responses only (the encoder's Mask must be training.MaskAnswers).
+func instructExamples(enc *training.Encoder, w *synthetic.World, practice []*curriculum.Curriculum, seed int64) ([]training.Example, error) {
 	rng := rand.New(rand.NewPCG(uint64(seed), 0x1257))
 	var exs []prompt.Example
 	for _, p := range w.Pairs {
@@ -129,13 +125,83 @@ func instructExamples(tok tokenizer.Tokenizer, tpl prompt.Template, w *synthetic
 			prompt.Example{Instruction: ctx + "\n\n" + lettersText(q), Response: " " + letters[q.Answer]},
 			prompt.Example{Instruction: ctx + "\n\n" + clozeText(q), Response: " " + q.Choices[q.Answer]})
 	}
-	out := make([]example, 0, len(exs))
-	for _, ex := range exs {
-		enc, err := tpl.Encode(tok, ex)
+	exs = append(exs, practiceQuestions(practice, seed)...)
+	out := make([]training.Example, 0, len(exs))
+	for i, ex := range exs {
+		e, err := enc.Flashcard(fmt.Sprintf("instruction example %d", i), ex)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, example{ids: enc.IDs, promptLen: enc.PromptLen})
+		out = append(out, e)
 	}
 	return out, nil
+}
+
+// practiceCurricula are the practice knowledge bases, one per synthetic task, assembled as the
+// harness assembles a test knowledge base (seen and document-only facts, a multiple-choice test).
+func practiceCurricula(c *Config) ([]*curriculum.Curriculum, error) {
+	if c.Practice.Chunks == 0 {
+		return nil, nil
+	}
+	var out []*curriculum.Curriculum
+	for i, task := range synthetic.Tasks {
+		cur, err := synthetic.Build(task, synthetic.Options{Seed: c.Practice.Seed + int64(i), Chunks: c.Practice.Chunks,
+			FactsPerChunk: c.Practice.FactsPerChunk, Practice: true})
+		if err != nil {
+			return nil, fmt.Errorf("zoo: practice knowledge base %s: %w", task, err)
+		}
+		out = append(out, cur)
+	}
+	return out, nil
+}
+
+// practiceTrainExamples are the practice curricula's training items (documents and flashcards),
+// encoded exactly as the harness's fine-tuner encodes a curriculum (package training: the
+// model's prompt template, the paper's interleaving, loss on every token).
+func practiceTrainExamples(tok tokenizer.Tokenizer, tpl prompt.Template, curs []*curriculum.Curriculum, addBOS bool) ([]training.Example, error) {
+	enc := &training.Encoder{Tok: tok, Options: training.DataOptions{Template: tpl, Mask: training.MaskAll, Order: training.OrderPaper}, UseBOS: addBOS}
+	var out []training.Example
+	for _, cur := range curs {
+		exs, err := enc.Items("practice "+cur.Manifest.Options["task"], cur.Train)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, exs...)
+	}
+	return out, nil
+}
+
+// practiceQuestions are the practice curricula's test questions as instruction examples in both
+// formulations: closed book (the fine-tuned condition's skill: answer from what was learned) and
+// with the question's own passage and one other passage of its knowledge base, in random order,
+// placed before the question as the evaluation's RAG prompt does (the RAG condition's skill).
+func practiceQuestions(curs []*curriculum.Curriculum, seed int64) []prompt.Example {
+	rng := rand.New(rand.NewPCG(uint64(seed), 0x9ac7))
+	var exs []prompt.Example
+	for _, cur := range curs {
+		chunks := cur.ChunkByID()
+		for _, q := range cur.Test {
+			if len(q.Choices) > len(letters) {
+				continue
+			}
+			own, ok := chunks[q.ChunkID]
+			if !ok || len(cur.Chunks) < 2 {
+				continue
+			}
+			other := cur.Chunks[rng.IntN(len(cur.Chunks))]
+			for other.ID == own.ID {
+				other = cur.Chunks[rng.IntN(len(cur.Chunks))]
+			}
+			ctx := rag.PassageText(*own) + "\n\n" + rag.PassageText(other)
+			if rng.IntN(2) == 0 {
+				ctx = rag.PassageText(other) + "\n\n" + rag.PassageText(*own)
+			}
+			exs = append(exs,
+				prompt.Example{Instruction: lettersText(q), Response: " " + letters[q.Answer]},
+				prompt.Example{Instruction: clozeText(q), Response: " " + q.Choices[q.Answer]},
+				prompt.Example{Instruction: ctx + "\n\n" + lettersText(q), Response: " " + letters[q.Answer]},
+				prompt.Example{Instruction: ctx + "\n\n" + clozeText(q), Response: " " + q.Choices[q.Answer]})
+		}
+	}
+	return exs
 }

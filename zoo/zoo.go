@@ -35,6 +35,7 @@ var configYAML []byte
 type Config struct {
 	Seed      int64                  `yaml:"seed" json:"seed"`
 	World     WorldConfig            `yaml:"world" json:"world"`
+	Practice  PracticeConfig         `yaml:"practice" json:"practice"`
 	Tokenizer TokenizerConfig        `yaml:"tokenizer" json:"tokenizer"`
 	Train     TrainConfig            `yaml:"train" json:"train"`
 	Models    map[string]ModelConfig `yaml:"models" json:"models"`
@@ -44,6 +45,17 @@ type Config struct {
 type WorldConfig struct {
 	Towns           int `yaml:"towns" json:"towns"`
 	ReadingPassages int `yaml:"reading_passages" json:"reading_passages"`
+}
+
+// PracticeConfig sizes the practice knowledge bases: one per synthetic task (products, research,
+// code), generated with synthetic.Options.Practice so that none of their entities can be a test
+// knowledge base's. The models learn them the way the harness's fine-tuner teaches a test
+// curriculum (documents and flashcards), then answer their test questions closed book and from
+// retrieved passages: the skills the conditions of the experiment measure, on other facts.
+type PracticeConfig struct {
+	Seed          int64 `yaml:"seed" json:"seed"`
+	Chunks        int   `yaml:"chunks" json:"chunks"`
+	FactsPerChunk int   `yaml:"facts_per_chunk" json:"facts_per_chunk"`
 }
 
 // TokenizerConfig sizes the tokenizer.
@@ -94,6 +106,8 @@ func (c *Config) check() error {
 		return fmt.Errorf("world.towns must be at least 4, got %d", c.World.Towns)
 	case c.World.ReadingPassages < 1:
 		return fmt.Errorf("world.reading_passages must be positive, got %d", c.World.ReadingPassages)
+	case c.Practice.Chunks < 0 || c.Practice.FactsPerChunk < 0:
+		return fmt.Errorf("practice.chunks and practice.facts_per_chunk must not be negative")
 	case c.Tokenizer.VocabSize < 256+len(specialTokens):
 		return fmt.Errorf("tokenizer.vocab_size must be at least %d, got %d", 256+len(specialTokens), c.Tokenizer.VocabSize)
 	case c.Train.SeqLen < 16:
@@ -139,10 +153,11 @@ func (c *Config) RecipeHash(name string) (string, error) {
 		Version   string
 		Seed      int64
 		World     WorldConfig
+		Practice  PracticeConfig
 		Tokenizer TokenizerConfig
 		Train     TrainConfig
 		Model     ModelConfig
-	}{RecipeVersion, c.Seed, c.World, c.Tokenizer, c.Train, m})
+	}{RecipeVersion, c.Seed, c.World, c.Practice, c.Tokenizer, c.Train, m})
 	if err != nil {
 		return "", err
 	}
@@ -151,4 +166,4 @@ func (c *Config) RecipeHash(name string) (string, error) {
 }
 
 // RecipeVersion changes whenever the code of the recipe changes what it builds.
-const RecipeVersion = "zoo-v1"
+const RecipeVersion = "zoo-v2"

@@ -15,6 +15,7 @@ import (
 	"github.com/perpetual-ml/perpetual/models/lm"
 	"github.com/perpetual-ml/perpetual/models/prompt"
 	"github.com/perpetual-ml/perpetual/models/tokenizer"
+	"github.com/perpetual-ml/perpetual/training"
 )
 
 func TestDefaultConfig(t *testing.T) {
@@ -64,8 +65,9 @@ func tinyConfig(t *testing.T) *Config {
 		t.Fatal(err)
 	}
 	cfg.World = WorldConfig{Towns: 6, ReadingPassages: 6}
+	cfg.Practice = PracticeConfig{Seed: 101, Chunks: 3, FactsPerChunk: 2}
 	cfg.Tokenizer.VocabSize = 300
-	cfg.Train = TrainConfig{SeqLen: 128, BatchSize: 4, LR: 0.01, WarmupSteps: 2, WeightDecay: 0.01, Clip: 1, PretrainEpochs: 1, InstructEpochs: 3}
+	cfg.Train = TrainConfig{SeqLen: 384, BatchSize: 4, LR: 0.01, WarmupSteps: 2, WeightDecay: 0.01, Clip: 1, PretrainEpochs: 1, InstructEpochs: 3}
 	for name, m := range cfg.Models {
 		c := map[string]any{}
 		for k, v := range m.Config {
@@ -143,40 +145,6 @@ func TestBuildUnknownModel(t *testing.T) {
 	}
 }
 
-func TestPackAndMask(t *testing.T) {
-	exs := []example{{ids: []int32{5, 6, 7, 8}, promptLen: 2}, {ids: []int32{9, 10, 11}}, {ids: []int32{1, 2, 3, 4, 5, 6, 7}, promptLen: 5}}
-	rows := packRows(exs, 8)
-	if len(rows) != 2 || len(rows[0]) != 2 || len(rows[1]) != 1 {
-		t.Fatalf("rows %v", rows)
-	}
-	b := makeBatch(rows, 2, 8)
-	wantTok := []int32{5, 6, 7, 8, 9, 10, 11, 0, 1, 2, 3, 4, 5, 6, 7, 0}
-	wantSeg := []int32{1, 1, 1, 1, 2, 2, 2, 0, 1, 1, 1, 1, 1, 1, 1, 0}
-	wantPos := []int32{0, 1, 2, 3, 0, 1, 2, 0, 0, 1, 2, 3, 4, 5, 6, 0}
-	// Loss only where the target is a response token of the same example.
-	wantW := []float32{0, 1, 1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0}
-	wantTgt := []int32{6, 7, 8, 0, 10, 11, 0, 0, 2, 3, 4, 5, 6, 7, 0, 0}
-	if !reflect.DeepEqual(b.tokens, wantTok) || !reflect.DeepEqual(b.segments, wantSeg) || !reflect.DeepEqual(b.positions, wantPos) ||
-		!reflect.DeepEqual(b.weights, wantW) || !reflect.DeepEqual(b.targets, wantTgt) || b.lossTokens != 6 {
-		t.Fatalf("batch %+v", b)
-	}
-	// Too long: the end is kept and the prompt boundary moves with it.
-	long := packRows([]example{{ids: []int32{1, 2, 3, 4, 5, 6}, promptLen: 4}}, 4)
-	if !reflect.DeepEqual(long[0][0].ids, []int32{3, 4, 5, 6}) || long[0][0].promptLen != 2 {
-		t.Fatalf("truncated %+v", long)
-	}
-}
-
-func TestLRSchedule(t *testing.T) {
-	cfg := TrainConfig{LR: 1, WarmupSteps: 10}
-	if lrAt(cfg, 0, 100) != 0.1 || lrAt(cfg, 9, 100) != 1 || lrAt(cfg, 10, 100) != 1 {
-		t.Fatal("warmup")
-	}
-	if got := lrAt(cfg, 100, 100); got < 0.0999 || got > 0.1001 {
-		t.Fatalf("end of cosine %g, want 0.1", got)
-	}
-}
-
 // The instruction data renders multiple-choice questions exactly as the evaluation prompts
 // them (evaluation/tasks/perpetual_letters.yaml and perpetual_cloze.yaml), so the letter a zoo
 // model learns to answer is the continuation the evaluation scores.
@@ -203,23 +171,47 @@ func TestInstructionDataMatchesEvaluationPrompts(t *testing.T) {
 		t.Fatal(err)
 	}
 	tpl, _ := prompt.Format("gemma")
-	exs, err := instructExamples(tok, tpl, w, 1)
+	practice, err := practiceCurricula(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var letterAnswers, withPassage int
+	enc := &training.Encoder{Tok: tok, Options: training.DataOptions{Template: tpl, Mask: training.MaskAnswers}, UseBOS: true}
+	exs, err := instructExamples(enc, w, practice, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var letterAnswers, withPassage, practiceReading int
 	for _, ex := range exs {
-		p := tok.Decode(ex.ids[:ex.promptLen])
-		r := tok.Decode(ex.ids[ex.promptLen:])
+		promptLen := 0
+		for promptLen < len(ex.Train) && !ex.Train[promptLen] {
+			promptLen++
+		}
+		p := tok.Decode(ex.IDs[:promptLen])
+		r := tok.Decode(ex.IDs[promptLen:])
 		if strings.HasSuffix(p, "Answer:<end_of_turn>\n<start_of_turn>model\n") && len(r) > 1 && strings.Contains("ABCD", r[1:2]) && strings.HasPrefix(r[2:], "<end_of_turn>") {
 			letterAnswers++
 			if strings.Contains(p, "\n\n") {
 				withPassage++
 			}
 		}
+		// A practice question with retrieved passages: its own chunk's text precedes it.
+		for _, cur := range practice {
+			for _, q := range cur.Test {
+				if strings.Contains(p, q.Question) && strings.Contains(p, cur.ChunkByID()[q.ChunkID].Text) {
+					practiceReading++
+				}
+			}
+		}
 	}
-	if letterAnswers < len(w.Questions)+len(w.Reading) || withPassage < len(w.Reading) {
-		t.Fatalf("%d letter answers (%d with a passage) for %d closed-book and %d reading questions", letterAnswers, withPassage, len(w.Questions), len(w.Reading))
+	practiceQuestions := 0
+	for _, cur := range practice {
+		practiceQuestions += len(cur.Test)
+	}
+	if want := len(w.Questions) + len(w.Reading) + 2*practiceQuestions; letterAnswers < want || withPassage < len(w.Reading)+practiceQuestions {
+		t.Fatalf("%d letter answers (%d with a passage), want %d", letterAnswers, withPassage, want)
+	}
+	if practiceReading < 2*practiceQuestions {
+		t.Fatalf("%d practice questions with their passage, want %d (letters and cloze)", practiceReading, 2*practiceQuestions)
 	}
 }
 

@@ -41,7 +41,7 @@ func init() {
 	if err := registerZoo(); err != nil {
 		panic(err) // the embedded config is checked by zoo's tests; this cannot fail at run time
 	}
-	var out string
+	var out, configFile string
 	var names []string
 	cmd := &cobra.Command{
 		Use:   "zoo",
@@ -53,6 +53,12 @@ func init() {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := zoo.DefaultConfig()
+			if configFile != "" {
+				var data []byte
+				if data, err = os.ReadFile(configFile); err == nil {
+					cfg, err = zoo.ParseConfig(data, configFile)
+				}
+			}
 			if err != nil {
 				return err
 			}
@@ -61,9 +67,13 @@ func init() {
 			}
 			for _, name := range names {
 				dir := filepath.Join(out, name)
-				m, err := zoo.Build(cmd.Context(), cfg, name, dir, zoo.Options{Progress: func(s string) { fmt.Fprintln(cmd.ErrOrStderr(), s) }})
+				m, err := zoo.Build(cmd.Context(), cfg, name, dir, zoo.Options{Progress: func(s string) { fmt.Fprintln(cmd.ErrOrStderr(), s) }, Bar: cmd.ErrOrStderr()})
 				if err != nil {
 					return err
+				}
+				if len(m.Phases) == 0 {
+					fmt.Fprintf(cmd.OutOrStdout(), "%s: %d parameters, untrained (no epochs), %.0fs -> %s\n", name, m.Parameters, m.WallSeconds, dir)
+					continue
 				}
 				last := m.Phases[len(m.Phases)-1]
 				fmt.Fprintf(cmd.OutOrStdout(), "%s: %d parameters, %s loss %.3f -> %.3f, %.0fs -> %s\n",
@@ -73,6 +83,7 @@ func init() {
 		},
 	}
 	cmd.Flags().StringVar(&out, "out", "zoo/checkpoints", "folder to write NAME/ model folders into")
+	cmd.Flags().StringVar(&configFile, "config", "", "a zoo config YAML to use instead of the embedded zoo/config.yaml (for experiments: its models are not the harness's zoo: models)")
 	cmd.Flags().StringSliceVar(&names, "name", nil, "models to build (default all in zoo/config.yaml)")
 	rootCmd.AddCommand(cmd)
 }

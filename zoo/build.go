@@ -142,8 +142,7 @@ func Build(ctx context.Context, cfg *Config, name, dir string, opt Options) (*Ma
 	}
 	inst, dropped := fitting(inst, cfg.Train.SeqLen)
 	inst = append(inst, practiceItems...)
-	say("pre-training on %d sequences (%d tokens), instruction tuning on %d (%d tokens, %d loss tokens); %d instruction examples longer than train.seq_len left out",
-		len(pre), countTokens(pre, false), len(inst), countTokens(inst, false), countTokens(inst, true), dropped)
+	say("pre-training on %d sequences (%d tokens per epoch)", len(pre), countTokens(pre, false))
 	m := &Manifest{Name: name, RecipeVersion: RecipeVersion, RecipeHash: hash, Seed: cfg.Seed, Config: mc,
 		Train: cfg.Train, World: cfg.World, Practice: cfg.Practice, Parameters: params,
 		DataHashes: map[string]string{"tokenizer.json": sha(tokJSON), "pretrain": hashExamples(pre), "instruct": hashExamples(inst)},
@@ -152,17 +151,39 @@ func Build(ctx context.Context, cfg *Config, name, dir string, opt Options) (*Ma
 	if mc.InstructEpochs != nil {
 		instructEpochs = *mc.InstructEpochs
 	}
+	// Instruction tuning sees the same examples every epoch plus a fresh reading set per epoch:
+	// the epochs are laid out here and trained as one pass.
+	var instEpochs []training.Example
+	for e := range instructEpochs {
+		reading, err := readingCurricula(cfg, e)
+		if err != nil {
+			return nil, err
+		}
+		rex, err := encodeAll(answers, fmt.Sprintf("reading example (epoch %d)", e+1), readingQuestions(reading, cfg.Seed+int64(e)))
+		if err != nil {
+			return nil, err
+		}
+		rex, cut := fitting(rex, cfg.Train.SeqLen)
+		dropped += cut
+		instEpochs = append(append(instEpochs, inst...), rex...)
+	}
+	say("instruction tuning: %d examples over %d epochs (%d tokens, %d loss tokens); %d examples longer than train.seq_len left out",
+		len(instEpochs), instructEpochs, countTokens(instEpochs, false), countTokens(instEpochs, true), dropped)
+	m.DataHashes["instruct"] = hashExamples(instEpochs)
 	for _, ph := range []struct {
 		name   string
 		exs    []training.Example
 		epochs int
-	}{{"pretrain", pre, cfg.Train.PretrainEpochs}, {"instruct", inst, instructEpochs}} {
+	}{{"pretrain", pre, cfg.Train.PretrainEpochs}, {"instruct", instEpochs, min(1, instructEpochs)}} {
 		if ph.epochs == 0 {
 			continue
 		}
 		log, err := runPhase(ctx, model, tok, tpl, cfg.Train, ph.name, ph.exs, ph.epochs, cfg.Seed+int64(len(m.Phases)), opt.Bar, say)
 		if err != nil {
 			return nil, err
+		}
+		if ph.name == "instruct" {
+			log.Epochs = instructEpochs
 		}
 		m.Phases = append(m.Phases, log)
 	}

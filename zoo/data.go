@@ -89,7 +89,7 @@ func clozeText(q curriculum.Question) string { return "Question: " + q.Question 
 //   - reading multiple choice in both formulations with the passage (and, half the time, another
 //     passage first or after it) placed before the question as the evaluation's RAG prompt
 //     does ("{passages}\n\n{question}"), so retrieved context is something the model can use;
-//   - the practice knowledge bases' test questions (practiceQuestions).
+//   - the practice knowledge bases' test questions, closed book (closedBookQuestions).
 //
 // They are encoded as the fine-tuner encodes a flashcard (training.Encoder), with loss on the
 // responses only (the encoder's Mask must be training.MaskAnswers).
@@ -125,16 +125,8 @@ func instructExamples(enc *training.Encoder, w *synthetic.World, practice []*cur
 			prompt.Example{Instruction: ctx + "\n\n" + lettersText(q), Response: " " + letters[q.Answer]},
 			prompt.Example{Instruction: ctx + "\n\n" + clozeText(q), Response: " " + q.Choices[q.Answer]})
 	}
-	exs = append(exs, practiceQuestions(practice, seed)...)
-	out := make([]training.Example, 0, len(exs))
-	for i, ex := range exs {
-		e, err := enc.Flashcard(fmt.Sprintf("instruction example %d", i), ex)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, e)
-	}
-	return out, nil
+	exs = append(exs, closedBookQuestions(practice)...)
+	return encodeAll(enc, "instruction example", exs)
 }
 
 // practiceCurricula are the practice knowledge bases, one per synthetic task, assembled as the
@@ -171,37 +163,93 @@ func practiceTrainExamples(tok tokenizer.Tokenizer, tpl prompt.Template, curs []
 	return out, nil
 }
 
-// practiceQuestions are the practice curricula's test questions as instruction examples in both
-// formulations: closed book (the fine-tuned condition's skill: answer from what was learned) and
-// with the question's own passage and one other passage of its knowledge base, in random order,
-// placed before the question as the evaluation's RAG prompt does (the RAG condition's skill).
-func practiceQuestions(curs []*curriculum.Curriculum, seed int64) []prompt.Example {
+// closedBookQuestions are the practice curricula's test questions without passages, in both
+// formulations: the fine-tuned condition's skill (answer from what was learned).
+func closedBookQuestions(curs []*curriculum.Curriculum) []prompt.Example {
+	var exs []prompt.Example
+	for _, cur := range curs {
+		for _, q := range cur.Test {
+			if len(q.Choices) > len(letters) {
+				continue
+			}
+			exs = append(exs,
+				prompt.Example{Instruction: lettersText(q), Response: " " + letters[q.Answer]},
+				prompt.Example{Instruction: clozeText(q), Response: " " + q.Choices[q.Answer]})
+		}
+	}
+	return exs
+}
+
+// readingQuestions are the test questions of knowledge bases the model has never been taught,
+// each with its own passage and, two times in three, another passage of its knowledge base
+// before or after it, placed before the question as the evaluation's RAG prompt does: the RAG
+// condition's skill. Since nothing else teaches these facts, copying from the passage is the
+// only way to answer them.
+func readingQuestions(curs []*curriculum.Curriculum, seed int64) []prompt.Example {
 	rng := rand.New(rand.NewPCG(uint64(seed), 0x9ac7))
 	var exs []prompt.Example
 	for _, cur := range curs {
 		chunks := cur.ChunkByID()
 		for _, q := range cur.Test {
-			if len(q.Choices) > len(letters) {
-				continue
-			}
 			own, ok := chunks[q.ChunkID]
-			if !ok || len(cur.Chunks) < 2 {
+			if len(q.Choices) > len(letters) || !ok || len(cur.Chunks) < 2 {
 				continue
 			}
 			other := cur.Chunks[rng.IntN(len(cur.Chunks))]
 			for other.ID == own.ID {
 				other = cur.Chunks[rng.IntN(len(cur.Chunks))]
 			}
-			ctx := rag.PassageText(*own) + "\n\n" + rag.PassageText(other)
-			if rng.IntN(2) == 0 {
+			var ctx string
+			pick := rng.IntN(3)
+			if len(own.Text)+len(other.Text) > maxTwoPassageChars {
+				pick = 0 // long source files: one passage, so the example fits a training row
+			}
+			switch pick {
+			case 0:
+				ctx = rag.PassageText(*own)
+			case 1:
+				ctx = rag.PassageText(*own) + "\n\n" + rag.PassageText(other)
+			default:
 				ctx = rag.PassageText(other) + "\n\n" + rag.PassageText(*own)
 			}
 			exs = append(exs,
-				prompt.Example{Instruction: lettersText(q), Response: " " + letters[q.Answer]},
-				prompt.Example{Instruction: clozeText(q), Response: " " + q.Choices[q.Answer]},
 				prompt.Example{Instruction: ctx + "\n\n" + lettersText(q), Response: " " + letters[q.Answer]},
 				prompt.Example{Instruction: ctx + "\n\n" + clozeText(q), Response: " " + q.Choices[q.Answer]})
 		}
 	}
 	return exs
+}
+
+// maxTwoPassageChars bounds the text of two passages given together in a reading example.
+const maxTwoPassageChars = 1000
+
+// readingCurricula are fresh practice knowledge bases for reading practice, a new set for every
+// instruction-tuning epoch (so no reading question repeats and none can be memorised).
+func readingCurricula(c *Config, epoch int) ([]*curriculum.Curriculum, error) {
+	if c.Practice.Chunks == 0 {
+		return nil, nil
+	}
+	var out []*curriculum.Curriculum
+	for i, task := range synthetic.Tasks {
+		cur, err := synthetic.Build(task, synthetic.Options{Seed: c.Practice.Seed + 1000*int64(epoch+1) + int64(i), Chunks: c.Practice.Chunks,
+			FactsPerChunk: c.Practice.FactsPerChunk, Practice: true})
+		if err != nil {
+			return nil, fmt.Errorf("zoo: reading knowledge base %s: %w", task, err)
+		}
+		out = append(out, cur)
+	}
+	return out, nil
+}
+
+// encodeAll encodes instruction examples with loss on the responses.
+func encodeAll(enc *training.Encoder, what string, exs []prompt.Example) ([]training.Example, error) {
+	out := make([]training.Example, 0, len(exs))
+	for i, ex := range exs {
+		e, err := enc.Flashcard(fmt.Sprintf("%s %d", what, i), ex)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, nil
 }

@@ -180,6 +180,15 @@ func TestInstructionDataMatchesEvaluationPrompts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	reading, err := readingCurricula(cfg, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rex, err := encodeAll(enc, "reading", readingQuestions(reading, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	exs = append(exs, rex...)
 	var letterAnswers, withPassage, practiceReading int
 	for _, ex := range exs {
 		promptLen := 0
@@ -194,8 +203,8 @@ func TestInstructionDataMatchesEvaluationPrompts(t *testing.T) {
 				withPassage++
 			}
 		}
-		// A practice question with retrieved passages: its own chunk's text precedes it.
-		for _, cur := range practice {
+		// A reading question with retrieved passages: its own chunk's text precedes it.
+		for _, cur := range reading {
 			for _, q := range cur.Test {
 				if strings.Contains(p, q.Question) && strings.Contains(p, cur.ChunkByID()[q.ChunkID].Text) {
 					practiceReading++
@@ -203,15 +212,32 @@ func TestInstructionDataMatchesEvaluationPrompts(t *testing.T) {
 			}
 		}
 	}
-	practiceQuestions := 0
+	practiceQuestions, readingQs := 0, 0
 	for _, cur := range practice {
 		practiceQuestions += len(cur.Test)
 	}
-	if want := len(w.Questions) + len(w.Reading) + 2*practiceQuestions; letterAnswers < want || withPassage < len(w.Reading)+practiceQuestions {
+	for _, cur := range reading {
+		readingQs += len(cur.Test)
+	}
+	if want := len(w.Questions) + len(w.Reading) + practiceQuestions + readingQs; letterAnswers < want || withPassage < len(w.Reading)+readingQs {
 		t.Fatalf("%d letter answers (%d with a passage), want %d", letterAnswers, withPassage, want)
 	}
-	if practiceReading < 2*practiceQuestions {
-		t.Fatalf("%d practice questions with their passage, want %d (letters and cloze)", practiceReading, 2*practiceQuestions)
+	if practiceReading < 2*readingQs {
+		t.Fatalf("%d reading questions with their passage, want %d (letters and cloze)", practiceReading, 2*readingQs)
+	}
+	// Reading sets are fresh knowledge bases: none of their entities is a practice entity.
+	taught := map[string]bool{}
+	for _, cur := range practice {
+		for _, c := range cur.Chunks {
+			taught[c.Title] = true
+		}
+	}
+	for _, cur := range reading {
+		for _, c := range cur.Chunks {
+			if taught[c.Title] {
+				t.Errorf("reading entity %q is also taught", c.Title)
+			}
+		}
 	}
 }
 

@@ -1,7 +1,7 @@
 // Package zoo makes the miniature instruct-tuned models of the embedded default (issue 9): a
 // byte-level BPE tokenizer trained on the project's own synthetic world, then a tiny Gemma and a
 // tiny Mamba initialised at random, "pre-trained" on the world's documents and "instruct-tuned"
-// on Alpaca-format questions about that world (closed-book answers, reading comprehension with
+// on Alpaca-format questions (closed-book answers, reading comprehension with
 // passages, and multiple-choice questions answered with a letter or the answer text, rendered
 // exactly as the evaluation prompts them, so the letters formulation and RAG mean something).
 //
@@ -12,9 +12,10 @@
 // under checkpoints/ are embedded and copied out by Ensure when their recipe hash matches, so
 // `make results` does not train.
 //
-// The training loop here is deliberately small (packed rows, masked cross-entropy, AdamW with
-// warmup and cosine decay, global-norm clipping, one GoMLX graph per step): the project's
-// fine-tuner (package training) was not available when the zoo was made.
+// Training is the project's trainer (training.Fit). Besides the world, the models learn
+// practice knowledge bases (synthetic.Options.Practice: the test bases' kinds of facts about
+// other entities) the way the harness's fine-tuner teaches a curriculum, then answer their
+// questions closed book and, on fresh bases, from passages: the skills the experiment measures.
 package zoo
 
 import (

@@ -1,0 +1,66 @@
+package rag_test
+
+import (
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/perpetual-ml/perpetual/curriculum"
+	"github.com/perpetual-ml/perpetual/models/bert"
+	"github.com/perpetual-ml/perpetual/rag"
+)
+
+// The tiny BERT fixture of models/bert (random weights, golden-checked there).
+var tinyBERT = filepath.Join("..", "models", "bert", "testdata", "tiny")
+
+func init() {
+	rag.LoadEmbedder = func(dir string) (rag.Embedder, error) { return bert.Load(dir) }
+}
+
+func TestDenseAndHybridSaveOpenWithBERT(t *testing.T) {
+	chunks := []curriculum.Chunk{
+		{ID: "a", Source: "t", Text: "The Acme widget weighs three kilograms."},
+		{ID: "b", Source: "t", Text: "How much does the widget cost?"},
+		{ID: "c", Source: "t", Text: "Cobra commands run hooks before and after."},
+		{ID: "d", Source: "t", Text: "The price is twelve dollars."},
+	}
+	queries := []string{"How much does the Acme widget weigh?", "cobra hooks", "price"}
+	for _, kind := range []string{rag.KindDense, rag.KindHybrid} {
+		t.Run(kind, func(t *testing.T) {
+			x, err := rag.Build(chunks, rag.Options{Kind: kind, Dense: rag.DenseOptions{ModelDir: tinyBERT}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := filepath.Join(t.TempDir(), "idx")
+			if err := x.Save(dir); err != nil {
+				t.Fatal(err)
+			}
+			y, err := rag.Open(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if y.Kind() != kind || y.Len() != len(chunks) {
+				t.Fatalf("opened kind %s len %d", y.Kind(), y.Len())
+			}
+			for _, q := range queries {
+				a, err := x.Retrieve(q, 3)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, err := y.Retrieve(q, 3)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(a) != 3 || !reflect.DeepEqual(a, b) {
+					t.Errorf("query %q: before save %+v, after open %+v", q, a, b)
+				}
+			}
+		})
+	}
+	// A missing model folder is a clear error naming it.
+	_, err := rag.Build(chunks, rag.Options{Kind: rag.KindDense, Dense: rag.DenseOptions{ModelDir: filepath.Join(t.TempDir(), "nope")}})
+	if err == nil || !strings.Contains(err.Error(), "nope") {
+		t.Fatalf("missing model folder: %v", err)
+	}
+}

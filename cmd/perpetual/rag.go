@@ -8,22 +8,29 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/perpetual-ml/perpetual/curriculum"
+	"github.com/perpetual-ml/perpetual/models/bert"
 	"github.com/perpetual-ml/perpetual/rag"
 )
 
+// loadBERT is rag's encoder loader in this binary: every rag.Open here (rag query/recall, eval
+// --rag, the harness) reopens dense and hybrid indexes with the BERT folder their meta records.
+func loadBERT(dir string) (rag.Embedder, error) { return bert.Load(dir) }
+
 func init() {
+	rag.LoadEmbedder = loadBERT
 	ragCmd := &cobra.Command{
 		Use:   "rag",
 		Short: "Build and query retrieval indexes over a curriculum's chunks",
 	}
 
-	var curDir, out string
+	var curDir, out, retriever, modelDir string
 	index := &cobra.Command{
-		Use:   "index --curriculum DIR --out INDEX",
-		Short: "Index a curriculum's chunks with BM25 (k1=1.2, b=0.75) into a folder",
-		Long: "Index a curriculum's chunks (chunks.jsonl) with BM25 into INDEX, written atomically.\n" +
-			"`perpetual eval --rag INDEX` and `perpetual rag query` read it back. Dense and hybrid\n" +
-			"indexes need a sentence encoder and are built through package rag.",
+		Use:   "index --curriculum DIR --out INDEX [--retriever bm25|dense|hybrid --model BERT_DIR]",
+		Short: "Index a curriculum's chunks (BM25, dense BERT embeddings, or both fused) into a folder",
+		Long: "Index a curriculum's chunks (chunks.jsonl) into INDEX, written atomically: BM25\n" +
+			"(k1=1.2, b=0.75), dense (a BGE-style BERT folder given by --model, CLS pooling, cosine)\n" +
+			"or hybrid (both, fused by reciprocal rank). `perpetual eval --rag INDEX` and\n" +
+			"`perpetual rag query|recall` read it back.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if curDir == "" || out == "" {
@@ -36,7 +43,11 @@ func init() {
 			if len(c.Chunks) == 0 {
 				return fmt.Errorf("%s: the curriculum has no chunks to index", curDir)
 			}
-			x, err := rag.Build(c.Chunks, rag.Options{Kind: rag.KindBM25})
+			opts := rag.Options{Kind: retriever}
+			if retriever != rag.KindBM25 {
+				opts.Dense = rag.DenseOptions{ModelDir: modelDir, Progress: cmd.ErrOrStderr()}
+			}
+			x, err := rag.Build(c.Chunks, opts)
 			if err != nil {
 				return err
 			}
@@ -49,6 +60,8 @@ func init() {
 	}
 	index.Flags().StringVar(&curDir, "curriculum", "", "curriculum folder (chunks.jsonl)")
 	index.Flags().StringVar(&out, "out", "", "index folder to write")
+	index.Flags().StringVar(&retriever, "retriever", rag.KindBM25, "bm25, dense or hybrid")
+	index.Flags().StringVar(&modelDir, "model", "", "BERT encoder folder (dense and hybrid)")
 
 	var indexDir string
 	var k int

@@ -20,6 +20,21 @@ type Embedder interface {
 	MaxLength() int
 }
 
+// HashedEmbedder is an Embedder that can identify itself (models/bert.Encoder is one). A dense
+// index records the hash and refuses to be queried by a different encoder.
+type HashedEmbedder interface {
+	Embedder
+	// Hash changes whenever the vectors the encoder makes could change.
+	Hash() string
+}
+
+func embedderHash(e Embedder) string {
+	if h, ok := e.(HashedEmbedder); ok {
+		return h.Hash()
+	}
+	return ""
+}
+
 // LoadEmbedder loads the encoder of a Hugging Face folder. It is models/bert's loader (set in
 // dense_bert.go); tests may replace it.
 var LoadEmbedder func(modelDir string) (Embedder, error)
@@ -168,7 +183,7 @@ func (d *Dense) Retrieve(query string, k int) ([]Hit, error) {
 
 func (d *Dense) meta() *DenseMeta {
 	return &DenseMeta{ModelDir: d.opts.ModelDir, QueryPrefix: d.opts.QueryPrefix, Dim: d.emb.Dim(),
-		MaxLength: d.emb.MaxLength(), Store: "flat"}
+		MaxLength: d.emb.MaxLength(), Store: "flat", EncoderHash: embedderHash(d.emb)}
 }
 
 // Save writes meta.json, chunks.jsonl and vectors.bin to dir atomically.
@@ -210,6 +225,10 @@ func openDense(dir string, m Meta, opts DenseOptions) (*Dense, error) {
 	}
 	if d.emb.Dim() != m.Dense.Dim {
 		return nil, fmt.Errorf("rag: %s: encoder %s makes %d-d vectors, the index holds %d-d", dir, opts.ModelDir, d.emb.Dim(), m.Dense.Dim)
+	}
+	if got := embedderHash(d.emb); m.Dense.EncoderHash != "" && got != "" && got != m.Dense.EncoderHash {
+		return nil, fmt.Errorf("rag: %s: the index was built with encoder %.12s but %s now holds encoder %.12s; rebuild it with `perpetual rag index`",
+			dir, m.Dense.EncoderHash, opts.ModelDir, got)
 	}
 	d.store = store
 	if err := d.set.add(chunks); err != nil {

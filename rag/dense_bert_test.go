@@ -1,6 +1,7 @@
 package rag_test
 
 import (
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/perpetual-ml/perpetual/curriculum"
 	"github.com/perpetual-ml/perpetual/models/bert"
+	"github.com/perpetual-ml/perpetual/models/safetensors"
 	"github.com/perpetual-ml/perpetual/rag"
 )
 
@@ -63,4 +65,77 @@ func TestDenseAndHybridSaveOpenWithBERT(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "nope") {
 		t.Fatalf("missing model folder: %v", err)
 	}
+}
+
+// An index remembers its encoder: opening it with a folder whose weights differ is an error
+// that says to rebuild, while an identical copy of the encoder is accepted.
+func TestDenseIndexRefusesAnotherEncoder(t *testing.T) {
+	chunks := []curriculum.Chunk{
+		{ID: "a", Source: "t", Text: "The Acme widget weighs three kilograms."},
+		{ID: "b", Source: "t", Text: "Cobra commands run hooks before and after."},
+	}
+	x, err := rag.Build(chunks, rag.Options{Kind: rag.KindDense, Dense: rag.DenseOptions{ModelDir: tinyBERT}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "idx")
+	if err := x.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	m, err := rag.ReadMeta(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Dense.EncoderHash) != 64 {
+		t.Fatalf("meta.json encoder_hash = %q, want a SHA-256", m.Dense.EncoderHash)
+	}
+	same, changed := copyFolder(t, tinyBERT), copyFolder(t, tinyBERT)
+	weights := filepath.Join(changed, "model.safetensors")
+	f, err := safetensors.Open(weights)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, ok := f.Info("embeddings.word_embeddings.weight")
+	start := f.Header().DataStart
+	f.Close()
+	if !ok || info.DType != safetensors.F32 {
+		t.Fatalf("fixture has no F32 word embeddings: %+v", info)
+	}
+	raw, err := os.ReadFile(weights)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[start+info.Begin] ^= 1 // the lowest mantissa bit of the first embedding value
+	if err := os.WriteFile(weights, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rag.OpenWith(dir, rag.Options{Dense: rag.DenseOptions{ModelDir: same}}); err != nil {
+		t.Fatalf("identical encoder copy refused: %v", err)
+	}
+	_, err = rag.OpenWith(dir, rag.Options{Dense: rag.DenseOptions{ModelDir: changed}})
+	if err == nil || !strings.Contains(err.Error(), "rebuild") || !strings.Contains(err.Error(), changed) {
+		t.Fatalf("changed encoder: got %v, want an error naming %s and saying to rebuild", err, changed)
+	}
+}
+
+func copyFolder(t *testing.T, src string) string {
+	t.Helper()
+	dst := t.TempDir()
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
+		raw, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dst
 }

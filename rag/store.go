@@ -50,6 +50,9 @@ type DenseMeta struct {
 	MaxLength int `json:"max_length"`
 	// Store names the vector store ("flat").
 	Store string `json:"store"`
+	// EncoderHash identifies the encoder the chunks were embedded with (empty if the encoder
+	// cannot say); Open refuses a different one.
+	EncoderHash string `json:"encoder_hash,omitempty"`
 }
 
 // writeDirAtomic builds a directory with fill in a temporary sibling, then renames it to dir,

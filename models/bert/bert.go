@@ -1,8 +1,14 @@
 package bert
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 
@@ -12,6 +18,7 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/perpetual-ml/perpetual/models/backend"
+	"github.com/perpetual-ml/perpetual/models/checkpoint"
 )
 
 // DefaultMaxLength caps the tokens per text (BGE models are trained with 512).
@@ -27,6 +34,7 @@ type Encoder struct {
 	params    []*tensors.Tensor
 	maxLength int
 	batchSize int
+	hash      string
 
 	mu   sync.Mutex
 	exec *Exec
@@ -57,10 +65,12 @@ func LoadWith(dir string, opts Options) (*Encoder, error) {
 	if err != nil {
 		return nil, err
 	}
-	weights, err := readWeights(dir)
+	ck, err := checkpoint.Open(dir)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("bert: %w", err)
 	}
+	defer ck.Close()
+	stored := checkpointNames(ck)
 	e := &Encoder{cfg: cfg, tok: tok, maxLength: opts.MaxLength, batchSize: opts.BatchSize, backend: opts.Backend}
 	if e.maxLength <= 0 || e.maxLength > cfg.MaxPositionEmbeddings {
 		e.maxLength = min(DefaultMaxLength, cfg.MaxPositionEmbeddings)
@@ -77,17 +87,53 @@ func LoadWith(dir string, opts Options) (*Encoder, error) {
 		}
 	}
 	for _, s := range cfg.specs() {
-		w, ok := weights[s.name]
+		name, ok := stored[s.name]
 		if !ok {
 			return nil, fmt.Errorf("bert: %s: checkpoint has no tensor %s", dir, s.name)
 		}
-		if fmt.Sprint(w.shape) != fmt.Sprint(s.shape) {
-			return nil, fmt.Errorf("bert: %s: tensor %s has shape %v, config.json implies %v", dir, s.name, w.shape, s.shape)
+		info, _, _ := ck.Info(name)
+		if fmt.Sprint(info.Shape) != fmt.Sprint(s.shape) {
+			return nil, fmt.Errorf("bert: %s: tensor %s has shape %v, config.json implies %v", dir, name, info.Shape, s.shape)
+		}
+		if !checkpoint.IsFloat(info.DType) {
+			return nil, fmt.Errorf("bert: %s: tensor %s has dtype %s, want a floating-point dtype", dir, name, info.DType)
+		}
+		t, err := ck.Tensor(name, dtypes.Float32)
+		if err != nil {
+			return nil, fmt.Errorf("bert: %w", err)
 		}
 		e.names = append(e.names, s.name)
-		e.params = append(e.params, tensors.FromFlatDataAndDimensions(w.data, s.shape...))
+		e.params = append(e.params, t)
+	}
+	if e.hash, err = encoderHash(dir, e.names, e.params); err != nil {
+		return nil, err
 	}
 	return e, nil
+}
+
+// encoderHash is a SHA-256 (hex) of config.json, the tokenizer files and every weight as
+// loaded: two folders that embed alike hash alike, and any change to what shapes a vector shows.
+func encoderHash(dir string, names []string, params []*tensors.Tensor) (string, error) {
+	h := sha256.New()
+	field := func(b []byte) {
+		var n [8]byte
+		binary.LittleEndian.PutUint64(n[:], uint64(len(b)))
+		h.Write(n[:])
+		h.Write(b)
+	}
+	for _, f := range []string{"config.json", "vocab.txt", "tokenizer.json"} {
+		raw, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return "", fmt.Errorf("bert: %w", err)
+		}
+		field([]byte(f))
+		field(raw)
+	}
+	for i, name := range names {
+		field([]byte(name))
+		params[i].ConstBytes(func(b []byte) { field(b) })
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 type spec struct {
@@ -128,6 +174,10 @@ func (e *Encoder) Tokenizer() *Tokenizer { return e.tok }
 
 // Dim is the embedding size (hidden_size).
 func (e *Encoder) Dim() int { return e.cfg.HiddenSize }
+
+// Hash identifies the encoder (config, tokenizer files and weights): an index records it so
+// that querying with a different encoder is caught instead of returning meaningless neighbours.
+func (e *Encoder) Hash() string { return e.hash }
 
 // MaxLength is the token limit per text, [CLS] and [SEP] included.
 func (e *Encoder) MaxLength() int { return e.maxLength }

@@ -259,6 +259,8 @@ func TestSuiteErrors(t *testing.T) {
 		{base + "    prompt_format: limerick\n", "limerick"},
 		{base + "eval: {dtype: float8}\n", "eval dtype"},
 		{base + "    prompt_format: gemma\n    chat_template: '{prompt}'\n", "not both"},
+		{strings.Replace(base, "seed: 1}", "seed: 1}\n    rag: {retriever: dense}", 1), "needs rag.embedder"},
+		{strings.Replace(base, "seed: 1}", "seed: 1}\n    rag: {retriever: tfidf}", 1), `retriever "tfidf"`},
 	} {
 		_, err := Parse([]byte(tc.yaml), "s.yaml", t.TempDir(), nil)
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "s.yaml") {

@@ -235,7 +235,15 @@ func (r *runner) prepareTask(t Task) (*preparedTask, error) {
 	if !r.s.Needs(plots.RAG) && !r.s.Needs(plots.FineTunedRAG) {
 		return pt, nil
 	}
-	pt.indexKey = keyOf("index", pt.hash, t.RAG.Retriever, t.RAG.Embedder)
+	encoderHash := ""
+	if t.RAG.Retriever != rag.KindBM25 {
+		// The encoder's files are part of the index's identity: a changed encoder rebuilds the
+		// index and re-scores the RAG cells instead of failing on the stale index.
+		if encoderHash, err = r.hasher.Hash(t.RAG.Embedder); err != nil {
+			return nil, fmt.Errorf("task %s: rag embedder %s: %w", t.Name, t.RAG.Embedder, err)
+		}
+	}
+	pt.indexKey = keyOf("index", pt.hash, t.RAG.Retriever, t.RAG.Embedder, encoderHash)
 	pt.index = filepath.Join(r.opt.Work, "indexes", t.Name+"-"+pt.indexKey[:16])
 	recallPath := pt.index + ".recall.json"
 	if _, err := os.Stat(pt.index); err != nil {

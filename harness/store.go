@@ -130,7 +130,8 @@ func newFolderHasher(path string) *folderHasher {
 // modelFile reports whether a file is part of a model's identity.
 func modelFile(name string) bool {
 	switch name {
-	case "config.json", "tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json":
+	case "config.json", "tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
+		"vocab.txt": // BERT's WordPiece vocabulary
 		return true
 	}
 	return strings.HasSuffix(name, ".safetensors") || strings.HasSuffix(name, ".safetensors.index.json")

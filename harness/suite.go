@@ -265,6 +265,15 @@ func (s *Suite) normalize(source string, vars map[string]string) error {
 		if t.RAG.Retriever == "" {
 			t.RAG.Retriever = rag.KindBM25
 		}
+		switch t.RAG.Retriever {
+		case rag.KindBM25:
+		case rag.KindDense, rag.KindHybrid:
+			if t.RAG.Embedder == "" {
+				return fail("task %s: rag retriever %s needs rag.embedder, a BERT encoder folder (for example BAAI/bge-small-en-v1.5)", t.Name, t.RAG.Retriever)
+			}
+		default:
+			return fail("task %s: rag retriever %q is not bm25, dense or hybrid", t.Name, t.RAG.Retriever)
+		}
 		if t.RAG.K <= 0 {
 			t.RAG.K = rag.DefaultK
 		}

@@ -2,11 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/perpetual-ml/perpetual/curriculum"
+	"github.com/perpetual-ml/perpetual/evaluation"
 )
 
 // TestRagDenseAndHybridCommands runs index, query and recall with the tiny BERT fixture.
@@ -24,8 +26,10 @@ func TestRagDenseAndHybridCommands(t *testing.T) {
 	t.Cleanup(func() {
 		runCLI(t, "rag", "index", "--retriever", "bm25", "--model", "", "--curriculum", filepath.Join(t.TempDir(), "none"), "--out", filepath.Join(t.TempDir(), "none"))
 	})
+	indexes := map[string]string{}
 	for _, kind := range []string{"dense", "hybrid"} {
 		idx := filepath.Join(t.TempDir(), kind)
+		indexes[kind] = idx
 		out, err := runCLI(t, "rag", "index", "--retriever", kind, "--model", model, "--curriculum", cur, "--out", idx)
 		if err != nil || !strings.Contains(out, "indexed 6 chunks ("+kind+")") {
 			t.Fatalf("%s index: %v\n%s", kind, err, out)
@@ -48,6 +52,35 @@ func TestRagDenseAndHybridCommands(t *testing.T) {
 		}
 		if err := json.Unmarshal([]byte(out), &report); err != nil || report.Questions != len(c.Test) || len(report.Recall) == 0 {
 			t.Fatalf("%s recall report %s (err %v)", kind, out, err)
+		}
+	}
+	// eval --rag reads a dense index (and loads its encoder) like a BM25 one.
+	// The fixture's 64-token window would cut every passage; Gemma's rotary positions let the
+	// same weights read longer prompts.
+	lmDir := tinyModelDir(t)
+	var cfg map[string]any
+	raw, err := os.ReadFile(filepath.Join(lmDir, "config.json"))
+	if err != nil || json.Unmarshal(raw, &cfg) != nil {
+		t.Fatalf("tiny model config: %v", err)
+	}
+	cfg["max_position_embeddings"] = 2048
+	raw, _ = json.Marshal(cfg)
+	if err := os.WriteFile(filepath.Join(lmDir, "config.json"), raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	evalOut := filepath.Join(t.TempDir(), "eval")
+	out, err := runCLI(t, "eval", "--model", lmDir, "--test", cur, "--rag", indexes["dense"], "--k", "2",
+		"--formulation", "letters", "--limit", "5", "--quiet", "--out", evalOut)
+	if err != nil || !strings.Contains(out, "recall@k") {
+		t.Fatalf("eval --rag with a dense index: %v\n%s", err, out)
+	}
+	samples, err := evaluation.ReadSamples(filepath.Join(evalOut, evaluation.SamplesFile("perpetual_letters")))
+	if err != nil || len(samples) != 5 {
+		t.Fatalf("samples: %v, %d", err, len(samples))
+	}
+	for _, smp := range samples {
+		if len(smp.Retrieved) != 2 || !strings.Contains(smp.Prompt, smp.Doc.Question) {
+			t.Fatalf("dense RAG sample: retrieved %v, prompt %q\n%s", smp.Retrieved, smp.Prompt, out)
 		}
 	}
 	// Dense without --model is a clear error.

@@ -1,0 +1,107 @@
+package harness
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/perpetual-ml/perpetual/evaluation"
+	"github.com/perpetual-ml/perpetual/models/bert"
+	"github.com/perpetual-ml/perpetual/models/safetensors"
+	"github.com/perpetual-ml/perpetual/rag"
+)
+
+const denseSuite = `
+name: dense
+tasks:
+  - name: products
+    synthetic: {kind: products, seed: 3, chunks: 6, facts_per_chunk: 2}
+    rag: {retriever: hybrid, k: 2, embedder: "${ENCODER}"}
+models:
+  - name: other
+    path: ${OTHER_MODEL}
+conditions: [base, rag]
+formulations: [letters]
+eval: {batch_size: 16, bootstrap: 100, limit: 6}
+`
+
+// A suite can retrieve with the BERT encoder (hybrid: BM25 and dense fused); the index is keyed
+// by the encoder's files, so changing the encoder rebuilds the index and re-scores only the RAG
+// cell.
+func TestRunWithHybridRetriever(t *testing.T) {
+	rag.LoadEmbedder = func(dir string) (rag.Embedder, error) { return bert.Load(dir) }
+	dir := t.TempDir()
+	other := filepath.Join(dir, "other-model")
+	if err := BuildRandomModel(other, TinyGemmaConfig, 7); err != nil {
+		t.Fatal(err)
+	}
+	encoder := filepath.Join(dir, "encoder")
+	if err := os.MkdirAll(encoder, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tiny := filepath.Join("..", "models", "bert", "testdata", "tiny")
+	for _, f := range []string{"config.json", "vocab.txt", "model.safetensors"} {
+		raw, err := os.ReadFile(filepath.Join(tiny, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(encoder, f), raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := Parse([]byte(denseSuite), "dense.yaml", dir, map[string]string{"OTHER_MODEL": other, "ENCODER": encoder})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "results")
+	rep, err := Run(context.Background(), s, Options{Out: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.CellsEvaluated != 2 || rep.IndexesBuilt != 1 {
+		t.Fatalf("first run: %+v", rep)
+	}
+	rec, err := rep.Results.Record("products", "other", "rag")
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta, err := rag.ReadMeta(rec.Index)
+	if err != nil || meta.Kind != rag.KindHybrid || meta.Dense == nil || len(meta.Dense.EncoderHash) != 64 {
+		t.Fatalf("index meta %+v, %v", meta, err)
+	}
+	samples, err := Samples(out, rec, evaluation.Letters)
+	if err != nil || len(samples) != 6 {
+		t.Fatalf("samples: %v, %d", err, len(samples))
+	}
+	for _, smp := range samples {
+		if len(smp.Retrieved) != 2 {
+			t.Fatalf("sample retrieved %v, want 2 chunk ids", smp.Retrieved)
+		}
+	}
+
+	// A different encoder (one weight changed) rebuilds the index; the base cell stays cached.
+	weights := filepath.Join(encoder, "model.safetensors")
+	f, err := safetensors.Open(weights)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, _ := f.Info("embeddings.word_embeddings.weight")
+	start := f.Header().DataStart
+	f.Close()
+	raw, err := os.ReadFile(weights)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[start+info.Begin] ^= 1
+	if err := os.WriteFile(weights, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = Run(context.Background(), s, Options{Out: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.IndexesBuilt != 1 || rep.CellsEvaluated != 1 || rep.CellsCached != 1 {
+		t.Fatalf("after changing the encoder: %+v", rep)
+	}
+}

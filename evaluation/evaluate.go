@@ -258,6 +258,7 @@ func scoreAll(insts []instance, opt Options, run *Run) (map[string]Result, error
 			progressbar.OptionShowIts(), progressbar.OptionSetItsString("req"),
 			progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(0),
 			progressbar.OptionOnCompletion(func() { fmt.Fprintln(opt.Progress) }))
+		_ = bar.RenderBlank() // start the clock now, not at the first update (rates and ETA)
 	}
 	for start := 0; start < len(todo); start += opt.ChunkRequests {
 		chunk := todo[start:min(start+opt.ChunkRequests, len(todo))]

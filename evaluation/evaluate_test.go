@@ -7,9 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/perpetual-ml/perpetual/curriculum"
 )
@@ -624,5 +627,36 @@ func TestChatTemplateInEvaluate(t *testing.T) {
 	// The template's trailing newline moved into the continuation, as the harness does.
 	if got := decode(sc.requests[0][0].Continuation); got != "\n A" && got != "\n B" {
 		t.Errorf("continuation %q", got)
+	}
+}
+
+// slowScorer takes a known minimum time per call, so the progress bar's rate has an upper bound.
+type slowScorer struct {
+	fakeScorer
+	delay time.Duration
+}
+
+func (s *slowScorer) LogLikelihood(reqs []Request, batchSize int) ([]Result, error) {
+	time.Sleep(s.delay)
+	return s.fakeScorer.LogLikelihood(reqs, batchSize)
+}
+
+// The bar's clock starts when scoring starts, not at its first update: a single chunk of 20
+// requests that takes at least 50 ms can not be reported faster than 400 requests a second.
+func TestProgressRateIsReal(t *testing.T) {
+	letters, _ := DefaultTask(Letters)
+	var progress bytes.Buffer
+	opt := Options{Task: letters, Encoder: Encoder{Tokenizer: byteTokenizer{}}, Scorer: &slowScorer{delay: 50 * time.Millisecond},
+		ModelKey: "m1", Limit: 5, Progress: &progress}
+	if _, err := Evaluate(manyQuestions(10), opt); err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`20/20, ([0-9.]+) req/s`).FindAllStringSubmatch(progress.String(), -1)
+	if len(m) == 0 {
+		t.Fatalf("no final rate in progress output %q", progress.String())
+	}
+	rate, err := strconv.ParseFloat(m[len(m)-1][1], 64)
+	if err != nil || rate > 400 {
+		t.Errorf("final rate %q req/s, want at most 400 (output %q)", m[len(m)-1][1], progress.String())
 	}
 }

@@ -145,6 +145,7 @@ func Run(ctx context.Context, s *Suite, opt Options) (*Report, error) {
 			progressbar.OptionSetDescription("suite "+s.Name), progressbar.OptionShowCount(),
 			progressbar.OptionSetItsString("cell"), progressbar.OptionThrottle(0),
 			progressbar.OptionOnCompletion(func() { fmt.Fprintln(opt.Progress) }))
+		_ = bar.RenderBlank() // start the clock now, not at the first update (rates and ETA)
 	}
 	var records []*CellRecord
 	var losses []plots.LossPoint

@@ -123,6 +123,7 @@ func (d *Dense) Add(chunks ...curriculum.Chunk) error {
 		bar = progressbar.NewOptions(len(chunks), progressbar.OptionSetWriter(d.opts.Progress),
 			progressbar.OptionSetDescription("encoding chunks"), progressbar.OptionShowCount(),
 			progressbar.OptionSetPredictTime(true), progressbar.OptionOnCompletion(func() { fmt.Fprintln(d.opts.Progress) }))
+		_ = bar.RenderBlank() // start the clock now, not at the first update (rates and ETA)
 	}
 	for start := 0; start < len(chunks); start += d.opts.BatchSize {
 		end := min(start+d.opts.BatchSize, len(chunks))

@@ -118,6 +118,7 @@ func progressFor(w io.Writer) func(stage string, total int) func() {
 			progressbar.OptionThrottle(200*time.Millisecond),
 			progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }),
 		)
+		_ = bar.RenderBlank() // start the clock now, not at the first update (rates and ETA)
 		return func() { bar.Add(1) }
 	}
 }

@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"strings"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/perpetual-ml/perpetual/harness"
+	"github.com/perpetual-ml/perpetual/plots"
 	"github.com/perpetual-ml/perpetual/training/finetuner"
 )
 
@@ -56,7 +59,11 @@ a YAML file; --var NAME=PATH fills ${NAME} in its paths (else the environment do
 			if err != nil {
 				return err
 			}
-			opt := harness.Options{Out: out, Work: work, FineTuner: fineTuner, Charts: charts, PNG: png && charts, Chromium: chromium}
+			pngOn, err := choosePNG(png && charts, cmd.Flags().Changed("png"), chromium, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			opt := harness.Options{Out: out, Work: work, FineTuner: fineTuner, Charts: charts, PNG: pngOn, Chromium: chromium}
 			if !quiet {
 				opt.Progress = os.Stderr
 			}
@@ -77,8 +84,33 @@ a YAML file; --var NAME=PATH fills ${NAME} in its paths (else the environment do
 	f.StringVar(&work, "work", "", "cache folder (default OUT/cache)")
 	f.StringArrayVar(&vars, "var", nil, "NAME=VALUE for ${NAME} in suite paths (repeatable)")
 	f.BoolVar(&charts, "charts", true, "render the charts (HTML)")
-	f.BoolVar(&png, "png", true, "also write PNG charts (needs Chromium)")
+	f.BoolVar(&png, "png", true, "also write PNG charts (needs Chromium; skipped with a warning when none is found, unless given explicitly)")
 	f.StringVar(&chromium, "chromium", "", "Chromium binary for PNGs (default: search PATH)")
 	f.BoolVar(&quiet, "quiet", false, "no progress bars")
 	rootCmd.AddCommand(cmd)
+}
+
+// choosePNG decides before any work whether PNG charts can be made, so a missing browser fails
+// in the first second rather than after the whole suite has run. PNGs are on by default and
+// quietly optional: without Chromium the default run writes the HTML charts and says why the
+// PNGs are missing; an explicit --png, or a --chromium that is not there, is an error.
+func choosePNG(want, explicit bool, chromium string, warn io.Writer) (bool, error) {
+	if !want {
+		return false, nil
+	}
+	var err error
+	if chromium != "" {
+		_, err = exec.LookPath(chromium)
+		explicit = true
+	} else {
+		_, err = plots.FindChromium()
+	}
+	if err == nil {
+		return true, nil
+	}
+	if explicit {
+		return false, fmt.Errorf("results: PNG charts: %w (or pass --png=false)", err)
+	}
+	fmt.Fprintf(warn, "perpetual: PNG charts skipped, HTML charts only: %v\n", err)
+	return false, nil
 }

@@ -2,13 +2,12 @@ package harness
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/perpetual-ml/perpetual/evaluation"
 	"github.com/perpetual-ml/perpetual/models/bert"
-	"github.com/perpetual-ml/perpetual/models/safetensors"
+	"github.com/perpetual-ml/perpetual/models/bert/berttest"
 	"github.com/perpetual-ml/perpetual/rag"
 )
 
@@ -36,20 +35,7 @@ func TestRunWithHybridRetriever(t *testing.T) {
 	if err := BuildRandomModel(other, TinyGemmaConfig, 7); err != nil {
 		t.Fatal(err)
 	}
-	encoder := filepath.Join(dir, "encoder")
-	if err := os.MkdirAll(encoder, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	tiny := filepath.Join("..", "models", "bert", "testdata", "tiny")
-	for _, f := range []string{"config.json", "vocab.txt", "model.safetensors"} {
-		raw, err := os.ReadFile(filepath.Join(tiny, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(encoder, f), raw, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	encoder := berttest.CopyTiny(t)
 	s, err := Parse([]byte(denseSuite), "dense.yaml", dir, map[string]string{"OTHER_MODEL": other, "ENCODER": encoder})
 	if err != nil {
 		t.Fatal(err)
@@ -81,22 +67,7 @@ func TestRunWithHybridRetriever(t *testing.T) {
 	}
 
 	// A different encoder (one weight changed) rebuilds the index; the base cell stays cached.
-	weights := filepath.Join(encoder, "model.safetensors")
-	f, err := safetensors.Open(weights)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, _ := f.Info("embeddings.word_embeddings.weight")
-	start := f.Header().DataStart
-	f.Close()
-	raw, err := os.ReadFile(weights)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw[start+info.Begin] ^= 1
-	if err := os.WriteFile(weights, raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	berttest.PerturbWeight(t, encoder)
 	rep, err = Run(context.Background(), s, Options{Out: out})
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package rag_test
 
 import (
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -9,12 +8,12 @@ import (
 
 	"github.com/perpetual-ml/perpetual/curriculum"
 	"github.com/perpetual-ml/perpetual/models/bert"
-	"github.com/perpetual-ml/perpetual/models/safetensors"
+	"github.com/perpetual-ml/perpetual/models/bert/berttest"
 	"github.com/perpetual-ml/perpetual/rag"
 )
 
 // The tiny BERT fixture of models/bert (random weights, golden-checked there).
-var tinyBERT = filepath.Join("..", "models", "bert", "testdata", "tiny")
+var tinyBERT = berttest.TinyDir()
 
 func init() {
 	rag.LoadEmbedder = func(dir string) (rag.Embedder, error) { return bert.Load(dir) }
@@ -89,26 +88,8 @@ func TestDenseIndexRefusesAnotherEncoder(t *testing.T) {
 	if len(m.Dense.EncoderHash) != 64 {
 		t.Fatalf("meta.json encoder_hash = %q, want a SHA-256", m.Dense.EncoderHash)
 	}
-	same, changed := copyFolder(t, tinyBERT), copyFolder(t, tinyBERT)
-	weights := filepath.Join(changed, "model.safetensors")
-	f, err := safetensors.Open(weights)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, ok := f.Info("embeddings.word_embeddings.weight")
-	start := f.Header().DataStart
-	f.Close()
-	if !ok || info.DType != safetensors.F32 {
-		t.Fatalf("fixture has no F32 word embeddings: %+v", info)
-	}
-	raw, err := os.ReadFile(weights)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw[start+info.Begin] ^= 1 // the lowest mantissa bit of the first embedding value
-	if err := os.WriteFile(weights, raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	same, changed := berttest.CopyTiny(t), berttest.CopyTiny(t)
+	berttest.PerturbWeight(t, changed)
 	if _, err := rag.OpenWith(dir, rag.Options{Dense: rag.DenseOptions{ModelDir: same}}); err != nil {
 		t.Fatalf("identical encoder copy refused: %v", err)
 	}
@@ -116,26 +97,4 @@ func TestDenseIndexRefusesAnotherEncoder(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "rebuild") || !strings.Contains(err.Error(), changed) {
 		t.Fatalf("changed encoder: got %v, want an error naming %s and saying to rebuild", err, changed)
 	}
-}
-
-func copyFolder(t *testing.T, src string) string {
-	t.Helper()
-	dst := t.TempDir()
-	entries, err := os.ReadDir(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if e.IsDir() {
-			continue
-		}
-		raw, err := os.ReadFile(filepath.Join(src, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dst, e.Name()), raw, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dst
 }

@@ -370,93 +370,158 @@ func (m *Model) block(p lm.Params, l int, x *Node, st mixerState) (out, conv, ss
 	return Add(residual, ConvertDType(y, residual.DType())), conv, ssm
 }
 
+// mixerGroups is how many channel groups the Logits mixer is split into (when d_inner divides).
+// Channels are independent from in_proj to out_proj except through x_proj, so each group is its
+// own chain of ops on [B, T, d_inner/groups, state] tensors: smaller working sets that stay in
+// cache (measured 1.3x faster per scan on the benchmark model with 8 groups), and independent
+// branches the Go backend's executor can run on different cores. Step keeps one group.
+const mixerGroups = 8
+
 // mixer is Hugging Face's MambaMixer on u [B, T, hidden].
 func (m *Model) mixer(p lm.Params, l int, u *Node, st mixerState) (y, conv, ssm *Node) {
 	c := m.cfg
+	g := u.Graph()
 	B, T := u.Shape().Dimensions[0], u.Shape().Dimensions[1]
 	DI, N, R, K := c.IntermediateSize, c.StateSize, c.TimeStepRank, c.ConvKernel
 	name := func(s string) string { return layerName(l, "mixer."+s) }
-
-	// in_proj's two halves are applied separately: slicing the weight is cheaper than slicing
-	// the [B, T, 2*DI] activations.
+	G := 1
+	if st.ssm == nil && DI%mixerGroups == 0 {
+		G = mixerGroups
+	}
+	Dg := DI / G
+	// sub returns x[lo:hi] along axis (x itself for the whole range, nil for nil): the weights
+	// are sliced per group, never the [B, T, ...] activations.
+	sub := func(x *Node, axis, lo, hi int) *Node {
+		if x == nil || (lo == 0 && hi == x.Shape().Dimensions[axis]) {
+			return x
+		}
+		return SliceAxis(x, axis, AxisRange(lo, hi))
+	}
 	inW, inB := p(name("in_proj.weight")), optional(p, c.UseBias, name("in_proj.bias"))
-	half := func(x *Node, i int) *Node {
-		if x == nil {
-			return nil
-		}
-		return SliceAxis(x, 0, AxisRange(i*DI, (i+1)*DI))
-	}
-	x := linear(u, half(inW, 0), half(inB, 0)) // [B, T, DI]
-	z := linear(u, half(inW, 1), half(inB, 1))
+	convW := Reshape(p(name("conv1d.weight")), DI, K)
+	convB := optional(p, c.UseConvBias, name("conv1d.bias"))
 
-	// Causal depthwise convolution as K shifted multiply-adds over the window [prefix | x].
-	// Logits: the prefix is zeros and shifted inputs from another run are masked out. Step: the
-	// prefix is the cached last K-1 inputs.
-	var prefix *Node
-	if st.conv != nil {
-		prefix = TransposeAllAxes(ConvertDType(st.conv, x.DType()), 0, 2, 1) // [1, K-1, DI]
-	} else {
-		prefix = Zeros(x.Graph(), shapes.Make(x.DType(), B, K-1, DI))
-	}
-	window := Concatenate([]*Node{prefix, x}, 1) // [B, K-1+T, DI]
-	if st.conv != nil {
-		conv = TransposeAllAxes(steps(window, T, 1, K-1), 0, 2, 1)
-		conv = ConvertDType(conv, st.conv.DType())
-	}
-	w := Reshape(p(name("conv1d.weight")), DI, K)
-	var xc *Node
-	for k := range K {
-		// Tap k multiplies the input shift = K-1-k steps back (PyTorch conv1d is a correlation
-		// over the left-padded input).
-		shift := K - 1 - k
-		term := Mul(steps(window, k, 1, T), Reshape(SliceAxis(w, 1, AxisElem(k)), 1, 1, DI))
-		if st.run != nil && shift > 0 {
-			// A multiplicative mask: Where with a broadcast condition is much slower on the Go backend.
-			term = Mul(term, ConvertDType(sameRun(st.run, shift), term.DType()))
+	// Run masks of the convolution taps, shared by the groups.
+	masks := make([]*Node, K)
+	if st.run != nil {
+		for shift := 1; shift < K; shift++ {
+			masks[shift] = sameRun(st.run, shift)
 		}
-		if xc == nil {
-			xc = term
+	}
+
+	xs, zs, convs := make([]*Node, G), make([]*Node, G), make([]*Node, G)
+	var ssmParams *Node // [B, T, R+2N] = sum over groups of x_g x_proj[:, g]^T
+	for gi := range G {
+		lo, hi := gi*Dg, (gi+1)*Dg
+		// in_proj's x and z halves applied separately: slicing the weight is cheaper than
+		// slicing the [B, T, 2*DI] activations.
+		x := linear(u, sub(inW, 0, lo, hi), sub(inB, 0, lo, hi)) // [B, T, Dg]
+		zs[gi] = linear(u, sub(inW, 0, DI+lo, DI+hi), sub(inB, 0, DI+lo, DI+hi))
+
+		// Causal depthwise convolution as K shifted multiply-adds over the window [prefix | x].
+		// Logits: the prefix is zeros and shifted inputs from another run are masked out. Step:
+		// the prefix is the cached last K-1 inputs.
+		var prefix *Node
+		if st.conv != nil {
+			prefix = TransposeAllAxes(ConvertDType(sub(st.conv, 1, lo, hi), x.DType()), 0, 2, 1) // [1, K-1, Dg]
 		} else {
-			xc = Add(xc, term)
+			prefix = Zeros(g, shapes.Make(x.DType(), B, K-1, Dg))
+		}
+		window := Concatenate([]*Node{prefix, x}, 1) // [B, K-1+T, Dg]
+		if st.conv != nil {
+			convs[gi] = ConvertDType(TransposeAllAxes(steps(window, T, 1, K-1), 0, 2, 1), st.conv.DType())
+		}
+		w := sub(convW, 0, lo, hi)
+		var xc *Node
+		for k := range K {
+			// Tap k multiplies the input shift = K-1-k steps back (PyTorch conv1d is a
+			// correlation over the left-padded input).
+			shift := K - 1 - k
+			term := Mul(steps(window, k, 1, T), Reshape(SliceAxis(w, 1, AxisElem(k)), 1, 1, Dg))
+			if masks[shift] != nil {
+				// A multiplicative mask: Where with a broadcast condition is much slower on the Go backend.
+				term = Mul(term, ConvertDType(masks[shift], term.DType()))
+			}
+			if xc == nil {
+				xc = term
+			} else {
+				xc = Add(xc, term)
+			}
+		}
+		if convB != nil {
+			xc = Add(xc, Reshape(sub(convB, 0, lo, hi), 1, 1, Dg))
+		}
+		xs[gi] = silu(xc)
+		part := linear(xs[gi], sub(p(name("x_proj.weight")), 1, lo, hi), nil)
+		if ssmParams == nil {
+			ssmParams = part
+		} else {
+			ssmParams = Add(ssmParams, part)
 		}
 	}
-	if c.UseConvBias {
-		xc = Add(xc, Reshape(p(name("conv1d.bias")), 1, 1, DI))
+	if st.conv != nil {
+		conv = concatIfMany(convs, 1)
 	}
-	x = silu(xc)
 
-	ssmParams := linear(x, p(name("x_proj.weight")), nil) // [B, T, R+2N]
-	dt := SliceAxis(ssmParams, -1, AxisRange(0, R))
+	dtIn := SliceAxis(ssmParams, -1, AxisRange(0, R))
 	Bm := ConvertDType(SliceAxis(ssmParams, -1, AxisRange(R, R+N)), dtypes.Float32)
 	Cm := SliceAxis(ssmParams, -1, AxisRange(R+N, R+2*N))
-	dt = softplus(linear(dt, p(name("dt_proj.weight")), p(name("dt_proj.bias"))))
-	dt = ConvertDType(dt, dtypes.Float32) // [B, T, DI]
-	A := Neg(Exp(ConvertDType(p(name("A_log")), dtypes.Float32)))
-
-	// s_t = a_t s_{t-1} + b_t with a_t = exp(dt_t A) (zero where a run starts) and
-	// b_t = dt_t x_t B_t, all [B, T, DI, N] in float32; y_t = C_t s_t.
-	dtx := Mul(dt, ConvertDType(x, dtypes.Float32))
-	var out *Node
-	if st.ssm == nil {
-		// Logits, from zero state. A run start gets a huge dt in the decay only, so exp(dt A) is
-		// exactly 0 there: a finite value keeps the gradient of A free of 0*inf, and adding a
-		// [B, T, 1] column is a vectorised trailing broadcast.
-		dtDecay := dt
-		if st.starts != nil {
-			big := MulScalar(ConvertDType(Reshape(st.starts, B, T, 1), dtypes.Float32), 1e30)
-			dtDecay = Add(dt, big)
-		}
-		out = ScanOutput(dtDecay, dtx, Bm, Cm, A) // [B, T, DI]
-	} else {
-		// Step: continue from the cached state and return the last one.
-		s := Scan(decay(dt, A), outer(dtx, Bm), ConvertDType(st.ssm, dtypes.Float32)) // [B, T, DI, N]
-		ssm = Reshape(steps(Reshape(s, B, T, DI*N), T-1, 1, 1), 1, DI, N)
-		// As Hugging Face: the states are cast to the compute dtype before contracting with C.
-		out = contract(ConvertDType(s, x.DType()), Cm)
+	var startsBig *Node
+	if st.starts != nil {
+		// A run start gets a huge dt in the decay only, so exp(dt A) is exactly 0 there: a
+		// finite value keeps the gradient of A free of 0*inf, and adding a [B, T, 1] column is a
+		// vectorised trailing broadcast.
+		startsBig = MulScalar(ConvertDType(Reshape(st.starts, B, T, 1), dtypes.Float32), 1e30)
 	}
-	out = Add(out, Mul(x, Reshape(p(name("D")), 1, 1, DI)))
-	out = Mul(out, silu(z))
-	return linear(out, p(name("out_proj.weight")), optional(p, c.UseBias, name("out_proj.bias"))), conv, ssm
+	ssms := make([]*Node, G)
+	for gi := range G {
+		lo, hi := gi*Dg, (gi+1)*Dg
+		x := xs[gi]
+		dt := softplus(linear(dtIn, sub(p(name("dt_proj.weight")), 0, lo, hi), sub(p(name("dt_proj.bias")), 0, lo, hi)))
+		dt = ConvertDType(dt, dtypes.Float32) // [B, T, Dg]
+		A := Neg(Exp(ConvertDType(sub(p(name("A_log")), 0, lo, hi), dtypes.Float32)))
+
+		// s_t = a_t s_{t-1} + b_t with a_t = exp(dt_t A) (zero where a run starts) and
+		// b_t = dt_t x_t B_t, all [B, T, Dg, N] in float32; y_t = C_t s_t.
+		dtx := Mul(dt, ConvertDType(x, dtypes.Float32))
+		var out *Node
+		if st.ssm == nil {
+			// Logits, from zero state.
+			dtDecay := dt
+			if startsBig != nil {
+				dtDecay = Add(dt, startsBig)
+			}
+			out = ScanOutput(dtDecay, dtx, Bm, Cm, A) // [B, T, Dg]
+		} else {
+			// Step: continue from the cached state and return the last one.
+			s := Scan(decay(dt, A), outer(dtx, Bm), ConvertDType(sub(st.ssm, 1, lo, hi), dtypes.Float32)) // [B, T, Dg, N]
+			ssms[gi] = Reshape(steps(Reshape(s, B, T, Dg*N), T-1, 1, 1), 1, Dg, N)
+			// As Hugging Face: the states are cast to the compute dtype before contracting with C.
+			out = contract(ConvertDType(s, x.DType()), Cm)
+		}
+		out = Add(out, Mul(x, Reshape(sub(p(name("D")), 0, lo, hi), 1, 1, Dg)))
+		out = Mul(out, silu(zs[gi]))
+		part := linear(out, sub(p(name("out_proj.weight")), 1, lo, hi), nil)
+		if y == nil {
+			y = part
+		} else {
+			y = Add(y, part)
+		}
+	}
+	if c.UseBias {
+		y = Add(y, ExpandLeftToRank(p(name("out_proj.bias")), y.Rank()))
+	}
+	if st.ssm != nil {
+		ssm = concatIfMany(ssms, 1)
+	}
+	return y, conv, ssm
+}
+
+func concatIfMany(xs []*Node, axis int) *Node {
+	if len(xs) == 1 {
+		return xs[0]
+	}
+	return Concatenate(xs, axis)
 }
 
 // sameRun is [B, T, 1] true where token t and token t-shift belong to the same run (false for

@@ -276,6 +276,68 @@ func TestScanEqualsSequential(t *testing.T) {
 	}
 }
 
+// ScanOutput (blocks of scanRadix steps built from the small inputs, pairwise scan across blocks,
+// contraction per phase) equals the sequential recurrence contracted with C, for lengths below,
+// at and across block boundaries, with run starts (a huge dt makes the decay exactly 0), and so do
+// its gradients w.r.t. dt, dtx, B, C and A.
+func TestScanOutputEqualsSequential(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	for _, T := range []int{1, 2, 3, scanRadix - 1, scanRadix, scanRadix + 1, 2*scanRadix + 3, 5 * scanRadix} {
+		const B, D, N = 2, 3, 4
+		dt, dtx := make([]float32, B*T*D), make([]float32, B*T*D)
+		bm, cm := make([]float32, B*T*N), make([]float32, B*T*N)
+		A := make([]float32, D*N)
+		for i := range dt {
+			dt[i] = float32(0.05 + 0.5*rng.Float64())
+			if rng.IntN(7) == 0 {
+				dt[i] += 1e30 // run start
+			}
+			dtx[i] = float32(rng.NormFloat64())
+		}
+		for i := range bm {
+			bm[i], cm[i] = float32(rng.NormFloat64()), float32(rng.NormFloat64())
+		}
+		for i := range A {
+			A[i] = -float32(0.2 + 2*rng.Float64())
+		}
+		args := []any{
+			tensors.FromFlatDataAndDimensions(dt, B, T, D), tensors.FromFlatDataAndDimensions(dtx, B, T, D),
+			tensors.FromFlatDataAndDimensions(bm, B, T, N), tensors.FromFlatDataAndDimensions(cm, B, T, N),
+			tensors.FromFlatDataAndDimensions(A, D, N),
+		}
+		run := func(f func(dt, dtx, bm, cm, A *Node) *Node) [][]float32 {
+			exec, err := NewExec(testBackend(t), func(in []*Node) []*Node {
+				y := f(in[0], in[1], in[2], in[3], in[4])
+				w := Iota(y.Graph(), y.Shape(), 1)
+				loss := ReduceAllSum(Mul(Square(y), AddScalar(ConvertDType(w, dtypes.Float32), 1)))
+				return append([]*Node{y}, Gradient(loss, in...)...)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := exec.Exec(args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var res [][]float32
+			for _, o := range out {
+				res = append(res, tensors.MustCopyFlatData[float32](o))
+			}
+			return res
+		}
+		got := run(ScanOutput)
+		want := run(func(dt, dtx, bm, cm, A *Node) *Node {
+			return contract(SequentialScan(decay(dt, A), outer(dtx, bm), nil), cm)
+		})
+		for i, what := range []string{"y", "grad dt", "grad dtx", "grad B", "grad C", "grad A"} {
+			rel, maxAbs := compare(got[i], float64s(want[i]))
+			if rel > 1e-5 || math.IsNaN(rel) {
+				t.Errorf("T=%d %s: relative error %.2e (max abs %.2e)", T, what, rel, maxAbs)
+			}
+		}
+	}
+}
+
 // Training loss (mean next-token cross-entropy over weighted positions) and gradients w.r.t.
 // several parameters, through graph.Gradient and the scan, against PyTorch autograd.
 func TestGoldenLossAndGradients(t *testing.T) {

@@ -126,43 +126,78 @@ func contract(s, c *Node) *Node {
 	return DotGeneral(s, []int{3}, []int{0, 1}, c, []int{2}, []int{0, 1})
 }
 
+// scanRadix is the block length of ScanOutput's first level.
+const scanRadix = 8
+
 // ScanOutput returns y[b,t,d] = sum_n C[b,t,n] s[b,t,d,n] for the selective scan from zero state
 // s_t = exp(dt_t A) * s_{t-1} + dtx_t B_t (dt, dtx [B, T, D] and Bm [B, T, N] float32, A [D, N],
 // Cm [B, T, N] in dtype; the states are cast to dtype before the contraction, as Hugging Face).
-// It is Scan followed by the contraction, restructured so the [B, T, D, N] tensors of the first
-// level are built directly from even and odd rows of the small inputs (no decay or input tensor
-// at full length, no gathers of them), and the states at even and odd steps are contracted
-// separately, so the full-length state tensor is never interleaved: only y is.
+//
+// It is Scan followed by the contraction, restructured to make fewer passes over [B, T, D, N]
+// memory: time is cut into blocks of R = scanRadix steps and every tensor of phase j (steps
+// Rk+j) is built directly from rows of the small inputs, so nothing of full size is gathered.
+// Each block is summarised sequentially (B' = a_j B' + b_j; its decay exp(sum_j dt_j A) comes from
+// the small dt), the block-end states come from the pairwise Scan on T/R steps, and the states
+// inside the blocks are rebuilt sequentially from the previous block's end and contracted with C
+// phase by phase, so no full-length state tensor is ever interleaved: only y is.
 func ScanOutput(dt, dtx, Bm, Cm, A *Node) *Node {
 	g := dt.Graph()
 	dims := dt.Shape().Dimensions
 	B, T, D := dims[0], dims[1], dims[2]
 	N := A.Shape().Dimensions[1]
 	dtype := Cm.DType()
-	if T == 1 {
-		return contract(ConvertDType(outer(dtx, Bm), dtype), Cm)
-	}
-	if T%2 == 1 {
-		// An identity step (dt = 0 so a = 1, no input, C = 0) pads to even length; its output is dropped.
+	R := min(scanRadix, T)
+	if T%R != 0 {
+		// Identity steps (dt = 0 so a = 1, no input, C = 0) pad to whole blocks; their outputs
+		// are dropped and, being last, they cannot affect earlier steps.
+		padded := (T + R - 1) / R * R
 		pad := func(x *Node) *Node {
 			d := x.Shape().Dimensions
-			return Concatenate([]*Node{x, Zeros(g, shapes.Make(x.DType(), d[0], 1, d[2]))}, 1)
+			return Concatenate([]*Node{x, Zeros(g, shapes.Make(x.DType(), d[0], padded-T, d[2]))}, 1)
 		}
 		return SliceAxis(ScanOutput(pad(dt), pad(dtx), pad(Bm), pad(Cm), A), 1, AxisRange(0, T))
 	}
-	half := T / 2
-	ev := func(x *Node) *Node { return steps(x, 0, 2, half) }
-	od := func(x *Node) *Node { return steps(x, 1, 2, half) }
-	flat := func(x *Node) *Node { return Reshape(x, B, half, D*N) }
-	aE, aO := flat(decay(ev(dt), A)), flat(decay(od(dt), A))
-	bE, bO := flat(outer(ev(dtx), ev(Bm))), flat(outer(od(dtx), od(Bm)))
-	odd := pairwiseScan(Mul(aO, aE), Add(Mul(aO, bE), bO)) // states at steps 2k+1
-	even := bE
-	if half > 1 {
-		prev := Concatenate([]*Node{Zeros(g, shapes.Make(bE.DType(), B, 1, D*N)), steps(odd, 0, 1, half-1)}, 1)
-		even = Add(Mul(aE, prev), bE) // states at steps 2k
+	nb := T / R
+	phase := func(x *Node, j int) *Node { return steps(x, j, R, nb) }
+	flat := func(x *Node) *Node { return Reshape(x, B, nb, D*N) }
+	a, b := make([]*Node, R), make([]*Node, R)
+	var dtSum *Node
+	for j := range R {
+		dtj := phase(dt, j)
+		a[j] = flat(decay(dtj, A))
+		b[j] = flat(outer(phase(dtx, j), phase(Bm, j)))
+		if dtSum == nil {
+			dtSum = dtj
+		} else {
+			dtSum = Add(dtSum, dtj)
+		}
 	}
-	unflat := func(s *Node) *Node { return ConvertDType(Reshape(s, B, half, D, N), dtype) }
-	yE, yO := contract(unflat(even), ev(Cm)), contract(unflat(odd), od(Cm))
-	return Reshape(Stack([]*Node{yE, yO}, 2), B, T, D)
+	// Block summaries: s_{Rk+R-1} = aSum_k s_{Rk-1} + bSum_k.
+	bSum := b[0]
+	for j := 1; j < R; j++ {
+		bSum = Add(Mul(a[j], bSum), b[j])
+	}
+	aSum := flat(decay(dtSum, A))
+	ends := pairwiseScan(aSum, bSum) // states at steps Rk+R-1
+	var s *Node                      // state before the block's first step: zero for the first block
+	if nb > 1 {
+		s = Concatenate([]*Node{Zeros(g, shapes.Make(ends.DType(), B, 1, D*N)), steps(ends, 0, 1, nb-1)}, 1)
+	}
+	contractPhase := func(s *Node, j int) *Node {
+		return contract(ConvertDType(Reshape(s, B, nb, D, N), dtype), phase(Cm, j))
+	}
+	ys := make([]*Node, R)
+	for j := range R - 1 {
+		if s == nil {
+			s = b[j]
+		} else {
+			s = Add(Mul(a[j], s), b[j])
+		}
+		ys[j] = contractPhase(s, j)
+	}
+	ys[R-1] = contractPhase(ends, R-1)
+	if R == 1 {
+		return ys[0]
+	}
+	return Reshape(Stack(ys, 2), B, T, D)
 }

@@ -14,6 +14,7 @@ package mamba
 import (
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
+	"github.com/gomlx/gomlx/core/tensors"
 )
 
 // Scan returns every state s_t, t = 0..T-1, of s_t = a_t*s_{t-1} + b_t, with s_{-1} = h0 (zeros
@@ -70,13 +71,13 @@ func pairwiseScan(a, b *Node) *Node {
 func steps(x *Node, start, stride, count int) *Node {
 	dims := x.Shape().Dimensions
 	B, L, F := dims[0], dims[1], dims[2]
-	idx := make([][]int32, 0, B*count)
+	idx := make([]int32, 0, B*count)
 	for b := range B {
 		for i := range count {
-			idx = append(idx, []int32{int32(b*L + start + i*stride)})
+			idx = append(idx, int32(b*L+start+i*stride))
 		}
 	}
-	rows := Gather(Reshape(x, B*L, F), Const(x.Graph(), idx))
+	rows := Gather(Reshape(x, B*L, F), ConstTensor(x.Graph(), tensors.FromFlatDataAndDimensions(idx, B*count, 1)))
 	return Reshape(rows, B, count, F)
 }
 

@@ -452,7 +452,9 @@ func (m *Model) mixer(p lm.Params, l int, u *Node, st mixerState) (y, conv, ssm 
 			xc = Add(xc, Reshape(sub(convB, 0, lo, hi), 1, 1, Dg))
 		}
 		xs[gi] = silu(xc)
-		part := linear(xs[gi], sub(p(name("x_proj.weight")), 1, lo, hi), nil)
+		// Partial sums over groups are added in float32 (a no-op for float32 weights), so bf16
+		// compute rounds once, as a single matmul would.
+		part := ConvertDType(linear(xs[gi], sub(p(name("x_proj.weight")), 1, lo, hi), nil), dtypes.Float32)
 		if ssmParams == nil {
 			ssmParams = part
 		} else {
@@ -463,6 +465,7 @@ func (m *Model) mixer(p lm.Params, l int, u *Node, st mixerState) (y, conv, ssm 
 		conv = concatIfMany(convs, 1)
 	}
 
+	ssmParams = ConvertDType(ssmParams, xs[0].DType())
 	dtIn := SliceAxis(ssmParams, -1, AxisRange(0, R))
 	Bm := ConvertDType(SliceAxis(ssmParams, -1, AxisRange(R, R+N)), dtypes.Float32)
 	Cm := SliceAxis(ssmParams, -1, AxisRange(R+N, R+2*N))
@@ -501,13 +504,14 @@ func (m *Model) mixer(p lm.Params, l int, u *Node, st mixerState) (y, conv, ssm 
 		}
 		out = Add(out, Mul(x, Reshape(sub(p(name("D")), 0, lo, hi), 1, 1, Dg)))
 		out = Mul(out, silu(zs[gi]))
-		part := linear(out, sub(p(name("out_proj.weight")), 1, lo, hi), nil)
+		part := ConvertDType(linear(out, sub(p(name("out_proj.weight")), 1, lo, hi), nil), dtypes.Float32)
 		if y == nil {
 			y = part
 		} else {
 			y = Add(y, part)
 		}
 	}
+	y = ConvertDType(y, u.DType())
 	if c.UseBias {
 		y = Add(y, ExpandLeftToRank(p(name("out_proj.bias")), y.Rank()))
 	}

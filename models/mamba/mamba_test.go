@@ -492,3 +492,23 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		}
 	}
 }
+
+// softplus (the Exp + series form, no Log) matches log(1 + exp(x)) in float64 to float32
+// precision from deep underflow to PyTorch's threshold region.
+func TestSoftplusAccuracy(t *testing.T) {
+	var xs []float32
+	for x := -80.0; x <= 100; x += 0.001 {
+		xs = append(xs, float32(x))
+	}
+	exec, err := NewExec(testBackend(t), func(x *Node) *Node { return softplus(x) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := exec.MustExec(tensors.FromValue(xs))[0].Value().([]float32)
+	for i, x := range xs {
+		want := math.Log1p(math.Exp(float64(x)))
+		if rel := math.Abs(float64(got[i])-want) / want; rel > 1e-6 || math.IsNaN(rel) {
+			t.Fatalf("softplus(%g) = %g, want %g (relative error %.2e)", x, got[i], want, rel)
+		}
+	}
+}

@@ -17,6 +17,8 @@ import (
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
 	"github.com/gomlx/gomlx/core/tensors"
+
+	"github.com/perpetual-ml/perpetual/models/internal/goldentest"
 )
 
 // benchConfig is ~9.7M parameters: MQA with 4 heads of 64 like gemma-2b's 8 heads of 256.
@@ -95,12 +97,12 @@ func benchForward(b *testing.B, dtype dtypes.DType) {
 	m, params := benchModel(b)
 	if dtype != dtypes.Float32 {
 		for i, p := range params {
-			params[i] = toTensor(tensors.MustCopyFlatData[float32](p), dtype, p.Shape().Dimensions)
+			params[i] = goldentest.ToTensor(tensors.MustCopyFlatData[float32](p), dtype, p.Shape().Dimensions)
 		}
 	}
 	n := len(params)
-	exec, err := NewExec(testBackend(b), func(inputs []*Node) *Node {
-		p := paramsFrom(b, m, inputs)
+	exec, err := NewExec(goldentest.Backend(b), func(inputs []*Node) *Node {
+		p := goldentest.ParamsFrom(m.Specs(), inputs)
 		return m.Logits(p, inputs[n], inputs[n+1], inputs[n+2])
 	})
 	if err != nil {
@@ -134,10 +136,10 @@ func BenchmarkTrainStep(b *testing.B) {
 	m, params := benchModel(b)
 	n := len(params)
 	const lr, beta1, beta2, eps, decay = 1e-3, 0.9, 0.999, 1e-8, 0.01
-	exec, err := NewExec(testBackend(b), func(inputs []*Node) []*Node {
+	exec, err := NewExec(goldentest.Backend(b), func(inputs []*Node) []*Node {
 		theta, mom, vel := inputs[:n], inputs[n:2*n], inputs[2*n:3*n]
 		step, tokens, targets := inputs[3*n], inputs[3*n+1], inputs[3*n+2]
-		p := paramsFrom(b, m, theta)
+		p := goldentest.ParamsFrom(m.Specs(), theta)
 		positions := Iota(tokens.Graph(), tokens.Shape(), 1)
 		logits := m.Logits(p, tokens, positions, OnesLike(tokens))
 		loss := ReduceAllMean(crossEntropy(logits, targets))
@@ -255,8 +257,8 @@ func BenchmarkForward2BShapes(b *testing.B) {
 				params = append(params, tensors.FromFlatDataAndDimensions(data, s.Shape...))
 			}
 			n := len(params)
-			exec, err := NewExec(testBackend(b), func(inputs []*Node) *Node {
-				return m.Logits(paramsFrom(b, m, inputs), inputs[n], inputs[n+1], inputs[n+2])
+			exec, err := NewExec(goldentest.Backend(b), func(inputs []*Node) *Node {
+				return m.Logits(goldentest.ParamsFrom(m.Specs(), inputs), inputs[n], inputs[n+1], inputs[n+2])
 			})
 			if err != nil {
 				b.Fatal(err)

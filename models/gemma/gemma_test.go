@@ -10,6 +10,7 @@ import (
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
 	"github.com/gomlx/gomlx/core/tensors"
 
+	"github.com/perpetual-ml/perpetual/models/internal/goldentest"
 	"github.com/perpetual-ml/perpetual/models/lm"
 )
 
@@ -24,7 +25,7 @@ func TestGoldenLogits(t *testing.T) {
 				var b batch
 				b.row(len(seq), seq)
 				got := f.logits(t, dtypes.Float32, b)[0]
-				rel, maxAbs := compare(flatten(got), f.golden.Logits[i])
+				rel, maxAbs := goldentest.Compare(goldentest.Flatten(got), f.golden.Logits[i])
 				if rel > 1e-4 || math.IsNaN(rel) {
 					t.Errorf("sequence %d: relative error %.2e (max abs %.2e) > 1e-4", i, rel, maxAbs)
 				}
@@ -44,8 +45,8 @@ func TestGoldenLogitsBF16Compute(t *testing.T) {
 		var b batch
 		b.row(len(seq), seq)
 		got := f.logits(t, dtypes.BFloat16, b)[0]
-		rel, maxAbs := compare(flatten(got), f.golden.LogitsBF16[i])
-		relF32, _ := compare(flatten(got), f.golden.Logits[i])
+		rel, maxAbs := goldentest.Compare(goldentest.Flatten(got), f.golden.LogitsBF16[i])
+		relF32, _ := goldentest.Compare(goldentest.Flatten(got), f.golden.Logits[i])
 		t.Logf("sequence %d: vs torch bf16 %.2e (max abs %.2e), vs f32 %.2e", i, rel, maxAbs, relF32)
 		if rel > 3e-2 || math.IsNaN(rel) {
 			t.Errorf("sequence %d: relative error %.2e vs PyTorch bf16 > 3e-2", i, rel)
@@ -68,7 +69,7 @@ func TestBatchPaddingAndPacking(t *testing.T) {
 	check := func(row, offset, seq int) {
 		t.Helper()
 		n := len(s[seq])
-		rel, maxAbs := compare(flatten(got[row][offset:offset+n]), f.golden.Logits[seq])
+		rel, maxAbs := goldentest.Compare(goldentest.Flatten(got[row][offset:offset+n]), f.golden.Logits[seq])
 		if rel > 1e-4 || math.IsNaN(rel) {
 			t.Errorf("row %d, sequence %d at offset %d: relative error %.2e (max abs %.2e)", row, seq, offset, rel, maxAbs)
 		}
@@ -80,7 +81,7 @@ func TestBatchPaddingAndPacking(t *testing.T) {
 	check(3, 0, 2)
 	check(3, len(s[2]), 0)
 	for _, row := range got {
-		for _, v := range flatten(row) {
+		for _, v := range goldentest.Flatten(row) {
 			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
 				t.Fatal("non-finite logits (padding rows must stay finite)")
 			}
@@ -123,8 +124,8 @@ func newStepper(t *testing.T, f *fixture, maxLen int) *stepper {
 		t.Fatalf("CacheShapes: %d entries, want %d", len(shapes), 2*f.model.cfg.NumHiddenLayers)
 	}
 	nParams, nCache := len(f.model.Specs()), len(shapes)
-	exec, err := NewExec(testBackend(t), func(inputs []*Node) []*Node {
-		p := paramsFrom(t, f.model, inputs)
+	exec, err := NewExec(goldentest.Backend(t), func(inputs []*Node) []*Node {
+		p := goldentest.ParamsFrom(f.model.Specs(), inputs)
 		logits, cache := f.model.Step(p, inputs[nParams:nParams+nCache], inputs[nParams+nCache], inputs[nParams+nCache+1])
 		return append([]*Node{logits}, cache...)
 	})
@@ -179,30 +180,22 @@ func TestStepMatchesFullRecomputation(t *testing.T) {
 				got = append(got, s.step(t, seq[start:end], start)...)
 			}
 			for i := range seq {
-				rel, maxAbs := compare(got[i], float64s(want[i]))
+				rel, maxAbs := goldentest.Compare(got[i], goldentest.Float64s(want[i]))
 				if rel > 1e-5 {
 					t.Errorf("position %d: cached vs full relative error %.2e (max abs %.2e)", i, rel, maxAbs)
 				}
 			}
-			rel, _ := compare(flatten(got), f.golden.Logits[1])
+			rel, _ := goldentest.Compare(goldentest.Flatten(got), f.golden.Logits[1])
 			if rel > 1e-4 {
 				t.Errorf("cached logits vs PyTorch: relative error %.2e", rel)
 			}
 			// A cache exactly as long as the sequence, filled by one prefill.
 			exact := newStepper(t, f, len(seq)).step(t, seq, 0)
-			if rel, _ := compare(flatten(exact), f.golden.Logits[1]); rel > 1e-4 {
+			if rel, _ := goldentest.Compare(goldentest.Flatten(exact), f.golden.Logits[1]); rel > 1e-4 {
 				t.Errorf("single prefill into an exact-size cache vs PyTorch: relative error %.2e", rel)
 			}
 		})
 	}
-}
-
-func float64s(x []float32) []float64 {
-	out := make([]float64, len(x))
-	for i, v := range x {
-		out[i] = float64(v)
-	}
-	return out
 }
 
 // Training-style loss (mean next-token cross-entropy over chosen positions) and its gradients
@@ -222,8 +215,8 @@ func TestGoldenLossAndGradients(t *testing.T) {
 				gradNames = append(gradNames, n)
 			}
 			nParams := len(specs)
-			exec, err := NewExec(testBackend(t), func(inputs []*Node) []*Node {
-				p := paramsFrom(t, f.model, inputs)
+			exec, err := NewExec(goldentest.Backend(t), func(inputs []*Node) []*Node {
+				p := goldentest.ParamsFrom(f.model.Specs(), inputs)
 				tokens, targets, weights := inputs[nParams], inputs[nParams+1], inputs[nParams+2]
 				T := tokens.Shape().Dimensions[1]
 				positions := Iota(tokens.Graph(), tokens.Shape(), 1)
@@ -259,7 +252,7 @@ func TestGoldenLossAndGradients(t *testing.T) {
 			for i, n := range gradNames {
 				var got []float32
 				tensors.MustConstFlatData(out[1+i], func(flat []float32) { got = append(got, flat...) })
-				rel, maxAbs := compare(got, L.Grads[n])
+				rel, maxAbs := goldentest.Compare(got, L.Grads[n])
 				if rel > 1e-4 || math.IsNaN(rel) {
 					t.Errorf("gradient of %s: relative error %.2e (max abs %.2e)", n, rel, maxAbs)
 				}
@@ -367,7 +360,7 @@ func TestScoringMemoryEstimate2B(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := arch.(*Model)
-	est, err := m.EstimateScoringMemory(testBackend(t), 1, 2048, dtypes.BFloat16)
+	est, err := m.EstimateScoringMemory(goldentest.Backend(t), 1, 2048, dtypes.BFloat16)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -382,7 +375,7 @@ func TestScoringMemoryEstimate2B(t *testing.T) {
 	if est.PeakActivationBytes < est.LogitsBytes+est.LogitsBytes/2 || est.PeakActivationBytes > 8*est.LogitsBytes {
 		t.Errorf("PeakActivationBytes = %d, implausible next to logits of %d", est.PeakActivationBytes, est.LogitsBytes)
 	}
-	half, err := m.EstimateScoringMemory(testBackend(t), 1, 1024, dtypes.BFloat16)
+	half, err := m.EstimateScoringMemory(goldentest.Backend(t), 1, 1024, dtypes.BFloat16)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -393,13 +386,13 @@ func TestScoringMemoryEstimate2B(t *testing.T) {
 		dtype         dtypes.DType
 		batch, seqLen int
 	}{{dtypes.Float32, 1, 2048}, {dtypes.BFloat16, 4, 2048}, {dtypes.BFloat16, 1, 512}} {
-		e, err := m.EstimateScoringMemory(testBackend(t), c.batch, c.seqLen, c.dtype)
+		e, err := m.EstimateScoringMemory(goldentest.Backend(t), c.batch, c.seqLen, c.dtype)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Logf("gemma-2b, %d x %d tokens, %s: %s", c.batch, c.seqLen, c.dtype, e)
 	}
-	if _, err := m.EstimateScoringMemory(testBackend(t), 0, 10, dtypes.Float32); err == nil {
+	if _, err := m.EstimateScoringMemory(goldentest.Backend(t), 0, 10, dtypes.Float32); err == nil {
 		t.Error("batch 0 accepted")
 	}
 }

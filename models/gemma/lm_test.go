@@ -10,6 +10,7 @@ import (
 
 	"github.com/gomlx/compute/dtypes"
 
+	"github.com/perpetual-ml/perpetual/models/internal/goldentest"
 	"github.com/perpetual-ml/perpetual/models/lm"
 )
 
@@ -35,7 +36,7 @@ func TestLMLoadGoldenLogits(t *testing.T) {
 				t.Fatal(err)
 			}
 			for i := range f.golden.Sequences {
-				rel, maxAbs := compare(flatten(got[i]), f.golden.Logits[i])
+				rel, maxAbs := goldentest.Compare(goldentest.Flatten(got[i]), f.golden.Logits[i])
 				if rel > 1e-4 || math.IsNaN(rel) {
 					t.Errorf("sequence %d: relative error %.2e (max abs %.2e)", i, rel, maxAbs)
 				}
@@ -50,7 +51,7 @@ func TestLMLoadGoldenLogits(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i := range f.golden.Sequences {
-			rel, _ := compare(flatten(got[i]), f.golden.Logits[i])
+			rel, _ := goldentest.Compare(goldentest.Flatten(got[i]), f.golden.Logits[i])
 			t.Logf("sequence %d: float16 vs float32 reference %.2e", i, rel)
 			if rel > 1e-2 || math.IsNaN(rel) {
 				t.Errorf("sequence %d: relative error %.2e", i, rel)
@@ -64,7 +65,7 @@ func TestLMLoadGoldenLogits(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i := range f.golden.Sequences {
-			if rel, _ := compare(flatten(got[i]), f.golden.LogitsBF16[i]); rel > 3e-2 || math.IsNaN(rel) {
+			if rel, _ := goldentest.Compare(goldentest.Flatten(got[i]), f.golden.LogitsBF16[i]); rel > 3e-2 || math.IsNaN(rel) {
 				t.Errorf("sequence %d: relative error %.2e vs PyTorch bf16", i, rel)
 			}
 		}

@@ -17,6 +17,8 @@ import (
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
 	"github.com/gomlx/gomlx/core/tensors"
+
+	"github.com/perpetual-ml/perpetual/models/internal/goldentest"
 )
 
 // benchConfig is 9,981,696 parameters: mamba-2.8b's layer shape scaled down (state 16, expand 2,
@@ -75,8 +77,8 @@ func BenchmarkForward(b *testing.B) {
 		b.Run(fmt.Sprintf("B=%d,T=%d", bt[0], bt[1]), func(b *testing.B) {
 			m, params := benchModel(b)
 			n := len(params)
-			exec, err := NewExec(testBackend(b), func(inputs []*Node) *Node {
-				return m.Logits(paramsFrom(m, inputs), inputs[n], inputs[n+1], inputs[n+2])
+			exec, err := NewExec(goldentest.Backend(b), func(inputs []*Node) *Node {
+				return m.Logits(goldentest.ParamsFrom(m.Specs(), inputs), inputs[n], inputs[n+1], inputs[n+2])
 			})
 			if err != nil {
 				b.Fatal(err)
@@ -116,11 +118,11 @@ func benchTrain(b *testing.B, B, T int) {
 	m, params := benchModel(b)
 	n := len(params)
 	const lr, beta1, beta2, eps, decay = 1e-3, 0.9, 0.999, 1e-8, 0.01
-	exec, err := NewExec(testBackend(b), func(inputs []*Node) []*Node {
+	exec, err := NewExec(goldentest.Backend(b), func(inputs []*Node) []*Node {
 		theta, mom, vel := inputs[:n], inputs[n:2*n], inputs[2*n:3*n]
 		step, tokens, targets := inputs[3*n], inputs[3*n+1], inputs[3*n+2]
 		positions := Iota(tokens.Graph(), tokens.Shape(), 1)
-		logits := m.Logits(paramsFrom(m, theta), tokens, positions, OnesLike(tokens))
+		logits := m.Logits(goldentest.ParamsFrom(m.Specs(), theta), tokens, positions, OnesLike(tokens))
 		loss := ReduceAllMean(crossEntropy(logits, targets))
 		grads := Gradient(loss, theta...)
 		t := ConvertDType(OnePlus(step), dtypes.Float32)

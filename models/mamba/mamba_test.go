@@ -12,6 +12,7 @@ import (
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
 	"github.com/gomlx/gomlx/core/tensors"
 
+	"github.com/perpetual-ml/perpetual/models/internal/goldentest"
 	"github.com/perpetual-ml/perpetual/models/lm"
 )
 
@@ -26,7 +27,7 @@ func TestGoldenLogits(t *testing.T) {
 				var b batch
 				b.row(len(seq), seq)
 				got := f.logits(t, dtypes.Float32, b)[0]
-				rel, maxAbs := compare(flatten(got), f.golden.Logits[i])
+				rel, maxAbs := goldentest.Compare(goldentest.Flatten(got), f.golden.Logits[i])
 				if rel > 1e-4 || math.IsNaN(rel) {
 					t.Errorf("sequence %d: relative error %.2e (max abs %.2e) > 1e-4", i, rel, maxAbs)
 				}
@@ -43,7 +44,7 @@ func TestLogitsBF16Compute(t *testing.T) {
 	var b batch
 	b.row(len(seq), seq)
 	got := f.logits(t, dtypes.BFloat16, b)[0]
-	rel, maxAbs := compare(flatten(got), f.golden.Logits[1])
+	rel, maxAbs := goldentest.Compare(goldentest.Flatten(got), f.golden.Logits[1])
 	t.Logf("bf16 compute vs float64 reference: relative error %.2e (max abs %.2e)", rel, maxAbs)
 	if rel > 5e-2 || math.IsNaN(rel) {
 		t.Errorf("bf16 compute: relative error %.2e > 5e-2", rel)
@@ -68,7 +69,7 @@ func TestBatchPaddingAndPacking(t *testing.T) {
 			check := func(row, offset, seq int) {
 				t.Helper()
 				n := len(s[seq])
-				rel, maxAbs := compare(flatten(got[row][offset:offset+n]), f.golden.Logits[seq])
+				rel, maxAbs := goldentest.Compare(goldentest.Flatten(got[row][offset:offset+n]), f.golden.Logits[seq])
 				if rel > 1e-4 || math.IsNaN(rel) {
 					t.Errorf("row %d, sequence %d at offset %d: relative error %.2e (max abs %.2e)", row, seq, offset, rel, maxAbs)
 				}
@@ -81,7 +82,7 @@ func TestBatchPaddingAndPacking(t *testing.T) {
 			check(3, len(s[2]), 0)
 			check(3, len(s[2])+len(s[0]), 2)
 			for _, row := range got {
-				for _, v := range flatten(row) {
+				for _, v := range goldentest.Flatten(row) {
 					if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
 						t.Fatal("non-finite logits (padding rows must stay finite)")
 					}
@@ -108,7 +109,7 @@ func TestSegmentChangeWithoutPositionReset(t *testing.T) {
 		}
 	}
 	got := f.logits(t, dtypes.Float32, b)[0]
-	rel, _ := compare(flatten(got[len(s[0]):]), f.golden.Logits[2])
+	rel, _ := goldentest.Compare(goldentest.Flatten(got[len(s[0]):]), f.golden.Logits[2])
 	if rel > 1e-4 {
 		t.Errorf("second segment: relative error %.2e", rel)
 	}
@@ -126,7 +127,7 @@ func TestPrefixCausality(t *testing.T) {
 		b.row(k, seq[:k])
 		got := f.logits(t, dtypes.Float32, b)[0]
 		for i := range k {
-			rel, _ := compare(got[i], float64s(want[i]))
+			rel, _ := goldentest.Compare(got[i], goldentest.Float64s(want[i]))
 			if rel > 1e-5 {
 				t.Fatalf("prefix %d, position %d: relative error %.2e", k, i, rel)
 			}
@@ -147,8 +148,8 @@ func newStepper(t *testing.T, f *fixture) *stepper {
 		t.Fatalf("CacheShapes: %d entries, want %d", len(cacheShapes), 2*f.model.cfg.NumHiddenLayers)
 	}
 	nParams, nCache := len(f.model.Specs()), len(cacheShapes)
-	exec, err := NewExec(testBackend(t), func(inputs []*Node) []*Node {
-		p := paramsFrom(f.model, inputs)
+	exec, err := NewExec(goldentest.Backend(t), func(inputs []*Node) []*Node {
+		p := goldentest.ParamsFrom(f.model.Specs(), inputs)
 		logits, cache := f.model.Step(p, inputs[nParams:nParams+nCache], inputs[nParams+nCache], inputs[nParams+nCache+1])
 		return append([]*Node{logits}, cache...)
 	})
@@ -202,12 +203,12 @@ func TestStepMatchesFullForward(t *testing.T) {
 				got = append(got, s.step(t, seq[start:end], start)...)
 			}
 			for i := range seq {
-				rel, maxAbs := compare(got[i], float64s(want[i]))
+				rel, maxAbs := goldentest.Compare(got[i], goldentest.Float64s(want[i]))
 				if rel > 1e-5 {
 					t.Errorf("position %d: step vs full relative error %.2e (max abs %.2e)", i, rel, maxAbs)
 				}
 			}
-			rel, _ := compare(flatten(got), f.golden.Logits[1])
+			rel, _ := goldentest.Compare(goldentest.Flatten(got), f.golden.Logits[1])
 			if rel > 1e-4 {
 				t.Errorf("step logits vs PyTorch: relative error %.2e", rel)
 			}
@@ -240,7 +241,7 @@ func TestScanEqualsSequential(t *testing.T) {
 		ht := tensors.FromFlatDataAndDimensions(h0, B, F)
 		for _, withH0 := range []bool{false, true} {
 			run := func(scan func(a, b, h0 *Node) *Node) [][]float32 {
-				exec, err := NewExec(testBackend(t), func(a, b, h0 *Node) []*Node {
+				exec, err := NewExec(goldentest.Backend(t), func(a, b, h0 *Node) []*Node {
 					var init *Node
 					if withH0 {
 						init = h0
@@ -267,7 +268,7 @@ func TestScanEqualsSequential(t *testing.T) {
 			}
 			got, want := run(Scan), run(SequentialScan)
 			for i, what := range []string{"states", "grad a", "grad b", "grad h0"} {
-				rel, maxAbs := compare(got[i], float64s(want[i]))
+				rel, maxAbs := goldentest.Compare(got[i], goldentest.Float64s(want[i]))
 				if rel > 1e-5 || math.IsNaN(rel) {
 					t.Errorf("T=%d h0=%v %s: relative error %.2e (max abs %.2e)", T, withH0, what, rel, maxAbs)
 				}
@@ -306,7 +307,7 @@ func TestScanOutputEqualsSequential(t *testing.T) {
 			tensors.FromFlatDataAndDimensions(A, D, N),
 		}
 		run := func(f func(dt, dtx, bm, cm, A *Node) *Node) [][]float32 {
-			exec, err := NewExec(testBackend(t), func(in []*Node) []*Node {
+			exec, err := NewExec(goldentest.Backend(t), func(in []*Node) []*Node {
 				y := f(in[0], in[1], in[2], in[3], in[4])
 				w := Iota(y.Graph(), y.Shape(), 1)
 				loss := ReduceAllSum(Mul(Square(y), AddScalar(ConvertDType(w, dtypes.Float32), 1)))
@@ -330,7 +331,7 @@ func TestScanOutputEqualsSequential(t *testing.T) {
 			return contract(SequentialScan(decay(dt, A), outer(dtx, bm), nil), cm)
 		})
 		for i, what := range []string{"y", "grad dt", "grad dtx", "grad B", "grad C", "grad A"} {
-			rel, maxAbs := compare(got[i], float64s(want[i]))
+			rel, maxAbs := goldentest.Compare(got[i], goldentest.Float64s(want[i]))
 			if rel > 1e-5 || math.IsNaN(rel) {
 				t.Errorf("T=%d %s: relative error %.2e (max abs %.2e)", T, what, rel, maxAbs)
 			}
@@ -355,8 +356,8 @@ func TestGoldenLossAndGradients(t *testing.T) {
 				gradNames = append(gradNames, n)
 			}
 			nParams := len(specs)
-			exec, err := NewExec(testBackend(t), func(inputs []*Node) []*Node {
-				p := paramsFrom(f.model, inputs)
+			exec, err := NewExec(goldentest.Backend(t), func(inputs []*Node) []*Node {
+				p := goldentest.ParamsFrom(f.model.Specs(), inputs)
 				tokens, targets, weights := inputs[nParams], inputs[nParams+1], inputs[nParams+2]
 				positions := Iota(tokens.Graph(), tokens.Shape(), 1)
 				logits := f.model.Logits(p, tokens, positions, OnesLike(tokens))
@@ -387,7 +388,7 @@ func TestGoldenLossAndGradients(t *testing.T) {
 				t.Errorf("loss %.7f, PyTorch %.7f", loss, L.Value)
 			}
 			for i, n := range gradNames {
-				rel, maxAbs := compare(tensors.MustCopyFlatData[float32](out[1+i]), L.Grads[n])
+				rel, maxAbs := goldentest.Compare(tensors.MustCopyFlatData[float32](out[1+i]), L.Grads[n])
 				if rel > 1e-4 || math.IsNaN(rel) {
 					t.Errorf("gradient of %s: relative error %.2e (max abs %.2e)", n, rel, maxAbs)
 				}
@@ -500,7 +501,7 @@ func TestSoftplusAccuracy(t *testing.T) {
 	for x := -80.0; x <= 100; x += 0.001 {
 		xs = append(xs, float32(x))
 	}
-	exec, err := NewExec(testBackend(t), func(x *Node) *Node { return softplus(x) })
+	exec, err := NewExec(goldentest.Backend(t), func(x *Node) *Node { return softplus(x) })
 	if err != nil {
 		t.Fatal(err)
 	}

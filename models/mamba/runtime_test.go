@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/perpetual-ml/perpetual/models/internal/goldentest"
 	"github.com/perpetual-ml/perpetual/models/lm"
 )
 
@@ -14,7 +15,7 @@ import (
 func TestRuntimeLoadLogitsAndGenerate(t *testing.T) {
 	for _, name := range fixtureNames {
 		t.Run(name, func(t *testing.T) {
-			m, err := lm.Load(filepath.Join("testdata", name), lm.LoadOptions{Backend: testBackend(t)})
+			m, err := lm.Load(filepath.Join("testdata", name), lm.LoadOptions{Backend: goldentest.Backend(t)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -24,7 +25,7 @@ func TestRuntimeLoadLogitsAndGenerate(t *testing.T) {
 				t.Fatal(err)
 			}
 			for i := range f.golden.Sequences {
-				rel, maxAbs := compare(flatten(got[i]), f.golden.Logits[i])
+				rel, maxAbs := goldentest.Compare(goldentest.Flatten(got[i]), f.golden.Logits[i])
 				if rel > 1e-4 || math.IsNaN(rel) {
 					t.Errorf("sequence %d: relative error %.2e (max abs %.2e)", i, rel, maxAbs)
 				}

@@ -8,6 +8,8 @@ import (
 	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
 	"github.com/gomlx/gomlx/core/tensors"
+
+	"github.com/perpetual-ml/perpetual/models/internal/goldentest"
 )
 
 // scanBenchF is d_inner*state_size of the benchmark model (512 x 16).
@@ -40,7 +42,7 @@ func BenchmarkScan(b *testing.B) {
 			}
 			for _, grad := range []bool{false, true} {
 				b.Run(fmt.Sprintf("%s/T=%d/grad=%v", impl.name, T, grad), func(b *testing.B) {
-					exec, err := NewExec(testBackend(b), func(a, x *Node) *Node {
+					exec, err := NewExec(goldentest.Backend(b), func(a, x *Node) *Node {
 						s := impl.scan(a, x, nil)
 						if !grad {
 							return ReduceAllSum(s)

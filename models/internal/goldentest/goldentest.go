@@ -1,0 +1,246 @@
+// Package goldentest is what the model families' golden tests share: a minimal safetensors reader
+// for the fixture folders that testdata/make_golden.py scripts write, and helpers that run an
+// architecture's graphs with the fixture's weights as graph inputs. The reader is deliberately
+// separate from models/safetensors, models/checkpoint and lm.Load (F32/BF16 only, optional
+// index.json), so a golden test checks a family's graph code on its own.
+package goldentest
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"testing"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/dtypes/bfloat16"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
+	"github.com/gomlx/gomlx/core/tensors"
+
+	"github.com/perpetual-ml/perpetual/models/backend"
+	"github.com/perpetual-ml/perpetual/models/lm"
+)
+
+// Tensor is one tensor of a fixture, values widened to float32.
+type Tensor struct {
+	DType string
+	Shape []int
+	Data  []float32
+}
+
+// ReadWeights reads dir/model.safetensors, or every shard named by
+// dir/model.safetensors.index.json, by tensor name as stored.
+func ReadWeights(dir string) (map[string]Tensor, error) {
+	files := []string{"model.safetensors"}
+	if idx, err := os.ReadFile(filepath.Join(dir, "model.safetensors.index.json")); err == nil {
+		var index struct {
+			WeightMap map[string]string `json:"weight_map"`
+		}
+		if err := json.Unmarshal(idx, &index); err != nil {
+			return nil, fmt.Errorf("%s: index: %w", dir, err)
+		}
+		seen := map[string]bool{}
+		files = nil
+		for _, file := range index.WeightMap {
+			if !seen[file] {
+				seen[file] = true
+				files = append(files, file)
+			}
+		}
+		sort.Strings(files)
+	}
+	out := map[string]Tensor{}
+	for _, file := range files {
+		if err := readFile(filepath.Join(dir, file), out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func readFile(path string, into map[string]Tensor) error {
+	buf, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if len(buf) < 8 {
+		return fmt.Errorf("%s: too short", path)
+	}
+	n := binary.LittleEndian.Uint64(buf)
+	if 8+n > uint64(len(buf)) {
+		return fmt.Errorf("%s: header length %d past end of file", path, n)
+	}
+	var header map[string]json.RawMessage
+	if err := json.Unmarshal(buf[8:8+n], &header); err != nil {
+		return fmt.Errorf("%s: header: %w", path, err)
+	}
+	data := buf[8+n:]
+	for name, rawEntry := range header {
+		if name == "__metadata__" {
+			continue
+		}
+		var e struct {
+			DType   string `json:"dtype"`
+			Shape   []int  `json:"shape"`
+			Offsets [2]int `json:"data_offsets"`
+		}
+		if err := json.Unmarshal(rawEntry, &e); err != nil {
+			return fmt.Errorf("%s: %s: %w", path, name, err)
+		}
+		b := data[e.Offsets[0]:e.Offsets[1]]
+		var vals []float32
+		switch e.DType {
+		case "F32":
+			vals = make([]float32, len(b)/4)
+			for i := range vals {
+				vals[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+			}
+		case "BF16":
+			vals = make([]float32, len(b)/2)
+			for i := range vals {
+				vals[i] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(b[2*i:])) << 16)
+			}
+		default:
+			return fmt.Errorf("%s: %s: dtype %s not handled by the test reader", path, name, e.DType)
+		}
+		into[name] = Tensor{DType: e.DType, Shape: e.Shape, Data: vals}
+	}
+	return nil
+}
+
+// ReadJSON unmarshals dir/name (golden.json) into v.
+func ReadJSON(t testing.TB, dir, name string, v any) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		t.Fatalf("%s/%s: %v", dir, name, err)
+	}
+}
+
+// ParamTensors returns the parameters of specs, in order, as tensors of dtype (a spec's aliases
+// are tried when its name is absent), failing the test on a missing name or a wrong shape.
+func ParamTensors(t testing.TB, fixture string, specs []lm.ParamSpec, weights map[string]Tensor, dtype dtypes.DType) []*tensors.Tensor {
+	t.Helper()
+	var out []*tensors.Tensor
+	for _, spec := range specs {
+		w, ok := weights[spec.Name]
+		for _, alias := range spec.Aliases {
+			if !ok {
+				w, ok = weights[alias]
+			}
+		}
+		if !ok {
+			t.Fatalf("%s: parameter %s missing from checkpoint", fixture, spec.Name)
+		}
+		if fmt.Sprint(w.Shape) != fmt.Sprint(spec.Shape) {
+			t.Fatalf("%s: %s has shape %v, Specs says %v", fixture, spec.Name, w.Shape, spec.Shape)
+		}
+		out = append(out, ToTensor(w.Data, dtype, spec.Shape))
+	}
+	return out
+}
+
+// ToTensor copies float32 values into a tensor of dtype (Float32 or BFloat16).
+func ToTensor(data []float32, dtype dtypes.DType, shape []int) *tensors.Tensor {
+	switch dtype {
+	case dtypes.Float32:
+		return tensors.FromFlatDataAndDimensions(append([]float32(nil), data...), shape...)
+	case dtypes.BFloat16:
+		b := make([]bfloat16.BFloat16, len(data))
+		for i, v := range data {
+			b[i] = bfloat16.FromFloat32(v)
+		}
+		return tensors.FromFlatDataAndDimensions(b, shape...)
+	}
+	panic("unsupported dtype " + dtype.String())
+}
+
+// ParamsFrom maps the leading graph inputs (in specs order) to lm.Params.
+func ParamsFrom(specs []lm.ParamSpec, inputs []*Node) lm.Params {
+	byName := map[string]*Node{}
+	for i, spec := range specs {
+		byName[spec.Name] = inputs[i]
+	}
+	return func(name string) *Node {
+		n, ok := byName[name]
+		if !ok {
+			panic("unknown parameter " + name)
+		}
+		return n
+	}
+}
+
+// Backend is the shared backend the models run on.
+func Backend(t testing.TB) compute.Backend {
+	t.Helper()
+	b, err := backend.Shared()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// Logits runs arch.Logits with params (in Specs order) on a batch of tokens, positions and
+// segment ids; it returns [B][T][V].
+func Logits(t testing.TB, arch lm.Architecture, params []*tensors.Tensor, tokens, positions, segments [][]int32) [][][]float32 {
+	t.Helper()
+	specs := arch.Specs()
+	exec, err := NewExec(Backend(t), func(inputs []*Node) *Node {
+		n := len(specs)
+		return arch.Logits(ParamsFrom(specs, inputs), inputs[n], inputs[n+1], inputs[n+2])
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var args []any
+	for _, p := range params {
+		args = append(args, p)
+	}
+	args = append(args, tensors.FromValue(tokens), tensors.FromValue(positions), tensors.FromValue(segments))
+	out, err := exec.Exec(args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out[0].Value().([][][]float32)
+}
+
+// Compare returns the relative L2 error ||got-want|| / ||want|| (the absolute L2 error for an
+// all-zero reference, such as a gradient that must vanish) and the largest absolute error.
+func Compare(got []float32, want []float64) (rel, maxAbs float64) {
+	var num, den float64
+	for i := range want {
+		d := float64(got[i]) - want[i]
+		num += d * d
+		den += want[i] * want[i]
+		maxAbs = math.Max(maxAbs, math.Abs(d))
+	}
+	if den == 0 {
+		return math.Sqrt(num), maxAbs
+	}
+	return math.Sqrt(num / den), maxAbs
+}
+
+// Flatten concatenates rows.
+func Flatten(rows [][]float32) []float32 {
+	var out []float32
+	for _, r := range rows {
+		out = append(out, r...)
+	}
+	return out
+}
+
+// Float64s widens float32 values (a Go result) for Compare against a float64 reference.
+func Float64s(x []float32) []float64 {
+	out := make([]float64, len(x))
+	for i, v := range x {
+		out[i] = float64(v)
+	}
+	return out
+}

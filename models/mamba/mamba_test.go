@@ -256,15 +256,7 @@ func TestScanEqualsSequential(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				out, err := exec.Exec(at, bt, ht)
-				if err != nil {
-					t.Fatal(err)
-				}
-				var res [][]float32
-				for _, o := range out {
-					res = append(res, tensors.MustCopyFlatData[float32](o))
-				}
-				return res
+				return goldentest.Outputs(t, exec, at, bt, ht)
 			}
 			got, want := run(Scan), run(SequentialScan)
 			for i, what := range []string{"states", "grad a", "grad b", "grad h0"} {
@@ -316,15 +308,7 @@ func TestScanOutputEqualsSequential(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			out, err := exec.Exec(args...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var res [][]float32
-			for _, o := range out {
-				res = append(res, tensors.MustCopyFlatData[float32](o))
-			}
-			return res
+			return goldentest.Outputs(t, exec, args...)
 		}
 		got := run(ScanOutput)
 		want := run(func(dt, dtx, bm, cm, A *Node) *Node {

@@ -244,3 +244,17 @@ func Float64s(x []float32) []float64 {
 	}
 	return out
 }
+
+// Outputs executes exec on args and returns every output as flat float32 values.
+func Outputs(t testing.TB, exec *Exec, args ...any) [][]float32 {
+	t.Helper()
+	out, err := exec.Exec(args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := make([][]float32, len(out))
+	for i, o := range out {
+		res[i] = tensors.MustCopyFlatData[float32](o)
+	}
+	return res
+}

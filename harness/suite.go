@@ -305,7 +305,7 @@ func (s *Suite) normalize(source string, vars map[string]string) error {
 				return fail("model %s: %v", m.Name, err)
 			}
 			// The evaluation's encoder adds BOS by the model's rule, so the template must not.
-			m.ChatTemplate = strings.Replace(strings.TrimPrefix(tpl.Prompt, "<bos>"), "{instruction}", "{prompt}", 1)
+			m.ChatTemplate = tpl.ChatTemplate()
 		}
 		if m.ChatTemplate != "" && !strings.Contains(m.ChatTemplate, "{prompt}") {
 			return fail("model %s: chat_template has no {prompt}", m.Name)

@@ -73,6 +73,11 @@ type Options struct {
 	// StopAfterStep stops the run right after that optimizer step (and its checkpoint), as if the
 	// process was killed there: for testing resumption. 0 disables.
 	StopAfterStep int
+	// Probe, when set, is called every ProbeEvery optimizer steps (and after the last) with a
+	// model holding the weights of that step; its named scores go into that step's line of
+	// metrics.jsonl (the learning curve of held-out probes, e.g. reading accuracy).
+	Probe      func(step int, m *lm.Model) (map[string]float64, error)
+	ProbeEvery int
 }
 
 // Defaults fills zero fields with the paper's recipe: 3 epochs, lr 2e-4 with 5 warm-up steps
@@ -123,6 +128,8 @@ type Metric struct {
 	GradNorm   float64  `json:"grad_norm"`
 	TokensPerS float64  `json:"tokens_per_s"`
 	ValLoss    *float64 `json:"val_loss,omitempty"`
+	// Probe holds Options.Probe's scores at the steps it ran.
+	Probe map[string]float64 `json:"probe,omitempty"`
 }
 
 // Result summarises a run.
@@ -360,6 +367,11 @@ func Fit(model *lm.Model, tok tokenizer.Tokenizer, tmpl prompt.Template, exs, va
 				return nil, err
 			}
 		}
+		if o.Probe != nil && ((o.ProbeEvery > 0 && st.Step%o.ProbeEvery == 0) || st.Step == total) {
+			if met.Probe, err = probe(o.Probe, st.Step, model, setup, frozen, train, o.LoRA); err != nil {
+				return nil, fmt.Errorf("training: probe at step %d: %w", st.Step, err)
+			}
+		}
 		res.Metrics = append(res.Metrics, met)
 		line, _ := json.Marshal(met)
 		if _, err := mf.Write(append(line, '\n')); err != nil {
@@ -414,6 +426,30 @@ func Fit(model *lm.Model, tok tokenizer.Tokenizer, tmpl prompt.Template, exs, va
 		}
 	}
 	return res, nil
+}
+
+// probe runs fn on a model holding this step's weights: the training model itself for full
+// training (its own weights are unused while training), a copy when training LoRA adapters
+// (whose frozen base must stay the model's). The weights are cloned: the next step donates them.
+func probe(fn func(int, *lm.Model) (map[string]float64, error), step int, model *lm.Model, s *Setup, frozen, train []*tensors.Tensor, lora *LoRA) (map[string]float64, error) {
+	ws, err := exportWeights(model, s, frozen, train, lora)
+	if err != nil {
+		return nil, err
+	}
+	for name, w := range ws {
+		if ws[name], err = w.Clone(); err != nil {
+			return nil, err
+		}
+	}
+	target := model
+	if lora != nil {
+		if target, err = lm.New(model.Arch(), model.Config(), ws, lm.LoadOptions{Backend: model.Backend(), DType: model.DType()}); err != nil {
+			return nil, err
+		}
+	} else if err := model.SetWeights(ws); err != nil {
+		return nil, err
+	}
+	return fn(step, target)
 }
 
 // f32Copy is a float32 master copy of a weight (a fresh tensor even when it is float32 already,

@@ -481,3 +481,60 @@ func TestCancelWritesCheckpoint(t *testing.T) {
 		t.Fatalf("resume after cancel: %v %+v", err, res)
 	}
 }
+
+// Probes run every ProbeEvery steps and after the last, see that step's weights (the last
+// probe sees the final model), land in metrics.jsonl, and leave training unchanged; with LoRA
+// they see the merged model and the adapters train on.
+func TestProbesSeeEachStepsWeights(t *testing.T) {
+	for _, lora := range []*training.LoRA{nil, {Rank: 2, Alpha: 4, Targets: []string{"q_proj", "v_proj"}}} {
+		dir, m, tok := tinyModel(t, harness.TinyGemmaConfig)
+		c := tinyCurriculum(t, 4)
+		o := smallOptions(t.TempDir())
+		o.LoRA = lora
+		var steps []int
+		var lastHash string
+		o.ProbeEvery = 2
+		o.Probe = func(step int, pm *lm.Model) (map[string]float64, error) {
+			steps = append(steps, step)
+			lastHash = pm.Hash()
+			return map[string]float64{"step_twice": float64(2 * step)}, nil
+		}
+		res, err := training.Run(m, tok, c, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []int
+		for s := 2; s <= res.Steps; s += 2 {
+			want = append(want, s)
+		}
+		if res.Steps%2 != 0 {
+			want = append(want, res.Steps)
+		}
+		if fmt.Sprint(steps) != fmt.Sprint(want) {
+			t.Fatalf("lora=%v: probes at %v, want %v", lora != nil, steps, want)
+		}
+		if lastHash != m.Hash() {
+			t.Errorf("lora=%v: the last probe did not see the final weights", lora != nil)
+		}
+		data, err := os.ReadFile(filepath.Join(o.Out, "metrics.jsonl"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Count(string(data), `"probe":{"step_twice"`); got != len(want) {
+			t.Errorf("lora=%v: %d metric lines carry a probe, want %d", lora != nil, got, len(want))
+		}
+		// The same run without probes ends with the same weights.
+		m2, err := lm.Load(dir, lm.LoadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o2 := smallOptions(t.TempDir())
+		o2.LoRA = lora
+		if _, err := training.Run(m2, tok, c, o2); err != nil {
+			t.Fatal(err)
+		}
+		if m2.Hash() != m.Hash() {
+			t.Errorf("lora=%v: probing changed the training", lora != nil)
+		}
+	}
+}

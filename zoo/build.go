@@ -52,6 +52,11 @@ type Options struct {
 	Progress func(string)
 	// Bar, when set, receives the trainer's progress bars (with ETA).
 	Bar io.Writer
+	// WorkDir, when set, keeps each training phase's checkpoints and metrics.jsonl (with the
+	// learning-curve probes) in WorkDir/PHASE: a build interrupted at any point continues
+	// from its last checkpoint when run again with the same WorkDir, and finished phases are
+	// not trained again. Empty: a temporary folder, removed afterwards.
+	WorkDir string
 }
 
 // Build makes zoo model name of cfg into dir (created; existing files are overwritten):
@@ -143,47 +148,65 @@ func Build(ctx context.Context, cfg *Config, name, dir string, opt Options) (*Ma
 	inst, dropped := fitting(inst, cfg.Train.SeqLen)
 	inst = append(inst, practiceItems...)
 	say("pre-training on %d sequences (%d tokens per epoch)", len(pre), countTokens(pre, false))
-	m := &Manifest{Name: name, RecipeVersion: RecipeVersion, RecipeHash: hash, Seed: cfg.Seed, Config: mc,
+	m := &Manifest{Name: name, RecipeVersion: mc.RecipeVersion(), RecipeHash: hash, Seed: cfg.Seed, Config: mc,
 		Train: cfg.Train, World: cfg.World, Practice: cfg.Practice, Parameters: params,
 		DataHashes: map[string]string{"tokenizer.json": sha(tokJSON), "pretrain": hashExamples(pre), "instruct": hashExamples(inst)},
 		Machine:    fmt.Sprintf("%s/%s, %d CPUs", runtime.GOOS, runtime.GOARCH, runtime.NumCPU())}
-	instructEpochs := cfg.Train.InstructEpochs
-	if mc.InstructEpochs != nil {
-		instructEpochs = *mc.InstructEpochs
+	var phases []phase
+	if cfg.Train.PretrainEpochs > 0 {
+		phases = append(phases, phase{name: "pretrain", exs: pre, epochs: cfg.Train.PretrainEpochs, lr: cfg.Train.LR,
+			warmup: cfg.Train.WarmupSteps, seqLen: cfg.Train.SeqLen})
 	}
-	// Instruction tuning sees the same examples every epoch plus a fresh reading set per epoch:
-	// the epochs are laid out here and trained as one pass.
-	var instEpochs []training.Example
-	for e := range instructEpochs {
-		reading, err := readingCurricula(cfg, e)
-		if err != nil {
-			return nil, err
+	if r := mc.Reading; r != nil {
+		// Recipe v3: the epochs are laid out here in curriculum order and trained as one pass.
+		var epochs []training.Example
+		for e := range r.Epochs {
+			exs, err := readingEpoch(tok, tpl, addBOS, r, cfg.Practice.Seed, inst, e)
+			if err != nil {
+				return nil, err
+			}
+			epochs = append(epochs, exs...)
 		}
-		rex, err := encodeAll(answers, fmt.Sprintf("reading example (epoch %d)", e+1), readingQuestions(reading, cfg.Seed+int64(e)))
-		if err != nil {
-			return nil, err
+		say("reading (recipe v3): %d examples over %d epochs (%d tokens, %d loss tokens)",
+			len(epochs), r.Epochs, countTokens(epochs, false), countTokens(epochs, true))
+		m.DataHashes["instruct"] = hashExamples(epochs)
+		ph := phase{name: "reading", exs: epochs, epochs: 1, lr: r.LR, warmup: r.WarmupSteps, seqLen: r.SeqLen, keepOrder: true,
+			probeEvery: r.ProbeEvery}
+		if r.ProbeEvery > 0 {
+			prober, err := NewProber(tok, tpl, addBOS, arch.MaxLength(), cfg.Practice.Seed, practice, r.ProbeQuestions)
+			if err != nil {
+				return nil, err
+			}
+			ph.probe = prober.Probe
 		}
-		rex, cut := fitting(rex, cfg.Train.SeqLen)
-		dropped += cut
-		instEpochs = append(append(instEpochs, inst...), rex...)
+		phases = append(phases, ph)
+	} else if instructEpochs := v2InstructEpochs(cfg, mc); instructEpochs > 0 {
+		// Instruction tuning sees the same examples every epoch plus a fresh reading set per
+		// epoch: the epochs are laid out here and trained as one pass.
+		var instEpochs []training.Example
+		for e := range instructEpochs {
+			reading, err := readingCurricula(cfg, e)
+			if err != nil {
+				return nil, err
+			}
+			rex, err := encodeAll(answers, fmt.Sprintf("reading example (epoch %d)", e+1), readingQuestions(reading, cfg.Seed+int64(e)))
+			if err != nil {
+				return nil, err
+			}
+			rex, cut := fitting(rex, cfg.Train.SeqLen)
+			dropped += cut
+			instEpochs = append(append(instEpochs, inst...), rex...)
+		}
+		say("instruction tuning: %d examples over %d epochs (%d tokens, %d loss tokens); %d examples longer than train.seq_len left out",
+			len(instEpochs), instructEpochs, countTokens(instEpochs, false), countTokens(instEpochs, true), dropped)
+		m.DataHashes["instruct"] = hashExamples(instEpochs)
+		phases = append(phases, phase{name: "instruct", exs: instEpochs, epochs: 1, reportEpochs: instructEpochs, lr: cfg.Train.LR,
+			warmup: cfg.Train.WarmupSteps, seqLen: cfg.Train.SeqLen})
 	}
-	say("instruction tuning: %d examples over %d epochs (%d tokens, %d loss tokens); %d examples longer than train.seq_len left out",
-		len(instEpochs), instructEpochs, countTokens(instEpochs, false), countTokens(instEpochs, true), dropped)
-	m.DataHashes["instruct"] = hashExamples(instEpochs)
-	for _, ph := range []struct {
-		name   string
-		exs    []training.Example
-		epochs int
-	}{{"pretrain", pre, cfg.Train.PretrainEpochs}, {"instruct", instEpochs, min(1, instructEpochs)}} {
-		if ph.epochs == 0 {
-			continue
-		}
-		log, err := runPhase(ctx, model, tok, tpl, cfg.Train, ph.name, ph.exs, ph.epochs, cfg.Seed+int64(len(m.Phases)), opt.Bar, say)
+	for i, ph := range phases {
+		log, err := runPhase(ctx, model, tok, tpl, cfg.Train, ph, cfg.Seed+int64(i), opt, say)
 		if err != nil {
 			return nil, err
-		}
-		if ph.name == "instruct" {
-			log.Epochs = instructEpochs
 		}
 		m.Phases = append(m.Phases, log)
 	}
@@ -210,6 +233,14 @@ func Build(ctx context.Context, cfg *Config, name, dir string, opt Options) (*Ma
 		return nil, err
 	}
 	return m, nil
+}
+
+// v2InstructEpochs is recipe v2's number of instruction epochs for a model.
+func v2InstructEpochs(cfg *Config, mc ModelConfig) int {
+	if mc.InstructEpochs != nil {
+		return *mc.InstructEpochs
+	}
+	return cfg.Train.InstructEpochs
 }
 
 // tokenizerFiles trains the zoo tokenizer and returns tokenizer.json and tokenizer_config.json.

@@ -2,11 +2,13 @@ package zoo
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"math"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/perpetual-ml/perpetual/models/lm"
@@ -27,19 +29,56 @@ type PhaseLog struct {
 	FinalLoss  float64   `json:"final_loss"`
 	Losses     []float64 `json:"losses"` // mean loss of every 10 steps
 	WallSecond float64   `json:"wall_seconds"`
+	// Probes is the learning curve of recipe v3 (Prober's scores every reading.probe_every steps).
+	Probes []ProbePoint `json:"probes,omitempty"`
 }
 
-// runPhase trains model on exs for epochs with the project's trainer (package training: packed
-// rows, AdamW, warmup and linear decay, global-norm clipping) in a scratch folder; the model
-// keeps the trained weights. The examples are shuffled once (seeded) so every packed row mixes
-// kinds of data; rows are reshuffled every epoch.
-func runPhase(ctx context.Context, model *lm.Model, tok tokenizer.Tokenizer, tpl prompt.Template, cfg TrainConfig, name string,
-	exs []training.Example, epochs int, seed int64, bar io.Writer, say func(string, ...any)) (PhaseLog, error) {
+// ProbePoint is one point of a learning curve.
+type ProbePoint struct {
+	Step   int                `json:"step"`
+	Scores map[string]float64 `json:"scores"`
+}
+
+// phase is one training phase of a recipe.
+type phase struct {
+	name   string
+	exs    []training.Example
+	epochs int
+	// reportEpochs is the number of data epochs laid out in exs (0: epochs), for the log.
+	reportEpochs int
+	lr           float64
+	warmup       int
+	seqLen       int
+	// keepOrder trains the examples in their order (a curriculum laid out by the recipe);
+	// otherwise they are shuffled once and the packed rows again every epoch.
+	keepOrder  bool
+	probe      func(int, *lm.Model) (map[string]float64, error)
+	probeEvery int
+}
+
+// phaseCheckpointEvery is how often (in steps) a phase with a work folder writes a checkpoint.
+const phaseCheckpointEvery = 25
+
+// phaseLogFile, in a phase's work folder, marks it finished (its PhaseLog; the trained weights
+// are the folder's model files).
+const phaseLogFile = "phase.json"
+
+// runPhase trains model on ph.exs with the project's trainer (package training: packed rows,
+// AdamW, warmup and linear decay, global-norm clipping); the model keeps the trained weights.
+// With opt.WorkDir the phase trains in WorkDir/NAME and resumes from its checkpoint there, and a
+// phase already finished there is loaded instead of trained.
+func runPhase(ctx context.Context, model *lm.Model, tok tokenizer.Tokenizer, tpl prompt.Template, cfg TrainConfig, ph phase,
+	seed int64, opt Options, say func(string, ...any)) (PhaseLog, error) {
 	start := time.Now()
-	log := PhaseLog{Name: name, Examples: len(exs), Epochs: epochs}
-	order := append([]training.Example(nil), exs...)
-	rng := rand.New(rand.NewPCG(uint64(seed), 0x7a11))
-	rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+	log := PhaseLog{Name: ph.name, Examples: len(ph.exs), Epochs: ph.epochs}
+	if ph.reportEpochs > 0 {
+		log.Epochs = ph.reportEpochs
+	}
+	order := append([]training.Example(nil), ph.exs...)
+	if !ph.keepOrder {
+		rng := rand.New(rand.NewPCG(uint64(seed), 0x7a11))
+		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+	}
 	for _, ex := range order {
 		for i := 1; i < len(ex.Train); i++ {
 			if ex.Train[i] {
@@ -47,27 +86,56 @@ func runPhase(ctx context.Context, model *lm.Model, tok tokenizer.Tokenizer, tpl
 			}
 		}
 	}
-	log.Tokens *= epochs
-	out, err := os.MkdirTemp("", "zoo-"+name+"-*")
-	if err != nil {
-		return log, err
+	log.Tokens *= ph.epochs
+	out, resume := "", false
+	if opt.WorkDir != "" {
+		out = filepath.Join(opt.WorkDir, ph.name)
+		if done, err := finishedPhase(out, model); err != nil || done != nil {
+			if done != nil {
+				say("%s: finished earlier in %s, loaded", ph.name, out)
+				return *done, nil
+			}
+			return log, err
+		}
+		_, err := os.Stat(filepath.Join(out, "checkpoint", "state.json"))
+		resume = err == nil
+		if resume {
+			say("%s: resuming from %s", ph.name, filepath.Join(out, "checkpoint"))
+		}
+	} else {
+		dir, err := os.MkdirTemp("", "zoo-"+ph.name+"-*")
+		if err != nil {
+			return log, err
+		}
+		defer os.RemoveAll(dir)
+		out = dir
 	}
-	defer os.RemoveAll(out)
-	warmup := cfg.WarmupSteps
+	warmup := ph.warmup
 	if warmup == 0 {
 		warmup = -1 // training.Options: negative means none
 	}
-	res, err := training.Fit(model, tok, tpl, order, nil, training.Options{
-		Epochs: epochs, LR: cfg.LR, WarmupSteps: warmup, BatchSize: cfg.BatchSize, Accumulation: 1,
-		MaxLength: cfg.SeqLen, ClipNorm: cfg.Clip, WeightDecay: cfg.WeightDecay, Beta2: 0.95,
-		Seed: seed, Order: training.OrderShuffled, Out: out, Context: ctx, Progress: bar,
-	})
+	o := training.Options{
+		Epochs: ph.epochs, LR: ph.lr, WarmupSteps: warmup, BatchSize: cfg.BatchSize, Accumulation: 1,
+		MaxLength: ph.seqLen, ClipNorm: cfg.Clip, WeightDecay: cfg.WeightDecay, Beta2: 0.95,
+		Seed: seed, Order: training.OrderShuffled, Out: out, Context: ctx, Progress: opt.Bar, Resume: resume,
+		Probe: ph.probe, ProbeEvery: ph.probeEvery,
+	}
+	if ph.keepOrder {
+		o.Order = training.OrderPaper
+	}
+	if opt.WorkDir != "" {
+		o.CheckpointEvery = phaseCheckpointEvery
+	}
+	res, err := training.Fit(model, tok, tpl, order, nil, o)
 	if err != nil {
-		return log, fmt.Errorf("zoo: %s: %w", name, err)
+		return log, fmt.Errorf("zoo: %s: %w", ph.name, err)
 	}
 	losses := make([]float64, len(res.Metrics))
 	for i, m := range res.Metrics {
 		losses[i] = m.Loss
+		if m.Probe != nil {
+			log.Probes = append(log.Probes, ProbePoint{Step: m.Step, Scores: m.Probe})
+		}
 	}
 	for i := 0; i < len(losses); i += 10 {
 		log.Losses = append(log.Losses, round4(mean(losses[i:min(i+10, len(losses))])))
@@ -77,8 +145,58 @@ func runPhase(ctx context.Context, model *lm.Model, tok tokenizer.Tokenizer, tpl
 		log.FirstLoss, log.FinalLoss = round4(mean(losses[:k])), round4(mean(losses[log.Steps-k:]))
 	}
 	log.WallSecond = math.Round(time.Since(start).Seconds()*10) / 10
-	say("%s: %d steps, loss %.4f -> %.4f, %.0fs", name, log.Steps, log.FirstLoss, log.FinalLoss, log.WallSecond)
+	if opt.WorkDir != "" {
+		data, _ := json.MarshalIndent(log, "", "  ")
+		if err := writeFileAtomic(filepath.Join(out, phaseLogFile), data); err != nil {
+			return log, err
+		}
+	}
+	say("%s: %d steps, loss %.4f -> %.4f, %.0fs", ph.name, log.Steps, log.FirstLoss, log.FinalLoss, log.WallSecond)
 	return log, nil
+}
+
+// finishedPhase loads a phase finished earlier in dir into model and returns its log; nil
+// when the phase has not finished there.
+func finishedPhase(dir string, model *lm.Model) (*PhaseLog, error) {
+	data, err := os.ReadFile(filepath.Join(dir, phaseLogFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	var log PhaseLog
+	if err := json.Unmarshal(data, &log); err != nil {
+		return nil, fmt.Errorf("zoo: %s: %w (delete it to train the phase again)", filepath.Join(dir, phaseLogFile), err)
+	}
+	done, err := lm.Load(dir, lm.LoadOptions{Backend: model.Backend(), DType: model.DType()})
+	if err != nil {
+		return nil, fmt.Errorf("zoo: loading the finished phase in %s: %w", dir, err)
+	}
+	if err := model.SetWeights(done.Weights()); err != nil {
+		return nil, err
+	}
+	return &log, nil
+}
+
+// writeFileAtomic writes data to path through a synced temporary file and a rename.
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 func mean(xs []float64) float64 {

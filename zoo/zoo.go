@@ -82,8 +82,12 @@ type ModelConfig struct {
 	PromptFormat string `yaml:"prompt_format" json:"prompt_format"`
 	// InstructEpochs overrides train.instruct_epochs for this model (slower families get fewer
 	// to keep `make zoo` in minutes).
-	InstructEpochs *int           `yaml:"instruct_epochs,omitempty" json:"instruct_epochs,omitempty"`
-	Config         map[string]any `yaml:"config" json:"config"`
+	InstructEpochs *int `yaml:"instruct_epochs,omitempty" json:"instruct_epochs,omitempty"`
+	// Reading, when set, builds the model by recipe v3 (reading.go): drills and reading
+	// conversations instead of v2's instruction tuning. Models without it are built by v2,
+	// and their recipe hashes are unchanged by v3's existence.
+	Reading *ReadingConfig `yaml:"reading,omitempty" json:"reading,omitempty"`
+	Config  map[string]any `yaml:"config" json:"config"`
 }
 
 // DefaultConfig returns the embedded config.yaml.
@@ -129,6 +133,11 @@ func (c *Config) check() error {
 		if m.Config["model_type"] == nil {
 			return fmt.Errorf("models.%s.config.model_type is required", name)
 		}
+		if m.Reading != nil {
+			if err := m.Reading.check(); err != nil {
+				return fmt.Errorf("models.%s.%w", name, err)
+			}
+		}
 	}
 	return nil
 }
@@ -158,7 +167,7 @@ func (c *Config) RecipeHash(name string) (string, error) {
 		Tokenizer TokenizerConfig
 		Train     TrainConfig
 		Model     ModelConfig
-	}{RecipeVersion, c.Seed, c.World, c.Practice, c.Tokenizer, c.Train, m})
+	}{m.RecipeVersion(), c.Seed, c.World, c.Practice, c.Tokenizer, c.Train, m})
 	if err != nil {
 		return "", err
 	}
@@ -166,5 +175,17 @@ func (c *Config) RecipeHash(name string) (string, error) {
 	return hex.EncodeToString(sum[:])[:16], nil
 }
 
-// RecipeVersion changes whenever the code of the recipe changes what it builds.
-const RecipeVersion = "zoo-v2"
+// RecipeVersion changes whenever the code of recipe v2 (models without a reading section)
+// changes what it builds; RecipeVersionReading likewise for recipe v3.
+const (
+	RecipeVersion        = "zoo-v2"
+	RecipeVersionReading = "zoo-v3"
+)
+
+// RecipeVersion is the recipe that builds this model: v3 with a reading section, else v2.
+func (m ModelConfig) RecipeVersion() string {
+	if m.Reading != nil {
+		return RecipeVersionReading
+	}
+	return RecipeVersion
+}

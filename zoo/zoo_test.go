@@ -75,11 +75,15 @@ func tinyConfig(t *testing.T) *Config {
 		}
 		c["hidden_size"], c["num_hidden_layers"] = 16, 1
 		if m.Config["model_type"] == "gemma" {
-			c["intermediate_size"], c["num_attention_heads"], c["head_dim"] = 32, 2, 8
+			c["intermediate_size"], c["num_attention_heads"], c["num_key_value_heads"], c["head_dim"] = 32, 2, 2, 8
 		} else {
 			c["intermediate_size"], c["state_size"], c["time_step_rank"] = 32, 4, 2
 		}
 		m.Config = c
+		if m.Reading != nil {
+			m.Reading = &ReadingConfig{Epochs: 2, Chunks: 3, Passages: []int{1, 2}, Questions: 3, Drills: 20, SeqLen: 384,
+				LR: 0.01, WarmupSteps: 2, ProbeEvery: 4, ProbeQuestions: 2}
+		}
 		cfg.Models[name] = m
 	}
 	return cfg
@@ -110,10 +114,17 @@ func TestBuildTinyModels(t *testing.T) {
 			if tok.VocabSize() != model.Arch().VocabSize() && model.Arch().Family() != "mamba" {
 				t.Errorf("tokenizer has %d ids, model %d", tok.VocabSize(), model.Arch().VocabSize())
 			}
-			if len(m.Phases) != 2 || m.Phases[1].Name != "instruct" {
+			second := "instruct"
+			if cfg.Models[name].Reading != nil {
+				second = "reading"
+			}
+			if len(m.Phases) != 2 || m.Phases[1].Name != second {
 				t.Fatalf("phases %+v", m.Phases)
 			}
 			inst := m.Phases[1]
+			if second == "reading" && len(inst.Probes) == 0 {
+				t.Error("recipe v3 recorded no learning-curve probes")
+			}
 			if !(inst.FinalLoss < inst.FirstLoss) {
 				t.Errorf("instruction tuning did not lower the loss: %.3f -> %.3f", inst.FirstLoss, inst.FinalLoss)
 			}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -41,7 +43,7 @@ func init() {
 	if err := registerZoo(); err != nil {
 		panic(err) // the embedded config is checked by zoo's tests; this cannot fail at run time
 	}
-	var out, configFile string
+	var out, configFile, work string
 	var names []string
 	cmd := &cobra.Command{
 		Use:   "zoo",
@@ -65,9 +67,17 @@ func init() {
 			if len(names) == 0 {
 				names = cfg.Names()
 			}
+			// Ctrl-C or SIGTERM: the phase in training writes a checkpoint and stops (with --work,
+			// the same command continues from it).
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
 			for _, name := range names {
 				dir := filepath.Join(out, name)
-				m, err := zoo.Build(cmd.Context(), cfg, name, dir, zoo.Options{Progress: func(s string) { fmt.Fprintln(cmd.ErrOrStderr(), s) }, Bar: cmd.ErrOrStderr()})
+				opt := zoo.Options{Progress: func(s string) { fmt.Fprintln(cmd.ErrOrStderr(), s) }, Bar: cmd.ErrOrStderr()}
+				if work != "" {
+					opt.WorkDir = filepath.Join(work, name)
+				}
+				m, err := zoo.Build(ctx, cfg, name, dir, opt)
 				if err != nil {
 					return err
 				}
@@ -85,5 +95,6 @@ func init() {
 	cmd.Flags().StringVar(&out, "out", "zoo/checkpoints", "folder to write NAME/ model folders into")
 	cmd.Flags().StringVar(&configFile, "config", "", "a zoo config YAML to use instead of the embedded zoo/config.yaml (for experiments: its models are not the harness's zoo: models)")
 	cmd.Flags().StringSliceVar(&names, "name", nil, "models to build (default all in zoo/config.yaml)")
+	cmd.Flags().StringVar(&work, "work", "", "keep each phase's checkpoints and learning curve (metrics.jsonl) in WORK/NAME/PHASE: rerunning the same command resumes an interrupted build exactly")
 	rootCmd.AddCommand(cmd)
 }

@@ -180,6 +180,13 @@ func (t Template) RenderPrompt(instruction, input string) string {
 	return render(t.Prompt, map[string]string{"instruction": instruction})
 }
 
+// ChatTemplate is the format's prompt as an evaluation chat template: {instruction} becomes
+// {prompt} (the whole evaluation prompt, retrieved passages included) and a leading "<bos>" is
+// dropped, since the evaluation's encoder adds BOS by the model's own rule.
+func (t Template) ChatTemplate() string {
+	return strings.Replace(strings.TrimPrefix(t.Prompt, "<bos>"), "{instruction}", "{prompt}", 1)
+}
+
 // RenderResponse returns the response as the format writes it after the prompt.
 func (t Template) RenderResponse(response string) string {
 	return render(t.Response, map[string]string{"response": response})

@@ -1,0 +1,320 @@
+package zoo
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+
+	"github.com/perpetual-ml/perpetual/curriculum"
+	"github.com/perpetual-ml/perpetual/curriculum/synthetic"
+	"github.com/perpetual-ml/perpetual/models/prompt"
+	"github.com/perpetual-ml/perpetual/models/tokenizer"
+	"github.com/perpetual-ml/perpetual/rag"
+	"github.com/perpetual-ml/perpetual/training"
+)
+
+// Recipe v3 (a model's `reading:` section) replaces v2's instruction tuning with one built to
+// create in-context lookup, planned in supervised lookups rather than tokens
+// (docs/zoo.md, ../shared/docs/reading-experiment.md):
+//
+//   - drills: copy drills (a random span, filler, the span again: the induction pattern) and
+//     multi-query associative recall (key/value pairs, then queries), on the tokenizer's merged
+//     word pieces, with loss on every recalled token;
+//   - reading conversations: passages from a fresh practice-style knowledge base every epoch,
+//     then several questions about the entities of every passage (so entity and attribute must
+//     be bound), one turn each in the model's chat format; the first turn is exactly the
+//     evaluation's RAG prompt, answers are rendered as the evaluation's continuations (" A" or
+//     " answer text"), and the number of passages grows by epoch (the curriculum);
+//   - a quarter of v2's instruction set every epoch (rotating), so the closed-book skills and
+//     the practice facts are kept.
+
+// ReadingConfig is recipe v3 for one model. Models without it are built by recipe v2.
+type ReadingConfig struct {
+	// Epochs of instruction tuning, each with fresh reading knowledge bases and drills.
+	Epochs int `yaml:"epochs" json:"epochs"`
+	// Chunks is the number of entities of each reading knowledge base (one per task and epoch).
+	Chunks int `yaml:"chunks" json:"chunks"`
+	// Passages is the largest number of passages in a reading context, by epoch (the last value
+	// holds for later epochs): the curriculum from short contexts to the evaluation's two.
+	Passages []int `yaml:"passages" json:"passages"`
+	// Questions is the number of question turns after each context.
+	Questions int `yaml:"questions" json:"questions"`
+	// Drills is the number of copy and recall drills per epoch.
+	Drills int `yaml:"drills" json:"drills"`
+	// SeqLen is the packed row length of this phase (two code files need more than 512).
+	SeqLen int `yaml:"seq_len" json:"seq_len"`
+	// LR and WarmupSteps of this phase (train.lr / train.warmup_steps are pre-training's).
+	LR          float64 `yaml:"lr" json:"lr"`
+	WarmupSteps int     `yaml:"warmup_steps" json:"warmup_steps"`
+	// ProbeEvery is the number of steps between learning-curve probes (ProbeQuestions per task).
+	ProbeEvery     int `yaml:"probe_every" json:"probe_every"`
+	ProbeQuestions int `yaml:"probe_questions" json:"probe_questions"`
+}
+
+func (r *ReadingConfig) check() error {
+	switch {
+	case r.Epochs < 1:
+		return fmt.Errorf("reading.epochs must be positive, got %d", r.Epochs)
+	case r.Chunks < 2:
+		return fmt.Errorf("reading.chunks must be at least 2, got %d", r.Chunks)
+	case len(r.Passages) == 0:
+		return fmt.Errorf("reading.passages needs at least one value")
+	case r.Questions < 1:
+		return fmt.Errorf("reading.questions must be positive, got %d", r.Questions)
+	case r.Drills < 0:
+		return fmt.Errorf("reading.drills must not be negative, got %d", r.Drills)
+	case r.SeqLen < 16:
+		return fmt.Errorf("reading.seq_len must be at least 16, got %d", r.SeqLen)
+	case !(r.LR > 0):
+		return fmt.Errorf("reading.lr must be positive, got %g", r.LR)
+	case r.WarmupSteps < 0 || r.ProbeEvery < 0 || r.ProbeQuestions < 0:
+		return fmt.Errorf("reading.warmup_steps, probe_every and probe_questions must not be negative")
+	}
+	for _, p := range r.Passages {
+		if p < 1 || p > r.Chunks {
+			return fmt.Errorf("reading.passages: %d is not between 1 and reading.chunks (%d)", p, r.Chunks)
+		}
+	}
+	return nil
+}
+
+// passagesAt is the largest context size of epoch e (0-based).
+func (r *ReadingConfig) passagesAt(e int) int { return r.Passages[min(e, len(r.Passages)-1)] }
+
+// Seeds of the v3 data streams. Reading knowledge bases use practice.seed + readingSeedBase +
+// 100*epoch + task and the probe's use practice.seed + probeSeedBase + task: disjoint from the
+// practice bases (practice.seed + task), v2's reading bases (practice.seed + 1000*(epoch+1) +
+// task) and the default suite's seeds (1-3), and practice names never meet test names anyway.
+const (
+	readingSeedBase = 50_000
+	probeSeedBase   = 90_000
+)
+
+// kbQuestions are every fact of a knowledge base as a multiple-choice question with its choices
+// shuffled (seeded), grouped by chunk id.
+func kbQuestions(chunks []curriculum.Chunk, facts []curriculum.Fact, rng *rand.Rand) map[string][]curriculum.Question {
+	out := map[string][]curriculum.Question{}
+	for i, f := range facts {
+		choices := append([]string{f.TestAnswer}, f.Distractors...)
+		perm := rng.Perm(len(choices))
+		q := curriculum.Question{ID: fmt.Sprintf("%s#%d", f.ChunkID, i), Question: f.TestQuestion, ChunkID: f.ChunkID,
+			Choices: make([]string, len(choices)), Kind: curriculum.KindDocumentOnly}
+		for to, from := range perm {
+			q.Choices[to] = choices[from]
+			if from == 0 {
+				q.Answer = to
+			}
+		}
+		out[f.ChunkID] = append(out[f.ChunkID], q)
+	}
+	return out
+}
+
+// readingKB generates one reading knowledge base (every attribute questioned).
+func readingKB(task string, seed int64, chunks int) ([]curriculum.Chunk, map[string][]curriculum.Question, error) {
+	cs, fs, err := synthetic.Generate(task, synthetic.Options{Seed: seed, Chunks: chunks, FactsPerChunk: 7, Practice: true})
+	if err != nil {
+		return nil, nil, fmt.Errorf("zoo: reading knowledge base %s (seed %d): %w", task, seed, err)
+	}
+	return cs, kbQuestions(cs, fs, rand.New(rand.NewPCG(uint64(seed), 0x4b51))), nil
+}
+
+// turn is one question and its answer, rendered as the evaluation renders them.
+type turn struct{ question, answer string }
+
+// askTurn renders q in the letters or the cloze formulation (chosen by rng).
+func askTurn(q curriculum.Question, rng *rand.Rand) turn {
+	if rng.IntN(2) == 0 {
+		return turn{lettersText(q), " " + letters[q.Answer]}
+	}
+	return turn{clozeText(q), " " + q.Choices[q.Answer]}
+}
+
+// conversation is one reading context and its question turns.
+type conversation struct {
+	context string
+	turns   []turn
+}
+
+// readingConversations builds an epoch's contexts for one knowledge base: every chunk is the
+// first passage's entity once; the context holds 1..maxPassages passages of the base in random
+// order, and the turns ask about every entity in it (shuffled, at most nq), so the model must
+// find the passage of the question's entity, then the attribute's sentence.
+func readingConversations(chunks []curriculum.Chunk, qs map[string][]curriculum.Question, maxPassages, nq, seqChars int, rng *rand.Rand) []conversation {
+	var out []conversation
+	for _, ci := range rng.Perm(len(chunks)) {
+		n := 1 + rng.IntN(maxPassages)
+		picked := []int{ci}
+		for _, j := range rng.Perm(len(chunks)) {
+			if len(picked) == n {
+				break
+			}
+			if j != ci {
+				picked = append(picked, j)
+			}
+		}
+		// Long passages (source files) are dropped from the end until the context fits a row.
+		for len(picked) > 1 && passagesLen(chunks, picked) > seqChars {
+			picked = picked[:len(picked)-1]
+		}
+		rng.Shuffle(len(picked), func(a, b int) { picked[a], picked[b] = picked[b], picked[a] })
+		var pool []curriculum.Question
+		texts := make([]string, len(picked))
+		for k, j := range picked {
+			texts[k] = rag.PassageText(chunks[j])
+			pool = append(pool, qs[chunks[j].ID]...)
+		}
+		rng.Shuffle(len(pool), func(a, b int) { pool[a], pool[b] = pool[b], pool[a] })
+		c := conversation{context: strings.Join(texts, rag.PassageSeparator)}
+		for _, q := range pool[:min(nq, len(pool))] {
+			c.turns = append(c.turns, askTurn(q, rng))
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+func passagesLen(chunks []curriculum.Chunk, idx []int) int {
+	n := 0
+	for _, j := range idx {
+		n += len(rag.PassageText(chunks[j])) + len(rag.PassageSeparator)
+	}
+	return n
+}
+
+// encodeConversation encodes a conversation as one training example in the model's prompt
+// format: the first user turn is the evaluation's RAG prompt (passages, a blank line, the
+// question), later turns hold a question alone; loss on the answers (and the end-of-turn and
+// EOS tokens the format puts after them), as the encoder's MaskAnswers does for one turn.
+func encodeConversation(tok tokenizer.Tokenizer, tpl prompt.Template, useBOS bool, c conversation) (training.Example, error) {
+	sp := tok.Special()
+	var ids []int32
+	var train []bool
+	add := func(text string, target bool) {
+		for _, id := range tok.Encode(text) {
+			ids = append(ids, id)
+			train = append(train, target)
+		}
+	}
+	if useBOS && sp.BOS >= 0 {
+		ids, train = append(ids, sp.BOS), append(train, false)
+	}
+	for i, t := range c.turns {
+		q := t.question
+		if i == 0 {
+			q = c.context + rag.PassageSeparator + q
+		}
+		add(strings.TrimPrefix(tpl.RenderPrompt(q, ""), "<bos>"), false)
+		add(tpl.RenderResponse(t.answer), true)
+		if tpl.AddEOS {
+			ids, train = append(ids, sp.EOS), append(train, true)
+		}
+	}
+	if !tpl.AddEOS && sp.EOS >= 0 {
+		ids, train = append(ids, sp.EOS), append(train, true)
+	}
+	return training.Example{Name: "reading conversation", IDs: ids, Train: train}, nil
+}
+
+// drillVocab are the ids drills draw from: the tokenizer's merged pieces (whole words and
+// word parts), not bytes or special tokens.
+func drillVocab(tok tokenizer.Tokenizer) []int32 {
+	first := int32(len(specialTokens) + 256)
+	var out []int32
+	for id := first; id < int32(tok.VocabSize()); id++ {
+		out = append(out, id)
+	}
+	return out
+}
+
+// copyDrill is a random span, random filler, then the span again, with loss on the repeated
+// span after its first token: what an induction head predicts.
+func copyDrill(vocab []int32, rng *rand.Rand) training.Example {
+	span := make([]int32, 4+rng.IntN(29))
+	for i := range span {
+		span[i] = vocab[rng.IntN(len(vocab))]
+	}
+	var ids []int32
+	var train []bool
+	for range rng.IntN(17) {
+		ids, train = append(ids, vocab[rng.IntN(len(vocab))]), append(train, false)
+	}
+	for _, id := range span {
+		ids, train = append(ids, id), append(train, false)
+	}
+	for range rng.IntN(17) {
+		ids, train = append(ids, vocab[rng.IntN(len(vocab))]), append(train, false)
+	}
+	for i, id := range span {
+		ids, train = append(ids, id), append(train, i > 0)
+	}
+	return training.Example{Name: "copy drill", IDs: ids, Train: train}
+}
+
+// recallDrill is multi-query associative recall: n key/value pairs of distinct keys, then the
+// keys again in another order, each followed by its value, with loss on the queried values.
+func recallDrill(vocab []int32, rng *rand.Rand) training.Example {
+	n := 3 + rng.IntN(14)
+	perm := rng.Perm(len(vocab))
+	keys, vals := perm[:n], make([]int32, n)
+	var ids []int32
+	var train []bool
+	for i, k := range keys {
+		vals[i] = vocab[rng.IntN(len(vocab))]
+		ids, train = append(ids, vocab[k], vals[i]), append(train, false, false)
+	}
+	for _, i := range rng.Perm(n) {
+		ids, train = append(ids, vocab[keys[i]], vals[i]), append(train, false, true)
+	}
+	return training.Example{Name: "recall drill", IDs: ids, Train: train}
+}
+
+// instructShare: each epoch keeps one in instructShare of v2's instruction examples (a
+// different share each epoch), so closed-book skills and practice facts are kept at a quarter
+// of v2's cost.
+const instructShare = 4
+
+// readingEpoch is one epoch of recipe v3's instruction data (unshuffled): drills, reading
+// conversations on fresh knowledge bases (one per task) and a share of v2's instruction set.
+func readingEpoch(tok tokenizer.Tokenizer, tpl prompt.Template, useBOS bool, r *ReadingConfig, practiceSeed int64, inst []training.Example, epoch int) ([]training.Example, error) {
+	rng := rand.New(rand.NewPCG(uint64(practiceSeed)+uint64(epoch), 0x3ead))
+	vocab := drillVocab(tok)
+	var out []training.Example
+	for d := range r.Drills {
+		if d%2 == 0 {
+			out = append(out, copyDrill(vocab, rng))
+		} else {
+			out = append(out, recallDrill(vocab, rng))
+		}
+	}
+	seqChars := r.SeqLen * 2 // a conservative bytes-per-token bound for the passages
+	for i, task := range synthetic.Tasks {
+		chunks, qs, err := readingKB(task, practiceSeed+readingSeedBase+100*int64(epoch)+int64(i), r.Chunks)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range readingConversations(chunks, qs, r.passagesAt(epoch), r.Questions, seqChars, rng) {
+			ex, err := encodeConversation(tok, tpl, useBOS, c)
+			if err != nil {
+				return nil, err
+			}
+			// Drop turns from the end until the conversation fits a row.
+			for len(ex.IDs) > r.SeqLen && len(c.turns) > 1 {
+				c.turns = c.turns[:len(c.turns)-1]
+				if ex, err = encodeConversation(tok, tpl, useBOS, c); err != nil {
+					return nil, err
+				}
+			}
+			if len(ex.IDs) <= r.SeqLen {
+				out = append(out, ex)
+			}
+		}
+	}
+	for k, ex := range inst {
+		if k%instructShare == epoch%instructShare {
+			out = append(out, ex)
+		}
+	}
+	rng.Shuffle(len(out), func(a, b int) { out[a], out[b] = out[b], out[a] })
+	return out, nil
+}

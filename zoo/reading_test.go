@@ -1,0 +1,308 @@
+package zoo
+
+import (
+	"context"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/perpetual-ml/perpetual/curriculum"
+	"github.com/perpetual-ml/perpetual/curriculum/synthetic"
+	"github.com/perpetual-ml/perpetual/evaluation"
+	"github.com/perpetual-ml/perpetual/models/lm"
+	"github.com/perpetual-ml/perpetual/models/prompt"
+	"github.com/perpetual-ml/perpetual/models/tokenizer"
+	"github.com/perpetual-ml/perpetual/rag"
+)
+
+// testTokenizer is a small zoo tokenizer trained on a tiny world.
+func testTokenizer(t *testing.T) tokenizer.Tokenizer {
+	t.Helper()
+	cfg := tinyConfig(t)
+	w := synthetic.NewWorld(synthetic.WorldOptions{Seed: 1, Towns: 6, ReadingPassages: 6})
+	corpus, err := TokenizerCorpus(cfg, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tj, err := tokenizer.Train(corpus, 400, tokenizer.TrainOptions{SpecialTokens: specialTokens})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.LoadJSON(tj, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// The first turn of every reading conversation is token for token the request the evaluation
+// scores for its RAG condition (the embedded task, the model's chat template, the passages as
+// retrieved, lm-evaluation-harness's encoding), and the first answer is the gold continuation.
+func TestReadingConversationIsTheEvaluationsRAGRequest(t *testing.T) {
+	tok := testTokenizer(t)
+	for _, format := range []string{"gemma", "alpaca"} {
+		tpl, _ := prompt.Format(format)
+		useBOS := format == "gemma"
+		chunks, qs, err := readingKB("products", 7, 6)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(1, 2))
+		convs := readingConversations(chunks, qs, 2, 4, 4000, rng)
+		if len(convs) != len(chunks) {
+			t.Fatalf("%d conversations for %d chunks", len(convs), len(chunks))
+		}
+		sp := tok.Special()
+		enc := evaluation.Encoder{Tokenizer: tok, AddBOS: useBOS, BOS: sp.BOS}
+		for i, c := range convs {
+			ex, err := encodeConversation(tok, tpl, useBOS, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			first := c.turns[0]
+			formulation := "cloze"
+			if strings.HasSuffix(first.question, "\nD. "+lastChoice(first.question)+"\nAnswer:") {
+				formulation = "letters"
+			}
+			task, err := evaluation.DefaultTask(formulation)
+			if err != nil {
+				t.Fatal(err)
+			}
+			task.ChatTemplate = tpl.ChatTemplate()
+			q := questionOf(t, qs, first.question)
+			// Passages are found by their text (source files contain blank lines themselves).
+			passages := contextPassages(chunks, c.context)
+			prefix, err := task.ContextPrefix(passages)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := task.Prompt(&q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gold := task.Choices(&q)[q.Answer]
+			pair, err := enc.EncodePair(task.WrapChat(prefix+p), task.TargetDelimiter+gold)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := append(slices.Clone(pair.Context), pair.Continuation...)
+			if !slices.Equal(ex.IDs[:len(want)], want) {
+				t.Fatalf("conversation %d (%s, %s): first turn\n%q\nis not the evaluation's request\n%q", i, format, formulation,
+					tok.Decode(ex.IDs[:len(want)]), tok.Decode(want))
+			}
+			// The harness moves the prompt's trailing whitespace into the continuation; the answer
+			// proper is the continuation's last tokens, and only it is a training target.
+			answer := len(want) - len(tok.Encode(task.TargetDelimiter+gold))
+			for k := range want {
+				if ex.Train[k] != (k >= answer) {
+					t.Fatalf("conversation %d: token %d is a target: %v (only the answer should be)", i, k, ex.Train[k])
+				}
+			}
+			if len(c.turns) < 2 {
+				t.Errorf("conversation %d has %d turns", i, len(c.turns))
+			}
+		}
+	}
+}
+
+func lastChoice(letters string) string {
+	i := strings.LastIndex(letters, "\nD. ")
+	j := strings.LastIndex(letters, "\nAnswer:")
+	if i < 0 || j < i {
+		return "\x00"
+	}
+	return letters[i+4 : j]
+}
+
+// questionOf finds the knowledge-base question a rendered turn asks.
+func questionOf(t *testing.T, qs map[string][]curriculum.Question, rendered string) curriculum.Question {
+	t.Helper()
+	for _, list := range qs {
+		for _, q := range list {
+			if rendered == clozeText(q) || rendered == lettersText(q) {
+				return q
+			}
+		}
+	}
+	t.Fatalf("no question renders as %q", rendered)
+	return curriculum.Question{}
+}
+
+// contextPassages lists the passage texts of chunks in the order they appear in context.
+func contextPassages(chunks []curriculum.Chunk, context string) []string {
+	type at struct {
+		pos  int
+		text string
+	}
+	var found []at
+	for _, c := range chunks {
+		p := rag.PassageText(c)
+		if i := strings.Index(context, p); i >= 0 {
+			found = append(found, at{i, p})
+		}
+	}
+	slices.SortFunc(found, func(a, b at) int { return a.pos - b.pos })
+	out := make([]string, len(found))
+	for i, f := range found {
+		out[i] = f.text
+	}
+	return out
+}
+
+// Every question turn asks about an entity whose passage is in the context, and contexts grow
+// to the configured size.
+func TestReadingConversationsAskAboutTheirPassages(t *testing.T) {
+	chunks, qs, err := readingKB("research", 3, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sizes := map[int]int{}
+	for _, c := range readingConversations(chunks, qs, 3, 6, 100000, rand.New(rand.NewPCG(3, 4))) {
+		in := contextPassages(chunks, c.context)
+		sizes[len(in)]++
+		for _, tr := range c.turns {
+			q := questionOf(t, qs, tr.question)
+			var own string
+			for _, ch := range chunks {
+				if ch.ID == q.ChunkID {
+					own = rag.PassageText(ch)
+				}
+			}
+			if !strings.Contains(c.context, own) {
+				t.Fatalf("turn %q asks about a passage not in the context", tr.question)
+			}
+			if tr.answer != " "+q.Choices[q.Answer] && tr.answer != " "+letters[q.Answer] {
+				t.Fatalf("turn %q answered %q", tr.question, tr.answer)
+			}
+		}
+	}
+	if sizes[1] == 0 || sizes[3] == 0 || sizes[4] != 0 {
+		t.Fatalf("context sizes %v, want 1 to 3 passages", sizes)
+	}
+}
+
+// A copy drill's targets are the repeated span; a recall drill's targets are the values paired
+// with the queried keys.
+func TestDrillTargets(t *testing.T) {
+	vocab := make([]int32, 100)
+	for i := range vocab {
+		vocab[i] = int32(300 + i)
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for range 50 {
+		ex := copyDrill(vocab, rng)
+		var targets []int32
+		for i, tr := range ex.Train {
+			if tr {
+				targets = append(targets, ex.IDs[i])
+			}
+		}
+		first := len(ex.IDs) - len(targets) - 1 // the repeated span starts one before its targets
+		span := ex.IDs[first:]
+		if !slices.Contains(windowsOf(ex.IDs[:first], len(span)), string(int32sKey(span))) {
+			t.Fatalf("copy drill %v: targets %v do not repeat an earlier span", ex.IDs, targets)
+		}
+		ex = recallDrill(vocab, rng)
+		n := len(ex.IDs) / 4
+		value := map[int32]int32{}
+		for i := 0; i < 2*n; i += 2 {
+			value[ex.IDs[i]] = ex.IDs[i+1]
+			if ex.Train[i] || ex.Train[i+1] {
+				t.Fatal("a recall drill's pairs are not targets")
+			}
+		}
+		for i := 2 * n; i < 4*n; i += 2 {
+			if ex.Train[i] || !ex.Train[i+1] || value[ex.IDs[i]] != ex.IDs[i+1] {
+				t.Fatalf("recall drill %v: query %d", ex.IDs, i)
+			}
+		}
+	}
+}
+
+func int32sKey(xs []int32) []rune {
+	out := make([]rune, len(xs))
+	for i, x := range xs {
+		out[i] = rune(x)
+	}
+	return out
+}
+
+func windowsOf(xs []int32, n int) []string {
+	var out []string
+	for i := 0; i+n <= len(xs); i++ {
+		out = append(out, string(int32sKey(xs[i:i+n])))
+	}
+	return out
+}
+
+func TestReadingConfigErrors(t *testing.T) {
+	good := func() ReadingConfig {
+		return ReadingConfig{Epochs: 1, Chunks: 4, Passages: []int{1, 2}, Questions: 2, Drills: 1, SeqLen: 64, LR: 1e-3}
+	}
+	for _, c := range []struct {
+		edit func(*ReadingConfig)
+		want string
+	}{
+		{func(r *ReadingConfig) { r.Epochs = 0 }, "reading.epochs"},
+		{func(r *ReadingConfig) { r.Passages = nil }, "reading.passages"},
+		{func(r *ReadingConfig) { r.Passages = []int{5} }, "reading.passages"},
+		{func(r *ReadingConfig) { r.LR = 0 }, "reading.lr"},
+		{func(r *ReadingConfig) { r.Questions = 0 }, "reading.questions"},
+		{func(r *ReadingConfig) { r.ProbeEvery = -1 }, "probe_every"},
+	} {
+		r := good()
+		if err := r.check(); err != nil {
+			t.Fatalf("good config: %v", err)
+		}
+		c.edit(&r)
+		if err := r.check(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("error %v, want one naming %s", err, c.want)
+		}
+	}
+}
+
+// A recipe-v3 build interrupted in its reading phase and run again with the same work folder
+// finishes with the weights of an uninterrupted build, and a finished build is not retrained.
+func TestBuildResumesInWorkDir(t *testing.T) {
+	cfg := tinyConfig(t)
+	const name = "gemma-tiny"
+	if cfg.Models[name].Reading == nil {
+		t.Fatal("the default gemma-tiny has no reading section")
+	}
+	straight := t.TempDir()
+	if _, err := Build(context.Background(), cfg, name, straight, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	opt := Options{WorkDir: work, Progress: func(s string) {
+		if strings.Contains(s, "pretrain:") { // pre-training finished: stop during reading
+			cancel()
+		}
+	}}
+	if _, err := Build(ctx, cfg, name, t.TempDir(), opt); err == nil || !strings.Contains(err.Error(), "interrupted") {
+		t.Fatalf("interrupted build: %v", err)
+	}
+	var said []string
+	opt = Options{WorkDir: work, Progress: func(s string) { said = append(said, s) }}
+	resumed := t.TempDir()
+	if _, err := Build(context.Background(), cfg, name, resumed, opt); err != nil {
+		t.Fatal(err)
+	}
+	joined := strings.Join(said, "\n")
+	if !strings.Contains(joined, "pretrain: finished earlier") || !strings.Contains(joined, "reading: resuming") {
+		t.Errorf("the resumed build did not reuse its work folder:\n%s", joined)
+	}
+	a, err := lm.Load(straight, lm.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := lm.Load(resumed, lm.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Hash() != b.Hash() {
+		t.Fatal("interrupted and resumed build differs from the uninterrupted one")
+	}
+}

@@ -231,3 +231,78 @@ func abs(x int) int {
 	}
 	return x
 }
+
+// McNemarPower is the exact power of McNemar's exact two-sided test (McNemar above) at level
+// alpha for n paired questions when a question is right only under condition B with probability
+// pB and right only under A with probability pA (the discordant probabilities; pA + pB <= 1):
+// the probability that the test rejects, summed over the number of discordant pairs
+// d ~ Binomial(n, pA+pB) and, given d, the split b ~ Binomial(d, pB/(pA+pB)).
+//
+// Planning the suite's n with it (docs/zoo.md): an effect of +0.20 from a base of 0.25 with
+// outcomes independent across conditions has pB = 0.75 x 0.45 and pA = 0.25 x 0.55.
+func McNemarPower(n int, pA, pB, alpha float64) float64 {
+	if n <= 0 || pA < 0 || pB < 0 || pA+pB <= 0 || pA+pB > 1 {
+		return 0
+	}
+	pd := pA + pB
+	q := pB / pd
+	// reject[d] lists the splits b of d discordant pairs at which the exact test rejects; they
+	// are the two tails b <= k or b >= d-k for the largest k with 2 P(X <= k) <= alpha.
+	power := 0.0
+	for d := 0; d <= n; d++ {
+		wd := binomPMF(d, n, pd)
+		if wd < 1e-300 {
+			continue
+		}
+		k := -1
+		for k+1 <= d/2 && math.Min(1, 2*BinomCDFHalf(k+1, d)) <= alpha {
+			k++
+		}
+		if k < 0 {
+			continue
+		}
+		tail := 0.0
+		for b := 0; b <= k; b++ {
+			tail += binomPMF(b, d, q) + binomPMF(d-b, d, q)
+		}
+		if 2*k == d { // both tails meet at the middle: count it once
+			tail -= binomPMF(k, d, q)
+		}
+		power += wd * tail
+	}
+	return math.Min(1, power)
+}
+
+// McNemarSampleSize is the smallest n at which McNemarPower reaches power (at most maxN; 0 if
+// it never does).
+func McNemarSampleSize(pA, pB, alpha, power float64, maxN int) int {
+	for n := 1; n <= maxN; n++ {
+		if McNemarPower(n, pA, pB, alpha) >= power {
+			return n
+		}
+	}
+	return 0
+}
+
+// binomPMF is P(X = k) for X ~ Binomial(n, p), computed in log space.
+func binomPMF(k, n int, p float64) float64 {
+	if k < 0 || k > n {
+		return 0
+	}
+	if p <= 0 {
+		if k == 0 {
+			return 1
+		}
+		return 0
+	}
+	if p >= 1 {
+		if k == n {
+			return 1
+		}
+		return 0
+	}
+	lgN, _ := math.Lgamma(float64(n + 1))
+	lgK, _ := math.Lgamma(float64(k + 1))
+	lgNK, _ := math.Lgamma(float64(n - k + 1))
+	return math.Exp(lgN - lgK - lgNK + float64(k)*math.Log(p) + float64(n-k)*math.Log1p(-p))
+}

@@ -165,3 +165,38 @@ func TestEdgeCases(t *testing.T) {
 		t.Errorf("bootstrap interval %+v does not contain the observed diff 0.1", r1)
 	}
 }
+
+// McNemarPower against a Monte Carlo run of the test itself, and the sample sizes the default
+// suite is planned with (docs/zoo.md).
+func TestMcNemarPowerMatchesSimulation(t *testing.T) {
+	const n, pA, pB, alpha = 60, 0.1375, 0.3375, 0.05
+	exact := McNemarPower(n, pA, pB, alpha)
+	rng := NewSplitMix64(42)
+	const trials = 20000
+	rejected := 0
+	a, b := make([]bool, n), make([]bool, n)
+	for range trials {
+		for i := range a {
+			u := float64(rng.Next()>>11) / (1 << 53)
+			a[i], b[i] = u < pA, u >= pA && u < pA+pB // right only under A, or only under B
+		}
+		r, err := McNemar(a, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.P < alpha || r.P == alpha {
+			rejected++
+		}
+	}
+	sim := float64(rejected) / trials
+	if math.Abs(sim-exact) > 0.015 {
+		t.Fatalf("exact power %.4f, simulated %.4f", exact, sim)
+	}
+	if p := McNemarPower(n, 0.2, 0.2, alpha); p > alpha {
+		t.Fatalf("size under the null %.4f exceeds alpha", p)
+	}
+	// +0.20 from a base of 0.25, outcomes independent across conditions.
+	if got := McNemarSampleSize(0.25*0.55, 0.75*0.45, 0.05, 0.8, 1000); got < 80 || got > 100 {
+		t.Fatalf("sample size for +0.20 over 0.25: %d, want 98 (Connor's normal approximation gives 91)", got)
+	}
+}

@@ -32,6 +32,7 @@ const (
 	KindDelta    = "delta"
 	KindLoss     = "loss"
 	KindRecall   = "recall"
+	KindCurve    = "curve"
 )
 
 // conditionColour keeps a condition's colour the same on every chart.
@@ -80,6 +81,7 @@ func Build(res *Results) []*Chart {
 	out = append(out, DeltaCharts(res.Cells)...)
 	out = append(out, LossCharts(res.Loss)...)
 	out = append(out, RecallCharts(res.Recall)...)
+	out = append(out, CurveCharts(res.Curves)...)
 	// Different names can share a slug ("a b" and "a-b"): number the later ones.
 	count := map[string]int{}
 	for _, c := range out {
@@ -265,6 +267,62 @@ func LossCharts(points []LossPoint) []*Chart {
 						charts.WithItemStyleOpts(opts.ItemStyle{Color: colour}),
 						charts.WithLineStyleOpts(opts.LineStyle{Color: colour, Width: 2, Type: "dashed"}))
 				}
+			}
+			return line
+		}
+		out = append(out, ch)
+	}
+	return out
+}
+
+// CurveCharts makes one line chart per model: every probe's score against the training step
+// (the learning curve, where a plateau and the change after it show).
+func CurveCharts(points []CurvePoint) []*Chart {
+	byModel := map[string][]CurvePoint{}
+	var models []string
+	for _, p := range points {
+		if _, ok := byModel[p.Model]; !ok {
+			models = append(models, p.Model)
+		}
+		byModel[p.Model] = append(byModel[p.Model], p)
+	}
+	sort.Strings(models)
+	var out []*Chart
+	for _, model := range models {
+		ps := append([]CurvePoint(nil), byModel[model]...)
+		sort.SliceStable(ps, func(i, j int) bool { return ps[i].Step < ps[j].Step })
+		var probes []string
+		seen := map[string]bool{}
+		for _, p := range ps {
+			if !seen[p.Probe] {
+				seen[p.Probe] = true
+				probes = append(probes, p.Probe)
+			}
+		}
+		sort.Strings(probes)
+		title := "Learning curve: " + model
+		ch := &Chart{Name: slug(KindCurve, model), Title: title, Width: 900, Height: 480}
+		ch.build = func(init opts.Initialization) render.Renderer {
+			line := charts.NewLine()
+			line.SetGlobalOptions(common(init, title, "held-out probes scored during training")...)
+			line.SetGlobalOptions(
+				charts.WithLegendOpts(opts.Legend{Show: opts.Bool(true), Top: "52"}),
+				charts.WithXAxisOpts(opts.XAxis{Type: "value", Name: "step", Min: "dataMin", Max: "dataMax"}),
+				charts.WithYAxisOpts(opts.YAxis{Type: "value", Name: "score", Scale: opts.Bool(true)}),
+				charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true), Trigger: "axis"}),
+			)
+			for i, probe := range probes {
+				colour := palette[i%len(palette)]
+				var data []opts.LineData
+				for _, p := range ps {
+					if p.Probe == probe {
+						data = append(data, opts.LineData{Value: []any{p.Step, round4(p.Value)}})
+					}
+				}
+				line.AddSeries(probe, data,
+					charts.WithLineChartOpts(opts.LineChart{ShowSymbol: opts.Bool(len(data) < 60)}),
+					charts.WithItemStyleOpts(opts.ItemStyle{Color: colour}),
+					charts.WithLineStyleOpts(opts.LineStyle{Color: colour, Width: 2}))
 			}
 			return line
 		}

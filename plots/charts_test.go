@@ -186,3 +186,37 @@ func TestAccuracyChartWithMissingCell(t *testing.T) {
 		t.Errorf("want 3 whiskers, page has %d", strings.Count(s, `"value":[`))
 	}
 }
+
+// A learning curve is one chart per model with a line per probe carrying its points; bad
+// points are refused with the item named.
+func TestCurveCharts(t *testing.T) {
+	res := &Results{Curves: []CurvePoint{
+		{Model: "gemma-tiny", Probe: "read_cloze", Step: 100, Value: 0.25},
+		{Model: "gemma-tiny", Probe: "read_cloze", Step: 200, Value: 0.61},
+		{Model: "gemma-tiny", Probe: "book_cloze", Step: 100, Value: 0.3},
+		{Model: "mamba-tiny", Probe: "read_cloze", Step: 100, Value: 0.27},
+	}}
+	if err := res.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	chs := Build(res)
+	if len(chs) != 2 || chs[0].Name != "curve-gemma-tiny" || chs[1].Name != "curve-mamba-tiny" {
+		t.Fatalf("charts %v", chs)
+	}
+	page, err := chs[0].HTML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"read_cloze"`, `"book_cloze"`, `[200,0.61]`} {
+		if !bytes.Contains(page, []byte(want)) {
+			t.Errorf("page lacks %s", want)
+		}
+	}
+	bad := &Results{Curves: []CurvePoint{{Model: "m", Probe: "p", Step: -1}}}
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "curves[0]") {
+		t.Fatalf("negative step: %v", err)
+	}
+	if _, err := Read(strings.NewReader(`{"curves": [{"model": "m", "probe": "p", "step": 1, "value": 0.5}]}`), "c.json"); err != nil {
+		t.Fatalf("a curves-only file: %v", err)
+	}
+}

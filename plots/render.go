@@ -117,7 +117,7 @@ func Render(ctx context.Context, res *Results, dir string, o Options) ([]Output,
 	}
 	chs := Build(res)
 	if len(chs) == 0 {
-		return nil, errors.New("plots: the results have no cells, loss or recall points: nothing to chart")
+		return nil, errors.New("plots: the results have no cells, loss, recall or curve points: nothing to chart")
 	}
 	if err := WriteAssets(dir); err != nil {
 		return nil, err

@@ -74,9 +74,18 @@ type RecallPoint struct {
 	Recall    float64 `json:"recall"`
 }
 
+// CurvePoint is one point of a learning curve: a probe's score (e.g. held-out reading accuracy)
+// of a model in training, at an optimizer step.
+type CurvePoint struct {
+	Model string  `json:"model"`
+	Probe string  `json:"probe"`
+	Step  int     `json:"step"`
+	Value float64 `json:"value"`
+}
+
 // Results is what plots reads from results.json:
 //
-//	{"cells": [Cell...], "loss": [LossPoint...], "recall": [RecallPoint...]}
+//	{"cells": [Cell...], "loss": [LossPoint...], "recall": [RecallPoint...], "curves": [CurvePoint...]}
 //
 // Other top-level keys are ignored, so the harness may keep more in the same file. Every list may
 // be empty; charts are made for what is there.
@@ -84,6 +93,7 @@ type Results struct {
 	Cells  []Cell        `json:"cells"`
 	Loss   []LossPoint   `json:"loss"`
 	Recall []RecallPoint `json:"recall"`
+	Curves []CurvePoint  `json:"curves,omitempty"`
 }
 
 // Load reads and validates dir/results.json.
@@ -109,12 +119,13 @@ func Read(r io.Reader, name string) (*Results, error) {
 	_, hasCells := top["cells"]
 	_, hasLoss := top["loss"]
 	_, hasRecall := top["recall"]
-	if !hasCells && !hasLoss && !hasRecall {
+	_, hasCurves := top["curves"]
+	if !hasCells && !hasLoss && !hasRecall && !hasCurves {
 		// E.g. an evaluation run's lm-evaluation-harness results.json, which is a different file.
-		return nil, fmt.Errorf("%s: no \"cells\", \"loss\" or \"recall\" key: not a harness results file", name)
+		return nil, fmt.Errorf("%s: no \"cells\", \"loss\", \"recall\" or \"curves\" key: not a harness results file", name)
 	}
 	var res Results
-	for key, dst := range map[string]any{"cells": &res.Cells, "loss": &res.Loss, "recall": &res.Recall} {
+	for key, dst := range map[string]any{"cells": &res.Cells, "loss": &res.Loss, "recall": &res.Recall, "curves": &res.Curves} {
 		if raw, ok := top[key]; ok {
 			if err := json.Unmarshal(raw, dst); err != nil {
 				return nil, fmt.Errorf("%s: %s: %w", name, key, err)
@@ -185,6 +196,16 @@ func (r *Results) Validate() error {
 			return fmt.Errorf("recall[%d] (%s/%s): k %d < 1", i, p.Task, p.Retriever, p.K)
 		case !finite(p.Recall) || p.Recall < 0 || p.Recall > 1:
 			return fmt.Errorf("recall[%d] (%s/%s k=%d): recall %v outside [0, 1]", i, p.Task, p.Retriever, p.K, p.Recall)
+		}
+	}
+	for i, p := range r.Curves {
+		switch {
+		case p.Model == "" || p.Probe == "":
+			return fmt.Errorf("curves[%d]: empty model or probe", i)
+		case p.Step < 0:
+			return fmt.Errorf("curves[%d] (%s/%s): negative step %d", i, p.Model, p.Probe, p.Step)
+		case !finite(p.Value):
+			return fmt.Errorf("curves[%d] (%s/%s step %d): value %v is not finite", i, p.Model, p.Probe, p.Step, p.Value)
 		}
 	}
 	return nil

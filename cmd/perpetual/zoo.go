@@ -1,16 +1,23 @@
 package main
 
 import (
+	"bufio"
+	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/perpetual-ml/perpetual/harness"
+	"github.com/perpetual-ml/perpetual/plots"
+	"github.com/perpetual-ml/perpetual/training"
 	"github.com/perpetual-ml/perpetual/zoo"
 )
 
@@ -96,5 +103,99 @@ func init() {
 	cmd.Flags().StringVar(&configFile, "config", "", "a zoo config YAML to use instead of the embedded zoo/config.yaml (for experiments: its models are not the harness's zoo: models)")
 	cmd.Flags().StringSliceVar(&names, "name", nil, "models to build (default all in zoo/config.yaml)")
 	cmd.Flags().StringVar(&work, "work", "", "keep each phase's checkpoints and learning curve (metrics.jsonl) in WORK/NAME/PHASE: rerunning the same command resumes an interrupted build exactly")
+	cmd.AddCommand(newZooCurveCmd())
 	rootCmd.AddCommand(cmd)
+}
+
+// newZooCurveCmd charts the learning curves of recipe-v3 builds.
+func newZooCurveCmd() *cobra.Command {
+	var out string
+	var png bool
+	cmd := &cobra.Command{
+		Use:   "curve SOURCE...",
+		Short: "Chart the learning curves (held-out reading and closed-book probes) of zoo builds",
+		Long: "Each SOURCE is a built zoo model folder (its manifest.json keeps the probes of every phase)\n" +
+			"or a phase's metrics.jsonl in a --work folder (a build still running). Writes OUT/results.json\n" +
+			"(curves) and one chart per model, as `perpetual plots` does.",
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			res := &plots.Results{}
+			for _, src := range args {
+				pts, err := curvePoints(src)
+				if err != nil {
+					return err
+				}
+				res.Curves = append(res.Curves, pts...)
+			}
+			slices.SortStableFunc(res.Curves, func(a, b plots.CurvePoint) int {
+				return cmp.Or(cmp.Compare(a.Model, b.Model), cmp.Compare(a.Probe, b.Probe), cmp.Compare(a.Step, b.Step))
+			})
+			if len(res.Curves) == 0 {
+				return fmt.Errorf("zoo curve: %s: no probe points (was the model built by recipe v3 with reading.probe_every?)", strings.Join(args, ", "))
+			}
+			if err := os.MkdirAll(out, 0o755); err != nil {
+				return err
+			}
+			data, err := json.MarshalIndent(res, "", "  ")
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(out, plots.ResultsFile), append(data, '\n'), 0o644); err != nil {
+				return err
+			}
+			outputs, err := plots.Render(cmd.Context(), res, out, plots.Options{PNG: png})
+			if err != nil {
+				return err
+			}
+			for _, o := range outputs {
+				fmt.Fprintln(cmd.OutOrStdout(), strings.TrimSpace(o.HTML+"\t"+o.PNG))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "curves", "output folder")
+	cmd.Flags().BoolVar(&png, "png", false, "also write PNG screenshots (needs Chromium)")
+	return cmd
+}
+
+// curvePoints reads the probe points of a zoo model folder (manifest.json) or of a training
+// metrics.jsonl (named after the work folder it is in: WORK/MODEL/PHASE/metrics.jsonl).
+func curvePoints(src string) ([]plots.CurvePoint, error) {
+	var out []plots.CurvePoint
+	if st, err := os.Stat(src); err == nil && st.IsDir() {
+		data, err := os.ReadFile(filepath.Join(src, zoo.ManifestFile))
+		if err != nil {
+			return nil, fmt.Errorf("zoo curve: %w", err)
+		}
+		var m zoo.Manifest
+		if err := json.Unmarshal(data, &m); err != nil {
+			return nil, fmt.Errorf("zoo curve: %s: %w", filepath.Join(src, zoo.ManifestFile), err)
+		}
+		for _, ph := range m.Phases {
+			for _, p := range ph.Probes {
+				for probe, v := range p.Scores {
+					out = append(out, plots.CurvePoint{Model: m.Name, Probe: probe, Step: p.Step, Value: v})
+				}
+			}
+		}
+		return out, nil
+	}
+	f, err := os.Open(src)
+	if err != nil {
+		return nil, fmt.Errorf("zoo curve: %w", err)
+	}
+	defer f.Close()
+	model := filepath.Base(filepath.Dir(filepath.Dir(src)))
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for line := 1; sc.Scan(); line++ {
+		var m training.Metric
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			return nil, fmt.Errorf("zoo curve: %s line %d: %w", src, line, err)
+		}
+		for probe, v := range m.Probe {
+			out = append(out, plots.CurvePoint{Model: model, Probe: probe, Step: m.Step, Value: v})
+		}
+	}
+	return out, sc.Err()
 }

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/perpetual-ml/perpetual/harness"
+	"github.com/perpetual-ml/perpetual/plots"
 	"github.com/perpetual-ml/perpetual/zoo"
 )
 
@@ -45,5 +47,49 @@ func TestZooCommandUnknownModel(t *testing.T) {
 	msg, err := runCLI(t, "zoo", "--name", "nope", "--out", t.TempDir())
 	if err == nil || !strings.Contains(err.Error()+msg, "nope") {
 		t.Fatalf("error %v\n%s", err, msg)
+	}
+}
+
+// `zoo curve` charts the probes of a running build (metrics.jsonl in its work folder) and of a
+// finished one (manifest.json), and refuses a source without probes.
+func TestZooCurveCommand(t *testing.T) {
+	work := filepath.Join(t.TempDir(), "gemma-x", "reading")
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	metrics := `{"step":1,"loss":3}
+{"step":2,"loss":2.5,"probe":{"read_cloze":0.25,"book_cloze":0.3}}
+{"step":4,"loss":2,"probe":{"read_cloze":0.5,"book_cloze":0.35}}
+`
+	if err := os.WriteFile(filepath.Join(work, "metrics.jsonl"), []byte(metrics), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	model := t.TempDir()
+	manifest := `{"name": "mamba-x", "phases": [{"name": "reading", "probes": [{"step": 10, "scores": {"read_cloze": 0.4}}]}]}`
+	if err := os.WriteFile(filepath.Join(model, zoo.ManifestFile), []byte(manifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	if msg, err := runCLI(t, "zoo", "curve", "--out", out, filepath.Join(work, "metrics.jsonl"), model); err != nil {
+		t.Fatalf("%v\n%s", err, msg)
+	}
+	res, err := plots.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []plots.CurvePoint{{"gemma-x", "book_cloze", 2, 0.3}, {"gemma-x", "book_cloze", 4, 0.35},
+		{"gemma-x", "read_cloze", 2, 0.25}, {"gemma-x", "read_cloze", 4, 0.5}, {"mamba-x", "read_cloze", 10, 0.4}}
+	if fmt.Sprint(res.Curves) != fmt.Sprint(want) {
+		t.Fatalf("curves %v, want %v", res.Curves, want)
+	}
+	for _, f := range []string{"curve-gemma-x.html", "curve-mamba-x.html"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	empty := filepath.Join(t.TempDir(), "metrics.jsonl")
+	_ = os.WriteFile(empty, []byte(`{"step":1,"loss":3}`+"\n"), 0o644)
+	if _, err := runCLI(t, "zoo", "curve", "--out", t.TempDir(), empty); err == nil || !strings.Contains(err.Error(), "no probe points") {
+		t.Fatalf("a source without probes: %v", err)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/perpetual-ml/perpetual/evaluation"
+	"github.com/perpetual-ml/perpetual/zoo"
+	"github.com/perpetual-ml/perpetual/zoo/zootest"
 	"github.com/perpetual-ml/perpetual/models/bert"
 	"github.com/perpetual-ml/perpetual/models/bert/berttest"
 	"github.com/perpetual-ml/perpetual/rag"
@@ -32,7 +34,7 @@ func TestRunWithHybridRetriever(t *testing.T) {
 	rag.LoadEmbedder = func(dir string) (rag.Embedder, error) { return bert.Load(dir) }
 	dir := t.TempDir()
 	other := filepath.Join(dir, "other-model")
-	if err := BuildRandomModel(other, TinyGemmaConfig, 7); err != nil {
+	if err := zoo.RandomModel(other, zootest.TinyGemma, 7); err != nil {
 		t.Fatal(err)
 	}
 	encoder := berttest.CopyTiny(t)
@@ -41,7 +43,7 @@ func TestRunWithHybridRetriever(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "results")
-	rep, err := Run(context.Background(), s, Options{Out: out})
+	rep, err := Run(context.Background(), s, Options{Out: out, Zoo: zootest.Random{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +70,7 @@ func TestRunWithHybridRetriever(t *testing.T) {
 
 	// A different encoder (one weight changed) rebuilds the index; the base cell stays cached.
 	berttest.PerturbWeight(t, encoder)
-	rep, err = Run(context.Background(), s, Options{Out: out})
+	rep, err = Run(context.Background(), s, Options{Out: out, Zoo: zootest.Random{}})
 	if err != nil {
 		t.Fatal(err)
 	}

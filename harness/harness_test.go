@@ -12,6 +12,8 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/perpetual-ml/perpetual/evaluation"
+	"github.com/perpetual-ml/perpetual/zoo"
+	"github.com/perpetual-ml/perpetual/zoo/zootest"
 	"github.com/perpetual-ml/perpetual/models/checkpoint"
 	"github.com/perpetual-ml/perpetual/models/lm"
 	"github.com/perpetual-ml/perpetual/plots"
@@ -77,7 +79,7 @@ eval: {batch_size: 16, bootstrap: 200, limit: 8}
 func TestRunCachesCellByCell(t *testing.T) {
 	dir := t.TempDir()
 	other := filepath.Join(dir, "other-model")
-	if err := BuildRandomModel(other, TinyGemmaConfig, 7); err != nil {
+	if err := zoo.RandomModel(other, zootest.TinyGemma, 7); err != nil {
 		t.Fatal(err)
 	}
 	s, err := Parse([]byte(miniSuite), "mini.yaml", dir, map[string]string{"OTHER_MODEL": other})
@@ -86,7 +88,7 @@ func TestRunCachesCellByCell(t *testing.T) {
 	}
 	tuner := &scaleTuner{}
 	out := filepath.Join(dir, "results")
-	opt := Options{Out: out, FineTuner: tuner, Charts: true}
+	opt := Options{Out: out, FineTuner: tuner, Charts: true, Zoo: zootest.Random{}}
 	rep, err := Run(context.Background(), s, opt)
 	if err != nil {
 		t.Fatal(err)
@@ -209,7 +211,7 @@ func TestRunCachesCellByCell(t *testing.T) {
 	if err := os.RemoveAll(other); err != nil {
 		t.Fatal(err)
 	}
-	if err := BuildRandomModel(other, TinyGemmaConfig, 8); err != nil {
+	if err := zoo.RandomModel(other, zootest.TinyGemma, 8); err != nil {
 		t.Fatal(err)
 	}
 	rep, err = Run(context.Background(), s, opt)
@@ -235,7 +237,7 @@ func TestRunWithoutFineTunerFailsClearly(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Conditions = []string{plots.FineTuned}
-	_, err = Run(context.Background(), s, Options{Out: filepath.Join(dir, "out")})
+	_, err = Run(context.Background(), s, Options{Out: filepath.Join(dir, "out"), Zoo: zootest.Random{}})
 	if err == nil || !strings.Contains(err.Error(), "no fine-tuner") {
 		t.Fatalf("err = %v", err)
 	}
@@ -309,29 +311,39 @@ func TestEmbeddedSuites(t *testing.T) {
 	}
 }
 
+// countingZoo is a Zoo test double that writes a config.json and counts its builds.
+type countingZoo struct{ builds int }
+
+func (z *countingZoo) Resolve(name, cacheDir string) (string, error) {
+	z.builds++
+	d := filepath.Join(cacheDir, name)
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		return "", err
+	}
+	return d, os.WriteFile(filepath.Join(d, "config.json"), []byte("{}"), 0o644)
+}
+
 func TestResolveModel(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := ResolveModel("zoo:nonesuch", dir); err == nil || !strings.Contains(err.Error(), "gemma-tiny") {
+	if _, err := ResolveModel("zoo:nonesuch", dir, zootest.Random{}); err == nil || !strings.Contains(err.Error(), "gemma-tiny") {
 		t.Errorf("unknown zoo entry: %v", err)
 	}
-	if _, err := ResolveModel(filepath.Join(dir, "missing"), dir); err == nil {
+	if _, err := ResolveModel("zoo:gemma-tiny", dir, nil); err == nil || !strings.Contains(err.Error(), "Options.Zoo") {
+		t.Errorf("no zoo: %v", err)
+	}
+	if _, err := ResolveModel(filepath.Join(dir, "missing"), dir, zootest.Random{}); err == nil {
 		t.Error("missing folder: no error")
 	}
-	builds := 0
-	RegisterZoo("test-copy", ZooEntry{Version: "v1", Build: func(d string) error {
-		builds++
-		return os.WriteFile(filepath.Join(d, "config.json"), []byte("{}"), 0o644)
-	}})
-	for range 2 {
-		got, err := ResolveModel("zoo:test-copy", dir)
-		if err != nil || got != filepath.Join(dir, "test-copy-v1") {
-			t.Fatalf("resolve: %q, %v", got, err)
-		}
+	z := &countingZoo{}
+	got, err := ResolveModel("zoo:test-copy", dir, z)
+	if err != nil || got != filepath.Join(dir, "test-copy") || z.builds != 1 {
+		t.Fatalf("resolve: %q, %v, %d builds", got, err, z.builds)
 	}
-	if builds != 1 {
-		t.Errorf("zoo entry built %d times", builds)
+	// A folder path never reaches the zoo.
+	if _, err := ResolveModel(got, dir, z); err != nil || z.builds != 1 {
+		t.Fatalf("folder: %v, %d builds", err, z.builds)
 	}
-	// The random-init recipe gives a loadable model whose tokenizer covers the chat markers.
+	// The random-init stand-ins give loadable models whose tokenizer covers the chat markers.
 	m, enc, err := LoadForEval(mustResolve(t, dir), lm.LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -340,7 +352,7 @@ func TestResolveModel(t *testing.T) {
 	if m.Arch().VocabSize() != 512 || len(ids) == 0 || ids[0] != 4 || !enc.AddBOS {
 		t.Errorf("random model: vocab %d, ids %v, addBOS %v", m.Arch().VocabSize(), ids, enc.AddBOS)
 	}
-	mambaDir, err := ResolveModel("zoo:mamba-tiny", dir)
+	mambaDir, err := ResolveModel("zoo:mamba-tiny", dir, zootest.Random{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -360,7 +372,7 @@ func TestResolveModel(t *testing.T) {
 
 func mustResolve(t *testing.T, dir string) string {
 	t.Helper()
-	got, err := ResolveModel("zoo:gemma-tiny", dir)
+	got, err := ResolveModel("zoo:gemma-tiny", dir, zootest.Random{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -393,7 +405,7 @@ eval: {limit: 4}
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := Run(context.Background(), s, Options{Out: filepath.Join(dir, "out")})
+	rep, err := Run(context.Background(), s, Options{Out: filepath.Join(dir, "out"), Zoo: zootest.Random{}})
 	if err != nil {
 		t.Fatal(err)
 	}

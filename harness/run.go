@@ -36,6 +36,9 @@ type Options struct {
 	Charts, PNG bool
 	// Chromium overrides plots.FindChromium.
 	Chromium string
+	// Zoo resolves "zoo:NAME" model paths (package zoo's Resolver for the committed models);
+	// a suite naming one without a Zoo is an error.
+	Zoo Zoo
 }
 
 // Report says what a Run did, and what it reused.
@@ -114,7 +117,7 @@ func Run(ctx context.Context, s *Suite, opt Options) (*Report, error) {
 	}
 	var models []*preparedModel
 	for _, m := range s.Models {
-		dir, err := ResolveModel(m.Path, filepath.Join(opt.Work, "zoo"))
+		dir, err := ResolveModel(m.Path, filepath.Join(opt.Work, "zoo"), opt.Zoo)
 		if err != nil {
 			return nil, fmt.Errorf("model %s: %w", m.Name, err)
 		}

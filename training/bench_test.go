@@ -6,7 +6,7 @@ import (
 
 	"github.com/gomlx/gomlx/core/tensors"
 
-	"github.com/perpetual-ml/perpetual/harness"
+	"github.com/perpetual-ml/perpetual/zoo/zootest"
 	"github.com/perpetual-ml/perpetual/training"
 )
 
@@ -14,7 +14,7 @@ import (
 // 256 tokens, then clip + AdamW) of the harness's tiny models on the default backend, reporting
 // trained tokens per second. Recorded in docs/training.md.
 func BenchmarkTrainStep(b *testing.B) {
-	for _, cfg := range []map[string]any{harness.TinyGemmaConfig, harness.TinyMambaConfig} {
+	for _, cfg := range []map[string]any{zootest.TinyGemma, zootest.TinyMamba} {
 		b.Run(cfg["model_type"].(string)+"-tiny", func(b *testing.B) {
 			_, m, _ := tinyModel(b, cfg)
 			setup := training.FullSetup(m.Arch(), m.DType())

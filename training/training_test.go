@@ -16,7 +16,8 @@ import (
 
 	"github.com/perpetual-ml/perpetual/curriculum"
 	"github.com/perpetual-ml/perpetual/curriculum/synthetic"
-	"github.com/perpetual-ml/perpetual/harness"
+	"github.com/perpetual-ml/perpetual/zoo"
+	"github.com/perpetual-ml/perpetual/zoo/zootest"
 	"github.com/perpetual-ml/perpetual/models/lm"
 	"github.com/perpetual-ml/perpetual/models/prompt"
 	"github.com/perpetual-ml/perpetual/models/tokenizer"
@@ -30,7 +31,7 @@ import (
 func tinyModel(t testing.TB, config map[string]any) (string, *lm.Model, tokenizer.Tokenizer) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "base")
-	if err := harness.BuildRandomModel(dir, config, 1); err != nil {
+	if err := zoo.RandomModel(dir, config, 1); err != nil {
 		t.Fatal(err)
 	}
 	m, err := lm.Load(dir, lm.LoadOptions{})
@@ -103,7 +104,7 @@ func accuracy(t testing.TB, m *lm.Model, tok tokenizer.Tokenizer, c *curriculum.
 }
 
 func TestTrainingLearnsSeenFacts(t *testing.T) {
-	_, m, tok := tinyModel(t, harness.TinyGemmaConfig)
+	_, m, tok := tinyModel(t, zootest.TinyGemma)
 	c := tinyCurriculum(t, 12)
 	before, n := accuracy(t, m, tok, c)
 	res, err := training.Run(m, tok, c, training.Options{Out: t.TempDir(), Epochs: 30, LR: 5e-3, WarmupSteps: 2, BatchSize: 4, Accumulation: 1, MaxLength: 256, Seed: 1})
@@ -153,7 +154,7 @@ func TestResumeEqualsUninterrupted(t *testing.T) {
 		name string
 		cfg  map[string]any
 		lora *training.LoRA
-	}{{"gemma", harness.TinyGemmaConfig, nil}, {"mamba", harness.TinyMambaConfig, nil}, {"gemma-lora", harness.TinyGemmaConfig, lora}} {
+	}{{"gemma", zootest.TinyGemma, nil}, {"mamba", zootest.TinyMamba, nil}, {"gemma-lora", zootest.TinyGemma, lora}} {
 		cfg := tc.cfg
 		t.Run(tc.name, func(t *testing.T) {
 			dir, m1, tok := tinyModel(t, cfg)
@@ -216,7 +217,7 @@ func TestResumeEqualsUninterrupted(t *testing.T) {
 // Packing several items into a row (segments, restarting positions) gives the same loss as one
 // item per row: the loss of the very first step and the validation loss are equal.
 func TestPackingEqualsUnpacked(t *testing.T) {
-	for _, cfg := range []map[string]any{harness.TinyGemmaConfig, harness.TinyMambaConfig} {
+	for _, cfg := range []map[string]any{zootest.TinyGemma, zootest.TinyMamba} {
 		t.Run(cfg["model_type"].(string), func(t *testing.T) {
 			dir, m, tok := tinyModel(t, cfg)
 			c := tinyCurriculum(t, 4)
@@ -265,7 +266,7 @@ func TestPackingEqualsUnpacked(t *testing.T) {
 // A LoRA-trained model's merged weights give the logits of base + adapters; the base weights
 // not targeted are unchanged.
 func TestLoRAMergeEqualsAdapter(t *testing.T) {
-	_, m, tok := tinyModel(t, harness.TinyGemmaConfig)
+	_, m, tok := tinyModel(t, zootest.TinyGemma)
 	base := weightsOf(t, m)
 	c := tinyCurriculum(t, 4)
 	cfg := training.LoRA{Rank: 4, Alpha: 8, Targets: []string{"q_proj", "v_proj", "down_proj"}}
@@ -346,7 +347,7 @@ func TestLoRAMergeEqualsAdapter(t *testing.T) {
 
 // LoRA training runs end to end and trains only the adapters.
 func TestLoRATrainingLowersLoss(t *testing.T) {
-	_, m, tok := tinyModel(t, harness.TinyGemmaConfig)
+	_, m, tok := tinyModel(t, zootest.TinyGemma)
 	c := tinyCurriculum(t, 4)
 	o := smallOptions(t.TempDir())
 	o.Epochs, o.LR = 4, 1e-2
@@ -362,7 +363,7 @@ func TestLoRATrainingLowersLoss(t *testing.T) {
 }
 
 func TestBadInput(t *testing.T) {
-	_, m, tok := tinyModel(t, harness.TinyGemmaConfig)
+	_, m, tok := tinyModel(t, zootest.TinyGemma)
 	c := tinyCurriculum(t, 4)
 	check := func(name string, o training.Options, cur *curriculum.Curriculum, want string) {
 		t.Helper()
@@ -397,7 +398,7 @@ func TestBadInput(t *testing.T) {
 
 // bf16 compute with float32 master weights trains, and the model keeps its dtype.
 func TestBF16MasterWeights(t *testing.T) {
-	dir, _, tok := tinyModel(t, harness.TinyGemmaConfig)
+	dir, _, tok := tinyModel(t, zootest.TinyGemma)
 	m, err := lm.Load(dir, lm.LoadOptions{DType: dtypes.BFloat16})
 	if err != nil {
 		t.Fatal(err)
@@ -419,7 +420,7 @@ func TestBF16MasterWeights(t *testing.T) {
 
 // A diverging run stops with an error naming the step and the last good checkpoint.
 func TestNaNLossStops(t *testing.T) {
-	_, m, tok := tinyModel(t, harness.TinyGemmaConfig)
+	_, m, tok := tinyModel(t, zootest.TinyGemma)
 	o := smallOptions(t.TempDir())
 	o.Epochs, o.LR, o.ClipNorm, o.WarmupSteps, o.CheckpointEvery = 20, 1e6, -1, -1, 1
 	_, err := training.Run(m, tok, tinyCurriculum(t, 4), o)
@@ -434,7 +435,7 @@ func TestNaNLossStops(t *testing.T) {
 
 // Retention is measured before and after and written to retention.json; replay data mixes in.
 func TestRetentionAndReplay(t *testing.T) {
-	_, m, tok := tinyModel(t, harness.TinyGemmaConfig)
+	_, m, tok := tinyModel(t, zootest.TinyGemma)
 	tmp := t.TempDir()
 	data := `{"instruction": "Name a colour.", "output": "Blue."}
 {"instruction": "Add the numbers.", "input": "2 and 3", "output": "5"}
@@ -466,7 +467,7 @@ func TestRetentionAndReplay(t *testing.T) {
 
 // A cancelled context ends the run after the current step with a checkpoint to resume from.
 func TestCancelWritesCheckpoint(t *testing.T) {
-	_, m, tok := tinyModel(t, harness.TinyMambaConfig)
+	_, m, tok := tinyModel(t, zootest.TinyMamba)
 	o := smallOptions(t.TempDir())
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -487,7 +488,7 @@ func TestCancelWritesCheckpoint(t *testing.T) {
 // they see the merged model and the adapters train on.
 func TestProbesSeeEachStepsWeights(t *testing.T) {
 	for _, lora := range []*training.LoRA{nil, {Rank: 2, Alpha: 4, Targets: []string{"q_proj", "v_proj"}}} {
-		dir, m, tok := tinyModel(t, harness.TinyGemmaConfig)
+		dir, m, tok := tinyModel(t, zootest.TinyGemma)
 		c := tinyCurriculum(t, 4)
 		o := smallOptions(t.TempDir())
 		o.LoRA = lora

@@ -65,13 +65,17 @@ func Materialize(ctx context.Context, cfg *Config, name, dir string, opt Options
 // Version is the folder-name version of model name: its recipe hash.
 func Version(cfg *Config, name string) (string, error) { return cfg.RecipeHash(name) }
 
-// Ensure returns cacheDir/NAME-HASH, materialising it first (atomically: a temporary folder
-// renamed into place) when it does not exist yet.
+// Ensure returns cacheDir/NAME-HASH for the embedded recipe, materialising it first
+// (atomically: a temporary folder renamed into place) when it does not exist yet.
 func Ensure(ctx context.Context, name, cacheDir string, opt Options) (string, error) {
 	cfg, err := DefaultConfig()
 	if err != nil {
 		return "", err
 	}
+	return ensure(ctx, cfg, name, cacheDir, opt)
+}
+
+func ensure(ctx context.Context, cfg *Config, name, cacheDir string, opt Options) (string, error) {
 	hash, err := cfg.RecipeHash(name)
 	if err != nil {
 		return "", err
@@ -88,6 +92,9 @@ func Ensure(ctx context.Context, name, cacheDir string, opt Options) (string, er
 		return "", err
 	}
 	defer os.RemoveAll(tmp)
+	if err := os.Chmod(tmp, 0o755); err != nil { // MkdirTemp makes it 0700
+		return "", err
+	}
 	if err := Materialize(ctx, cfg, name, tmp, opt); err != nil {
 		return "", fmt.Errorf("zoo %s: %w", name, err)
 	}

@@ -63,7 +63,8 @@ a YAML file; --var NAME=PATH fills ${NAME} in its paths (else the environment do
 			if err != nil {
 				return err
 			}
-			opt := harness.Options{Out: out, Work: work, FineTuner: fineTuner, Charts: charts, PNG: pngOn, Chromium: chromium}
+			opt := harness.Options{Out: out, Work: work, FineTuner: fineTuner, Charts: charts, PNG: pngOn, Chromium: chromium,
+				Zoo: zooResolver(cmd.ErrOrStderr())}
 			if !quiet {
 				opt.Progress = os.Stderr
 			}

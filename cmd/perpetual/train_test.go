@@ -7,14 +7,15 @@ import (
 
 	"github.com/perpetual-ml/perpetual/curriculum"
 	"github.com/perpetual-ml/perpetual/curriculum/synthetic"
-	"github.com/perpetual-ml/perpetual/harness"
+	"github.com/perpetual-ml/perpetual/zoo"
+	"github.com/perpetual-ml/perpetual/zoo/zootest"
 	"github.com/perpetual-ml/perpetual/models/lm"
 )
 
 func TestTrainCommandStopAndResume(t *testing.T) {
 	tmp := t.TempDir()
 	base := filepath.Join(tmp, "base")
-	if err := harness.BuildRandomModel(base, harness.TinyMambaConfig, 1); err != nil {
+	if err := zoo.RandomModel(base, zootest.TinyMamba, 1); err != nil {
 		t.Fatal(err)
 	}
 	c, err := synthetic.Build("products", synthetic.Options{Seed: 1, Chunks: 6, FactsPerChunk: 2})

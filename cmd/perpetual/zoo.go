@@ -3,9 +3,9 @@ package main
 import (
 	"bufio"
 	"cmp"
-	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -15,41 +15,20 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/perpetual-ml/perpetual/harness"
 	"github.com/perpetual-ml/perpetual/plots"
 	"github.com/perpetual-ml/perpetual/training"
 	"github.com/perpetual-ml/perpetual/zoo"
 )
 
-// registerZoo makes the harness's "zoo:NAME" models the zoo's instruct models, replacing the
-// harness's random-init stand-ins. Only models with a committed checkpoint that matches
-// zoo/config.yaml are registered by default, so `make results` never trains a zoo model (that
-// takes far longer than its 15-minute budget on two cores); PERPETUAL_ZOO_TRAIN=1 registers the
-// others too, trained on first use and cached.
-func registerZoo() error {
-	cfg, err := zoo.DefaultConfig()
-	if err != nil {
-		return err
-	}
-	for _, name := range cfg.Names() {
-		if !zoo.Committed(cfg, name) && os.Getenv("PERPETUAL_ZOO_TRAIN") != "1" {
-			continue
-		}
-		version, err := zoo.Version(cfg, name)
-		if err != nil {
-			return err
-		}
-		harness.RegisterZoo(name, harness.ZooEntry{Version: version, Build: func(dir string) error {
-			return zoo.Materialize(context.Background(), cfg, name, dir, zoo.Options{Progress: func(s string) { fmt.Fprintln(os.Stderr, "zoo "+s) }})
-		}})
-	}
-	return nil
+// zooResolver is the zoo every command hands the harness: the committed checkpoints of
+// zoo/config.yaml; PERPETUAL_ZOO_TRAIN=1 trains a model whose checkpoint does not match
+// (far over `make results`' budget on two cores) instead of failing.
+func zooResolver(stderr io.Writer) *zoo.Resolver {
+	return &zoo.Resolver{Train: os.Getenv("PERPETUAL_ZOO_TRAIN") == "1",
+		Options: zoo.Options{Progress: func(s string) { fmt.Fprintln(stderr, "zoo "+s) }}}
 }
 
 func init() {
-	if err := registerZoo(); err != nil {
-		panic(err) // the embedded config is checked by zoo's tests; this cannot fail at run time
-	}
 	var out, configFile, work string
 	var names []string
 	cmd := &cobra.Command{

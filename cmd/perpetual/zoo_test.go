@@ -1,45 +1,70 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/perpetual-ml/perpetual/harness"
+	"github.com/perpetual-ml/perpetual/models/lm"
 	"github.com/perpetual-ml/perpetual/plots"
 	"github.com/perpetual-ml/perpetual/zoo"
 )
 
-// The harness's zoo:NAME resolves to the committed zoo checkpoint (copied out, with its
-// manifest) for every model committed for the current recipe.
-func TestZooRegisteredWithHarness(t *testing.T) {
+// zoo:NAME means the committed checkpoint for every caller: the resolver the CLI hands the
+// harness (perpetual results), the one the notebooks build (&zoo.Resolver{}), each through
+// harness.ResolveModel, give a folder whose weights are the committed checkpoint's, and every
+// zoo model is committed for the current recipe (a recipe change comes with `make zoo`).
+func TestZooResolvesToCommittedWeights(t *testing.T) {
 	cfg, err := zoo.DefaultConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range cfg.Names() {
 		if !zoo.Committed(cfg, name) {
-			// gemma-tiny is committed: a recipe change must come with `make zoo`.
-			if name == "gemma-tiny" {
-				t.Errorf("%s: zoo/checkpoints has no checkpoint for the current zoo/config.yaml (run make zoo)", name)
-			}
+			t.Errorf("%s: zoo/checkpoints has no checkpoint for the current zoo/config.yaml (run make zoo)", name)
 			continue
 		}
-		dir, err := harness.ResolveModel("zoo:"+name, t.TempDir())
+		committed := t.TempDir()
+		if err := zoo.Materialize(context.Background(), cfg, name, committed, zoo.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		want, err := lm.Load(committed, lm.LoadOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		version, _ := zoo.Version(cfg, name)
-		if !strings.HasSuffix(dir, name+"-"+version) {
-			t.Errorf("%s resolved to %s, want the zoo's version %s", name, dir, version)
-		}
-		for _, f := range []string{"model.safetensors", "tokenizer.json", zoo.ManifestFile} {
-			if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
-				t.Error(err)
+		for _, r := range []harness.Zoo{zooResolver(io.Discard), &zoo.Resolver{}} {
+			dir, err := harness.ResolveModel("zoo:"+name, t.TempDir(), r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasSuffix(dir, name+"-"+version) {
+				t.Errorf("%s resolved to %s, want the zoo's version %s", name, dir, version)
+			}
+			got, err := lm.Load(dir, lm.LoadOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Hash() != want.Hash() {
+				t.Errorf("%s: resolved weights differ from the committed checkpoint", name)
+			}
+			for _, f := range []string{"tokenizer.json", zoo.ManifestFile} {
+				if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+					t.Error(err)
+				}
 			}
 		}
+	}
+	if _, err := harness.ResolveModel("zoo:gemma-tiny", t.TempDir(), nil); err == nil || !strings.Contains(err.Error(), "Options.Zoo") {
+		t.Fatalf("no zoo: %v", err)
+	}
+	if _, err := harness.ResolveModel("zoo:nope", t.TempDir(), &zoo.Resolver{}); err == nil || !strings.Contains(err.Error(), "nope") {
+		t.Fatalf("unknown zoo model: %v", err)
 	}
 }
 
@@ -77,8 +102,8 @@ func TestZooCurveCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []plots.CurvePoint{{"gemma-x", "book_cloze", 2, 0.3}, {"gemma-x", "book_cloze", 4, 0.35},
-		{"gemma-x", "read_cloze", 2, 0.25}, {"gemma-x", "read_cloze", 4, 0.5}, {"mamba-x", "read_cloze", 10, 0.4}}
+	want := []plots.CurvePoint{{Model: "gemma-x", Probe: "book_cloze", Step: 2, Value: 0.3}, {Model: "gemma-x", Probe: "book_cloze", Step: 4, Value: 0.35},
+		{Model: "gemma-x", Probe: "read_cloze", Step: 2, Value: 0.25}, {Model: "gemma-x", Probe: "read_cloze", Step: 4, Value: 0.5}, {Model: "mamba-x", Probe: "read_cloze", Step: 10, Value: 0.4}}
 	if fmt.Sprint(res.Curves) != fmt.Sprint(want) {
 		t.Fatalf("curves %v, want %v", res.Curves, want)
 	}

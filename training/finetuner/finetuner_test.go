@@ -10,6 +10,8 @@ import (
 	"github.com/perpetual-ml/perpetual/curriculum"
 	"github.com/perpetual-ml/perpetual/curriculum/synthetic"
 	"github.com/perpetual-ml/perpetual/harness"
+	"github.com/perpetual-ml/perpetual/zoo"
+	"github.com/perpetual-ml/perpetual/zoo/zootest"
 	"github.com/perpetual-ml/perpetual/models/lm"
 
 	_ "github.com/perpetual-ml/perpetual/models/gemma"
@@ -36,7 +38,7 @@ func TestOptionsFromRecipe(t *testing.T) {
 func TestFineTuneWritesLoadableModel(t *testing.T) {
 	tmp := t.TempDir()
 	base := filepath.Join(tmp, "base")
-	if err := harness.BuildRandomModel(base, harness.TinyGemmaConfig, 1); err != nil {
+	if err := zoo.RandomModel(base, zootest.TinyGemma, 1); err != nil {
 		t.Fatal(err)
 	}
 	c, err := synthetic.Build("products", synthetic.Options{Seed: 1, Chunks: 6, FactsPerChunk: 2})

@@ -6,11 +6,11 @@ import (
 	"testing"
 
 	"github.com/perpetual-ml/perpetual/evaluation"
-	"github.com/perpetual-ml/perpetual/zoo"
-	"github.com/perpetual-ml/perpetual/zoo/zootest"
 	"github.com/perpetual-ml/perpetual/models/bert"
 	"github.com/perpetual-ml/perpetual/models/bert/berttest"
 	"github.com/perpetual-ml/perpetual/rag"
+	"github.com/perpetual-ml/perpetual/zoo"
+	"github.com/perpetual-ml/perpetual/zoo/zootest"
 )
 
 const denseSuite = `

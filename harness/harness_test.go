@@ -12,11 +12,11 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/perpetual-ml/perpetual/evaluation"
-	"github.com/perpetual-ml/perpetual/zoo"
-	"github.com/perpetual-ml/perpetual/zoo/zootest"
 	"github.com/perpetual-ml/perpetual/models/checkpoint"
 	"github.com/perpetual-ml/perpetual/models/lm"
 	"github.com/perpetual-ml/perpetual/plots"
+	"github.com/perpetual-ml/perpetual/zoo"
+	"github.com/perpetual-ml/perpetual/zoo/zootest"
 )
 
 // scaleTuner is a FineTuner test double: it "trains" by scaling every weight of the base model by

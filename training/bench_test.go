@@ -6,8 +6,8 @@ import (
 
 	"github.com/gomlx/gomlx/core/tensors"
 
-	"github.com/perpetual-ml/perpetual/zoo/zootest"
 	"github.com/perpetual-ml/perpetual/training"
+	"github.com/perpetual-ml/perpetual/zoo/zootest"
 )
 
 // BenchmarkTrainStep measures one optimizer step (one accumulate micro-batch of 2 full rows of

@@ -10,9 +10,9 @@ import (
 	"github.com/perpetual-ml/perpetual/curriculum"
 	"github.com/perpetual-ml/perpetual/curriculum/synthetic"
 	"github.com/perpetual-ml/perpetual/harness"
+	"github.com/perpetual-ml/perpetual/models/lm"
 	"github.com/perpetual-ml/perpetual/zoo"
 	"github.com/perpetual-ml/perpetual/zoo/zootest"
-	"github.com/perpetual-ml/perpetual/models/lm"
 
 	_ "github.com/perpetual-ml/perpetual/models/gemma"
 )

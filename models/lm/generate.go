@@ -22,10 +22,15 @@ type GenerateOptions struct {
 	// TopP keeps the smallest set of most likely tokens whose probability reaches TopP
 	// (nucleus sampling); 0 or >= 1 keeps all.
 	TopP float64
+	// TopK keeps only the TopK most likely tokens before TopP applies; 0 keeps all.
+	TopK int
 	// Seed seeds the sampler: equal seeds give equal samples.
 	Seed uint64
 	// StopTokens end generation; a generated stop token is included in the result.
 	StopTokens []int32
+	// OnToken, when set, receives every generated token as soon as it is chosen (streaming);
+	// returning false ends generation after that token (e.g. a stop string was completed).
+	OnToken func(id int32) bool
 }
 
 // Generate continues prompt and returns the new tokens only. It prefills the prompt with
@@ -41,6 +46,9 @@ func (m *Model) Generate(prompt []int32, opts GenerateOptions) ([]int32, error) 
 	}
 	if opts.Temperature < 0 || math.IsNaN(opts.Temperature) {
 		return nil, fmt.Errorf("Generate: invalid Temperature %v", opts.Temperature)
+	}
+	if opts.TopK < 0 || opts.TopP < 0 || math.IsNaN(opts.TopP) {
+		return nil, fmt.Errorf("Generate: TopK (%d) and TopP (%v) must not be negative", opts.TopK, opts.TopP)
 	}
 	if err := m.checkTokens("Generate: prompt", prompt); err != nil {
 		return nil, err
@@ -91,11 +99,12 @@ func (m *Model) Generate(prompt []int32, opts GenerateOptions) ([]int32, error) 
 	}
 	var out []int32
 	for {
-		next := sample(logits, opts.Temperature, opts.TopP, rng)
+		next := sample(logits, opts.Temperature, opts.TopK, opts.TopP, rng)
 		out = append(out, next)
+		more := opts.OnToken == nil || opts.OnToken(next)
 		// Feeding next needs position pos inside the window; the cache holds total >= pos+1
 		// positions whenever another token is wanted.
-		if len(out) >= opts.MaxNewTokens || slices.Contains(opts.StopTokens, next) || (limit > 0 && pos >= limit) {
+		if !more || len(out) >= opts.MaxNewTokens || slices.Contains(opts.StopTokens, next) || (limit > 0 && pos >= limit) {
 			break
 		}
 		if logits, err = m.step(e, cache, []int32{next}, pos); err != nil {
@@ -107,8 +116,9 @@ func (m *Model) Generate(prompt []int32, opts GenerateOptions) ([]int32, error) 
 }
 
 // sample picks the next token: argmax when temperature is 0, otherwise a draw from
-// softmax(logits/temperature) restricted to the top-p nucleus.
-func sample(logits []float32, temperature, topP float64, rng *rand.Rand) int32 {
+// softmax(logits/temperature) restricted to the topK most likely tokens (0: all), then to the
+// top-p nucleus.
+func sample(logits []float32, temperature float64, topK int, topP float64, rng *rand.Rand) int32 {
 	if temperature == 0 {
 		best := 0
 		for i, x := range logits {
@@ -131,9 +141,16 @@ func sample(logits []float32, temperature, topP float64, rng *rand.Rand) int32 {
 		sum += probs[r]
 	}
 	keep := len(idx)
+	if topK > 0 && topK < keep {
+		keep = topK
+		sum = 0
+		for r := range keep {
+			sum += probs[r]
+		}
+	}
 	if topP > 0 && topP < 1 {
 		var c float64
-		for r := range probs {
+		for r := range keep {
 			c += probs[r] / sum
 			if c >= topP {
 				keep = r + 1

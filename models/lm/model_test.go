@@ -266,7 +266,7 @@ func TestSampleTopP(t *testing.T) {
 	logits := []float32{0, 5, 4.9, -3}
 	seen := map[int32]bool{}
 	for range 200 {
-		seen[sample(logits, 1, 0.5, r)] = true
+		seen[sample(logits, 1, 0, 0.5, r)] = true
 	}
 	// p(1) ~ 0.52 >= 0.5: the nucleus is token 1 alone.
 	if len(seen) != 1 || !seen[1] {
@@ -274,13 +274,34 @@ func TestSampleTopP(t *testing.T) {
 	}
 	seen = map[int32]bool{}
 	for range 500 {
-		seen[sample(logits, 1, 0.99, r)] = true
+		seen[sample(logits, 1, 0, 0.99, r)] = true
 	}
 	if !seen[1] || !seen[2] || seen[3] {
 		t.Fatalf("top-p 0.99 sampled %v", seen)
 	}
-	if got := sample([]float32{1, 3, 3}, 0, 0, r); got != 1 {
+	if got := sample([]float32{1, 3, 3}, 0, 0, 0, r); got != 1 {
 		t.Fatalf("greedy tie: %d, want the lowest id 1", got)
+	}
+	// top-k 2 keeps tokens 1 and 2 whatever the temperature; top-k 1 is greedy.
+	seen = map[int32]bool{}
+	for range 500 {
+		seen[sample(logits, 100, 2, 0, r)] = true
+	}
+	if len(seen) != 2 || !seen[1] || !seen[2] {
+		t.Fatalf("top-k 2 sampled %v", seen)
+	}
+	for range 50 {
+		if got := sample(logits, 5, 1, 0, r); got != 1 {
+			t.Fatalf("top-k 1 sampled %d", got)
+		}
+	}
+	// top-p applies within the top-k set: with k = 2, p(1) ~ 0.52 of the two.
+	seen = map[int32]bool{}
+	for range 200 {
+		seen[sample(logits, 1, 2, 0.5, r)] = true
+	}
+	if len(seen) != 1 || !seen[1] {
+		t.Fatalf("top-k 2, top-p 0.5 sampled %v", seen)
 	}
 }
 

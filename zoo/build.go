@@ -53,9 +53,11 @@ type Options struct {
 	// Bar, when set, receives the trainer's progress bars (with ETA).
 	Bar io.Writer
 	// WorkDir, when set, keeps each training phase's checkpoints and metrics.jsonl (with the
-	// learning-curve probes) in WorkDir/PHASE: a build interrupted at any point continues
-	// from its last checkpoint when run again with the same WorkDir, and finished phases are
-	// not trained again. Empty: a temporary folder, removed afterwards.
+	// learning-curve probes) in WorkDir/PHASE-KEY, KEY a hash of the phase's data and
+	// hyper-parameters: a build interrupted at any point continues from its last checkpoint
+	// when run again with the same WorkDir, finished phases are not trained again, and a
+	// changed recipe never resumes another's checkpoint. Empty: a temporary folder, removed
+	// afterwards.
 	WorkDir string
 }
 

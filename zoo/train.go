@@ -2,6 +2,8 @@ package zoo
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -89,7 +91,7 @@ func runPhase(ctx context.Context, model *lm.Model, tok tokenizer.Tokenizer, tpl
 	log.Tokens *= ph.epochs
 	out, resume := "", false
 	if opt.WorkDir != "" {
-		out = filepath.Join(opt.WorkDir, ph.name)
+		out = filepath.Join(opt.WorkDir, ph.name+"-"+phaseKey(ph, cfg, seed))
 		if done, err := finishedPhase(out, model); err != nil || done != nil {
 			if done != nil {
 				say("%s: finished earlier in %s, loaded", ph.name, out)
@@ -101,6 +103,8 @@ func runPhase(ctx context.Context, model *lm.Model, tok tokenizer.Tokenizer, tpl
 		resume = err == nil
 		if resume {
 			say("%s: resuming from %s", ph.name, filepath.Join(out, "checkpoint"))
+		} else {
+			say("%s: training in %s", ph.name, out)
 		}
 	} else {
 		dir, err := os.MkdirTemp("", "zoo-"+ph.name+"-*")
@@ -153,6 +157,18 @@ func runPhase(ctx context.Context, model *lm.Model, tok tokenizer.Tokenizer, tpl
 	}
 	say("%s: %d steps, loss %.4f -> %.4f, %.0fs", ph.name, log.Steps, log.FirstLoss, log.FinalLoss, log.WallSecond)
 	return log, nil
+}
+
+// phaseKey identifies what a phase trains (its examples in order, hyper-parameters and seed),
+// so a work folder is reused only by the same phase: a changed recipe trains afresh beside it.
+func phaseKey(ph phase, cfg TrainConfig, seed int64) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s|%d|%g|%d|%d|%v|%d|%g|%g|%d|%d\n", ph.name, ph.epochs, ph.lr, ph.warmup, ph.seqLen, ph.keepOrder, seed,
+		cfg.Clip, cfg.WeightDecay, cfg.BatchSize, ph.probeEvery)
+	for _, ex := range ph.exs {
+		fmt.Fprintf(h, "%v:%v\n", ex.Train, ex.IDs)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12]
 }
 
 // finishedPhase loads a phase finished earlier in dir into model and returns its log; nil

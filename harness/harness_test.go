@@ -306,8 +306,24 @@ func TestEmbeddedSuites(t *testing.T) {
 	if f.Name != "mine" || f.Tasks[0].Curriculum != filepath.Join(filepath.Dir(file), "cur") || f.Models[0].Path != filepath.Join(filepath.Dir(file), "model") {
 		t.Errorf("relative paths: %+v", f)
 	}
-	if _, err := Load("nonesuch", nil); err == nil {
-		t.Error("unknown suite: no error")
+	if _, err := Load("nonesuch", nil); err == nil || !strings.Contains(err.Error(), "generalise") {
+		t.Errorf("unknown suite: %v (want the embedded names listed)", err)
+	}
+	// The generalisation suite draws every knowledge base with another seed and size than the
+	// default's, for the same models.
+	g, err := Load("generalise", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, task := range g.Tasks {
+		d := s.Tasks[i].Synthetic
+		if task.Synthetic == nil || d == nil || task.Synthetic.Kind != d.Kind || task.Synthetic.Seed == d.Seed ||
+			(task.Synthetic.Chunks == d.Chunks && task.Synthetic.FactsPerChunk == d.FactsPerChunk) {
+			t.Errorf("generalise task %s: %+v against the default's %+v", task.Name, task.Synthetic, d)
+		}
+	}
+	if len(g.Models) != len(s.Models) || g.Models[0].Path != s.Models[0].Path || g.Models[1].Path != s.Models[1].Path {
+		t.Errorf("generalise models %+v", g.Models)
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -40,8 +41,21 @@ var defaultSuite []byte
 //go:embed suites/paper.yaml
 var paperSuite []byte
 
+//go:embed suites/generalise.yaml
+var generaliseSuite []byte
+
 // Embedded lists the suites built into the binary by name.
-var Embedded = map[string][]byte{"default": defaultSuite, "paper": paperSuite}
+var Embedded = map[string][]byte{"default": defaultSuite, "paper": paperSuite, "generalise": generaliseSuite}
+
+// EmbeddedNames lists the embedded suites, sorted.
+func EmbeddedNames() []string {
+	var names []string
+	for n := range Embedded {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
 
 // Suite is a suite file: what to evaluate and how.
 type Suite struct {
@@ -147,7 +161,7 @@ func Load(nameOrPath string, vars map[string]string) (*Suite, error) {
 	}
 	raw, ok := Embedded[nameOrPath]
 	if !ok {
-		return nil, fmt.Errorf("suite %q: no such file and not an embedded suite (embedded: default, paper)", nameOrPath)
+		return nil, fmt.Errorf("suite %q: no such file and not an embedded suite (embedded: %s)", nameOrPath, strings.Join(EmbeddedNames(), ", "))
 	}
 	wd, err := os.Getwd()
 	if err != nil {

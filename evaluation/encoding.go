@@ -155,8 +155,8 @@ func (o EncodingOptions) Resolve(modelDir, family string, window int) (Encoding,
 	var e Encoding
 	switch {
 	case o.MaxLength > 0 && window > 0 && o.MaxLength > window:
-		return Encoding{}, fmt.Errorf("max_length %d exceeds the model's window of %d tokens (%s): the model cannot read more; give at most %d",
-			o.MaxLength, window, modelDir, window)
+		return Encoding{}, fmt.Errorf("max_length %d exceeds the model's window of %d tokens: the model cannot read more; give at most %d",
+			o.MaxLength, window, window)
 	case o.MaxLength > 0:
 		e.MaxLength, e.MaxLengthSource = o.MaxLength, "max_length option"
 	default:

@@ -572,6 +572,10 @@ eval: {batch_size: 16, bootstrap: 100, limit: 3}
 func TestCellKeyUnchangedWithoutOptions(t *testing.T) {
 	parts := []any{"cell", "products", "gemma-tiny", "", plots.Base, int64(0), "hash", "cur", "", 0, []string{"letters"}, EvalSettings{BatchSize: 8}, ""}
 	legacy := keyOf(parts...)
+	// The eval settings hash as before when the new fields are unset.
+	if b, _ := json.Marshal(EvalSettings{BatchSize: 16, Bootstrap: 2000}); string(b) != `{"batch_size":16,"limit":0,"bootstrap":2000}` {
+		t.Errorf("eval settings JSON changed: %s", b)
+	}
 	if got := cellKey(slices.Clone(parts), evaluation.TaskOptions{}, encodingInfo{enc: evaluation.Encoding{MaxLength: 1024}}); got != legacy {
 		t.Errorf("key without options %s, harness-v1 %s", got, legacy)
 	}

@@ -82,6 +82,13 @@ type Sample struct {
 	PassagesCut int `json:"passages_cut,omitempty"`
 	// TruncatedTokens counts prompt tokens the harness's left truncation removed (max over choices).
 	TruncatedTokens int `json:"truncated_tokens,omitempty"`
+	// ContextTokenIDs is the context's encoding (BOS included when added) before left truncation,
+	// once for all choices: choice c's request is ContextTokenIDs[t:] + ContinuationTokenIDs[c],
+	// t = max(0, len(ContextTokenIDs) + len(ContinuationTokenIDs[c]) - (max_length+1)) (0 without
+	// a window; max_length is results.json's config).
+	ContextTokenIDs []int32 `json:"context_token_ids,omitempty"`
+	// ContinuationTokenIDs are each choice's continuation tokens.
+	ContinuationTokenIDs [][]int32 `json:"continuation_token_ids,omitempty"`
 	// ChunkRecalled is true when the question's source chunk was among the retrieved ones.
 	ChunkRecalled *bool `json:"chunk_recalled,omitempty"`
 }
@@ -191,7 +198,7 @@ func buildSample(q *curriculum.Question, opt Options) (Sample, []Pair, error) {
 		truncated := 0
 		args := make([][2]string, len(choices))
 		for c, ch := range choices {
-			cont := t.TargetDelimiter + ch
+			cont := t.ContinuationDelimiter() + ch
 			args[c] = [2]string{context, cont}
 			if pairs[c], err = opt.Encoder.EncodePair(context, cont); err != nil {
 				return Sample{}, nil, err
@@ -205,6 +212,13 @@ func buildSample(q *curriculum.Question, opt Options) (Sample, []Pair, error) {
 			continue
 		}
 		s.Prompt, s.Args, s.TruncatedTokens = context, args, truncated
+		s.ContinuationTokenIDs = make([][]int32, len(pairs))
+		for c, p := range pairs {
+			s.ContinuationTokenIDs[c] = slices.Clip(slices.Clone(p.Continuation)) // not the whole encoding's array
+		}
+		if len(pairs) > 0 {
+			s.ContextTokenIDs = pairs[0].FullContext // one context string, one encoding
+		}
 		if opt.Retriever != nil {
 			s.Retrieved = []string{}
 			for _, p := range passages {

@@ -134,7 +134,7 @@ func TestTaskParsing(t *testing.T) {
 	yml := `task: mmlu_like
 dataset_path: foo/bar
 output_type: multiple_choice
-doc_to_text: "{{question.strip()}}"
+doc_to_text: "{{question | upper}}"
 doc_to_choice: "{{choices}}"
 doc_to_target: "{{answer}}"
 metric_list:
@@ -143,7 +143,7 @@ metric_list:
 	if _, err := ParseTask([]byte(yml), "mmlu.yaml"); err == nil || !strings.Contains(err.Error(), "mmlu.yaml") {
 		t.Errorf("an unsupported Jinja expression should be an error naming the file, got %v", err)
 	}
-	yml = strings.Replace(yml, "{{question.strip()}}", `Q: {{question}}\nOptions: {{choices[0]}} / {{ choices[1] }}\nA:`, 1)
+	yml = strings.Replace(yml, "{{question | upper}}", `Q: {{question}}\nOptions: {{choices[0]}} / {{ choices[1] }}\nA:`, 1)
 	task, err := ParseTask([]byte(yml), "mmlu.yaml")
 	if err != nil {
 		t.Fatal(err)

@@ -165,6 +165,9 @@ func (r *Run) Results(originalN int) (*Results, error) {
 		},
 		Perpetual: map[string]Extras{name: ex},
 	}
+	if src := r.Options.Encoder.MaxLengthSource; src != "" {
+		res.Config["max_length_source"] = src
+	}
 	return res, nil
 }
 

@@ -38,7 +38,10 @@ type Encoder struct {
 	BOS int32
 	// MaxLength is the model window (0 = unbounded). Requests keep their last MaxLength+1
 	// tokens, as the harness does: the model reads MaxLength tokens and predicts the last one.
+	// Loaders resolve it with EncodingOptions.Resolve (DefaultMaxLength for a model without one).
 	MaxLength int
+	// MaxLengthSource says where MaxLength came from (recorded in results.json; may be empty).
+	MaxLengthSource string
 }
 
 func (e *Encoder) encode(s string) []int32 {
@@ -54,6 +57,8 @@ type Pair struct {
 	Request
 	// Truncated counts context tokens dropped from the left to fit MaxLength.
 	Truncated int
+	// FullContext is the context's encoding before truncation (Context is its tail).
+	FullContext []int32
 }
 
 // SplitTrailingSpace moves the context's trailing whitespace to the front of the continuation,
@@ -88,7 +93,7 @@ func (e *Encoder) EncodePair(context, continuation string) (Pair, error) {
 	if len(cont) == 0 {
 		return Pair{}, fmt.Errorf("continuation %q encodes to no tokens after context %q", continuation, clip(context))
 	}
-	p := Pair{Request: Request{Context: ctx, Continuation: cont}}
+	p := Pair{Request: Request{Context: ctx, Continuation: cont}, FullContext: ctx}
 	if e.MaxLength > 0 {
 		if len(cont) > e.MaxLength {
 			return Pair{}, fmt.Errorf("continuation %q has %d tokens, more than the model's %d", clip(continuation), len(cont), e.MaxLength)

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"gopkg.in/yaml.v3"
 
@@ -29,7 +30,8 @@ var taskFiles embed.FS
 // Task is a multiple-choice task definition in the shape of an lm-evaluation-harness task YAML
 // (field names as there), plus Perpetual's extras for retrieved context and inline few-shot
 // examples. Templates use {question}, {c0}..{c9} or the harness's Jinja spellings {{question}},
-// {{choices[0]}}; the context template uses {context}.
+// {{choices[0]}}, optionally with .strip() ({{question.strip()}}); the context template uses
+// {context}.
 type Task struct {
 	// Name is the task name ("task" in lm-eval YAML).
 	Name string `yaml:"task" json:"task"`
@@ -44,7 +46,8 @@ type Task struct {
 	DocToChoice ChoiceSpec `yaml:"doc_to_choice" json:"doc_to_choice"`
 	// DocToTarget names the gold field; only "answer" (an index) is supported.
 	DocToTarget string `yaml:"doc_to_target" json:"doc_to_target"`
-	// TargetDelimiter goes between the context and each choice (" " in the harness).
+	// TargetDelimiter goes between the context and each choice (" " in the harness). Under a
+	// ChatTemplate the scored choices take ChatTargetDelimiter instead (few-shot answers keep it).
 	TargetDelimiter string `yaml:"target_delimiter" json:"target_delimiter"`
 	// FewshotDelimiter separates few-shot examples from each other and from the question.
 	FewshotDelimiter string `yaml:"fewshot_delimiter" json:"fewshot_delimiter"`
@@ -54,17 +57,65 @@ type Task struct {
 	FewshotExamples []curriculum.Question `yaml:"fewshot_examples" json:"fewshot_examples,omitempty"`
 	// Description is prepended to the whole prompt (after retrieved context).
 	Description string `yaml:"description" json:"description"`
+	// StripQuestion strips the question's leading and trailing whitespace (Python's str.strip)
+	// before it is rendered, few-shot examples' included: the paper's doc_to_text was
+	// "{{question.strip()}}", which a template may also spell.
+	StripQuestion bool `yaml:"strip_question" json:"strip_question,omitempty"`
 	// ContextTemplate wraps retrieved passages, {context} being the passages joined by
-	// PassageDelimiter; it is prepended to the prompt as the paper did.
+	// PassageDelimiter; it is prepended to the prompt.
 	ContextTemplate string `yaml:"context_template" json:"context_template"`
-	// PassageDelimiter joins retrieved passages.
+	// PassageDelimiter joins retrieved passages ("\n\n"; the paper joined them with "\n").
 	PassageDelimiter string `yaml:"passage_delimiter" json:"passage_delimiter"`
+	// StripPassages strips each retrieved passage (Python's str.strip) before they are joined,
+	// as the paper did.
+	StripPassages bool `yaml:"strip_passages" json:"strip_passages,omitempty"`
 	// ChatTemplate wraps the whole prompt (retrieved context, few-shot, question) for an
 	// instruct model, {prompt} marking where it goes, e.g. Gemma's
 	// "<start_of_turn>user\n{prompt}<end_of_turn>\n<start_of_turn>model\n". Empty = plain prompt.
 	ChatTemplate string `yaml:"chat_template" json:"chat_template,omitempty"`
+	// ChatTargetDelimiter goes before each scored choice when ChatTemplate is set. Unset, it is
+	// lm-evaluation-harness's rule under apply_chat_template: "" (the bare choice, "A" rather
+	// than " A", right after the model turn's opening). The embedded tasks set " ": the zoo's
+	// instruct models answer " A" after the model turn (see docs/evaluation.md).
+	ChatTargetDelimiter *string `yaml:"chat_target_delimiter" json:"chat_target_delimiter,omitempty"`
 	// Metadata keeps lm-eval fields we do not interpret (metric_list, dataset_path, ...).
 	Metadata map[string]any `yaml:",inline" json:"-"`
+}
+
+// TaskOptions are rendering switches applied over a task (the embedded ones, in a suite): each
+// set field replaces the task's own. The zero value changes nothing.
+type TaskOptions struct {
+	// StripQuestion sets Task.StripQuestion when true.
+	StripQuestion bool `yaml:"strip_question,omitempty" json:"strip_question,omitempty"`
+	// StripPassages sets Task.StripPassages when true.
+	StripPassages bool `yaml:"strip_passages,omitempty" json:"strip_passages,omitempty"`
+	// PassageDelimiter replaces Task.PassageDelimiter when set.
+	PassageDelimiter *string `yaml:"passage_delimiter,omitempty" json:"passage_delimiter,omitempty"`
+	// ChatTargetDelimiter replaces Task.ChatTargetDelimiter when set ("" = lm-evaluation-harness's
+	// apply_chat_template behaviour).
+	ChatTargetDelimiter *string `yaml:"chat_target_delimiter,omitempty" json:"chat_target_delimiter,omitempty"`
+}
+
+// IsZero reports whether the options change nothing.
+func (o TaskOptions) IsZero() bool {
+	return !o.StripQuestion && !o.StripPassages && o.PassageDelimiter == nil && o.ChatTargetDelimiter == nil
+}
+
+// Apply sets t's fields from the options that are set.
+func (o TaskOptions) Apply(t *Task) {
+	if o.StripQuestion {
+		t.StripQuestion = true
+	}
+	if o.StripPassages {
+		t.StripPassages = true
+	}
+	if o.PassageDelimiter != nil {
+		t.PassageDelimiter = *o.PassageDelimiter
+	}
+	if o.ChatTargetDelimiter != nil {
+		d := *o.ChatTargetDelimiter
+		t.ChatTargetDelimiter = &d
+	}
 }
 
 // ChoiceSpec is doc_to_choice: a fixed list, or a field of the question ("choices").
@@ -205,7 +256,7 @@ func (t *Task) Prompt(q *curriculum.Question) (string, error) {
 	b.WriteString(t.Description)
 	for i := 0; i < t.NumFewshot; i++ {
 		ex := &t.FewshotExamples[i]
-		text, err := render(t.DocToText, ex, "")
+		text, err := render(t.DocToText, t.question(ex), "")
 		if err != nil {
 			return "", fmt.Errorf("few-shot example %d: %w", i, err)
 		}
@@ -215,7 +266,7 @@ func (t *Task) Prompt(q *curriculum.Question) (string, error) {
 		}
 		b.WriteString(text + t.TargetDelimiter + ch[ex.Answer] + t.FewshotDelimiter)
 	}
-	text, err := render(t.DocToText, q, "")
+	text, err := render(t.DocToText, t.question(q), "")
 	if err != nil {
 		return "", err
 	}
@@ -223,10 +274,40 @@ func (t *Task) Prompt(q *curriculum.Question) (string, error) {
 	return b.String(), nil
 }
 
+// question is q as the template sees it: stripped when StripQuestion says so.
+func (t *Task) question(q *curriculum.Question) *curriculum.Question {
+	if !t.StripQuestion {
+		return q
+	}
+	c := *q
+	c.Question = pyStrip(c.Question)
+	return &c
+}
+
+// ContinuationDelimiter is what goes between the context and each scored choice: TargetDelimiter,
+// or under a ChatTemplate, ChatTargetDelimiter ("" when unset, as lm-evaluation-harness's
+// apply_chat_template without a gen_prefix).
+func (t *Task) ContinuationDelimiter() string {
+	if t.ChatTemplate == "" {
+		return t.TargetDelimiter
+	}
+	if t.ChatTargetDelimiter != nil {
+		return *t.ChatTargetDelimiter
+	}
+	return ""
+}
+
 // ContextPrefix renders retrieved passages with the context template ("" for none).
 func (t *Task) ContextPrefix(passages []string) (string, error) {
 	if len(passages) == 0 {
 		return "", nil
+	}
+	if t.StripPassages {
+		stripped := make([]string, len(passages))
+		for i, p := range passages {
+			stripped[i] = pyStrip(p)
+		}
+		passages = stripped
 	}
 	return render(t.ContextTemplate, nil, strings.Join(passages, t.PassageDelimiter))
 }
@@ -239,8 +320,8 @@ func (t *Task) WrapChat(prompt string) string {
 	return strings.Replace(t.ChatTemplate, "{prompt}", prompt, 1)
 }
 
-// placeholderRE matches {name}, {{ name }}, {{choices[N]}} in templates.
-var placeholderRE = regexp.MustCompile(`\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\[[0-9]+\])?)\s*\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+// placeholderRE matches {name}, {{ name }}, {{choices[N]}} and {{name.strip()}} in templates.
+var placeholderRE = regexp.MustCompile(`\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\[[0-9]+\])?)(\.strip\(\))?\s*\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 
 // jinjaRE matches any {{ ... }} expression, to reject the Jinja we do not implement.
 var jinjaRE = regexp.MustCompile(`\{\{[^{}]*\}\}`)
@@ -249,20 +330,29 @@ var jinjaRE = regexp.MustCompile(`\{\{[^{}]*\}\}`)
 func render(tmpl string, q *curriculum.Question, context string) (string, error) {
 	for _, m := range jinjaRE.FindAllString(tmpl, -1) {
 		if placeholderRE.FindString(m) != m {
-			return "", fmt.Errorf("template expression %s not supported (use {{question}}, {{choices[N]}}, {{context}})", m)
+			return "", fmt.Errorf("template expression %s not supported (use {{question}}, {{choices[N]}}, {{context}}, each optionally with .strip())", m)
 		}
 	}
 	var err error
 	out := placeholderRE.ReplaceAllStringFunc(tmpl, func(m string) string {
 		sub := placeholderRE.FindStringSubmatch(m)
-		name := sub[1] + sub[2]
+		name := sub[1] + sub[3]
 		val, e := field(name, q, context)
 		if e != nil && err == nil {
 			err = e
 		}
+		if sub[2] != "" {
+			val = pyStrip(val)
+		}
 		return val
 	})
 	return out, err
+}
+
+// pyStrip is Python's str.strip(): it trims what str.isspace calls whitespace, which is Go's
+// unicode.IsSpace plus the separators U+001C..U+001F.
+func pyStrip(s string) string {
+	return strings.TrimFunc(s, func(r rune) bool { return unicode.IsSpace(r) || (r >= 0x1c && r <= 0x1f) })
 }
 
 func field(name string, q *curriculum.Question, context string) (string, error) {

@@ -3,8 +3,10 @@ package harness
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -260,6 +262,9 @@ func TestSuiteErrors(t *testing.T) {
 		{base + "    chat_template: 'no placeholder'\n", "no {prompt}"},
 		{base + "    prompt_format: limerick\n", "limerick"},
 		{base + "eval: {dtype: float8}\n", "eval dtype"},
+		{base + "eval: {max_length: -1}\n", "max_length -1 is negative"},
+		{base + "eval: {add_bos_token: maybe}\n", `add_bos_token "maybe"`},
+		{strings.Replace(base, "seed: 1}", "seed: 1}\n    template: {strip: true}", 1), "field strip not found"},
 		{base + "    prompt_format: gemma\n    chat_template: '{prompt}'\n", "not both"},
 		{strings.Replace(base, "seed: 1}", "seed: 1}\n    rag: {retriever: dense}", 1), "needs rag.embedder"},
 		{strings.Replace(base, "seed: 1}", "seed: 1}\n    rag: {retriever: tfidf}", 1), `retriever "tfidf"`},
@@ -295,6 +300,29 @@ func TestEmbeddedSuites(t *testing.T) {
 	}
 	if p.Tasks[0].Perpetual != "/data/products" || p.Models[0].Path != "/models/gemma" || len(p.Seeds) != 3 {
 		t.Errorf("paper suite: %+v", p)
+	}
+	// The paper's rendering for both tasks ({{question.strip()}}, passages stripped and joined by
+	// "\n"); the default suite keeps the embedded tasks' rendering its zoo was trained on.
+	for _, task := range p.Tasks {
+		o := p.taskOptions(task)
+		if !o.StripQuestion || !o.StripPassages || o.PassageDelimiter == nil || *o.PassageDelimiter != "\n" || o.ChatTargetDelimiter != nil {
+			t.Errorf("paper task %s: template %+v", task.Name, o)
+		}
+	}
+	for _, task := range s.Tasks {
+		if o := s.taskOptions(task); !o.IsZero() || s.Eval.EncodingOptions != (evaluation.EncodingOptions{}) {
+			t.Errorf("default task %s: template %+v, encoding %+v", task.Name, o, s.Eval.EncodingOptions)
+		}
+	}
+	// eval: settings; a YAML boolean is a valid add_bos_token, and a task's own chat delimiter wins.
+	withEval := "name: e\ntasks:\n  - name: t\n    synthetic: {kind: products, seed: 1}\n  - name: u\n    synthetic: {kind: code, seed: 1}\n    template: {chat_target_delimiter: \" \"}\n" +
+		"models:\n  - name: m\n    path: zoo:gemma-tiny\neval: {max_length: 4096, add_bos_token: true, chat_target_delimiter: \"\"}\n"
+	e, err := Parse([]byte(withEval), "e.yaml", t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Eval.MaxLength != 4096 || e.Eval.AddBOS != evaluation.BOSTrue || *e.taskOptions(e.Tasks[0]).ChatTargetDelimiter != "" || *e.taskOptions(e.Tasks[1]).ChatTargetDelimiter != " " {
+		t.Errorf("eval settings %+v, task options %+v %+v", e.Eval, e.taskOptions(e.Tasks[0]), e.taskOptions(e.Tasks[1]))
 	}
 	// A file on disk wins over the embedded name.
 	file := filepath.Join(t.TempDir(), "s.yaml")
@@ -360,9 +388,12 @@ func TestResolveModel(t *testing.T) {
 		t.Fatalf("folder: %v, %d builds", err, z.builds)
 	}
 	// The random-init stand-ins give loadable models whose tokenizer covers the chat markers.
-	m, enc, err := LoadForEval(mustResolve(t, dir), lm.LoadOptions{})
+	m, enc, err := LoadForEval(mustResolve(t, dir), lm.LoadOptions{}, evaluation.EncodingOptions{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if enc.MaxLength != m.Arch().MaxLength() || enc.MaxLength == 0 {
+		t.Errorf("gemma window %d, model's %d", enc.MaxLength, m.Arch().MaxLength())
 	}
 	ids := enc.Tokenizer.Encode("<start_of_turn>user\nHello<end_of_turn>")
 	if m.Arch().VocabSize() != 512 || len(ids) == 0 || ids[0] != 4 || !enc.AddBOS {
@@ -372,12 +403,20 @@ func TestResolveModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mm, menc, err := LoadForEval(mambaDir, lm.LoadOptions{})
+	mm, menc, err := LoadForEval(mambaDir, lm.LoadOptions{}, evaluation.EncodingOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if mm.Arch().Family() != "mamba" || menc.AddBOS {
-		t.Errorf("mamba-tiny: family %s, addBOS %v", mm.Arch().Family(), menc.AddBOS)
+	// Mamba reads any length, but lm-eval truncates its requests to 2048 (+1) tokens all the same.
+	if mm.Arch().Family() != "mamba" || menc.AddBOS || mm.Arch().MaxLength() != 0 || menc.MaxLength != evaluation.DefaultMaxLength {
+		t.Errorf("mamba-tiny: family %s, addBOS %v, window %d, evaluation max_length %d", mm.Arch().Family(), menc.AddBOS, mm.Arch().MaxLength(), menc.MaxLength)
+	}
+	// lm-eval's max_length and add_bos_token model arguments win over the model's.
+	if _, menc, err = LoadForEval(mambaDir, lm.LoadOptions{}, evaluation.EncodingOptions{MaxLength: 4096, AddBOS: evaluation.BOSTrue}); err != nil || menc.MaxLength != 4096 || !menc.AddBOS {
+		t.Errorf("mamba-tiny with options: %+v, %v", menc, err)
+	}
+	if _, _, err := LoadForEval(mustResolve(t, dir), lm.LoadOptions{}, evaluation.EncodingOptions{MaxLength: 1 << 20}); err == nil || !strings.Contains(err.Error(), "max_length") {
+		t.Errorf("max_length over the Gemma window: %v", err)
 	}
 	raw, _ := os.ReadFile(filepath.Join(mustResolve(t, dir), "config.json"))
 	var cfg map[string]any
@@ -431,4 +470,164 @@ eval: {limit: 4}
 	if info.Counts.Test != 2391 || info.Baselines.Always["B"] < 0.39 || info.Leakage.All.Near == 0 || rep.Results.Cells[0].N != 4 {
 		t.Errorf("products: counts %+v, always-B %.3f, leakage %+v, cell %+v", info.Counts, info.Baselines.Always["B"], info.Leakage.All, rep.Results.Cells[0])
 	}
+}
+
+// Issue 16's evaluation options: lm-eval's chat delimiter, the paper's rendering, max_length and
+// add_bos_token reach every cell, rerun it, and EvaluateOne reproduces it; without them the cell
+// keys are what they were, so cached cells stay valid, except where the window rule changed
+// (Mamba now reads at most 2048 tokens, as lm-eval's HFLM).
+func TestSuiteEvalOptions(t *testing.T) {
+	dir := t.TempDir()
+	const suite = `
+name: options
+tasks:
+  - name: products
+    synthetic: {kind: products, seed: 3, chunks: 6, facts_per_chunk: 2}
+    rag: {k: 2}
+models:
+  - name: gemma-tiny
+    path: zoo:gemma-tiny
+    prompt_format: gemma
+  - name: mamba-tiny
+    path: zoo:mamba-tiny
+conditions: [base, rag]
+formulations: [letters]
+eval: {batch_size: 16, bootstrap: 100, limit: 3}
+`
+	opt := Options{Out: filepath.Join(dir, "results"), Work: filepath.Join(dir, "work"), Zoo: zootest.Random{}}
+	run := func(yml string, wantEvaluated int) *Report {
+		t.Helper()
+		s, err := Parse([]byte(yml), "options.yaml", dir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := Run(context.Background(), s, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.CellsEvaluated != wantEvaluated || rep.CellsCached != 4-wantEvaluated {
+			t.Fatalf("%d cells evaluated, %d cached; want %d evaluated", rep.CellsEvaluated, rep.CellsCached, wantEvaluated)
+		}
+		return rep
+	}
+	record := func(rep *Report, model, cond string) (*CellRecord, []evaluation.Sample) {
+		t.Helper()
+		rec, err := rep.Results.Record("products", model, cond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		samples, err := Samples(opt.Out, rec, evaluation.Letters)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rec, samples
+	}
+	rep := run(suite, 4)
+	gemma, gs := record(rep, "gemma-tiny", plots.RAG)
+	mamba, ms := record(rep, "mamba-tiny", plots.Base)
+	// Gemma: its own window and BOS, as before.
+	if gemma.MaxLength != zootest.TinyGemma["max_position_embeddings"] || !gemma.AddBOS || gemma.Key == "" {
+		t.Errorf("gemma cell: max_length %d, BOS %v", gemma.MaxLength, gemma.AddBOS)
+	}
+	if len(gs[0].ContextTokenIDs) == 0 || gs[0].ContextTokenIDs[0] != 2 || len(gs[0].ContinuationTokenIDs) != 4 || gs[0].Args[0][1] != " A" {
+		t.Errorf("gemma sample: context ids %v, continuation ids %v, arguments %q", gs[0].ContextTokenIDs, gs[0].ContinuationTokenIDs, gs[0].Args[0])
+	}
+	// Mamba: lm-eval's 2048 (the stand-in's tokenizer_config.json sets no model_max_length).
+	if mamba.MaxLength != evaluation.DefaultMaxLength || mamba.AddBOS {
+		t.Errorf("mamba cell: max_length %d, BOS %v", mamba.MaxLength, mamba.AddBOS)
+	}
+	if !strings.HasPrefix(ms[0].Prompt, ms[0].Doc.Question) {
+		t.Errorf("mamba prompt %q", ms[0].Prompt)
+	}
+	enc, changed, err := evalEncoding(gemma.ModelDir, evaluation.EncodingOptions{})
+	if err != nil || changed || enc.MaxLength != gemma.MaxLength {
+		t.Errorf("gemma encoding %+v changed %v, %v", enc, changed, err)
+	}
+	if _, changed, err := evalEncoding(mamba.ModelDir, evaluation.EncodingOptions{}); err != nil || !changed {
+		t.Errorf("mamba's window changed from unbounded to 2048 but its cells would be reused (%v)", err)
+	}
+
+	// lm-eval's apply_chat_template delimiter: the bare letter after the model turn, for the model
+	// with a chat template; the other model's prompts are unchanged, but the option is in the key.
+	rep = run(strings.Replace(suite, "limit: 3}", "limit: 3, chat_target_delimiter: \"\"}", 1), 4)
+	gemma, gs = record(rep, "gemma-tiny", plots.RAG)
+	if gs[0].Args[0][1] != "A" || len(gs[0].ContinuationTokenIDs[0]) != 2 { // "\n" "A"
+		t.Errorf("lm-eval chat delimiter: arguments %q, continuation ids %v", gs[0].Args[0], gs[0].ContinuationTokenIDs[0])
+	}
+	loaded, err := LoadResults(opt.Out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := EvaluateOne(loaded, "products", "gemma-tiny", plots.RAG, evaluation.Letters, 1, nil)
+	if err != nil || again.Samples[0].Args[0][1] != "A" || !nearlyEqual(again.Samples[0].LogLiks[0], gs[0].LogLiks[0]) {
+		t.Errorf("EvaluateOne does not reproduce the cell: %v %+v", err, again)
+	}
+
+	// The paper's rendering, per task: stripped passages joined by one newline.
+	paper := strings.Replace(suite, "rag: {k: 2}", `rag: {k: 2}
+    template: {strip_question: true, strip_passages: true, passage_delimiter: "\n"}`, 1)
+	rep = run(paper, 4)
+	_, gs = record(rep, "gemma-tiny", plots.RAG)
+	two := slices.IndexFunc(gs, func(x evaluation.Sample) bool { return len(x.Retrieved) == 2 })
+	if two < 0 {
+		t.Fatal("no question retrieved two passages")
+	}
+	if p := gs[two].Prompt; strings.Count(p, "\n\n") != 1 || !strings.Contains(p, "\n\n"+gs[two].Doc.Question+"\nA.") {
+		t.Errorf("paper rendering: passages should be joined by one newline, then a blank line before the question: %q", p)
+	}
+	again, err = EvaluateOne(mustLoadResults(t, opt.Out), "products", "gemma-tiny", plots.RAG, evaluation.Letters, 1, nil)
+	if err != nil || again.Samples[0].Prompt != gs[0].Prompt {
+		t.Errorf("EvaluateOne does not reproduce the paper rendering: %v", err)
+	}
+	rep = run(paper, 0) // and it is cached like any other setting
+
+	// max_length and add_bos_token.
+	rep = run(strings.Replace(suite, "limit: 3}", "limit: 3, max_length: 24, add_bos_token: false}", 1), 4)
+	gemma, gs = record(rep, "gemma-tiny", plots.Base)
+	if gemma.MaxLength != 24 || gemma.AddBOS || gs[0].TruncatedTokens == 0 || gs[0].ContextTokenIDs[0] == 2 {
+		t.Errorf("max_length 24, no BOS: cell %d %v, sample truncated %d, context %v", gemma.MaxLength, gemma.AddBOS, gs[0].TruncatedTokens, gs[0].ContextTokenIDs)
+	}
+	again, err = EvaluateOne(mustLoadResults(t, opt.Out), "products", "gemma-tiny", plots.Base, evaluation.Letters, 1, nil)
+	if err != nil || again.Samples[0].TruncatedTokens != gs[0].TruncatedTokens || !nearlyEqual(again.Samples[0].LogLiks[0], gs[0].LogLiks[0]) {
+		t.Errorf("EvaluateOne does not reproduce max_length/add_bos_token: %v, %+v vs %+v", err, again.Samples[0], gs[0])
+	}
+	// Back to the defaults: the first run's cells are still valid.
+	run(suite, 0)
+}
+
+// Without issue 16's options, and with the window and BOS the harness used before, a cell's key
+// is what harness-v1 computed: cached cells stay valid.
+func TestCellKeyUnchangedWithoutOptions(t *testing.T) {
+	parts := []any{"cell", "products", "gemma-tiny", "", plots.Base, int64(0), "hash", "cur", "", 0, []string{"letters"}, EvalSettings{BatchSize: 8}, ""}
+	legacy := keyOf(parts...)
+	// The eval settings hash as before when the new fields are unset.
+	if b, _ := json.Marshal(EvalSettings{BatchSize: 16, Bootstrap: 2000}); string(b) != `{"batch_size":16,"limit":0,"bootstrap":2000}` {
+		t.Errorf("eval settings JSON changed: %s", b)
+	}
+	if got := cellKey(slices.Clone(parts), evaluation.TaskOptions{}, encodingInfo{enc: evaluation.Encoding{MaxLength: 1024}}); got != legacy {
+		t.Errorf("key without options %s, harness-v1 %s", got, legacy)
+	}
+	empty := ""
+	for name, k := range map[string]string{
+		"chat_target_delimiter": cellKey(slices.Clone(parts), evaluation.TaskOptions{ChatTargetDelimiter: &empty}, encodingInfo{}),
+		"strip_question":        cellKey(slices.Clone(parts), evaluation.TaskOptions{StripQuestion: true}, encodingInfo{}),
+		"window":                cellKey(slices.Clone(parts), evaluation.TaskOptions{}, encodingInfo{enc: evaluation.Encoding{MaxLength: 2048}, changed: true}),
+		"eval settings":         keyOf(append(slices.Clone(parts[:11]), EvalSettings{BatchSize: 8, EncodingOptions: evaluation.EncodingOptions{MaxLength: 64}}, "")...),
+	} {
+		if k == legacy {
+			t.Errorf("%s does not change the cell key", name)
+		}
+	}
+}
+
+// nearlyEqual compares log-likelihoods computed at different batch sizes (EvaluateOne uses 8).
+func nearlyEqual(a, b float64) bool { return math.Abs(a-b) <= 1e-5*math.Abs(b) }
+
+func mustLoadResults(t *testing.T, dir string) *Results {
+	t.Helper()
+	r, err := LoadResults(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

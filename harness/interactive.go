@@ -31,7 +31,8 @@ func EvaluateOne(res *Results, task, model, condition, formulation string, limit
 		return nil, err
 	}
 	t.ChatTemplate = rec.ChatTemplate
-	m, enc, err := LoadForEval(rec.ModelDir, lm.LoadOptions{})
+	rec.TaskOptions.Apply(t)
+	m, enc, err := LoadForEval(rec.ModelDir, lm.LoadOptions{}, rec.Encoding)
 	if err != nil {
 		return nil, fmt.Errorf("cell %s / %s / %s: %w", task, model, condition, err)
 	}

@@ -2,8 +2,11 @@ package harness
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/perpetual-ml/perpetual/evaluation"
+	"github.com/perpetual-ml/perpetual/models/checkpoint"
 	_ "github.com/perpetual-ml/perpetual/models/gemma" // registers the gemma family for lm.Load
 	"github.com/perpetual-ml/perpetual/models/lm"
 	_ "github.com/perpetual-ml/perpetual/models/mamba" // registers the mamba family for lm.Load
@@ -12,9 +15,10 @@ import (
 )
 
 // LoadForEval loads a model folder's weights (in opts' dtype, float32 by default) and tokenizer and
-// the encoder evaluation needs (lm-evaluation-harness's BOS rule for the family, the prefix
-// token, the model window).
-func LoadForEval(dir string, opts lm.LoadOptions) (*lm.Model, evaluation.Encoder, error) {
+// the encoder evaluation needs: lm-evaluation-harness's BOS rule for the family, its window (the
+// model's; for a model without one, such as Mamba, tokenizer_config.json's model_max_length or
+// 2048), each replaced by eo's max_length and add_bos_token when set, and the prefix token.
+func LoadForEval(dir string, opts lm.LoadOptions, eo evaluation.EncodingOptions) (*lm.Model, evaluation.Encoder, error) {
 	m, err := lm.Load(dir, opts)
 	if err != nil {
 		return nil, evaluation.Encoder{}, err
@@ -23,22 +27,54 @@ func LoadForEval(dir string, opts lm.LoadOptions) (*lm.Model, evaluation.Encoder
 	if err != nil {
 		return nil, evaluation.Encoder{}, err
 	}
-	addBOS, err := evaluation.AddBOSFor(dir, m.Arch().Family())
+	resolved := m.Dir()
+	if resolved == "" {
+		resolved = dir
+	}
+	e, err := eo.Resolve(resolved, m.Arch().Family(), m.Arch().MaxLength())
 	if err != nil {
-		return nil, evaluation.Encoder{}, err
+		return nil, evaluation.Encoder{}, fmt.Errorf("%s: %w", dir, err)
 	}
 	sp := tok.Special()
 	prefix := sp.BOS // the harness's prefix token for an empty context: BOS, else EOS
 	if prefix < 0 {
 		prefix = sp.EOS
 	}
-	if addBOS && sp.BOS < 0 {
+	if e.AddBOS && sp.BOS < 0 {
 		return nil, evaluation.Encoder{}, fmt.Errorf("%s: the model needs BOS but the tokenizer defines none", dir)
 	}
 	if prefix < 0 {
 		return nil, evaluation.Encoder{}, fmt.Errorf("%s: the tokenizer defines neither BOS nor EOS", dir)
 	}
-	return m, evaluation.Encoder{Tokenizer: tok, AddBOS: addBOS, BOS: prefix, MaxLength: m.Arch().MaxLength()}, nil
+	return m, evaluation.Encoder{Tokenizer: tok, AddBOS: e.AddBOS, BOS: prefix, MaxLength: e.MaxLength, MaxLengthSource: e.MaxLengthSource}, nil
+}
+
+// evalEncoding resolves, from config.json and tokenizer_config.json alone (no weights), the
+// window and BOS setting LoadForEval will use for dir, and reports whether they differ from what
+// the harness used before issue 16: the architecture's window (none for Mamba) and the family's
+// BOS rule. Cells keyed before then stay valid exactly when they do not differ.
+func evalEncoding(dir string, eo evaluation.EncodingOptions) (evaluation.Encoding, bool, error) {
+	resolved, err := checkpoint.Resolve(dir)
+	if err != nil {
+		return evaluation.Encoding{}, false, err
+	}
+	cfg, err := os.ReadFile(filepath.Join(resolved, checkpoint.ConfigFile))
+	if err != nil {
+		return evaluation.Encoding{}, false, err
+	}
+	arch, err := lm.NewArchitecture(cfg)
+	if err != nil {
+		return evaluation.Encoding{}, false, fmt.Errorf("%s: %w", resolved, err)
+	}
+	e, err := eo.Resolve(resolved, arch.Family(), arch.MaxLength())
+	if err != nil {
+		return evaluation.Encoding{}, false, fmt.Errorf("%s: %w", dir, err)
+	}
+	oldBOS, err := evaluation.AddBOSFor(resolved, arch.Family())
+	if err != nil {
+		return evaluation.Encoding{}, false, err
+	}
+	return e, e.MaxLength != arch.MaxLength() || e.AddBOS != oldBOS, nil
 }
 
 // Retriever adapts a rag index to evaluation's Retriever (rag does not import evaluation, so

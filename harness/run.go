@@ -81,6 +81,14 @@ type runner struct {
 	loadedDir string
 	loaded    *lm.Model
 	enc       evaluation.Encoder
+	// encodings caches evalEncoding by model folder.
+	encodings map[string]encodingInfo
+}
+
+// encodingInfo is an evalEncoding result.
+type encodingInfo struct {
+	enc     evaluation.Encoding
+	changed bool
 }
 
 // Run executes the suite: everything missing is built, trained and evaluated; everything else is
@@ -384,6 +392,12 @@ type CellRecord struct {
 	ChatTemplate string `json:"chat_template,omitempty"`
 	Index        string `json:"index,omitempty"`
 	K            int    `json:"k,omitempty"`
+	// TaskOptions and Encoding are the rendering and encoding options the cell was evaluated
+	// with (absent: the defaults); MaxLength and AddBOS are what the encoding resolved to.
+	TaskOptions evaluation.TaskOptions     `json:"task_options,omitzero"`
+	Encoding    evaluation.EncodingOptions `json:"encoding,omitzero"`
+	MaxLength   int                        `json:"max_length,omitempty"`
+	AddBOS      bool                       `json:"add_bos_token,omitempty"`
 	// Formulations holds each formulation's outcome, by formulation name.
 	Formulations map[string]*FormulationRecord `json:"formulations"`
 	// dir is the cell's cache folder (samples files).
@@ -412,7 +426,12 @@ func (r *runner) cell(t *preparedTask, m *preparedModel, cond string, seed int64
 	if usesRAG(cond) {
 		indexKey, k = t.indexKey, t.RAG.K
 	}
-	key := keyOf("cell", t.Name, m.Name, m.ChatTemplate, cond, seed, modelHash, t.hash, indexKey, k, r.s.Formulations, r.s.Eval, baseKey)
+	topts := r.s.taskOptions(t.Task)
+	enc, err := r.encoding(modelDir)
+	if err != nil {
+		return nil, fmt.Errorf("task %s, model %s, %s: %w", t.Name, m.Name, cond, err)
+	}
+	key := cellKey([]any{"cell", t.Name, m.Name, m.ChatTemplate, cond, seed, modelHash, t.hash, indexKey, k, r.s.Formulations, r.s.Eval, baseKey}, topts, enc)
 	dir := filepath.Join(r.opt.Work, "cells", key[:32])
 	donePath := filepath.Join(dir, "cell.json")
 	var rec CellRecord
@@ -427,7 +446,7 @@ func (r *runner) cell(t *preparedTask, m *preparedModel, cond string, seed int64
 	}
 	if r.loadedDir != modelDir {
 		r.loaded, r.loadedDir = nil, ""
-		model, enc, err := LoadForEval(modelDir, r.s.Eval.loadOptions())
+		model, enc, err := LoadForEval(modelDir, r.s.Eval.loadOptions(), r.s.Eval.EncodingOptions)
 		if err != nil {
 			return nil, fmt.Errorf("task %s, model %s, %s: %w", t.Name, m.Name, cond, err)
 		}
@@ -450,7 +469,8 @@ func (r *runner) cell(t *preparedTask, m *preparedModel, cond string, seed int64
 	}
 	defer cache.Close()
 	rec = CellRecord{Key: key, Task: t.Name, Model: m.Name, Condition: cond, Seed: seed, ModelHash: modelHash,
-		ModelDir: modelDir, ChatTemplate: m.ChatTemplate, K: k, Formulations: map[string]*FormulationRecord{}, dir: dir}
+		ModelDir: modelDir, ChatTemplate: m.ChatTemplate, K: k, Formulations: map[string]*FormulationRecord{}, dir: dir,
+		TaskOptions: topts, Encoding: r.s.Eval.EncodingOptions, MaxLength: r.enc.MaxLength, AddBOS: r.enc.AddBOS}
 	if usesRAG(cond) {
 		rec.Index = t.index
 	}
@@ -461,6 +481,7 @@ func (r *runner) cell(t *preparedTask, m *preparedModel, cond string, seed int64
 			return nil, err
 		}
 		task.ChatTemplate = m.ChatTemplate
+		topts.Apply(task)
 		if r.opt.Progress != nil {
 			fmt.Fprintf(r.opt.Progress, "cell %s / %s / %s%s / %s\n", t.Name, m.Name, cond, seedSuffix(seed), f)
 		}
@@ -519,6 +540,35 @@ func (r *runner) cell(t *preparedTask, m *preparedModel, cond string, seed int64
 	}
 	r.rep.CellsEvaluated++
 	return &rec, nil
+}
+
+// cellKey is a cell's cache key: keyOf(parts), where what issue 16 added joins the parts only
+// when it changes the cell (rendering options, or a window or BOS setting other than the
+// harness used before, e.g. Mamba's 2048), so cells cached before then stay valid.
+func cellKey(parts []any, topts evaluation.TaskOptions, enc encodingInfo) string {
+	if !topts.IsZero() {
+		parts = append(parts, "task_options", topts)
+	}
+	if enc.changed {
+		parts = append(parts, "encoding", enc.enc.MaxLength, enc.enc.AddBOS)
+	}
+	return keyOf(parts...)
+}
+
+// encoding is evalEncoding for a model folder, once per run.
+func (r *runner) encoding(modelDir string) (encodingInfo, error) {
+	if e, ok := r.encodings[modelDir]; ok {
+		return e, nil
+	}
+	enc, changed, err := evalEncoding(modelDir, r.s.Eval.EncodingOptions)
+	if err != nil {
+		return encodingInfo{}, err
+	}
+	if r.encodings == nil {
+		r.encodings = map[string]encodingInfo{}
+	}
+	r.encodings[modelDir] = encodingInfo{enc, changed}
+	return r.encodings[modelDir], nil
 }
 
 func seedSuffix(seed int64) string {

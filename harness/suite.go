@@ -92,6 +92,10 @@ type Task struct {
 	Perpetual string `yaml:"perpetual,omitempty" json:"perpetual,omitempty"`
 	// RAG configures retrieval for the rag conditions.
 	RAG RAGSettings `yaml:"rag" json:"rag"`
+	// Template changes how the embedded evaluation tasks render this task's prompts
+	// (strip_question, strip_passages, passage_delimiter, chat_target_delimiter; see
+	// evaluation.TaskOptions). The paper suite sets the paper's rendering here.
+	Template evaluation.TaskOptions `yaml:"template,omitempty" json:"template,omitzero"`
 }
 
 // SyntheticSource sizes a synthetic knowledge base (see synthetic.Options).
@@ -146,6 +150,14 @@ type EvalSettings struct {
 	Bootstrap int `yaml:"bootstrap" json:"bootstrap"`
 	// DType is the compute dtype of the weights (float32, bfloat16, float16; default float32).
 	DType string `yaml:"dtype,omitempty" json:"dtype,omitempty"`
+	// EncodingOptions are lm-evaluation-harness's max_length and add_bos_token (true, false or
+	// auto) for every model: max_length: 0 and add_bos_token: auto (the defaults) follow each model.
+	evaluation.EncodingOptions `yaml:",inline"`
+	// ChatTargetDelimiter, when set, goes before each scored choice under a model's chat template
+	// (prompt_format or chat_template) in every task without its own template.chat_target_delimiter.
+	// Unset, the embedded tasks' " " applies (what the zoo's models were trained to answer);
+	// "" is lm-evaluation-harness's apply_chat_template behaviour.
+	ChatTargetDelimiter *string `yaml:"chat_target_delimiter,omitempty" json:"chat_target_delimiter,omitempty"`
 }
 
 // Load reads a suite: an embedded name ("default", "paper") unless a file of that path exists,
@@ -225,6 +237,9 @@ func (s *Suite) normalize(source string, vars map[string]string) error {
 		if _, err := lm.ParseDType(s.Eval.DType); err != nil {
 			return fail("eval dtype: %v", err)
 		}
+	}
+	if err := s.Eval.EncodingOptions.Validate(); err != nil {
+		return fail("eval: %v", err)
 	}
 	expand := func(what, p string) (string, error) {
 		var missing []string
@@ -326,6 +341,17 @@ func (s *Suite) normalize(source string, vars map[string]string) error {
 		}
 	}
 	return nil
+}
+
+// taskOptions are the evaluation.TaskOptions of a suite task: its template, with the suite's
+// eval.chat_target_delimiter where the task sets none.
+func (s *Suite) taskOptions(t Task) evaluation.TaskOptions {
+	o := t.Template
+	if o.ChatTargetDelimiter == nil && s.Eval.ChatTargetDelimiter != nil {
+		d := *s.Eval.ChatTargetDelimiter
+		o.ChatTargetDelimiter = &d
+	}
+	return o
 }
 
 // Needs reports whether the suite has a condition.

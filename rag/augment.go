@@ -11,9 +11,12 @@ const DefaultK = 3
 // PassageSeparator goes between passages and between the last passage and the question.
 const PassageSeparator = "\n\n"
 
-// Augment prepends the passages to the question, best first, as the paper did: the passage
-// texts joined by PassageSeparator, then PassageSeparator, then the question. With no passages
-// the question comes back unchanged.
+// Augment prepends the passages to the question, best first, in the layout of the evaluation's
+// embedded tasks (evaluation/tasks/*.yaml, the default suite's, which the zoo was trained on): the
+// passage texts as they are, joined by PassageSeparator, then PassageSeparator, then the
+// question. The paper stripped each passage and joined them with a single newline; evaluation
+// renders that with the task options strip_passages and passage_delimiter "\n" (the paper suite
+// sets them). With no passages the question comes back unchanged.
 func Augment(question string, hits []Hit) string {
 	if len(hits) == 0 {
 		return question

@@ -1,6 +1,7 @@
 // Package rag is Perpetual's retrieval: it indexes a knowledge base's chunks
-// (curriculum.Chunk), retrieves the top k for a question, prepends them to the prompt as the
-// paper did, and measures recall@k of the chunk a question was generated from.
+// (curriculum.Chunk), retrieves the top k for a question, prepends them to the prompt (as the
+// paper did; the exact layout is Augment's), and measures recall@k of the chunk a question was
+// generated from.
 //
 // Retrievers:
 //   - BM25 (kind "bm25", the embedded default, no model needed): Okapi BM25 with k1=1.2 and

@@ -82,7 +82,7 @@ func TestReadingConversationIsTheEvaluationsRAGRequest(t *testing.T) {
 				t.Fatal(err)
 			}
 			gold := task.Choices(&q)[q.Answer]
-			pair, err := enc.EncodePair(task.WrapChat(prefix+p), task.TargetDelimiter+gold)
+			pair, err := enc.EncodePair(task.WrapChat(prefix+p), task.ContinuationDelimiter()+gold)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -93,7 +93,7 @@ func TestReadingConversationIsTheEvaluationsRAGRequest(t *testing.T) {
 			}
 			// The harness moves the prompt's trailing whitespace into the continuation; the answer
 			// proper is the continuation's last tokens, and only it is a training target.
-			answer := len(want) - len(tok.Encode(task.TargetDelimiter+gold))
+			answer := len(want) - len(tok.Encode(task.ContinuationDelimiter()+gold))
 			for k := range want {
 				if ex.Train[k] != (k >= answer) {
 					t.Fatalf("conversation %d: token %d is a target: %v (only the answer should be)", i, k, ex.Train[k])

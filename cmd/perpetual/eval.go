@@ -22,6 +22,7 @@ func init() {
 		ragDir      string
 		formulation string
 		quiet       bool
+		encoding    evaluation.EncodingOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "eval --model DIR --test FILE|DIR --out DIR",
@@ -30,7 +31,10 @@ func init() {
 tasks do, in the letters formulation (the paper's) and the cloze formulation, and writes
 results.json, samples_<task>.jsonl and a resumable cache.jsonl to --out. --test takes a curriculum
 folder, a Perpetual folder or test.json, or a .jsonl of questions. --rag prepends the top --k
-chunks of a rag index. --base compares with an earlier run's output (McNemar, paired bootstrap).`,
+chunks of a rag index. --base compares with an earlier run's output (McNemar, paired bootstrap).
+--max-length and --add-bos-token are lm-evaluation-harness's max_length and add_bos_token model
+arguments: by default the window is the model's (for a model without one, such as Mamba,
+tokenizer_config.json's model_max_length, else 2048, as the harness) and BOS follows the model.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// Flag values live in this closure: reset them after each run so the command can be
@@ -48,6 +52,12 @@ chunks of a rag index. --base compares with an earlier run's output (McNemar, pa
 			default:
 				return fmt.Errorf("eval: --formulation %q is not letters, cloze or both", formulation)
 			}
+			if encoding.MaxLength < 0 {
+				return fmt.Errorf("eval: --max-length %d is negative: give the window in tokens, or 0 for the model's own", encoding.MaxLength)
+			}
+			if err := encoding.Validate(); err != nil {
+				return fmt.Errorf("eval: --add-bos-token: %w", err)
+			}
 			if ragDir != "" {
 				idx, err := rag.Open(ragDir)
 				if err != nil {
@@ -58,7 +68,7 @@ chunks of a rag index. --base compares with an earlier run's output (McNemar, pa
 			if !quiet {
 				job.Progress = os.Stderr
 			}
-			model, enc, err := harness.LoadForEval(modelDir, lm.LoadOptions{})
+			model, enc, err := harness.LoadForEval(modelDir, lm.LoadOptions{}, encoding)
 			if err != nil {
 				return err
 			}
@@ -84,5 +94,7 @@ chunks of a rag index. --base compares with an earlier run's output (McNemar, pa
 	f.StringVar(&job.CachePath, "cache", "", "cache file (default OUT/cache.jsonl)")
 	f.BoolVar(&job.NoCache, "no-cache", false, "do not read or write the cache")
 	f.BoolVar(&quiet, "quiet", false, "no progress bar")
+	f.IntVar(&encoding.MaxLength, "max-length", 0, "window in tokens requests are left-truncated to (lm-eval max_length); 0 = the model's, 2048 for a model without one")
+	f.StringVar(&encoding.AddBOS, "add-bos-token", evaluation.BOSAuto, "prepend BOS: true, false or auto (the model's rule, as lm-eval's add_bos_token)")
 	rootCmd.AddCommand(cmd)
 }

@@ -17,7 +17,13 @@ import (
 // character-level BPE tokenizer.json whose ids fit the model's 67-token vocabulary.
 func tinyModelDir(t *testing.T) string {
 	t.Helper()
-	src := filepath.Join("..", "..", "models", "gemma", "testdata", "mha")
+	return tinyModelFrom(t, filepath.Join("..", "..", "models", "gemma", "testdata", "mha"), `"add_bos_token": true`)
+}
+
+// tinyModelFrom copies a tiny checkpoint's config and weights and adds the character-level
+// tokenizer (49 ids), its tokenizer_config.json holding tokenizerConfig's fields besides the specials.
+func tinyModelFrom(t *testing.T, src, tokenizerConfig string) string {
+	t.Helper()
 	dir := t.TempDir()
 	for _, f := range []string{"config.json", "model.safetensors"} {
 		data, err := os.ReadFile(filepath.Join(src, f))
@@ -42,7 +48,7 @@ func tinyModelDir(t *testing.T) string {
 			"end_of_word_suffix": nil, "fuse_unk": false, "byte_fallback": false, "vocab": vocab, "merges": []string{}}}
 	data, _ := json.Marshal(tok)
 	os.WriteFile(filepath.Join(dir, "tokenizer.json"), data, 0o644)
-	os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), []byte(`{"bos_token": "<bos>", "eos_token": "<eos>", "add_bos_token": true}`), 0o644)
+	os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), []byte(`{"bos_token": "<bos>", "eos_token": "<eos>", `+tokenizerConfig+`}`), 0o644)
 	return dir
 }
 
@@ -115,6 +121,77 @@ func TestEvalCommandEndToEnd(t *testing.T) {
 	} {
 		if _, err := runCLI(t, bad...); err == nil {
 			t.Errorf("%v: no error", bad)
+		}
+	}
+}
+
+// lm-eval's max_length rule and the --max-length / --add-bos-token flags, end to end: a Mamba
+// (no window of its own) is truncated at 2048 tokens as lm-eval's HFLM does, the flags replace the
+// model's settings, and the per-sample log records the token ids.
+func TestEvalEncodingFlags(t *testing.T) {
+	mamba := tinyModelFrom(t, filepath.Join("..", "..", "models", "mamba", "testdata", "k4_bias_s16"), `"add_bos_token": false`)
+	dir := t.TempDir()
+	test := filepath.Join(dir, "long.jsonl")
+	long := strings.Repeat("abc ", 530) + "which?" // 2,126 characters, one token each
+	os.WriteFile(test, []byte(`{"id":"l","question":"`+long+`","choices":["red","tan","blue","gold"],"answer":1,"kind":"seen"}`+"\n"+
+		`{"id":"s","question":"ox?","choices":["red","tan","blue","gold"],"answer":0,"kind":"seen"}`+"\n"), 0o644)
+	type results struct { // results.json's fields read here (configs do not read back into a Task)
+		Config    map[string]any               `json:"config"`
+		Perpetual map[string]evaluation.Extras `json:"perpetual"`
+	}
+	eval := func(out string, flags ...string) (results, []evaluation.Sample) {
+		t.Helper()
+		args := append([]string{"eval", "--model", mamba, "--test", test, "--out", out, "--formulation", "letters", "--quiet", "--no-cache"}, flags...)
+		if msg, err := runCLI(t, args...); err != nil {
+			t.Fatalf("%v: %v\n%s", flags, err, msg)
+		}
+		var res results
+		raw, _ := os.ReadFile(filepath.Join(out, "results.json"))
+		if err := json.Unmarshal(raw, &res); err != nil {
+			t.Fatal(err)
+		}
+		samples, err := evaluation.ReadSamples(filepath.Join(out, evaluation.SamplesFile("perpetual_letters")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res, samples
+	}
+	res, samples := eval(filepath.Join(dir, "default"))
+	prompt := len(samples[0].Prompt) // characters = tokens, no BOS
+	if res.Config["max_length"] != float64(2048) || !strings.Contains(res.Config["max_length_source"].(string), "default") ||
+		samples[0].TruncatedTokens != prompt+2-2049 || samples[1].TruncatedTokens != 0 || res.Perpetual["perpetual_letters"].QuestionsTruncated != 1 {
+		t.Errorf("mamba default: config %v, truncated %d (prompt %d tokens) and %d", res.Config, samples[0].TruncatedTokens, prompt, samples[1].TruncatedTokens)
+	}
+	if len(samples[0].ContextTokenIDs) != prompt || len(samples[0].ContinuationTokenIDs) != 4 || len(samples[0].ContinuationTokenIDs[1]) != 2 {
+		t.Errorf("token ids: context %d ids, continuations %v", len(samples[0].ContextTokenIDs), samples[0].ContinuationTokenIDs)
+	}
+	// A real model_max_length in tokenizer_config.json is honoured, as lm-eval does.
+	os.WriteFile(filepath.Join(mamba, "tokenizer_config.json"), []byte(`{"bos_token": "<bos>", "eos_token": "<eos>", "model_max_length": 512}`), 0o644)
+	res, samples = eval(filepath.Join(dir, "tokenizer"))
+	if res.Config["max_length"] != float64(512) || samples[0].TruncatedTokens != prompt+2-513 {
+		t.Errorf("model_max_length 512: config %v, truncated %d", res.Config, samples[0].TruncatedTokens)
+	}
+	res, samples = eval(filepath.Join(dir, "flags"), "--max-length", "30", "--add-bos-token", "true")
+	if res.Config["max_length"] != float64(30) || res.Config["add_bos_token"] != true || samples[1].ContextTokenIDs[0] != 2 ||
+		samples[1].TruncatedTokens != 1+len(samples[1].Prompt)+2-31 {
+		t.Errorf("--max-length 30 --add-bos-token true: config %v, short question truncated %d, context %v", res.Config, samples[1].TruncatedTokens, samples[1].ContextTokenIDs)
+	}
+	gemma := tinyModelDir(t)
+	res, samples = eval(filepath.Join(dir, "gemma"), "--model", gemma, "--add-bos-token", "false", "--max-length", "64")
+	if res.Config["add_bos_token"] != false || samples[1].ContextTokenIDs[0] == 2 {
+		t.Errorf("gemma --add-bos-token false: config %v, context %v", res.Config, samples[1].ContextTokenIDs)
+	}
+	for _, bad := range []struct {
+		flags []string
+		want  string
+	}{
+		{[]string{"--max-length", "-1"}, "--max-length -1 is negative"},
+		{[]string{"--add-bos-token", "maybe"}, `--add-bos-token: add_bos_token "maybe"`},
+		{[]string{"--model", gemma, "--max-length", "100"}, "at most 64"},
+	} {
+		args := append([]string{"eval", "--model", mamba, "--test", test, "--out", filepath.Join(dir, "bad"), "--quiet"}, bad.flags...)
+		if _, err := runCLI(t, args...); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%v: error %v, want %q", bad.flags, err, bad.want)
 		}
 	}
 }

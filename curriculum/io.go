@@ -46,6 +46,10 @@ type Manifest struct {
 	Files map[string]FileInfo `json:"files"`
 	// Skipped lists inputs that were left out and why (unreadable PDF, bad record, ...).
 	Skipped []Skipped `json:"skipped,omitempty"`
+	// MissingFacts lists the chunks the teacher wrote no facts for, in a build that accepted a
+	// partial result (perpetual curriculum build --allow-partial): their documents are in the
+	// curriculum, questions on them are not.
+	MissingFacts []ChunkFailure `json:"missing_facts,omitempty"`
 	// Notes are facts the builder detected and wants reported (e.g. stripped choice prefixes).
 	Notes []string `json:"notes,omitempty"`
 	// Usage is the LLM teacher's accounting (nil for offline teachers).
@@ -76,11 +80,19 @@ type Skipped struct {
 	Reason string `json:"reason"`
 }
 
+// ChunkFailure is a chunk a teacher wrote no facts for, and why.
+type ChunkFailure struct {
+	ChunkID string `json:"chunk_id"`
+	Reason  string `json:"reason"`
+}
+
 // Usage is the token and cost accounting of an LLM teacher.
 type Usage struct {
-	Requests         int            `json:"requests"`
-	CacheHits        int            `json:"cache_hits"`
-	Retries          int            `json:"retries"`
+	Requests  int `json:"requests"`
+	CacheHits int `json:"cache_hits"`
+	Retries   int `json:"retries"`
+	// Reasks counts chunks asked again because the reply was invalid.
+	Reasks           int            `json:"reasks,omitempty"`
 	PromptTokens     int            `json:"prompt_tokens"`
 	CompletionTokens int            `json:"completion_tokens"`
 	CostUSD          float64        `json:"cost_usd"`

@@ -191,6 +191,32 @@ metric_list:
 	}
 }
 
+// A misspelt or unknown key is refused, naming the key and the file, instead of silently
+// leaving its field at the default; lm-eval keys that are not interpreted are still accepted.
+func TestTaskUnknownKeys(t *testing.T) {
+	for _, tc := range []struct{ yml, key string }{
+		{"task: t\ndoc_to_txt: x\ndoc_to_text: y\ndoc_to_choice: [A]\n", "doc_to_txt"},
+		{"task: t\ndoc_to_text: x\ndoc_to_choice: [A]\nnum_few_shot: 1\n", "num_few_shot"},
+		{"task: t\ndoc_to_text: x\ndoc_to_choice: [A]\ncontext_templat: '{context}'\n", "context_templat"},
+	} {
+		_, err := ParseTask([]byte(tc.yml), "typo.yaml")
+		if err == nil || !strings.Contains(err.Error(), "typo.yaml") || !strings.Contains(err.Error(), `"`+tc.key+`"`) {
+			t.Errorf("key %s: error %v, want one naming the key and typo.yaml", tc.key, err)
+		}
+	}
+	ok := "task: t\ndoc_to_text: x\ndoc_to_choice: [A]\ndataset_path: a/b\ntest_split: test\nmetric_list: [{metric: acc}]\nmetadata: {version: 1}\n"
+	task, err := ParseTask([]byte(ok), "ok.yaml")
+	if err != nil || task.Metadata["test_split"] != "test" {
+		t.Fatalf("lm-eval keys: %v %+v", err, task)
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "task.yaml")
+	os.WriteFile(file, []byte("task: t\ndoc_to_text: x\ndoc_to_choice: [A]\nfewshot_delimeter: x\n"), 0o644)
+	if _, err := LoadTask(file); err == nil || !strings.Contains(err.Error(), file) || !strings.Contains(err.Error(), "fewshot_delimeter") {
+		t.Errorf("LoadTask: %v", err)
+	}
+}
+
 func questionsForMetrics() []curriculum.Question {
 	return []curriculum.Question{
 		// acc picks "a" (highest sum), acc_norm picks the long choice (highest per character).

@@ -52,6 +52,9 @@ func (j Job) Run(scorer Scorer, enc Encoder, model, modelKey string) (*Outcome, 
 	if j.Out == "" {
 		return nil, fmt.Errorf("eval: an output folder is required")
 	}
+	if j.K < 0 || j.Limit < 0 || j.BatchSize < 0 {
+		return nil, fmt.Errorf("eval: negative K (%d), Limit (%d) or BatchSize (%d)", j.K, j.Limit, j.BatchSize)
+	}
 	qs, _, err := LoadTest(j.Test)
 	if err != nil {
 		return nil, err

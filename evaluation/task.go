@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
@@ -78,7 +79,8 @@ type Task struct {
 	// than " A", right after the model turn's opening). The embedded tasks set " ": the zoo's
 	// instruct models answer " A" after the model turn (see docs/evaluation.md).
 	ChatTargetDelimiter *string `yaml:"chat_target_delimiter" json:"chat_target_delimiter,omitempty"`
-	// Metadata keeps lm-eval fields we do not interpret (metric_list, dataset_path, ...).
+	// Metadata keeps lm-eval fields we do not interpret (metric_list, dataset_path, ...; the
+	// keys of lmEvalKeys). Other unknown keys are refused by ParseTask.
 	Metadata map[string]any `yaml:",inline" json:"-"`
 }
 
@@ -176,9 +178,60 @@ func LoadTask(file string) (*Task, error) {
 	return ParseTask(raw, file)
 }
 
-// ParseTask decodes and validates a task definition; errors name source.
+// lmEvalKeys are the lm-evaluation-harness task keys Perpetual reads but does not interpret: they
+// go to Task.Metadata. Any other key that is not a Task field is refused (a misspelt
+// "doc_to_txt" or "num_few_shot" must not be ignored).
+var lmEvalKeys = map[string]bool{
+	"task_alias": true, "tag": true, "group": true, "group_alias": true, "dataset_path": true,
+	"dataset_name": true, "dataset_kwargs": true, "custom_dataset": true, "training_split": true,
+	"validation_split": true, "test_split": true, "fewshot_split": true, "fewshot_config": true,
+	"process_docs": true, "process_results": true, "doc_to_image": true, "doc_to_audio": true,
+	"use_prompt": true, "metric_list": true, "generation_kwargs": true, "repeats": true,
+	"filter_list": true, "should_decontaminate": true, "doc_to_decontamination_query": true,
+	"gen_prefix": true, "unsafe_code": true, "metadata": true,
+}
+
+// taskKeys are the YAML keys of Task's own fields.
+func taskKeys() map[string]bool {
+	keys := map[string]bool{}
+	rt := reflect.TypeFor[Task]()
+	for i := range rt.NumField() {
+		name, _, _ := strings.Cut(rt.Field(i).Tag.Get("yaml"), ",")
+		if name != "" {
+			keys[name] = true
+		}
+	}
+	return keys
+}
+
+// checkTaskKeys refuses top-level keys that are neither Task fields nor known lm-eval keys.
+func checkTaskKeys(raw []byte) error {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		return err
+	}
+	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		return nil // empty or not a mapping: Unmarshal into Task reports it
+	}
+	known := taskKeys()
+	m := doc.Content[0]
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		k := m.Content[i]
+		if !known[k.Value] && !lmEvalKeys[k.Value] {
+			return fmt.Errorf("line %d: unknown key %q (not a task field nor an lm-evaluation-harness task key; check its spelling)", k.Line, k.Value)
+		}
+	}
+	return nil
+}
+
+// ParseTask decodes and validates a task definition; errors name source. Unknown keys are
+// refused; lm-evaluation-harness keys that Perpetual does not interpret (dataset_path,
+// metric_list, ...) are kept in Metadata.
 func ParseTask(raw []byte, source string) (*Task, error) {
 	t := &Task{TargetDelimiter: " ", FewshotDelimiter: "\n\n", ContextTemplate: "{context}\n\n", PassageDelimiter: "\n\n"}
+	if err := checkTaskKeys(raw); err != nil {
+		return nil, fmt.Errorf("%s: %w", source, err)
+	}
 	if err := yaml.Unmarshal(raw, t); err != nil {
 		return nil, fmt.Errorf("%s: %w", source, err)
 	}

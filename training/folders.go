@@ -11,8 +11,12 @@ import (
 
 // RunFolders loads a Hugging Face model folder (float32) with its tokenizer and a curriculum
 // folder, and trains with o (o.Out receives the model). promptFormat names the models/prompt
-// format of flashcards ("" = Alpaca) unless o.Template is set.
+// format of flashcards ("" = Alpaca) unless o.Template is set. The options are validated before
+// anything is loaded.
 func RunFolders(modelDir, curriculumDir, promptFormat string, o Options) (*Result, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
 	if o.Template == nil && promptFormat != "" {
 		t, err := prompt.Format(promptFormat)
 		if err != nil {

@@ -1,11 +1,8 @@
 package training
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -13,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gomlx/compute/dtypes"
@@ -23,11 +22,15 @@ import (
 	"github.com/perpetual-ml/perpetual/models/checkpoint"
 	"github.com/perpetual-ml/perpetual/models/lm"
 	"github.com/perpetual-ml/perpetual/models/prompt"
-	"github.com/perpetual-ml/perpetual/models/safetensors"
 	"github.com/perpetual-ml/perpetual/models/tokenizer"
 )
 
-// Options configure a training run. Zero values take the paper's defaults (see Defaults).
+// Options configure a training run. Zero numeric values take the paper's defaults (see
+// Defaults): none of those fields has a useful zero (no epochs, a zero learning rate or batch).
+// The two settings whose zero is a real choice are pointers, so that zero can be said: ClipNorm
+// and WeightDecay are nil for the default and otherwise used as given, 0 included. Validate
+// (called by Run and Fit) refuses values out of range, unknown Mask or Order names and an
+// incomplete LoRA.
 type Options struct {
 	Epochs       int
 	LR           float64
@@ -36,8 +39,13 @@ type Options struct {
 	Accumulation int // micro-batches per optimizer step
 	MaxLength    int // row length (tokens)
 	NoPacking    bool
-	ClipNorm     float64
-	WeightDecay  float64
+	// ClipNorm is the global gradient-norm clipping threshold: nil takes the default 1.0, a
+	// pointer to 0 turns clipping off (e.g. ClipNorm: new(0.0)).
+	ClipNorm *float64
+	// WeightDecay is AdamW's decoupled weight decay: nil takes the default 0.01, a pointer to 0
+	// means none.
+	WeightDecay *float64
+	// Beta1, Beta2 and Eps are AdamW's (0: the defaults 0.9, 0.999 and 1e-8).
 	Beta1, Beta2 float64
 	Eps          float64
 	Seed         int64
@@ -80,9 +88,10 @@ type Options struct {
 	ProbeEvery int
 }
 
-// Defaults fills zero fields with the paper's recipe: 3 epochs, lr 2e-4 with 5 warm-up steps
-// and linear decay, batch 2 x 4 accumulation, AdamW (0.9, 0.999, 1e-8, decay 0.01), clipping 1.0,
-// rows of 2048 tokens.
+// Defaults fills zero fields (nil ClipNorm and WeightDecay) with the paper's recipe: 3 epochs,
+// lr 2e-4 with 5 warm-up steps and linear decay, batch 2 x 4 accumulation, AdamW (0.9, 0.999,
+// 1e-8, decay 0.01), clipping 1.0, rows of 2048 tokens. Call it once: a negative WarmupSteps
+// becomes 0 (none), which a second call would replace by the default.
 func (o *Options) Defaults() {
 	def := func(p *int, v int) {
 		if *p == 0 {
@@ -105,8 +114,12 @@ func (o *Options) Defaults() {
 	def(&o.BatchSize, 2)
 	def(&o.Accumulation, 4)
 	def(&o.MaxLength, 2048)
-	deff(&o.ClipNorm, 1.0)
-	deff(&o.WeightDecay, 0.01)
+	if o.ClipNorm == nil {
+		o.ClipNorm = new(1.0)
+	}
+	if o.WeightDecay == nil {
+		o.WeightDecay = new(0.01)
+	}
 	deff(&o.Beta1, 0.9)
 	deff(&o.Beta2, 0.999)
 	deff(&o.Eps, 1e-8)
@@ -117,6 +130,97 @@ func (o *Options) Defaults() {
 	if o.Order == "" {
 		o.Order = OrderPaper
 	}
+}
+
+// OptionError is an Options field Validate refuses.
+type OptionError struct {
+	// Field names the Options field ("BatchSize", "LoRA.Rank").
+	Field string
+	// Value is the refused value.
+	Value any
+	// Reason says what a valid value is.
+	Reason string
+}
+
+func (e *OptionError) Error() string {
+	v := fmt.Sprint(e.Value)
+	if s, ok := e.Value.(string); ok {
+		v = strconv.Quote(s)
+	}
+	return fmt.Sprintf("training: Options.%s = %s: %s", e.Field, v, e.Reason)
+}
+
+// Validate checks the options before any work is done, so a bad value never reaches the
+// output folder: negative counts and limits, learning rate, decay, clipping and AdamW settings
+// out of range (NaN and infinities included), unknown Mask or Order names, and a LoRA without a
+// positive rank and alpha or with an empty target. Zero values that mean "default" are accepted.
+// The error is an *OptionError naming the field.
+func (o *Options) Validate() error {
+	bad := func(field string, v any, reason string) error {
+		return &OptionError{Field: field, Value: v, Reason: reason}
+	}
+	finite := func(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
+	if o.Out == "" {
+		return bad("Out", o.Out, "no output folder")
+	}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"Epochs", o.Epochs}, {"BatchSize", o.BatchSize}, {"Accumulation", o.Accumulation}, {"MaxLength", o.MaxLength},
+		{"RetentionLimit", o.RetentionLimit}, {"CheckpointEvery", o.CheckpointEvery}, {"ValEvery", o.ValEvery},
+		{"ProbeEvery", o.ProbeEvery}, {"StopAfterStep", o.StopAfterStep}} {
+		if f.v < 0 {
+			return bad(f.name, f.v, "must not be negative")
+		}
+	}
+	if o.MemoryLimit < 0 {
+		return bad("MemoryLimit", o.MemoryLimit, "must not be negative (0: MemAvailable)")
+	}
+	if !finite(o.LR) || o.LR < 0 {
+		return bad("LR", o.LR, "must be positive (0 takes the default 2e-4)")
+	}
+	if o.ClipNorm != nil && (!finite(*o.ClipNorm) || *o.ClipNorm < 0) {
+		return bad("ClipNorm", *o.ClipNorm, "must be a norm >= 0 (0: no clipping)")
+	}
+	if o.WeightDecay != nil && (!finite(*o.WeightDecay) || *o.WeightDecay < 0) {
+		return bad("WeightDecay", *o.WeightDecay, "must be >= 0 (0: no decay)")
+	}
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"Beta1", o.Beta1}, {"Beta2", o.Beta2}} {
+		if !finite(f.v) || f.v < 0 || f.v >= 1 {
+			return bad(f.name, f.v, "must be in [0, 1) (0 takes the default)")
+		}
+	}
+	if !finite(o.Eps) || o.Eps < 0 {
+		return bad("Eps", o.Eps, "must not be negative (0 takes the default 1e-8)")
+	}
+	if !finite(o.ReplayFraction) || o.ReplayFraction < 0 {
+		return bad("ReplayFraction", o.ReplayFraction, "must not be negative")
+	}
+	switch o.Mask {
+	case "", MaskAll, MaskAnswers:
+	default:
+		return bad("Mask", o.Mask, fmt.Sprintf("unknown mask (use %s or %s)", MaskAll, MaskAnswers))
+	}
+	switch o.Order {
+	case "", OrderPaper, OrderFlashcardsFirst, OrderShuffled:
+	default:
+		return bad("Order", o.Order, fmt.Sprintf("unknown order (use %s, %s or %s)", OrderPaper, OrderFlashcardsFirst, OrderShuffled))
+	}
+	if l := o.LoRA; l != nil {
+		if l.Rank < 1 {
+			return bad("LoRA.Rank", l.Rank, "must be at least 1 when LoRA is requested")
+		}
+		if !finite(l.Alpha) || l.Alpha <= 0 {
+			return bad("LoRA.Alpha", l.Alpha, "must be positive")
+		}
+		if len(l.Targets) == 0 || slices.Contains(l.Targets, "") {
+			return bad("LoRA.Targets", strings.Join(l.Targets, ","), "needs one or more non-empty name parts (an empty one would match every weight)")
+		}
+	}
+	return nil
 }
 
 // Metric is one line of metrics.jsonl.
@@ -141,17 +245,6 @@ type Result struct {
 	Retention *Retention `json:",omitempty"`
 }
 
-// state.json beside the optimizer moments.
-type runState struct {
-	Step     int     `json:"step"`
-	Epoch    int     `json:"epoch"`
-	Seed     int64   `json:"seed"`
-	Total    int     `json:"total_steps"`
-	LR       float64 `json:"lr"`
-	Warmup   int     `json:"warmup_steps"`
-	Schedule string  `json:"schedule"`
-}
-
 // LRAt is the linear schedule with warm-up of Hugging Face's get_linear_schedule_with_warmup:
 // the update after `done` completed steps uses lr·done/warmup while warming up, then decays
 // linearly to 0 at total.
@@ -164,11 +257,14 @@ func LRAt(lr float64, done, warmup, total int) float64 {
 
 // Run fine-tunes model on the curriculum's training split and leaves the trained (merged)
 // weights in model. tok is the model's tokenizer.
-func Run(model *lm.Model, tok tokenizer.Tokenizer, cur *curriculum.Curriculum, o Options) (*Result, error) {
-	o.Defaults()
-	if o.Out == "" {
-		return nil, fmt.Errorf("training: no output folder")
+func Run(model *lm.Model, tok tokenizer.Tokenizer, cur *curriculum.Curriculum, given Options) (*Result, error) {
+	if err := given.Validate(); err != nil {
+		return nil, err
 	}
+	// Fit applies the defaults to given itself: Defaults is not idempotent (a WarmupSteps of -1
+	// becomes 0, "none", which a second call would read as "default"), so this copy is only read.
+	o := given
+	o.Defaults()
 	if cur == nil || len(cur.Train) == 0 {
 		return nil, fmt.Errorf("training: the curriculum has no training items")
 	}
@@ -201,7 +297,7 @@ func Run(model *lm.Model, tok tokenizer.Tokenizer, cur *curriculum.Curriculum, o
 			return nil, err
 		}
 	}
-	return Fit(model, tok, *tmpl, exs, vex, o)
+	return Fit(model, tok, *tmpl, exs, vex, given)
 }
 
 // Fit trains model on encoded examples (validation may be empty): the loop behind Run, for
@@ -209,10 +305,10 @@ func Run(model *lm.Model, tok tokenizer.Tokenizer, cur *curriculum.Curriculum, o
 // are used only to measure retention (Options.RetentionFile). On success the model holds the
 // trained weights and o.Out the saved model, metrics.jsonl and the last checkpoint.
 func Fit(model *lm.Model, tok tokenizer.Tokenizer, tmpl prompt.Template, exs, validation []Example, o Options) (*Result, error) {
-	o.Defaults()
-	if o.Out == "" {
-		return nil, fmt.Errorf("training: no output folder")
+	if err := o.Validate(); err != nil {
+		return nil, err
 	}
+	o.Defaults()
 	if len(exs) == 0 {
 		return nil, fmt.Errorf("training: no training examples")
 	}
@@ -254,27 +350,31 @@ func Fit(model *lm.Model, tok tokenizer.Tokenizer, tmpl prompt.Template, exs, va
 	if err := checkMemory(setup, model, o, T); err != nil {
 		return nil, err
 	}
-	steps, err := NewSteps(model.Backend(), setup)
-	if err != nil {
-		return nil, err
-	}
 	m, v := setup.Zeros(), setup.Zeros()
 
 	microPerEpoch := (len(rows) + o.BatchSize - 1) / o.BatchSize
 	stepsPerEpoch := (microPerEpoch + o.Accumulation - 1) / o.Accumulation
 	total := stepsPerEpoch * o.Epochs
-	st := runState{Seed: o.Seed, Total: total, LR: o.LR, Warmup: o.WarmupSteps, Schedule: "linear"}
+	if total < 1 {
+		return nil, fmt.Errorf("training: %d rows, batch %d x %d and %d epochs make no optimizer step", len(rows), o.BatchSize, o.Accumulation, o.Epochs)
+	}
+	st := runState{Seed: o.Seed, Total: total, LR: o.LR, Warmup: o.WarmupSteps, Schedule: "linear",
+		DataHash: dataHash(exs), Recipe: recipeOf(o, maxLen)}
 	if err := os.MkdirAll(o.Out, 0o755); err != nil {
 		return nil, err
 	}
-	ckptDir := filepath.Join(o.Out, "checkpoint")
+	ckptDir := filepath.Join(o.Out, checkpointDir)
 	if o.Resume {
-		if st, train, m, v, err = loadCheckpoint(o.Out, setup); err != nil {
+		want := st
+		if st, train, m, v, err = loadCheckpoint(o.Out, setup, want); err != nil {
 			return nil, err
 		}
-		if st.Total != total || st.Seed != o.Seed {
-			return nil, fmt.Errorf("resume %s: checkpoint was for %d steps with seed %d; this run has %d steps with seed %d (same curriculum and options needed)", ckptDir, st.Total, st.Seed, total, o.Seed)
-		}
+		// A checkpoint written before the data hash and recipe were recorded gets them now.
+		st.DataHash, st.Recipe = want.DataHash, want.Recipe
+	}
+	steps, err := NewSteps(model.Backend(), setup) // compiled once the resume is known to be valid
+	if err != nil {
+		return nil, err
 	}
 	metricsPath := filepath.Join(o.Out, "metrics.jsonl")
 	res := &Result{}
@@ -305,7 +405,7 @@ func Fit(model *lm.Model, tok tokenizer.Tokenizer, tmpl prompt.Template, exs, va
 			progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionSetDescription("training"))
 		_ = bar.Set(st.Step)
 	}
-	hyper := Hyper{WeightDecay: o.WeightDecay, Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps, ClipNorm: o.ClipNorm}
+	hyper := Hyper{WeightDecay: *o.WeightDecay, Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps, ClipNorm: *o.ClipNorm}
 	valLoss := func() (*float64, error) {
 		if len(valRows) == 0 {
 			return nil, nil
@@ -514,137 +614,4 @@ func saveModelInto(dir string, model *lm.Model) error {
 		}
 	}
 	return os.RemoveAll(tmp)
-}
-
-// saveCheckpoint writes Out/checkpoint atomically: the model (HF format, LoRA merged) in
-// checkpoint/model, trainables and AdamW moments in checkpoint/optimizer.safetensors and the
-// run state in checkpoint/state.json. A new checkpoint is assembled beside the old one and
-// swapped in by renames.
-func saveCheckpoint(out string, model *lm.Model, s *Setup, st runState, frozen, train, m, v []*tensors.Tensor, lora *LoRA) error {
-	tmp := filepath.Join(out, ".checkpoint-tmp")
-	_ = os.RemoveAll(tmp)
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
-		return err
-	}
-	ws, err := exportWeights(model, s, frozen, train, lora)
-	if err != nil {
-		return err
-	}
-	if err := checkpoint.Save(filepath.Join(tmp, "model"), model.Config(), ws, checkpoint.SaveOptions{TokenizerFrom: model.Dir()}); err != nil {
-		return err
-	}
-	var ts []safetensors.Tensor
-	for prefix, list := range map[string][]*tensors.Tensor{"w/": train, "m/": m, "v/": v} {
-		for i, t := range list {
-			dt, data, err := checkpoint.FromTensor(t)
-			if err != nil {
-				return err
-			}
-			ts = append(ts, safetensors.Tensor{Name: prefix + s.Train[i].Name, DType: dt, Shape: t.Shape().Dimensions, Data: data})
-		}
-	}
-	if err := safetensors.Write(filepath.Join(tmp, "optimizer.safetensors"), ts, nil); err != nil {
-		return err
-	}
-	data, _ := json.MarshalIndent(st, "", "  ")
-	if err := os.WriteFile(filepath.Join(tmp, "state.json"), data, 0o644); err != nil {
-		return err
-	}
-	dir, old := filepath.Join(out, "checkpoint"), filepath.Join(out, ".checkpoint-old")
-	_ = os.RemoveAll(old)
-	if _, err := os.Stat(dir); err == nil {
-		if err := os.Rename(dir, old); err != nil {
-			return err
-		}
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		return err
-	}
-	return os.RemoveAll(old)
-}
-
-func lastCheckpointStep(out string) int {
-	data, err := os.ReadFile(filepath.Join(out, "checkpoint", "state.json"))
-	if err != nil {
-		return 0
-	}
-	var st runState
-	_ = json.Unmarshal(data, &st)
-	return st.Step
-}
-
-// loadCheckpoint reads Out/checkpoint (or the previous one if a swap was interrupted).
-func loadCheckpoint(out string, s *Setup) (st runState, train, m, v []*tensors.Tensor, err error) {
-	dir := filepath.Join(out, "checkpoint")
-	if _, e := os.Stat(dir); e != nil {
-		if _, e2 := os.Stat(filepath.Join(out, ".checkpoint-old")); e2 == nil {
-			dir = filepath.Join(out, ".checkpoint-old")
-		} else {
-			return st, nil, nil, nil, fmt.Errorf("resume: no checkpoint in %s", out)
-		}
-	}
-	data, err := os.ReadFile(filepath.Join(dir, "state.json"))
-	if err != nil {
-		return st, nil, nil, nil, fmt.Errorf("resume: %w", err)
-	}
-	if err := json.Unmarshal(data, &st); err != nil {
-		return st, nil, nil, nil, fmt.Errorf("resume: %s/state.json: %w", dir, err)
-	}
-	path := filepath.Join(dir, "optimizer.safetensors")
-	f, err := safetensors.Open(path)
-	if err != nil {
-		return st, nil, nil, nil, fmt.Errorf("resume: %w", err)
-	}
-	defer f.Close()
-	read := func(prefix string) ([]*tensors.Tensor, error) {
-		out := make([]*tensors.Tensor, len(s.Train))
-		for i, t := range s.Train {
-			info, ok := f.Info(prefix + t.Name)
-			if !ok {
-				return nil, fmt.Errorf("resume: %s has no tensor %q (was the checkpoint made with other options?)", path, prefix+t.Name)
-			}
-			if !slices.Equal(info.Shape, t.Shape) {
-				return nil, fmt.Errorf("resume: %s tensor %q has shape %v, want %v", path, prefix+t.Name, info.Shape, t.Shape)
-			}
-			raw, err := f.ReadBytes(prefix + t.Name)
-			if err != nil {
-				return nil, fmt.Errorf("resume: %s: %w", path, err)
-			}
-			if out[i], err = checkpoint.ToTensor(raw, info.DType, info.Shape, dtypes.Float32); err != nil {
-				return nil, fmt.Errorf("resume: %s %q: %w", path, prefix+t.Name, err)
-			}
-		}
-		return out, nil
-	}
-	if train, err = read("w/"); err != nil {
-		return
-	}
-	if m, err = read("m/"); err != nil {
-		return
-	}
-	v, err = read("v/")
-	return
-}
-
-// truncateMetrics keeps the metrics lines up to step (a resumed run rewrites the rest).
-func truncateMetrics(path string, step int) ([]Metric, error) {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	} else if err != nil {
-		return nil, err
-	}
-	var kept []Metric
-	var buf bytes.Buffer
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		var mt Metric
-		if json.Unmarshal(sc.Bytes(), &mt) != nil || mt.Step > step {
-			continue
-		}
-		kept = append(kept, mt)
-		buf.Write(sc.Bytes())
-		buf.WriteByte('\n')
-	}
-	return kept, os.WriteFile(path, buf.Bytes(), 0o644)
 }

@@ -147,14 +147,21 @@ func maxDiff(a, b map[string][]float32) (float64, string) {
 }
 
 // A run stopped right after its first checkpoint and resumed ends with exactly the weights of
-// an uninterrupted run (the Go backend is deterministic on one machine), for both families.
+// an uninterrupted run (the Go backend is deterministic on one machine), for both families. The
+// mamba run resumes as if killed between the two renames of a checkpoint swap (only
+// .checkpoint-old left), the LoRA run as if killed after assembling the new checkpoint (only
+// .checkpoint-tmp, complete, left). The gemma run first tries resuming with other settings or
+// data, which is refused naming each difference.
 func TestResumeEqualsUninterrupted(t *testing.T) {
 	lora := &training.LoRA{Rank: 2, Alpha: 4, Targets: []string{"q_proj", "v_proj"}}
 	for _, tc := range []struct {
 		name string
 		cfg  map[string]any
 		lora *training.LoRA
-	}{{"gemma", zootest.TinyGemma, nil}, {"mamba", zootest.TinyMamba, nil}, {"gemma-lora", zootest.TinyGemma, lora}} {
+		// moveTo, when set, renames checkpoint/ to it before resuming.
+		moveTo string
+	}{{"gemma", zootest.TinyGemma, nil, ""}, {"mamba", zootest.TinyMamba, nil, ".checkpoint-old"},
+		{"gemma-lora", zootest.TinyGemma, lora, ".checkpoint-tmp"}} {
 		cfg := tc.cfg
 		t.Run(tc.name, func(t *testing.T) {
 			dir, m1, tok := tinyModel(t, cfg)
@@ -187,6 +194,17 @@ func TestResumeEqualsUninterrupted(t *testing.T) {
 				t.Fatal(err)
 			}
 			o2.StopAfterStep, o2.Resume = 0, true
+			if tc.moveTo != "" {
+				if err := os.Rename(filepath.Join(o2.Out, "checkpoint"), filepath.Join(o2.Out, tc.moveTo)); err != nil {
+					t.Fatal(err)
+				}
+				if !training.HasCheckpoint(o2.Out) {
+					t.Error("HasCheckpoint is false")
+				}
+			}
+			if tc.name == "gemma" {
+				refusesOtherSettings(t, m3, tok, c, o2)
+			}
 			resumed, err := training.Run(m3, tok, c, o2)
 			if err != nil {
 				t.Fatal(err)
@@ -211,6 +229,41 @@ func TestResumeEqualsUninterrupted(t *testing.T) {
 				t.Error("saved model differs from the trained weights")
 			}
 		})
+	}
+}
+
+// refusesOtherSettings tries resuming o's checkpoint with other settings or data: each is refused
+// with an error naming the differing fields and both values, before any step.
+func refusesOtherSettings(t *testing.T, m *lm.Model, tok tokenizer.Tokenizer, c *curriculum.Curriculum, o training.Options) {
+	t.Helper()
+	other, err := synthetic.Build("products", synthetic.Options{Seed: 2, Chunks: 4, FactsPerChunk: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(o *training.Options) *curriculum.Curriculum
+		want   []string
+	}{
+		{"lr and warmup", func(o *training.Options) *curriculum.Curriculum { o.LR, o.WarmupSteps = 1e-3, 3; return c },
+			[]string{"lr: checkpoint 0.003, this run 0.001", "warmup_steps: checkpoint 1, this run 3"}},
+		{"curriculum", func(o *training.Options) *curriculum.Curriculum { return other }, []string{"data_hash"}},
+		{"mask", func(o *training.Options) *curriculum.Curriculum { o.Mask = training.MaskAnswers; return c },
+			[]string{"data_hash", `mask: checkpoint "all", this run "answers"`}},
+		{"clip", func(o *training.Options) *curriculum.Curriculum { o.ClipNorm = new(0.0); return c },
+			[]string{"clip_norm: checkpoint 1, this run 0"}},
+	} {
+		o2 := o
+		cur := tc.change(&o2)
+		_, err := training.Run(m, tok, cur, o2)
+		if err == nil {
+			t.Fatalf("resume with another %s accepted", tc.name)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("resume with another %s: error %v lacks %q", tc.name, err, w)
+			}
+		}
 	}
 }
 
@@ -384,7 +437,7 @@ func TestBadInput(t *testing.T) {
 	check("memory", o, c, "only 0.00 GiB is available")
 	o = smallOptions("")
 	o.Order = "sideways"
-	check("order", o, c, `unknown order "sideways"`)
+	check("order", o, c, `Options.Order = "sideways": unknown order`)
 	o = smallOptions("")
 	o.Resume = true
 	check("resume nothing", o, c, "resume: no checkpoint")
@@ -393,7 +446,61 @@ func TestBadInput(t *testing.T) {
 	o.ReplayFraction = 0.5
 	os.WriteFile(o.ReplayFile, []byte("{\"instruction\": \"hi\"}\n"), 0o644)
 	check("replay", o, c, "replay.jsonl:1: instruction and output are required")
+	// Values out of range are refused before anything is written to the output folder.
+	for _, tc := range []struct {
+		change func(o *training.Options)
+		want   string
+	}{
+		{func(o *training.Options) { o.BatchSize = -1 }, "Options.BatchSize = -1: must not be negative"},
+		{func(o *training.Options) { o.Accumulation = -1 }, "Options.Accumulation = -1"},
+		{func(o *training.Options) { o.Epochs = -1 }, "Options.Epochs = -1"},
+		{func(o *training.Options) { o.LR = math.NaN() }, "Options.LR = NaN"},
+		{func(o *training.Options) { o.Mask = "answer" }, `Options.Mask = "answer": unknown mask`},
+		{func(o *training.Options) { o.ClipNorm = new(-1.0) }, "Options.ClipNorm = -1"},
+		{func(o *training.Options) { o.WeightDecay = new(math.Inf(1)) }, "Options.WeightDecay = +Inf"},
+		{func(o *training.Options) { o.Beta2 = 1 }, "Options.Beta2 = 1"},
+		{func(o *training.Options) { o.LoRA = &training.LoRA{Rank: 0, Alpha: 1, Targets: []string{"q_proj"}} }, "Options.LoRA.Rank = 0"},
+		{func(o *training.Options) { o.LoRA = &training.LoRA{Rank: 2, Alpha: 4, Targets: []string{""}} }, "Options.LoRA.Targets"},
+		{func(o *training.Options) { o.CheckpointEvery = -5 }, "Options.CheckpointEvery = -5"},
+		{func(o *training.Options) { o.ReplayFraction = -0.1 }, "Options.ReplayFraction = -0.1"},
+	} {
+		o := smallOptions(filepath.Join(t.TempDir(), "out"))
+		tc.change(&o)
+		check(tc.want, o, c, tc.want)
+		if _, err := os.Stat(o.Out); err == nil {
+			t.Errorf("%s: the output folder was created", tc.want)
+		}
+	}
 	_ = fmt.Sprint
+}
+
+// WarmupSteps < 0 (none) reaches the schedule through Run: the first step uses the full learning
+// rate (Run and Fit each applied Defaults, turning "none" into the default 5).
+func TestNoWarmupThroughRun(t *testing.T) {
+	_, m, tok := tinyModel(t, zootest.TinyMamba)
+	o := smallOptions(t.TempDir())
+	o.Epochs, o.WarmupSteps = 1, -1
+	res, err := training.Run(m, tok, tinyCurriculum(t, 4), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Metrics[0].LR != o.LR {
+		t.Errorf("first step lr %v, want %v (no warm-up)", res.Metrics[0].LR, o.LR)
+	}
+}
+
+// ClipNorm and WeightDecay take 0 as given (no clipping, no decay); nil takes the defaults.
+func TestZeroClipAndDecayAreTaken(t *testing.T) {
+	o := training.Options{ClipNorm: new(0.0), WeightDecay: new(0.0)}
+	o.Defaults()
+	if *o.ClipNorm != 0 || *o.WeightDecay != 0 {
+		t.Errorf("explicit zeros became clip %v, decay %v", *o.ClipNorm, *o.WeightDecay)
+	}
+	o = training.Options{}
+	o.Defaults()
+	if *o.ClipNorm != 1 || *o.WeightDecay != 0.01 {
+		t.Errorf("defaults: clip %v, decay %v", *o.ClipNorm, *o.WeightDecay)
+	}
 }
 
 // bf16 compute with float32 master weights trains, and the model keeps its dtype.
@@ -422,7 +529,7 @@ func TestBF16MasterWeights(t *testing.T) {
 func TestNaNLossStops(t *testing.T) {
 	_, m, tok := tinyModel(t, zootest.TinyGemma)
 	o := smallOptions(t.TempDir())
-	o.Epochs, o.LR, o.ClipNorm, o.WarmupSteps, o.CheckpointEvery = 20, 1e6, -1, -1, 1
+	o.Epochs, o.LR, o.ClipNorm, o.WarmupSteps, o.CheckpointEvery = 20, 1e6, new(0.0), -1, 1
 	_, err := training.Run(m, tok, tinyCurriculum(t, 4), o)
 	if err == nil || !strings.Contains(err.Error(), "loss is") || !strings.Contains(err.Error(), "last good checkpoint") {
 		t.Fatalf("error %v", err)

@@ -99,8 +99,7 @@ func runPhase(ctx context.Context, model *lm.Model, tok tokenizer.Tokenizer, tpl
 			}
 			return log, err
 		}
-		_, err := os.Stat(filepath.Join(out, "checkpoint", "state.json"))
-		resume = err == nil
+		resume = training.HasCheckpoint(out) // a save interrupted mid-swap counts: the resume recovers it
 		if resume {
 			say("%s: resuming from %s", ph.name, filepath.Join(out, "checkpoint"))
 		} else {
@@ -120,7 +119,7 @@ func runPhase(ctx context.Context, model *lm.Model, tok tokenizer.Tokenizer, tpl
 	}
 	o := training.Options{
 		Epochs: ph.epochs, LR: ph.lr, WarmupSteps: warmup, BatchSize: cfg.BatchSize, Accumulation: 1,
-		MaxLength: ph.seqLen, ClipNorm: cfg.Clip, WeightDecay: cfg.WeightDecay, Beta2: 0.95,
+		MaxLength: ph.seqLen, ClipNorm: new(cfg.Clip), WeightDecay: new(cfg.WeightDecay), Beta2: 0.95,
 		Seed: seed, Order: training.OrderShuffled, Out: out, Context: ctx, Progress: opt.Bar, Resume: resume,
 		Probe: ph.probe, ProbeEvery: ph.probeEvery,
 	}

@@ -66,10 +66,11 @@ type TokenizerConfig struct {
 
 // TrainConfig is the training recipe shared by both phases.
 type TrainConfig struct {
-	SeqLen         int     `yaml:"seq_len" json:"seq_len"`
-	BatchSize      int     `yaml:"batch_size" json:"batch_size"`
-	LR             float64 `yaml:"lr" json:"lr"`
-	WarmupSteps    int     `yaml:"warmup_steps" json:"warmup_steps"`
+	SeqLen      int     `yaml:"seq_len" json:"seq_len"`
+	BatchSize   int     `yaml:"batch_size" json:"batch_size"`
+	LR          float64 `yaml:"lr" json:"lr"`
+	WarmupSteps int     `yaml:"warmup_steps" json:"warmup_steps"`
+	// WeightDecay and Clip are used as given: 0 means no decay, no clipping.
 	WeightDecay    float64 `yaml:"weight_decay" json:"weight_decay"`
 	Clip           float64 `yaml:"clip" json:"clip"`
 	PretrainEpochs int     `yaml:"pretrain_epochs" json:"pretrain_epochs"`
@@ -121,6 +122,8 @@ func (c *Config) check() error {
 		return fmt.Errorf("train.batch_size must be positive, got %d", c.Train.BatchSize)
 	case !(c.Train.LR > 0):
 		return fmt.Errorf("train.lr must be positive, got %g", c.Train.LR)
+	case !(c.Train.WeightDecay >= 0) || !(c.Train.Clip >= 0):
+		return fmt.Errorf("train.weight_decay and train.clip must not be negative (0 means none), got %g and %g", c.Train.WeightDecay, c.Train.Clip)
 	case c.Train.PretrainEpochs < 0 || c.Train.InstructEpochs < 0:
 		return fmt.Errorf("train epochs must not be negative")
 	case len(c.Models) == 0:

@@ -49,6 +49,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"world: {towns: 1}", "world.towns"},
 		{"world: {towns: 8, reading_passages: 2}\ntokenizer: {vocab_size: 100}", "vocab_size"},
 		{"world: {towns: 8, reading_passages: 2}\ntokenizer: {vocab_size: 300}\ntrain: {seq_len: 64, batch_size: 1, lr: 0.01}\nmodels: {a: {config: {model_type: gemma}}}", "prompt_format"},
+		{"world: {towns: 8, reading_passages: 2}\ntokenizer: {vocab_size: 300}\ntrain: {seq_len: 64, batch_size: 1, lr: 0.01, clip: -1}", "train.clip"},
 	} {
 		_, err := ParseConfig([]byte(c.yaml), "bad.yaml")
 		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "bad.yaml") {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/perpetual-ml/perpetual/curriculum"
 	"github.com/perpetual-ml/perpetual/curriculum/build"
@@ -37,6 +38,8 @@ func curriculumBuildCmd() *cobra.Command {
 	var chunks, facts, flashcards, paraphrases, concurrency, docVariants int
 	var priceIn, priceOut float64
 	var noSchema, quiet bool
+	var llmTimeout time.Duration
+	var reasks int
 	cmd := &cobra.Command{
 		Use:   "build [inputs...]",
 		Short: "Turn a knowledge base into a curriculum, a test and a manifest",
@@ -54,8 +57,21 @@ Interrupt at any time (Ctrl-C): read files and answered chunks are kept in the w
   perpetual curriculum build --source code --teacher offline --out cur/cobra ~/go/pkg/mod/github.com/spf13/cobra@v1.10.2
   perpetual curriculum build --source perpetual --out cur/research ../shared/datasets/perpetual/research`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// Flag values live in this closure: reset them after each run so the command can be
+			// executed again in one process (tests, notebooks) without inheriting old flags.
+			defer cmd.Flags().VisitAll(func(f *pflag.Flag) { _ = f.Value.Set(f.DefValue); f.Changed = false })
+			opt.Progress = nil
 			if opt.Out == "" {
 				return fmt.Errorf("--out is required")
+			}
+			if llmTimeout <= 0 {
+				return fmt.Errorf("--llm-timeout %v: must be positive (e.g. 120s, 5m)", llmTimeout)
+			}
+			if reasks < 0 {
+				return fmt.Errorf("--llm-reasks %d: must be 0 (never ask again) or more", reasks)
+			}
+			if concurrency < 1 {
+				return fmt.Errorf("--llm-concurrency %d: must be at least 1", concurrency)
 			}
 			opt.Inputs = args
 			opt.Synthetic.Chunks, opt.Synthetic.FactsPerChunk = chunks, facts
@@ -64,6 +80,7 @@ Interrupt at any time (Ctrl-C): read files and answered chunks are kept in the w
 			cfg.Concurrency, cfg.Flashcards, cfg.Paraphrases = concurrency, flashcards, paraphrases
 			cfg.PromptUSDPerMTok, cfg.CompletionUSDPerMTok = priceIn, priceOut
 			cfg.JSONSchema = !noSchema
+			cfg.Timeout, cfg.Reasks = llmTimeout, reasks
 			opt.LLM = cfg
 			if !quiet {
 				opt.Progress = progressFor(cmd.ErrOrStderr())
@@ -100,6 +117,9 @@ Interrupt at any time (Ctrl-C): read files and answered chunks are kept in the w
 	f.IntVar(&concurrency, "llm-concurrency", 4, "llm: requests in flight")
 	f.Float64Var(&priceIn, "price-prompt", 0, "llm: USD per million prompt tokens (cost accounting)")
 	f.Float64Var(&priceOut, "price-completion", 0, "llm: USD per million completion tokens")
+	f.DurationVar(&llmTimeout, "llm-timeout", llm.DefaultTimeout, "llm: time allowed to each request attempt")
+	f.IntVar(&reasks, "llm-reasks", llm.DefaultReasks, "llm: times a chunk is asked again after an invalid reply (the reasons go in the prompt)")
+	f.BoolVar(&opt.AllowPartial, "allow-partial", false, "llm: write the curriculum even if some chunks got no facts (listed in the manifest) instead of failing")
 	f.BoolVar(&noSchema, "no-json-schema", false, "llm: do not send response_format (servers without structured outputs)")
 	f.BoolVar(&quiet, "quiet", false, "no progress bars")
 	cmd.MarkFlagRequired("source")
@@ -223,7 +243,7 @@ func printStats(w io.Writer, c *curriculum.Curriculum) {
 	fmt.Fprintf(w, "chunks %d; train %d docs + %d flashcards; validation %d; test %d (seen %d, document-only %d, unknown %d)\n",
 		n.Chunks, n.TrainDocs, n.TrainQnA, n.Validation, n.Test, n.TestSeen, n.TestDocumentOnly, n.TestUnknown)
 	if u := m.Usage; u != nil {
-		fmt.Fprintf(w, "llm: %d requests, %d cached, %d retries, %d+%d tokens, $%.4f\n", u.Requests, u.CacheHits, u.Retries, u.PromptTokens, u.CompletionTokens, u.CostUSD)
+		fmt.Fprintf(w, "llm: %d requests, %d cached, %d retries, %d re-asks, %d+%d tokens, $%.4f\n", u.Requests, u.CacheHits, u.Retries, u.Reasks, u.PromptTokens, u.CompletionTokens, u.CostUSD)
 		var keys []string
 		for k := range u.Rejected {
 			keys = append(keys, k)
@@ -232,6 +252,13 @@ func printStats(w io.Writer, c *curriculum.Curriculum) {
 		for _, k := range keys {
 			fmt.Fprintf(w, "  rejected %s: %d\n", k, u.Rejected[k])
 		}
+	}
+	for i, mf := range m.MissingFacts {
+		if i == 20 {
+			fmt.Fprintf(w, "  ... %d more in %s\n", len(m.MissingFacts)-20, curriculum.ManifestFile)
+			break
+		}
+		fmt.Fprintf(w, "no facts for chunk %s: %s\n", mf.ChunkID, mf.Reason)
 	}
 	for _, note := range m.Notes {
 		fmt.Fprintf(w, "note: %s\n", note)

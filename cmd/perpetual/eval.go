@@ -44,6 +44,15 @@ tokenizer_config.json's model_max_length, else 2048, as the harness) and BOS fol
 			if modelDir == "" || job.Test == "" || job.Out == "" {
 				return fmt.Errorf("eval: --model, --test and --out are required")
 			}
+			if job.K < 1 {
+				return fmt.Errorf("eval: --k %d: the number of retrieved passages must be at least 1", job.K)
+			}
+			if job.Limit < 0 {
+				return fmt.Errorf("eval: --limit %d: must be 0 (all questions) or more", job.Limit)
+			}
+			if job.BatchSize < 1 {
+				return fmt.Errorf("eval: --batch-size %d: must be at least 1", job.BatchSize)
+			}
 			switch formulation {
 			case "both":
 				job.Formulations = []string{evaluation.Letters, evaluation.Cloze}

@@ -195,3 +195,18 @@ func TestEvalEncodingFlags(t *testing.T) {
 		}
 	}
 }
+
+// Numeric flags out of range are refused before anything is loaded or written.
+func TestEvalRefusesBadNumbers(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	for _, tc := range []struct{ flag, value string }{{"--k", "-1"}, {"--k", "0"}, {"--limit", "-2"}, {"--batch-size", "0"}} {
+		_, err := runCLI(t, "eval", "--model", filepath.Join(dir, "model"), "--test", filepath.Join(dir, "test.jsonl"), "--out", out, tc.flag, tc.value)
+		if err == nil || !strings.Contains(err.Error(), tc.flag+" "+tc.value) {
+			t.Errorf("%s %s: error %v, want one naming the flag", tc.flag, tc.value, err)
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Fatalf("%s %s: the output folder was created", tc.flag, tc.value)
+		}
+	}
+}

@@ -35,6 +35,14 @@ func init() {
 			if err := json.Unmarshal(raw, &seqs); err != nil {
 				return fmt.Errorf("%s: want a JSON array of token-id arrays: %w", tokensPath, err)
 			}
+			if len(seqs) == 0 {
+				return fmt.Errorf("%s: no token sequences (want a JSON array of non-empty token-id arrays, e.g. [[2, 17, 5]])", tokensPath)
+			}
+			for i, s := range seqs {
+				if len(s) == 0 {
+					return fmt.Errorf("%s: sequence %d is empty (every sequence needs at least one token id)", tokensPath, i)
+				}
+			}
 			opts := lm.LoadOptions{}
 			if opts.DType, err = lm.ParseDType(dtype); err != nil {
 				return err

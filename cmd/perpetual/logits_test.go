@@ -74,6 +74,23 @@ func TestLogitsCommandMatchesReference(t *testing.T) {
 	}
 }
 
+// No sequences, or an empty one, is an error naming the file; nothing is written.
+func TestLogitsRefusesEmptyInput(t *testing.T) {
+	dir := t.TempDir()
+	outPath := filepath.Join(dir, "out.json")
+	for _, in := range []string{`[]`, `[[]]`, `[[2, 5], []]`} {
+		ids := filepath.Join(dir, "ids.json")
+		os.WriteFile(ids, []byte(in), 0o644)
+		_, err := runCLI(t, "logits", "--model", tinyGemma, "--tokens", ids, "--out", outPath, "--dtype", "float32")
+		if err == nil || !strings.Contains(err.Error(), ids) {
+			t.Errorf("%s: error %v, want one naming %s", in, err, ids)
+		}
+		if _, err := os.Stat(outPath); err == nil {
+			t.Fatalf("%s: a result was written", in)
+		}
+	}
+}
+
 func TestDoctorModel(t *testing.T) {
 	out, err := runCLI(t, "doctor", "--model", tinyGemma)
 	if err != nil {

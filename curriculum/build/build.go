@@ -12,6 +12,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -59,6 +60,10 @@ type Options struct {
 	Assemble curriculum.AssembleOptions
 	// LLM configures the llm teacher (CacheDir defaults to WorkDir/llm-cache).
 	LLM llm.Config
+	// AllowPartial accepts a curriculum without the facts of chunks the llm teacher could not
+	// answer (requests failing, replies invalid after re-asks); they are listed in the manifest's
+	// MissingFacts. Without it such a build fails, naming the chunks.
+	AllowPartial bool
 	// ClozePerChunk is the number of prose cloze items per chunk for the offline teacher on papers.
 	ClozePerChunk int
 	// Progress, if set, is called at the start of each long stage with the number of steps and
@@ -177,6 +182,7 @@ func buildFromSource(ctx context.Context, opt *Options) (*curriculum.Curriculum,
 	var facts []curriculum.Fact
 	teacherName := "offline"
 	var usage *curriculum.Usage
+	var missing []curriculum.ChunkFailure
 	switch opt.Teacher {
 	case "offline":
 		switch opt.Source {
@@ -225,6 +231,13 @@ func buildFromSource(ctx context.Context, opt *Options) (*curriculum.Curriculum,
 		facts, err = t.Facts(ctx, chunks, tick)
 		u := t.Usage()
 		usage = &u
+		var partial *llm.PartialError
+		if errors.As(err, &partial) {
+			if !opt.AllowPartial {
+				return nil, fmt.Errorf("build: %w; answered chunks are cached in %s: run again to retry the others, or accept a curriculum without them with --allow-partial", err, cfg.CacheDir)
+			}
+			missing, err = partial.Failed, nil
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%w (finished chunks are cached in %s; run again to resume)", err, cfg.CacheDir)
 		}
@@ -240,6 +253,10 @@ func buildFromSource(ctx context.Context, opt *Options) (*curriculum.Curriculum,
 	c.Manifest.Teacher = teacherName
 	c.Manifest.Skipped = append(c.Manifest.Skipped, skipped...)
 	c.Manifest.Usage = usage
+	c.Manifest.MissingFacts = missing
+	if len(missing) > 0 {
+		c.Manifest.Notes = append(c.Manifest.Notes, fmt.Sprintf("partial curriculum (allow-partial): the teacher wrote no facts for %d of %d chunks, listed in missing_facts", len(missing), len(chunks)))
+	}
 	c.Manifest.Options["chunk_size"] = fmt.Sprint(opt.ChunkSize)
 	c.Manifest.Options["overlap"] = fmt.Sprint(opt.Overlap)
 	return c, nil

@@ -201,3 +201,68 @@ func TestLLMRunResumes(t *testing.T) {
 		t.Errorf("manifest %+v usage %+v", c.Manifest, c.Manifest.Usage)
 	}
 }
+
+// A chunk the LLM teacher cannot answer (HTTP 500 on every attempt, a 400) fails the build,
+// naming it, and nothing is written; --allow-partial writes the curriculum and lists the missing
+// chunks in the manifest.
+func TestLLMBuildFailsOnMissingChunks(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Messages []struct {
+				Content string `json:"content"`
+			} `json:"messages"`
+		}
+		json.NewDecoder(r.Body).Decode(&req)
+		prompt := req.Messages[len(req.Messages)-1].Content
+		switch {
+		case strings.Contains(prompt, "crashes the server"):
+			http.Error(w, "oops", http.StatusInternalServerError)
+			return
+		case strings.Contains(prompt, "is too long"):
+			http.Error(w, "context length exceeded", http.StatusBadRequest)
+			return
+		}
+		facts := []map[string]any{}
+		for i := 0; i < 3; i++ {
+			facts = append(facts, map[string]any{"question": fmt.Sprintf("Q%d?", i), "answer": "A.", "test_question": fmt.Sprintf("T%d?", i),
+				"correct": "right", "distractors": []string{"w1", "w2", "w3"}, "paraphrases": []any{}})
+		}
+		content, _ := json.Marshal(map[string]any{"facts": facts})
+		json.NewEncoder(w).Encode(map[string]any{"choices": []any{map[string]any{"message": map[string]any{"content": string(content)}}}})
+	}))
+	defer srv.Close()
+	tmp := t.TempDir()
+	var paths []string
+	for i, text := range []string{"The tide rose 10 cm.", "This document crashes the server.", "The moon is far.", "This document is too long.", "The sea is salty."} {
+		p := filepath.Join(tmp, fmt.Sprintf("doc%d.txt", i))
+		os.WriteFile(p, []byte(text), 0o644)
+		paths = append(paths, p)
+	}
+	out := filepath.Join(tmp, "cur")
+	opt := Options{Source: "papers", Inputs: paths, Teacher: "llm", Out: out, Seed: 1,
+		LLM: llm.Config{BaseURL: srv.URL, Model: "m", Concurrency: 2, MaxRetries: 2, BackoffBase: time.Millisecond}}
+	_, err := Build(context.Background(), opt)
+	if err == nil || !strings.Contains(err.Error(), "no facts for 2 of 5 chunks") || !strings.Contains(err.Error(), "doc1") ||
+		!strings.Contains(err.Error(), "doc3") || !strings.Contains(err.Error(), "--allow-partial") {
+		t.Fatalf("want an error naming doc1 and doc3, got %v", err)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Fatal("a failed build wrote a curriculum")
+	}
+	opt.AllowPartial = true
+	c, err := Build(context.Background(), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c = readBack(t, out)
+	var ids []string
+	for _, m := range c.Manifest.MissingFacts {
+		ids = append(ids, m.ChunkID)
+		if m.Reason == "" {
+			t.Errorf("chunk %s: no reason", m.ChunkID)
+		}
+	}
+	if len(ids) != 2 || !strings.HasPrefix(ids[0], "doc1") || !strings.HasPrefix(ids[1], "doc3") || len(c.Manifest.Notes) == 0 {
+		t.Errorf("manifest missing_facts %v, notes %v", c.Manifest.MissingFacts, c.Manifest.Notes)
+	}
+}

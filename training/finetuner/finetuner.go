@@ -24,7 +24,8 @@ func (FineTuner) Version() string { return Version }
 
 // Options maps a recipe to trainer options. batch_size is the effective batch: micro-batches of
 // at most 2 rows (the paper's) times accumulation. Extra keys: warmup, weight_decay, clip,
-// mask, order, packing (bool), lora_rank, lora_alpha.
+// mask, order, packing (bool), lora_rank, lora_alpha. warmup, weight_decay and clip are taken as
+// given (0: none); absent, they take the trainer's defaults (5 steps, 0.01 and 1.0).
 func Options(r harness.Recipe, seed int64) (training.Options, error) {
 	o := training.Options{Epochs: r.Epochs, LR: r.LearningRate, MaxLength: r.SeqLen, Seed: seed}
 	if r.BatchSize > 0 {
@@ -54,17 +55,24 @@ func Options(r harness.Recipe, seed int64) (training.Options, error) {
 	if v, ok, err := num("warmup"); err != nil {
 		return o, err
 	} else if ok {
-		o.WarmupSteps = int(v)
+		switch {
+		case v < 0:
+			return o, fmt.Errorf("training recipe: warmup must not be negative, got %v", v)
+		case v == 0:
+			o.WarmupSteps = -1 // no warm-up: training.Options reads 0 as "default"
+		default:
+			o.WarmupSteps = int(v)
+		}
 	}
 	if v, ok, err := num("weight_decay"); err != nil {
 		return o, err
 	} else if ok {
-		o.WeightDecay = v
+		o.WeightDecay = new(v)
 	}
 	if v, ok, err := num("clip"); err != nil {
 		return o, err
 	} else if ok {
-		o.ClipNorm = v
+		o.ClipNorm = new(v)
 	}
 	if v, ok, err := num("lora_rank"); err != nil {
 		return o, err

@@ -27,6 +27,22 @@ func TestOptionsFromRecipe(t *testing.T) {
 		o.WarmupSteps != 3 || o.LoRA == nil || o.LoRA.Rank != 4 || o.LoRA.Alpha != 8 || o.Order != "shuffled" || !o.NoPacking {
 		t.Errorf("options %+v", o)
 	}
+	if o.ClipNorm != nil || o.WeightDecay != nil {
+		t.Errorf("absent clip and weight_decay should take the trainer's defaults (nil), got %v %v", o.ClipNorm, o.WeightDecay)
+	}
+	// Zero is a value: no warm-up, no clipping, no decay (they used to become 5, 1.0 and 0.01).
+	o, err = Options(harness.Recipe{Extra: map[string]any{"warmup": 0, "clip": 0, "weight_decay": 0.0}}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Out = "x"
+	o.Defaults()
+	if o.WarmupSteps != 0 || *o.ClipNorm != 0 || *o.WeightDecay != 0 {
+		t.Errorf("zeros became warmup %d, clip %v, decay %v", o.WarmupSteps, *o.ClipNorm, *o.WeightDecay)
+	}
+	if _, err := Options(harness.Recipe{Extra: map[string]any{"warmup": -2}}, 1); err == nil {
+		t.Error("negative warmup accepted")
+	}
 	if _, err := Options(harness.Recipe{Extra: map[string]any{"warmpu": 3}}, 1); err == nil || !strings.Contains(err.Error(), `unknown key "warmpu"`) {
 		t.Errorf("typo accepted: %v", err)
 	}

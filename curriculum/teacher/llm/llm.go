@@ -11,7 +11,11 @@
 //     the chunk), so an interrupted run resumes without paying twice for finished chunks;
 //   - token and cost accounting from the responses' usage fields;
 //   - strict validation: malformed JSON, a wrong number of distractors, a distractor equal to the
-//     answer, empty fields: rejected and counted by reason, never written;
+//     answer, empty fields: rejected and counted by reason, never written; the chunk is asked
+//     again (Config.Reasks times) with the reasons added to the prompt, and only a valid reply
+//     is cached;
+//   - chunks that get no facts at all (requests that keep failing, replies that stay invalid)
+//     are reported by Facts as a *PartialError naming each, so a build cannot silently lack them;
 //   - optional paraphrases of every flashcard (augmentation).
 //
 // The API key comes from the environment and never appears in logs, errors or the manifest.
@@ -48,6 +52,14 @@ const (
 // PromptVersion is part of every cache key: change it when the prompt changes meaning.
 const PromptVersion = "perpetual-flashcards-v1"
 
+// Defaults of ConfigFromEnv.
+const (
+	// DefaultTimeout is the time allowed to one request attempt.
+	DefaultTimeout = 120 * time.Second
+	// DefaultReasks is how many times a chunk whose reply was invalid is asked again.
+	DefaultReasks = 2
+)
+
 // Config configures the teacher.
 type Config struct {
 	BaseURL, Model string
@@ -57,8 +69,12 @@ type Config struct {
 	Concurrency int
 	// MaxRetries per request after the first attempt (default 5).
 	MaxRetries int
-	// Timeout per attempt (default 120 s).
+	// Timeout per attempt (0: DefaultTimeout).
 	Timeout time.Duration
+	// Reasks is how many times a chunk is asked again after an invalid reply (malformed or
+	// truncated JSON, no facts, a flashcard rejected by validation), each time with the reasons
+	// for the rejection added to the prompt. 0 means never; ConfigFromEnv sets DefaultReasks.
+	Reasks int
 	// BackoffBase is the first retry delay, doubled each retry (default 1 s).
 	BackoffBase time.Duration
 	// CacheDir holds one file per answered prompt; empty disables the cache.
@@ -76,9 +92,11 @@ type Config struct {
 	HTTPClient *http.Client
 }
 
-// ConfigFromEnv reads base URL, model and key from the environment.
+// ConfigFromEnv reads base URL, model and key from the environment; the other fields get their
+// defaults (DefaultTimeout, DefaultReasks, structured outputs on).
 func ConfigFromEnv() Config {
-	c := Config{BaseURL: os.Getenv(EnvBaseURL), Model: os.Getenv(EnvModel), APIKey: os.Getenv(EnvAPIKey), JSONSchema: true}
+	c := Config{BaseURL: os.Getenv(EnvBaseURL), Model: os.Getenv(EnvModel), APIKey: os.Getenv(EnvAPIKey), JSONSchema: true,
+		Timeout: DefaultTimeout, Reasks: DefaultReasks}
 	if c.BaseURL == "" {
 		c.BaseURL = os.Getenv("OPENAI_BASE_URL")
 	}
@@ -109,8 +127,14 @@ func New(cfg Config) (*Teacher, error) {
 	if cfg.MaxRetries <= 0 {
 		cfg.MaxRetries = 5
 	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 120 * time.Second
+	if cfg.Timeout < 0 {
+		return nil, fmt.Errorf("llm teacher: negative timeout %v", cfg.Timeout)
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.Reasks < 0 {
+		return nil, fmt.Errorf("llm teacher: negative number of re-asks %d", cfg.Reasks)
 	}
 	if cfg.BackoffBase <= 0 {
 		cfg.BackoffBase = time.Second
@@ -149,19 +173,25 @@ func (t *Teacher) reject(reason string, n int) {
 
 const systemPrompt = `You write study material from a document. Reply with JSON only.`
 
-func (t *Teacher) userPrompt(ch curriculum.Chunk) string {
+// userPrompt asks for a chunk's facts. rejected, when not empty, explains why the previous reply
+// was refused (a re-ask); it goes before the document.
+func (t *Teacher) userPrompt(ch curriculum.Chunk, rejected string) string {
 	para := ""
 	if t.cfg.Paraphrases > 0 {
 		para = fmt.Sprintf(` Also give exactly %d paraphrases of each flashcard (same fact, different wording) in "paraphrases".`, t.cfg.Paraphrases)
+	}
+	again := ""
+	if rejected != "" {
+		again = "\nYour previous reply to this request was rejected: " + rejected + ". Reply again with the complete JSON, every fact valid.\n"
 	}
 	return fmt.Sprintf(`Write exactly %d facts stated in the document below. For each fact give:
 - "question" and "answer": a flashcard; the answer is a full sentence.
 - "test_question": a multiple-choice question on the same fact, worded differently from the flashcard.
 - "correct": the short correct option; "distractors": exactly 3 wrong options of the same type and length (other names for a name, other numbers for a number), plausible but false according to the document.%s
 Use only facts stated in the document. JSON shape: {"facts":[{"question":"","answer":"","test_question":"","correct":"","distractors":["","",""],"paraphrases":[{"question":"","answer":""}]}]}
-
+%s
 Document (%s):
-%s`, t.cfg.Flashcards, para, ch.Title, ch.Text)
+%s`, t.cfg.Flashcards, para, again, ch.Title, ch.Text)
 }
 
 func schema() map[string]any {
@@ -196,14 +226,43 @@ type cached struct {
 	CompletionTokens int    `json:"completion_tokens"`
 }
 
+// PartialError is Facts' error when some chunks got no facts: their requests kept failing (or
+// were refused, e.g. HTTP 400), or every reply stayed invalid after Config.Reasks re-asks. The
+// facts of the other chunks are returned with it.
+type PartialError struct {
+	// Failed lists the chunks in chunk order.
+	Failed []curriculum.ChunkFailure
+	// Chunks is the number of chunks asked about.
+	Chunks int
+}
+
+func (e *PartialError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "llm teacher: no facts for %d of %d chunks: ", len(e.Failed), e.Chunks)
+	for i, f := range e.Failed {
+		if i == 10 {
+			fmt.Fprintf(&b, "; ... and %d more", len(e.Failed)-10)
+			break
+		}
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "%s (%s)", f.ChunkID, f.Reason)
+	}
+	return b.String()
+}
+
 // Facts asks for facts about every chunk, cache first, Concurrency requests at a time. done is
 // called after each chunk (progress). Chunks whose request finally fails are counted as rejected
 // ("request_failed") and the run goes on; an authentication failure or a cancelled context stops
-// it. Facts come back in chunk order.
+// it. Facts come back in chunk order. When some chunks got no facts (requests failed, replies
+// invalid after re-asks) the error is a *PartialError naming them, returned with the facts of
+// the other chunks: the caller decides whether a partial result is acceptable.
 func (t *Teacher) Facts(ctx context.Context, chunks []curriculum.Chunk, done func()) ([]curriculum.Fact, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	results := make([][]curriculum.Fact, len(chunks))
+	failed := make([]string, len(chunks)) // reason, per chunk that got no facts
 	sem := make(chan struct{}, t.cfg.Concurrency)
 	var wg sync.WaitGroup
 	var fatalMu sync.Mutex
@@ -232,7 +291,11 @@ func (t *Teacher) Facts(ctx context.Context, chunks []curriculum.Chunk, done fun
 					cancel()
 					return
 				}
-				t.reject("request_failed", 1)
+				var ie *invalidError
+				if !errors.As(err, &ie) {
+					t.reject("request_failed", 1)
+				}
+				failed[i] = err.Error()
 			}
 			results[i] = facts
 			if done != nil {
@@ -251,8 +314,22 @@ func (t *Teacher) Facts(ctx context.Context, chunks []curriculum.Chunk, done fun
 	for _, r := range results {
 		out = append(out, r...)
 	}
+	partial := &PartialError{Chunks: len(chunks)}
+	for i, reason := range failed {
+		if reason != "" {
+			partial.Failed = append(partial.Failed, curriculum.ChunkFailure{ChunkID: chunks[i].ID, Reason: reason})
+		}
+	}
+	if len(partial.Failed) > 0 {
+		return out, partial
+	}
 	return out, nil
 }
+
+// invalidError is a chunk whose replies all stayed invalid.
+type invalidError struct{ err error }
+
+func (e *invalidError) Error() string { return e.err.Error() }
 
 type fatalError struct{ err error }
 
@@ -264,8 +341,13 @@ func (t *Teacher) cacheKey(prompt string) string {
 	return hex.EncodeToString(h[:])
 }
 
+// chunkFacts returns a chunk's facts: from the cache when it holds a valid reply, else asked,
+// and asked again (Config.Reasks times) while the reply is invalid, with the reasons in the
+// prompt. Only a valid reply is cached: an invalid one would be rejected again by every rerun.
+// When every reply stays invalid, the facts that passed validation in the best reply are
+// returned (not cached); with none, an *invalidError.
 func (t *Teacher) chunkFacts(ctx context.Context, ch curriculum.Chunk) ([]curriculum.Fact, error) {
-	prompt := t.userPrompt(ch)
+	prompt := t.userPrompt(ch, "")
 	key := t.cacheKey(prompt)
 	var path string
 	if t.cfg.CacheDir != "" {
@@ -273,23 +355,74 @@ func (t *Teacher) chunkFacts(ctx context.Context, ch curriculum.Chunk) ([]curric
 		if b, err := os.ReadFile(path); err == nil {
 			var c cached
 			if json.Unmarshal(b, &c) == nil {
-				t.mu.Lock()
-				t.usage.CacheHits++
-				t.mu.Unlock()
-				return t.validate(ch, c.Content), nil
+				// A reply cached by an older version may be invalid: then it is asked again.
+				if facts, invalid, notes := t.validate(ch, c.Content); len(invalid) == 0 {
+					t.mu.Lock()
+					t.usage.CacheHits++
+					t.mu.Unlock()
+					t.count(notes)
+					return facts, nil
+				}
 			}
 		}
 	}
-	c, err := t.complete(ctx, prompt)
-	if err != nil {
-		return nil, err
-	}
-	if path != "" {
-		if err := writeAtomic(path, c); err != nil {
-			return nil, &fatalError{fmt.Errorf("llm cache: %w", err)}
+	var best []curriculum.Fact
+	var reasons []string
+	ask := prompt
+	for attempt := 0; attempt <= t.cfg.Reasks; attempt++ {
+		if attempt > 0 {
+			t.mu.Lock()
+			t.usage.Reasks++
+			t.mu.Unlock()
+			ask = t.userPrompt(ch, strings.Join(reasons, "; "))
+		}
+		c, err := t.complete(ctx, ask)
+		if err != nil {
+			if len(best) > 0 && !isFatal(ctx, err) {
+				return best, nil // a re-ask failed: keep what the earlier reply gave
+			}
+			return nil, err
+		}
+		facts, invalid, notes := t.validate(ch, c.Content)
+		t.count(invalid)
+		t.count(notes)
+		if len(invalid) == 0 {
+			if path != "" {
+				if err := writeAtomic(path, c); err != nil {
+					return nil, &fatalError{fmt.Errorf("llm cache: %w", err)}
+				}
+			}
+			return facts, nil
+		}
+		if len(facts) > len(best) {
+			best = facts
+		}
+		reasons = reasons[:0]
+		for _, p := range invalid {
+			reasons = append(reasons, p.detail)
 		}
 	}
-	return t.validate(ch, c.Content), nil
+	if len(best) > 0 {
+		return best, nil
+	}
+	return nil, &invalidError{fmt.Errorf("no valid reply in %d asks; the last was rejected: %s", t.cfg.Reasks+1, strings.Join(reasons, "; "))}
+}
+
+// isFatal says whether err stops the whole run (authentication, cache, cancelled context).
+func isFatal(ctx context.Context, err error) bool {
+	var fe *fatalError
+	return errors.As(err, &fe) || ctx.Err() != nil
+}
+
+// problem is one reason a reply or a fact was rejected: reason is the counter's name, detail
+// what the model is told on a re-ask.
+type problem struct{ reason, detail string }
+
+// count adds problems to the rejection counters.
+func (t *Teacher) count(ps []problem) {
+	for _, p := range ps {
+		t.reject(p.reason, 1)
+	}
 }
 
 func writeAtomic(path string, v any) error {
@@ -304,8 +437,10 @@ func writeAtomic(path string, v any) error {
 	return os.Rename(tmp, path)
 }
 
-// validate parses the model's content and keeps only well-formed facts; the rest are counted.
-func (t *Teacher) validate(ch curriculum.Chunk, content string) []curriculum.Fact {
+// validate parses the model's content and keeps only well-formed facts. invalid lists what makes
+// the reply invalid (it is asked again); notes what was dropped from an otherwise valid reply
+// (facts beyond the number asked for, missing paraphrases). Counting is the caller's.
+func (t *Teacher) validate(ch curriculum.Chunk, content string) (out []curriculum.Fact, invalid, notes []problem) {
 	content = strings.TrimSpace(content)
 	// Some servers wrap JSON in a Markdown fence despite the instructions.
 	if strings.HasPrefix(content, "```") {
@@ -314,26 +449,25 @@ func (t *Teacher) validate(ch curriculum.Chunk, content string) []curriculum.Fac
 	}
 	var r reply
 	if err := json.Unmarshal([]byte(content), &r); err != nil {
-		t.reject("malformed_json", 1)
-		return nil
+		return nil, []problem{{"malformed_json", fmt.Sprintf("it was not valid JSON of the requested shape (%v)", err)}}, nil
 	}
 	if len(r.Facts) == 0 {
-		t.reject("no_facts", 1)
-		return nil
+		return nil, []problem{{"no_facts", `it had no facts in "facts"`}}, nil
 	}
-	var out []curriculum.Fact
 	for i, f := range r.Facts {
 		if i >= t.cfg.Flashcards {
-			t.reject("too_many_facts", len(r.Facts)-i)
+			for range len(r.Facts) - i {
+				notes = append(notes, problem{"too_many_facts", ""})
+			}
 			break
 		}
 		blank := func(s string) bool { return strings.TrimSpace(s) == "" }
 		switch {
 		case blank(f.Question) || blank(f.Answer) || blank(f.TestQuestion) || blank(f.Correct):
-			t.reject("empty_field", 1)
+			invalid = append(invalid, problem{"empty_field", fmt.Sprintf("fact %d has an empty question, answer, test_question or correct", i+1)})
 			continue
 		case len(f.Distractors) != 3:
-			t.reject("wrong_number_of_choices", 1)
+			invalid = append(invalid, problem{"wrong_number_of_choices", fmt.Sprintf("fact %d has %d distractors, not exactly 3", i+1, len(f.Distractors))})
 			continue
 		}
 		ok := true
@@ -346,7 +480,8 @@ func (t *Teacher) validate(ch curriculum.Chunk, content string) []curriculum.Fac
 			seen[norm(d)] = true
 		}
 		if !ok {
-			t.reject("answer_among_distractors_or_duplicate", 1)
+			invalid = append(invalid, problem{"answer_among_distractors_or_duplicate",
+				fmt.Sprintf("fact %d has an empty distractor, a distractor equal to the correct option, or two equal distractors", i+1)})
 			continue
 		}
 		var paras []curriculum.QA
@@ -356,7 +491,7 @@ func (t *Teacher) validate(ch curriculum.Chunk, content string) []curriculum.Fac
 			}
 		}
 		if t.cfg.Paraphrases > 0 && len(paras) < t.cfg.Paraphrases {
-			t.reject("missing_paraphrases", 1)
+			notes = append(notes, problem{"missing_paraphrases", ""})
 		}
 		if len(paras) > t.cfg.Paraphrases {
 			paras = paras[:t.cfg.Paraphrases]
@@ -364,7 +499,7 @@ func (t *Teacher) validate(ch curriculum.Chunk, content string) []curriculum.Fac
 		out = append(out, curriculum.Fact{ChunkID: ch.ID, Question: strings.TrimSpace(f.Question), Answer: strings.TrimSpace(f.Answer),
 			TestQuestion: strings.TrimSpace(f.TestQuestion), TestAnswer: strings.TrimSpace(f.Correct), Distractors: f.Distractors, Paraphrases: paras})
 	}
-	return out
+	return out, invalid, notes
 }
 
 func norm(s string) string { return strings.ToLower(strings.Join(strings.Fields(s), " ")) }

@@ -14,7 +14,6 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/perpetual-ml/perpetual/curriculum"
 	"github.com/perpetual-ml/perpetual/curriculum/build"
@@ -24,13 +23,14 @@ import (
 	"github.com/perpetual-ml/perpetual/curriculum/teacher/llm"
 )
 
-func init() {
+// newCurriculumCmd builds the `curriculum` command (fresh flags on every call).
+func newCurriculumCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "curriculum",
 		Short: "Build curricula (document chunks + flashcards) and multiple-choice tests; inspect them",
 	}
 	root.AddCommand(curriculumBuildCmd(), curriculumStatsCmd(), curriculumExportCmd(), curriculumWorldCmd())
-	rootCmd.AddCommand(root)
+	return root
 }
 
 func curriculumBuildCmd() *cobra.Command {
@@ -57,9 +57,6 @@ Interrupt at any time (Ctrl-C): read files and answered chunks are kept in the w
   perpetual curriculum build --source code --teacher offline --out cur/cobra ~/go/pkg/mod/github.com/spf13/cobra@v1.10.2
   perpetual curriculum build --source perpetual --out cur/research ../shared/datasets/perpetual/research`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			// Flag values live in this closure: reset them after each run so the command can be
-			// executed again in one process (tests, notebooks) without inheriting old flags.
-			defer cmd.Flags().VisitAll(func(f *pflag.Flag) { _ = f.Value.Set(f.DefValue); f.Changed = false })
 			opt.Progress = nil
 			if opt.Out == "" {
 				return fmt.Errorf("--out is required")

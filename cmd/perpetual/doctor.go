@@ -10,7 +10,9 @@ import (
 	"github.com/perpetual-ml/perpetual/models/backend"
 )
 
-func init() {
+// newDoctorCmd builds the `doctor` command (fresh flags on every call).
+func newDoctorCmd() *cobra.Command {
+	var checkModel func(*cobra.Command) error
 	cmd := &cobra.Command{
 		Use:   "doctor",
 		Short: "Print the compute backend, versions and installed PJRT plugins",
@@ -30,23 +32,12 @@ func init() {
 				return err
 			}
 			fmt.Fprintf(out, "backend:  %s (%s)\n", b.Name(), b.Description())
-			for _, check := range doctorChecks {
-				if err := check(cmd); err != nil {
-					return err
-				}
-			}
-			return nil
+			return checkModel(cmd)
 		},
 	}
-	doctorCmd = cmd
-	rootCmd.AddCommand(cmd)
+	checkModel = doctorModelCheck(cmd)
+	return cmd
 }
-
-// doctorCmd lets other files of this package add flags and checks (a model folder, a tokenizer).
-var doctorCmd *cobra.Command
-
-// doctorChecks run after the backend check, in order.
-var doctorChecks []func(cmd *cobra.Command) error
 
 func moduleVersion(path string) string {
 	info, ok := debug.ReadBuildInfo()

@@ -10,12 +10,12 @@ import (
 	"github.com/perpetual-ml/perpetual/models/lm"
 )
 
-// doctor --model DIR: check a model folder's config and safetensors headers against its
-// architecture, without loading the weights.
-func init() {
+// doctorModelCheck adds `doctor --model DIR` to cmd and returns its check: a model folder's
+// config and safetensors headers against its architecture, without loading the weights.
+func doctorModelCheck(cmd *cobra.Command) func(*cobra.Command) error {
 	var dir string
-	doctorCmd.Flags().StringVar(&dir, "model", "", "model folder (plain, Hugging Face cache models--ORG--NAME, or snapshot) to check")
-	doctorChecks = append(doctorChecks, func(cmd *cobra.Command) error {
+	cmd.Flags().StringVar(&dir, "model", "", "model folder (plain, Hugging Face cache models--ORG--NAME, or snapshot) to check")
+	return func(cmd *cobra.Command) error {
 		if dir == "" {
 			return nil
 		}
@@ -46,7 +46,7 @@ func init() {
 		}
 		fmt.Fprintln(out, "model ok: loadable")
 		return nil
-	})
+	}
 }
 
 func orNone(s string) string {

@@ -5,7 +5,6 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/perpetual-ml/perpetual/evaluation"
 	"github.com/perpetual-ml/perpetual/harness"
@@ -15,7 +14,8 @@ import (
 	"github.com/perpetual-ml/perpetual/rag"
 )
 
-func init() {
+// newEvalCmd builds the `eval` command (fresh flags on every call).
+func newEvalCmd() *cobra.Command {
 	var (
 		job         evaluation.Job
 		modelDir    string
@@ -37,9 +37,6 @@ arguments: by default the window is the model's (for a model without one, such a
 tokenizer_config.json's model_max_length, else 2048, as the harness) and BOS follows the model.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			// Flag values live in this closure: reset them after each run so the command can be
-			// executed again in one process (tests, notebooks) without inheriting old flags.
-			defer cmd.Flags().VisitAll(func(f *pflag.Flag) { _ = f.Value.Set(f.DefValue); f.Changed = false })
 			job.Formulations, job.Retriever, job.Progress = nil, nil, nil
 			if modelDir == "" || job.Test == "" || job.Out == "" {
 				return fmt.Errorf("eval: --model, --test and --out are required")
@@ -105,5 +102,5 @@ tokenizer_config.json's model_max_length, else 2048, as the harness) and BOS fol
 	f.BoolVar(&quiet, "quiet", false, "no progress bar")
 	f.IntVar(&encoding.MaxLength, "max-length", 0, "window in tokens requests are left-truncated to (lm-eval max_length); 0 = the model's, 2048 for a model without one")
 	f.StringVar(&encoding.AddBOS, "add-bos-token", evaluation.BOSAuto, "prepend BOS: true, false or auto (the model's rule, as lm-eval's add_bos_token)")
-	rootCmd.AddCommand(cmd)
+	return cmd
 }

@@ -67,7 +67,8 @@ func (o *generateOptions) validate() error {
 	return nil
 }
 
-func init() {
+// newGenerateCmd builds the `generate` command (fresh flags on every call).
+func newGenerateCmd() *cobra.Command {
 	o := &generateOptions{}
 	cmd := &cobra.Command{
 		Use:   "generate --model DIR [PROMPT...]",
@@ -145,7 +146,7 @@ func init() {
 	f.Uint64Var(&o.seed, "seed", 1, "sampling seed: equal seeds give equal samples")
 	f.StringArrayVar(&o.stops, "stop", nil, "stop when the completion contains this string (repeatable); it is cut from the completion")
 	f.BoolVar(&o.quiet, "quiet", false, "no statistics line on stderr")
-	rootCmd.AddCommand(cmd)
+	return cmd
 }
 
 // readPrompts takes the prompts from the arguments, else the JSONL file, else all of stdin.

@@ -34,10 +34,9 @@ func readGenerations(t *testing.T, path string) []generation {
 	return out
 }
 
-// generate's flags persist between runs of the shared root command: every run names them all.
+// genArgs are a generate run's arguments: 10 new tokens, quiet, and extra.
 func genArgs(model, out string, extra ...string) []string {
-	args := []string{"generate", "--model", model, "--out", out, "--max-new-tokens", "10", "--temperature", "0",
-		"--top-k", "0", "--top-p", "1", "--seed", "1", "--prompt-format", "", "--input", "", "--quiet"}
+	args := []string{"generate", "--model", model, "--out", out, "--max-new-tokens", "10", "--quiet"}
 	return append(args, extra...)
 }
 
@@ -50,7 +49,7 @@ func TestGenerateCommand(t *testing.T) {
 
 	// Greedy decoding with the cache gives the argmax continuation of full forward passes.
 	greedy := filepath.Join(dir, "greedy.jsonl")
-	if msg, err := runCLI(t, genArgs(model, greedy, "--stop", "\x00never", "The river runs", "A town")...); err != nil {
+	if msg, err := runCLI(t, genArgs(model, greedy, "The river runs", "A town")...); err != nil {
 		t.Fatalf("%v\n%s", err, msg)
 	}
 	gens := readGenerations(t, greedy)
@@ -93,7 +92,7 @@ func TestGenerateCommand(t *testing.T) {
 	// Sampling is deterministic for a seed.
 	sample := func(seed string) generation {
 		out := filepath.Join(dir, "s"+seed+".jsonl")
-		if msg, err := runCLI(t, genArgs(model, out, "--temperature", "1", "--seed", seed, "--stop", "\x00never", "The river runs")...); err != nil {
+		if msg, err := runCLI(t, genArgs(model, out, "--temperature", "1", "--seed", seed, "The river runs")...); err != nil {
 			t.Fatalf("%v\n%s", err, msg)
 		}
 		return readGenerations(t, out)[0]
@@ -132,7 +131,7 @@ func TestGenerateCommand(t *testing.T) {
 	in := filepath.Join(dir, "in.jsonl")
 	os.WriteFile(in, []byte(`{"prompt": "The river runs"}`+"\n\n"+`{"prompt": "A town"}`+"\n"), 0o644)
 	fromFile := filepath.Join(dir, "file.jsonl")
-	if msg, err := runCLI(t, genArgs(model, fromFile, "--stop", "\x00never", "--input", in)...); err != nil {
+	if msg, err := runCLI(t, genArgs(model, fromFile, "--input", in)...); err != nil {
 		t.Fatalf("%v\n%s", err, msg)
 	}
 	if got := readGenerations(t, fromFile); len(got) != 2 || !slices.Equal(got[1].Tokens, gens[1].Tokens) {
@@ -158,10 +157,10 @@ func TestGenerateBadInput(t *testing.T) {
 		{[]string{"--top-p", "2", "hi"}, "--top-p"},
 		{[]string{"--top-k", "-1", "hi"}, "--top-k"},
 		{[]string{"--prompt-format", "nope", "hi"}, "--prompt-format"},
-		{[]string{"--stop", "x", "  "}, "prompt 1 is empty"},
-		{[]string{"--stop", "x", "--input", badJSONL}, "bad.jsonl line 2"},
-		{[]string{"--stop", "x", "--input", badJSONL, "hi"}, "not both"},
 		{[]string{"--stop", "", "hi"}, "--stop"},
+		{[]string{"  "}, "prompt 1 is empty"},
+		{[]string{"--input", badJSONL}, "bad.jsonl line 2"},
+		{[]string{"--input", badJSONL, "hi"}, "not both"},
 	} {
 		msg, err := runCLI(t, genArgs(model, out, c.args...)...)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -171,7 +170,7 @@ func TestGenerateBadInput(t *testing.T) {
 			t.Fatalf("%v: wrote %s although the input was refused", c.args, out)
 		}
 	}
-	if _, err := runCLI(t, genArgs(filepath.Join(dir, "missing"), out, "--stop", "x", "hi")...); err == nil {
+	if _, err := runCLI(t, genArgs(filepath.Join(dir, "missing"), out, "hi")...); err == nil {
 		t.Error("missing model folder: no error")
 	}
 }

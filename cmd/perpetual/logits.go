@@ -15,7 +15,8 @@ import (
 	"github.com/perpetual-ml/perpetual/models/safetensors"
 )
 
-func init() {
+// newLogitsCmd builds the `logits` command (fresh flags on every call).
+func newLogitsCmd() *cobra.Command {
 	var modelDir, tokensPath, outPath, dtype string
 	cmd := &cobra.Command{
 		Use:   "logits --model DIR --tokens IDS.json [--out OUT.json]",
@@ -69,7 +70,7 @@ func init() {
 	cmd.Flags().StringVar(&tokensPath, "tokens", "", "JSON file: array of token-id arrays")
 	cmd.Flags().StringVar(&outPath, "out", "", "output JSON file (default stdout), written atomically")
 	cmd.Flags().StringVar(&dtype, "dtype", "float32", "compute dtype: float32, bfloat16 or float16")
-	rootCmd.AddCommand(cmd)
+	return cmd
 }
 
 // writeLogitsJSON streams [{"logits": [[...], ...]}, ...]: a Gemma vocabulary makes each row

@@ -115,5 +115,4 @@ func TestDoctorModel(t *testing.T) {
 	if err == nil || !strings.Contains(out, "problem:") || !strings.Contains(out, "embed_tokens") {
 		t.Fatalf("mismatched config: %v\n%s", err, out)
 	}
-	runCLI(t, "doctor", "--model", "") // reset the flag for other tests
 }

@@ -13,15 +13,22 @@ import (
 	"github.com/spf13/cobra"
 )
 
-var rootCmd = &cobra.Command{
-	Use:           "perpetual",
-	Short:         "Teach instruct-tuned models new facts and measure, honestly, whether they learned them",
-	SilenceUsage:  true,
-	SilenceErrors: true,
+// newRootCmd builds the whole command tree with fresh flags: main runs one, and every test
+// builds its own, so no flag value leaks from one run into the next.
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "perpetual",
+		Short:         "Teach instruct-tuned models new facts and measure, honestly, whether they learned them",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newCurriculumCmd(), newDoctorCmd(), newEvalCmd(), newGenerateCmd(), newLogitsCmd(), newPlotsCmd(),
+		newRagCmd(), newResultsCmd(), newTokenizeCmd(), newTrainCmd(), newZooCmd())
+	return root
 }
 
 func main() {
-	if err := rootCmd.Execute(); err != nil {
+	if err := newRootCmd().Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "perpetual:", err)
 		os.Exit(1)
 	}

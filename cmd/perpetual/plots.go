@@ -9,7 +9,8 @@ import (
 	"github.com/perpetual-ml/perpetual/plots"
 )
 
-func init() {
+// newPlotsCmd builds the `plots` command (fresh flags on every call).
+func newPlotsCmd() *cobra.Command {
 	var out string
 	var png bool
 	cmd := &cobra.Command{
@@ -45,5 +46,5 @@ func init() {
 	}
 	cmd.Flags().StringVar(&out, "out", "", "output folder (default RESULTS_DIR/charts)")
 	cmd.Flags().BoolVar(&png, "png", true, "also write PNG screenshots (needs Chromium)")
-	rootCmd.AddCommand(cmd)
+	return cmd
 }

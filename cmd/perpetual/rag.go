@@ -16,7 +16,8 @@ import (
 // --rag, the harness) reopens dense and hybrid indexes with the BERT folder their meta records.
 func loadBERT(dir string) (rag.Embedder, error) { return bert.Load(dir) }
 
-func init() {
+// newRagCmd builds the `rag` command (fresh flags on every call).
+func newRagCmd() *cobra.Command {
 	rag.LoadEmbedder = loadBERT
 	ragCmd := &cobra.Command{
 		Use:   "rag",
@@ -117,5 +118,5 @@ func init() {
 	recall.Flags().StringVar(&recallCur, "curriculum", "", "curriculum folder whose test questions carry chunk ids")
 
 	ragCmd.AddCommand(index, query, recall)
-	rootCmd.AddCommand(ragCmd)
+	return ragCmd
 }

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/perpetual-ml/perpetual/harness"
 	"github.com/perpetual-ml/perpetual/plots"
@@ -19,7 +18,8 @@ import (
 // fineTuner trains the fine-tuned conditions of `perpetual results` (package training).
 var fineTuner harness.FineTuner = finetuner.FineTuner{}
 
-func init() {
+// newResultsCmd builds the `results` command (fresh flags on every call).
+func newResultsCmd() *cobra.Command {
 	var (
 		suiteName, out, work, chromium string
 		vars                           []string
@@ -37,16 +37,6 @@ second run with nothing changed takes seconds. --suite names an embedded suite (
 a YAML file; --var NAME=PATH fills ${NAME} in its paths (else the environment does).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			// Flag values live in this closure: reset them after each run so the command can run
-			// again in one process (tests, notebooks). Setting a slice flag appends, so replace it.
-			defer cmd.Flags().VisitAll(func(f *pflag.Flag) {
-				if sv, ok := f.Value.(pflag.SliceValue); ok {
-					_ = sv.Replace(nil)
-				} else {
-					_ = f.Value.Set(f.DefValue)
-				}
-				f.Changed = false
-			})
 			vm := map[string]string{}
 			for _, v := range vars {
 				name, value, ok := strings.Cut(v, "=")
@@ -88,7 +78,7 @@ a YAML file; --var NAME=PATH fills ${NAME} in its paths (else the environment do
 	f.BoolVar(&png, "png", true, "also write PNG charts (needs Chromium; skipped with a warning when none is found, unless given explicitly)")
 	f.StringVar(&chromium, "chromium", "", "Chromium binary for PNGs (default: search PATH)")
 	f.BoolVar(&quiet, "quiet", false, "no progress bars")
-	rootCmd.AddCommand(cmd)
+	return cmd
 }
 
 // choosePNG decides before any work whether PNG charts can be made, so a missing browser fails

@@ -10,7 +10,8 @@ import (
 	"github.com/perpetual-ml/perpetual/models/tokenizer"
 )
 
-func init() {
+// newTokenizeCmd builds the `tokenize` command (fresh flags on every call).
+func newTokenizeCmd() *cobra.Command {
 	var path string
 	var special, pieces bool
 	cmd := &cobra.Command{
@@ -59,5 +60,5 @@ func init() {
 	cmd.Flags().StringVar(&path, "tokenizer", "", "tokenizer.json, tokenizer.model or model folder")
 	cmd.Flags().BoolVar(&special, "special", false, "add the tokenizer's BOS and EOS")
 	cmd.Flags().BoolVar(&pieces, "pieces", false, "print token strings instead of ids")
-	rootCmd.AddCommand(cmd)
+	return cmd
 }

@@ -15,15 +15,11 @@ import (
 func runTokenize(t *testing.T, stdin string, args ...string) (string, error) {
 	t.Helper()
 	var out bytes.Buffer
-	rootCmd.SetIn(strings.NewReader(stdin))
-	rootCmd.SetOut(&out)
-	rootCmd.SetArgs(append([]string{"tokenize"}, args...))
-	// Flags keep their values between Execute calls in one process: reset them.
-	cmd, _, _ := rootCmd.Find([]string{"tokenize"})
-	for _, f := range []string{"special", "pieces"} {
-		cmd.Flags().Set(f, "false")
-	}
-	err := rootCmd.Execute()
+	root := newRootCmd()
+	root.SetIn(strings.NewReader(stdin))
+	root.SetOut(&out)
+	root.SetArgs(append([]string{"tokenize"}, args...))
+	err := root.Execute()
 	return out.String(), err
 }
 

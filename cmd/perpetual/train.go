@@ -16,7 +16,8 @@ import (
 	"github.com/perpetual-ml/perpetual/training/finetuner"
 )
 
-func init() {
+// newTrainCmd builds the `train` command (fresh flags on every call).
+func newTrainCmd() *cobra.Command {
 	fineTuner = finetuner.FineTuner{} // `perpetual results` fine-tunes through the trainer
 	var (
 		o                    training.Options
@@ -47,9 +48,6 @@ other settings or data.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f := cmd.Flags()
-			// Flag values live in this closure: reset them after each run so the command can be
-			// executed again in one process (tests, notebooks) without inheriting old flags.
-			defer f.VisitAll(func(fl *pflag.Flag) { _ = fl.Value.Set(fl.DefValue); fl.Changed = false })
 			if model == "" || cur == "" || o.Out == "" {
 				return fmt.Errorf("--model, --curriculum and --out are required")
 			}
@@ -122,7 +120,7 @@ other settings or data.`,
 	f.BoolVar(&quiet, "quiet", false, "no progress bar")
 	f.IntVar(&stopAfter, "stop-after-step", 0, "stop after this step and its checkpoint (testing resume)")
 	_ = f.MarkHidden("stop-after-step")
-	rootCmd.AddCommand(cmd)
+	return cmd
 }
 
 // trainFlags are the `perpetual train` flags that are not training.Options fields as such.

@@ -28,7 +28,8 @@ func zooResolver(stderr io.Writer) *zoo.Resolver {
 		Options: zoo.Options{Progress: func(s string) { fmt.Fprintln(stderr, "zoo "+s) }}}
 }
 
-func init() {
+// newZooCmd builds the `zoo` command (fresh flags on every call).
+func newZooCmd() *cobra.Command {
 	var out, configFile, work string
 	var names []string
 	cmd := &cobra.Command{
@@ -83,7 +84,7 @@ func init() {
 	cmd.Flags().StringSliceVar(&names, "name", nil, "models to build (default all in zoo/config.yaml)")
 	cmd.Flags().StringVar(&work, "work", "", "keep each phase's checkpoints and learning curve (metrics.jsonl) in WORK/NAME/PHASE: rerunning the same command resumes an interrupted build exactly")
 	cmd.AddCommand(newZooCurveCmd())
-	rootCmd.AddCommand(cmd)
+	return cmd
 }
 
 // newZooCurveCmd charts the learning curves of recipe-v3 builds.

@@ -34,6 +34,32 @@ type LossStep struct {
 // FineTuneResult is what a fine-tuning run reports besides the model folder.
 type FineTuneResult struct {
 	Loss []LossStep `json:"loss"`
+	// Retention, when the recipe asks for it, measures assistant behaviour on held-out general
+	// instructions before and after the fine-tuning.
+	Retention *Retention `json:"retention,omitempty"`
+}
+
+// Retention is assistant behaviour before and after a fine-tuning, on general instructions
+// held out from every training set: the perplexity of the reference answers (lower is better)
+// and the share of prompts answered with a greedy reply that ends (EOS) within the limit.
+type Retention struct {
+	Prompts          int     `json:"prompts"`
+	PerplexityBefore float64 `json:"perplexity_before"`
+	PerplexityAfter  float64 `json:"perplexity_after"`
+	StopRateBefore   float64 `json:"stop_rate_before"`
+	StopRateAfter    float64 `json:"stop_rate_after"`
+	// SampleBefore and SampleAfter are the greedy answers to the first prompt.
+	Prompt       string `json:"prompt"`
+	SampleBefore string `json:"sample_before"`
+	SampleAfter  string `json:"sample_after"`
+}
+
+// RetentionRow is one fine-tuning's Retention in results.json.
+type RetentionRow struct {
+	Task  string `json:"task"`
+	Model string `json:"model"`
+	Seed  int64  `json:"seed"`
+	Retention
 }
 
 // FineTuner fine-tunes models; the training package provides the real one (see cmd/perpetual).

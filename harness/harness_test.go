@@ -58,7 +58,9 @@ func (s *scaleTuner) FineTune(_ context.Context, req FineTuneRequest) (*FineTune
 	for step := 1; step <= req.Recipe.Epochs; step++ {
 		loss = append(loss, LossStep{Step: step, Loss: float64(factor) / float64(step)})
 	}
-	return &FineTuneResult{Loss: loss}, nil
+	ret := &Retention{Prompts: 2, PerplexityBefore: 5, PerplexityAfter: 5 * float64(factor), StopRateBefore: 1, StopRateAfter: 0.5,
+		Prompt: "Name a river.", SampleBefore: "The Lune.", SampleAfter: "Lune Lune"}
+	return &FineTuneResult{Loss: loss, Retention: ret}, nil
 }
 
 const miniSuite = `
@@ -106,7 +108,9 @@ func TestRunCachesCellByCell(t *testing.T) {
 	}
 	for _, want := range []string{"| Task | Model | Base | Fine-tuned | RAG | Fine-tuned + RAG | n |",
 		"## letters formulation, all questions", "## cloze formulation, seen questions",
-		"document-only questions", "(2 seeds)", "## Baselines", "## Letter bias", "## Leakage: products", "recall@k"} {
+		"document-only questions", "(2 seeds)", "## Baselines", "## Letter bias", "## Leakage: products", "recall@k",
+		"## Assistant behaviour kept after fine-tuning (retention)", "| products | gemma-tiny | 2 | 2 | 5.00 -> 5.50 | 1.00 -> 0.50 |",
+		`- after: "Lune Lune"`} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("results.md lacks %q:\n%s", want, md)
 		}

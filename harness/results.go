@@ -38,6 +38,9 @@ type Results struct {
 	Tasks []TaskInfo `json:"tasks"`
 	// Records are the cells as evaluated (one per seed for fine-tuned conditions).
 	Records []*CellRecord `json:"records"`
+	// Retention is assistant behaviour before and after each fine-tuning (recipes with
+	// `retention: N`).
+	Retention []RetentionRow `json:"retention,omitempty"`
 }
 
 // Row is one number of the table: accuracy over a question kind, averaged over seeds.
@@ -276,6 +279,20 @@ func Markdown(res *Results) string {
 			fmt.Fprintf(&b, " %.3f |", t.Baselines.Always[l])
 		}
 		b.WriteString("\n")
+	}
+	if len(res.Retention) > 0 {
+		b.WriteString("\n## Assistant behaviour kept after fine-tuning (retention)\n\n" +
+			"General instructions held out from every training set: the perplexity of their reference answers " +
+			"(lower is better) and the share answered with a reply that ends (EOS) within the limit, " +
+			"before -> after fine-tuning.\n\n" +
+			"| Task | Model | Seed | Prompts | Perplexity | Answers that end |\n|---|---|---|---|---|---|\n")
+		for _, r := range res.Retention {
+			fmt.Fprintf(&b, "| %s | %s | %d | %d | %.2f -> %.2f | %.2f -> %.2f |\n", r.Task, r.Model, r.Seed, r.Prompts,
+				r.PerplexityBefore, r.PerplexityAfter, r.StopRateBefore, r.StopRateAfter)
+		}
+		if r := res.Retention[0]; r.Prompt != "" {
+			fmt.Fprintf(&b, "\nFirst prompt (%s, %s): %q\n\n- before: %q\n- after: %q\n", r.Task, r.Model, r.Prompt, r.SampleBefore, r.SampleAfter)
+		}
 	}
 	b.WriteString("\n## Letter bias (letters formulation: share of predictions per letter)\n\n" +
 		"| Task | Model | Condition | A | B | C | D |\n|---|---|---|---|---|---|---|\n")

@@ -83,6 +83,8 @@ type runner struct {
 	enc       evaluation.Encoder
 	// encodings caches evalEncoding by model folder.
 	encodings map[string]encodingInfo
+	// retention collects the fine-tunings' retention measurements, in run order.
+	retention []RetentionRow
 }
 
 // encodingInfo is an evalEncoding result.
@@ -172,6 +174,7 @@ func Run(ctx context.Context, s *Suite, opt Options) (*Report, error) {
 	}
 	r.loaded = nil
 	res := buildResults(s, tasks, records, losses)
+	res.Retention = r.retention
 	if err := r.writeOutputs(res, records); err != nil {
 		return nil, err
 	}
@@ -320,7 +323,7 @@ func (r *runner) runTaskModel(t *preparedTask, m *preparedModel, bar *progressba
 		return out, nil, nil
 	}
 	for _, seed := range r.s.Seeds {
-		dir, hash, loss, err := r.fineTuned(t, m, seed)
+		dir, hash, ft, err := r.fineTuned(t, m, seed)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -328,7 +331,10 @@ func (r *runner) runTaskModel(t *preparedTask, m *preparedModel, bar *progressba
 		if len(r.s.Seeds) > 1 {
 			name = fmt.Sprintf("%s seed %d", m.Name, seed)
 		}
-		for _, l := range loss {
+		if ft.Retention != nil {
+			r.retention = append(r.retention, RetentionRow{Task: t.Name, Model: m.Name, Seed: seed, Retention: *ft.Retention})
+		}
+		for _, l := range ft.Loss {
 			losses = append(losses, plots.LossPoint{Model: name, Task: t.Name, Step: l.Step, Loss: l.Loss, ValLoss: l.ValLoss})
 		}
 		for _, cond := range []string{plots.FineTuned, plots.FineTunedRAG} {
@@ -347,7 +353,7 @@ func (r *runner) runTaskModel(t *preparedTask, m *preparedModel, bar *progressba
 }
 
 // fineTuned returns the fine-tuned model folder for (task, model, seed), training it if missing.
-func (r *runner) fineTuned(t *preparedTask, m *preparedModel, seed int64) (dir, hash string, loss []LossStep, err error) {
+func (r *runner) fineTuned(t *preparedTask, m *preparedModel, seed int64) (dir, hash string, res FineTuneResult, err error) {
 	key := keyOf("finetune", m.hash, t.hash, r.s.Training, m.PromptFormat, seed, r.opt.FineTuner.Version())
 	dir = filepath.Join(r.opt.Work, "finetuned", fmt.Sprintf("%s-%s-s%d-%s", t.Name, m.Name, seed, key[:16]))
 	lossPath := filepath.Join(dir, "harness-loss.json")
@@ -362,18 +368,17 @@ func (r *runner) fineTuned(t *preparedTask, m *preparedModel, seed int64) (dir, 
 			return writeJSON(filepath.Join(tmp, "harness-loss.json"), res)
 		})
 		if err != nil {
-			return "", "", nil, err
+			return "", "", res, err
 		}
 	}
-	var res FineTuneResult
 	if err := readJSON(lossPath, &res); err != nil {
-		return "", "", nil, err
+		return "", "", res, err
 	}
 	hash, err = r.hasher.Hash(dir)
 	if err != nil {
-		return "", "", nil, err
+		return "", "", res, err
 	}
-	return dir, hash, res.Loss, nil
+	return dir, hash, res, nil
 }
 
 // CellRecord is one evaluated cell (cell.json in its cache folder): a task, a model and a

@@ -2,6 +2,7 @@ package training
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -220,6 +221,19 @@ func ReadReplay(path string) ([]ReplayRecord, error) {
 		return nil, fmt.Errorf("%s: no records", path)
 	}
 	return out, nil
+}
+
+// WriteReplay writes records as ReadReplay reads them (one JSON object a line).
+func WriteReplay(path string, recs []ReplayRecord) error {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	for _, r := range recs {
+		if err := enc.Encode(r); err != nil {
+			return err
+		}
+	}
+	return os.WriteFile(path, b.Bytes(), 0o644)
 }
 
 // MixReplay inserts round(fraction*len(examples)) replay flashcards (drawn with the seed,

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/perpetual-ml/perpetual/curriculum/synthetic"
 	"github.com/perpetual-ml/perpetual/harness"
 	"github.com/perpetual-ml/perpetual/training"
 )
@@ -24,7 +25,8 @@ func (FineTuner) Version() string { return Version }
 
 // Options maps a recipe to trainer options. batch_size is the effective batch: micro-batches of
 // at most 2 rows (the paper's) times accumulation. Extra keys: warmup, weight_decay, clip,
-// mask, order, packing (bool), lora_rank, lora_alpha. warmup, weight_decay and clip are taken as
+// mask, order, packing (bool), lora_rank, lora_alpha, retention (the number of held-out general
+// instructions on which FineTune measures retention, 0: none; see RetentionSet). warmup, weight_decay and clip are taken as
 // given (0: none); absent, they take the trainer's defaults (5 steps, 0.01 and 1.0).
 func Options(r harness.Recipe, seed int64) (training.Options, error) {
 	o := training.Options{Epochs: r.Epochs, LR: r.LearningRate, MaxLength: r.SeqLen, Seed: seed}
@@ -47,7 +49,7 @@ func Options(r harness.Recipe, seed int64) (training.Options, error) {
 	}
 	for k := range r.Extra {
 		switch k {
-		case "warmup", "weight_decay", "clip", "lora_rank", "lora_alpha", "mask", "order", "packing":
+		case "warmup", "weight_decay", "clip", "lora_rank", "lora_alpha", "mask", "order", "packing", "retention":
 		default:
 			return o, fmt.Errorf("training recipe: unknown key %q", k)
 		}
@@ -86,6 +88,14 @@ func Options(r harness.Recipe, seed int64) (training.Options, error) {
 		}
 		o.LoRA = &training.LoRA{Rank: int(v), Alpha: alpha, Targets: []string{"q_proj", "k_proj", "v_proj", "o_proj", "in_proj", "out_proj"}}
 	}
+	if v, ok, err := num("retention"); err != nil {
+		return o, err
+	} else if ok {
+		if v < 0 || v != float64(int(v)) {
+			return o, fmt.Errorf("training recipe: retention must be a whole number of prompts >= 0, got %v", v)
+		}
+		o.RetentionLimit = int(v)
+	}
 	if s, ok := r.Extra["mask"].(string); ok {
 		o.Mask = s
 	}
@@ -98,6 +108,22 @@ func Options(r harness.Recipe, seed int64) (training.Options, error) {
 	return o, nil
 }
 
+// retentionWorldSeed draws the retention set's world: no training set of the project uses it
+// (the zoo's world is zoo/config.yaml's seed, 1; random stand-ins tokenise the world of their
+// seed), so its instructions are general requests about places the model was never taught.
+const retentionWorldSeed = 4242
+
+// RetentionSet is n general instructions held out from every training set: the closed-book and
+// reading (with a passage) Alpaca pairs of a synthetic world of its own seed, in a fixed order.
+func RetentionSet(n int) []training.ReplayRecord {
+	w := synthetic.NewWorld(synthetic.WorldOptions{Seed: retentionWorldSeed, Towns: 8, ReadingPassages: 8})
+	var out []training.ReplayRecord
+	for _, p := range w.Pairs[:min(n, len(w.Pairs))] {
+		out = append(out, training.ReplayRecord{Instruction: p.Instruction, Input: p.Input, Output: p.Output})
+	}
+	return out
+}
+
 // FineTune implements harness.FineTuner: it trains into req.Out and drops the checkpoint
 // (optimizer state) afterwards, keeping the model, metrics.jsonl and retention.json.
 func (FineTuner) FineTune(ctx context.Context, req harness.FineTuneRequest) (*harness.FineTuneResult, error) {
@@ -106,6 +132,19 @@ func (FineTuner) FineTune(ctx context.Context, req harness.FineTuneRequest) (*ha
 		return nil, err
 	}
 	o.Out, o.Progress, o.Context = req.Out, req.Progress, ctx
+	var set []training.ReplayRecord
+	if o.RetentionLimit > 0 {
+		set = RetentionSet(o.RetentionLimit)
+		tmp, err := os.MkdirTemp("", "retention-*")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(tmp)
+		o.RetentionFile = filepath.Join(tmp, "retention.jsonl")
+		if err := training.WriteReplay(o.RetentionFile, set); err != nil {
+			return nil, err
+		}
+	}
 	res, err := training.RunFolders(req.BaseModel, req.Curriculum, req.PromptFormat, o)
 	if err != nil {
 		return nil, err
@@ -114,6 +153,11 @@ func (FineTuner) FineTune(ctx context.Context, req harness.FineTuneRequest) (*ha
 		return nil, err
 	}
 	out := &harness.FineTuneResult{}
+	if r := res.Retention; r != nil {
+		out.Retention = &harness.Retention{Prompts: len(set), PerplexityBefore: r.Before.Perplexity, PerplexityAfter: r.After.Perplexity,
+			StopRateBefore: r.Before.StopRate, StopRateAfter: r.After.StopRate, Prompt: set[0].Instruction,
+			SampleBefore: r.Before.Sample, SampleAfter: r.After.Sample}
+	}
 	for _, m := range res.Metrics {
 		out.Loss = append(out.Loss, harness.LossStep{Step: m.Step, Loss: m.Loss, ValLoss: m.ValLoss})
 	}

@@ -49,6 +49,33 @@ func TestOptionsFromRecipe(t *testing.T) {
 	if _, err := Options(harness.Recipe{Extra: map[string]any{"warmup": "x"}}, 1); err == nil {
 		t.Error("non-numeric warmup accepted")
 	}
+	if o, err := Options(harness.Recipe{Extra: map[string]any{"retention": 16}}, 1); err != nil || o.RetentionLimit != 16 {
+		t.Errorf("retention 16: %v, limit %d", err, o.RetentionLimit)
+	}
+	for _, bad := range []any{-1, 2.5} {
+		if _, err := Options(harness.Recipe{Extra: map[string]any{"retention": bad}}, 1); err == nil {
+			t.Errorf("retention %v accepted", bad)
+		}
+	}
+}
+
+// The retention set is held out: none of its instructions is one of the zoo world's (what the
+// zoo models were instruction-tuned on).
+func TestRetentionSetIsHeldOut(t *testing.T) {
+	set := RetentionSet(16)
+	if len(set) != 16 {
+		t.Fatalf("%d records", len(set))
+	}
+	zooWorld := synthetic.NewWorld(synthetic.WorldOptions{Seed: 1, Towns: 60, ReadingPassages: 100})
+	taught := map[string]bool{}
+	for _, p := range zooWorld.Pairs {
+		taught[p.Instruction+"\x00"+p.Input] = true
+	}
+	for _, r := range set {
+		if taught[r.Instruction+"\x00"+r.Input] {
+			t.Errorf("retention prompt %q is in the zoo's instruction data", r.Instruction)
+		}
+	}
 }
 
 func TestFineTuneWritesLoadableModel(t *testing.T) {
@@ -67,9 +94,16 @@ func TestFineTuneWritesLoadableModel(t *testing.T) {
 	}
 	out := filepath.Join(tmp, "out")
 	res, err := FineTuner{}.FineTune(context.Background(), harness.FineTuneRequest{BaseModel: base, Curriculum: cdir, Out: out,
-		PromptFormat: "alpaca", Recipe: harness.Recipe{Epochs: 1, LearningRate: 1e-3, BatchSize: 2, SeqLen: 512}, Seed: 1})
+		PromptFormat: "alpaca", Recipe: harness.Recipe{Epochs: 1, LearningRate: 1e-3, BatchSize: 2, SeqLen: 512,
+			Extra: map[string]any{"retention": 3}}, Seed: 1})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// retention: 3 measures the held-out general instructions before and after.
+	set := RetentionSet(3)
+	if r := res.Retention; r == nil || r.Prompts != 3 || r.Prompt != set[0].Instruction || !(r.PerplexityBefore > 1) ||
+		!(r.PerplexityAfter > 1) || r.PerplexityBefore == r.PerplexityAfter {
+		t.Errorf("retention %+v", res.Retention)
 	}
 	if len(res.Loss) == 0 || res.Loss[len(res.Loss)-1].ValLoss == nil {
 		t.Errorf("loss log %+v: want steps and a final validation loss", res.Loss)

@@ -52,6 +52,10 @@ type Options struct {
 	// Mask is MaskAll (default) or MaskAnswers; Order is OrderPaper (default),
 	// OrderFlashcardsFirst or OrderShuffled.
 	Mask, Order string
+	// Schedule is ScheduleLinear (default) or ScheduleWSD; DecayFraction is the share of the
+	// steps the wsd schedule decays over.
+	Schedule      string
+	DecayFraction float64
 	// Template renders flashcards (default: Alpaca).
 	Template *prompt.Template
 	// LoRA, when set, trains adapters instead of all weights (merged on export).
@@ -199,6 +203,15 @@ func (o *Options) Validate() error {
 	if !finite(o.ReplayFraction) || o.ReplayFraction < 0 {
 		return bad("ReplayFraction", o.ReplayFraction, "must not be negative")
 	}
+	switch o.Schedule {
+	case "", ScheduleLinear:
+	case ScheduleWSD:
+		if !(o.DecayFraction > 0 && o.DecayFraction <= 1) {
+			return bad("DecayFraction", o.DecayFraction, "the wsd schedule decays over a fraction of the steps in (0, 1]")
+		}
+	default:
+		return bad("Schedule", o.Schedule, fmt.Sprintf("unknown schedule (use %s or %s)", ScheduleLinear, ScheduleWSD))
+	}
 	switch o.Mask {
 	case "", MaskAll, MaskAnswers:
 	default:
@@ -243,6 +256,41 @@ type Result struct {
 	// Stopped is true when StopAfterStep ended the run early.
 	Stopped   bool
 	Retention *Retention `json:",omitempty"`
+}
+
+// Learning-rate schedules (Options.Schedule).
+const (
+	// ScheduleLinear warms up, then decays linearly to 0 at the last step (the paper's, Hugging
+	// Face's get_linear_schedule_with_warmup).
+	ScheduleLinear = "linear"
+	// ScheduleWSD warms up, holds the rate, then decays linearly to 0 over the last
+	// Options.DecayFraction of the steps (warmup-stable-decay): long runs whose skills appear
+	// after a plateau keep their full rate through it.
+	ScheduleWSD = "wsd"
+)
+
+// ScheduleLR is the learning rate of the update after `done` completed steps.
+func ScheduleLR(o Options, done, total int) float64 {
+	if o.Schedule != ScheduleWSD {
+		return LRAt(o.LR, done, o.WarmupSteps, total)
+	}
+	if done < o.WarmupSteps {
+		return o.LR * float64(done) / float64(max(1, o.WarmupSteps))
+	}
+	decay := max(1, int(math.Round(o.DecayFraction*float64(total))))
+	start := max(o.WarmupSteps, total-decay)
+	if done < start {
+		return o.LR
+	}
+	return o.LR * math.Max(0, float64(total-done)/float64(max(1, total-start)))
+}
+
+// scheduleName is the schedule as state.json records it.
+func scheduleName(o Options) string {
+	if o.Schedule == ScheduleWSD {
+		return fmt.Sprintf("%s:%g", ScheduleWSD, o.DecayFraction)
+	}
+	return ScheduleLinear
 }
 
 // LRAt is the linear schedule with warm-up of Hugging Face's get_linear_schedule_with_warmup:
@@ -358,7 +406,7 @@ func Fit(model *lm.Model, tok tokenizer.Tokenizer, tmpl prompt.Template, exs, va
 	if total < 1 {
 		return nil, fmt.Errorf("training: %d rows, batch %d x %d and %d epochs make no optimizer step", len(rows), o.BatchSize, o.Accumulation, o.Epochs)
 	}
-	st := runState{Seed: o.Seed, Total: total, LR: o.LR, Warmup: o.WarmupSteps, Schedule: "linear",
+	st := runState{Seed: o.Seed, Total: total, LR: o.LR, Warmup: o.WarmupSteps, Schedule: scheduleName(o),
 		DataHash: dataHash(exs), Recipe: recipeOf(o, maxLen)}
 	if err := os.MkdirAll(o.Out, 0o755); err != nil {
 		return nil, err
@@ -450,7 +498,7 @@ func Fit(model *lm.Model, tok tokenizer.Tokenizer, tmpl prompt.Template, exs, va
 			return res, fmt.Errorf("training: loss is %v at step %d (the weights after step %d); stopped without updating them — the last good checkpoint (step %d, loss finite when written) is in %s; lower --lr and --resume from it or restart",
 				loss, st.Step+1, st.Step, lastCheckpointStep(o.Out), ckptDir)
 		}
-		hyper.LR = LRAt(o.LR, st.Step, o.WarmupSteps, total)
+		hyper.LR = ScheduleLR(o, st.Step, total)
 		var gn float64
 		if train, m, v, gn, err = steps.Apply(train, m, v, acc, hyper, st.Step+1, count); err != nil {
 			return nil, err

@@ -646,3 +646,27 @@ func TestProbesSeeEachStepsWeights(t *testing.T) {
 		}
 	}
 }
+
+// The wsd schedule warms up, holds the rate, then decays to 0 over its last fraction of steps;
+// the default stays Hugging Face's linear schedule; a bad schedule is refused.
+func TestWSDSchedule(t *testing.T) {
+	o := training.Options{LR: 1e-3, WarmupSteps: 10, Schedule: training.ScheduleWSD, DecayFraction: 0.2}
+	for _, c := range []struct {
+		done int
+		want float64
+	}{{0, 0}, {5, 5e-4}, {10, 1e-3}, {50, 1e-3}, {79, 1e-3}, {80, 1e-3}, {90, 5e-4}, {100, 0}} {
+		if got := training.ScheduleLR(o, c.done, 100); math.Abs(got-c.want) > 1e-12 {
+			t.Errorf("wsd after %d steps: %g, want %g", c.done, got, c.want)
+		}
+	}
+	o.Schedule = ""
+	if got, want := training.ScheduleLR(o, 55, 100), training.LRAt(1e-3, 55, 10, 100); got != want {
+		t.Errorf("default schedule %g, want linear %g", got, want)
+	}
+	for _, bad := range []training.Options{{Schedule: "cosine"}, {Schedule: training.ScheduleWSD}, {Schedule: training.ScheduleWSD, DecayFraction: 1.5}} {
+		bad.Out, bad.LR = "x", 1e-3
+		if err := bad.Validate(); err == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/perpetual-ml/perpetual/models/prompt"
 	"github.com/perpetual-ml/perpetual/models/tokenizer"
 	"github.com/perpetual-ml/perpetual/rag"
+	"github.com/perpetual-ml/perpetual/training"
 )
 
 // Prober scores the learning curve of recipe v3: held-out knowledge bases (never trained on,
@@ -24,6 +25,9 @@ type Prober struct {
 	enc      evaluation.Encoder
 	held     []probeSet
 	practice []curriculum.Question
+	// drills are held-out copy and recall drills (by kind), scored by argmax accuracy on their
+	// targets: where the in-context lookup mechanism shows first.
+	drills map[string][]training.Example
 }
 
 type probeSet struct {
@@ -70,7 +74,46 @@ func NewProber(tok tokenizer.Tokenizer, tpl prompt.Template, useBOS bool, maxLen
 	for _, cur := range practice {
 		p.practice = append(p.practice, spread(cur.Test, n)...)
 	}
+	vocab := drillVocab(tok)
+	rng := rand.New(rand.NewPCG(uint64(practiceSeed+probeSeedBase), 0xd1))
+	p.drills = map[string][]training.Example{}
+	for range 32 {
+		p.drills["copy_drill"] = append(p.drills["copy_drill"], copyDrill(vocab, rng))
+		p.drills["recall_drill"] = append(p.drills["recall_drill"], recallDrill(vocab, rng))
+	}
 	return p, nil
+}
+
+// drillAccuracy is the share of drill targets that are the model's most likely next token.
+func drillAccuracy(m *lm.Model, drills []training.Example) (float64, error) {
+	seqs := make([][]int32, len(drills))
+	for i, d := range drills {
+		seqs[i] = d.IDs
+	}
+	logits, err := m.Logits(seqs)
+	if err != nil {
+		return 0, err
+	}
+	hit, n := 0, 0
+	for s, d := range drills {
+		for i := 1; i < len(d.IDs); i++ {
+			if !d.Train[i] {
+				continue
+			}
+			row := logits[s][i-1]
+			best := 0
+			for j, x := range row {
+				if x > row[best] {
+					best = j
+				}
+			}
+			n++
+			if int32(best) == d.IDs[i] {
+				hit++
+			}
+		}
+	}
+	return float64(hit) / float64(max(1, n)), nil
 }
 
 // spread takes n questions evenly across the test (every chunk and kind represented), in a
@@ -104,8 +147,8 @@ func (r bm25Retriever) Retrieve(query string, k int) ([]evaluation.Passage, erro
 }
 
 // Probe scores m: read_cloze / read_letters (held-out bases, top-2 BM25 passages in the prompt),
-// closed_cloze (the same questions without passages) and book_cloze (practice facts, closed
-// book). Accuracies in [0, 1].
+// closed_cloze (the same questions without passages), book_cloze (practice facts, closed book)
+// and copy_drill / recall_drill (argmax accuracy on held-out drills). Accuracies in [0, 1].
 func (p *Prober) Probe(_ int, m *lm.Model) (map[string]float64, error) {
 	acc := func(qs []curriculum.Question, formulation string, retr evaluation.Retriever) (float64, int, error) {
 		run, err := evaluation.Evaluate(qs, evaluation.Options{Task: p.tasks[formulation], Encoder: p.enc, Scorer: m,
@@ -145,6 +188,13 @@ func (p *Prober) Probe(_ int, m *lm.Model) (map[string]float64, error) {
 			return nil, err
 		}
 		out["book_cloze"] = s / float64(max(1, k))
+	}
+	for name, drills := range p.drills {
+		a, err := drillAccuracy(m, drills)
+		if err != nil {
+			return nil, err
+		}
+		out[name] = a
 	}
 	return out, nil
 }

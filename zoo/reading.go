@@ -49,6 +49,11 @@ type ReadingConfig struct {
 	// ProbeEvery is the number of steps between learning-curve probes (ProbeQuestions per task).
 	ProbeEvery     int `yaml:"probe_every" json:"probe_every"`
 	ProbeQuestions int `yaml:"probe_questions" json:"probe_questions"`
+	// Schedule is the learning-rate schedule (training.ScheduleLinear, the default, or
+	// training.ScheduleWSD: the full rate through the plateau, decaying over the last
+	// DecayFraction of the steps).
+	Schedule      string  `yaml:"schedule,omitempty" json:"schedule,omitempty"`
+	DecayFraction float64 `yaml:"decay_fraction,omitempty" json:"decay_fraction,omitempty"`
 }
 
 func (r *ReadingConfig) check() error {
@@ -69,6 +74,10 @@ func (r *ReadingConfig) check() error {
 		return fmt.Errorf("reading.lr must be positive, got %g", r.LR)
 	case r.WarmupSteps < 0 || r.ProbeEvery < 0 || r.ProbeQuestions < 0:
 		return fmt.Errorf("reading.warmup_steps, probe_every and probe_questions must not be negative")
+	case r.Schedule != "" && r.Schedule != training.ScheduleLinear && r.Schedule != training.ScheduleWSD:
+		return fmt.Errorf("reading.schedule %q is not %s or %s", r.Schedule, training.ScheduleLinear, training.ScheduleWSD)
+	case r.Schedule == training.ScheduleWSD && !(r.DecayFraction > 0 && r.DecayFraction <= 1):
+		return fmt.Errorf("reading.decay_fraction must be in (0, 1] with the wsd schedule, got %g", r.DecayFraction)
 	}
 	for _, p := range r.Passages {
 		if p < 1 || p > r.Chunks {

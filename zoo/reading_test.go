@@ -250,6 +250,8 @@ func TestReadingConfigErrors(t *testing.T) {
 		{func(r *ReadingConfig) { r.LR = 0 }, "reading.lr"},
 		{func(r *ReadingConfig) { r.Questions = 0 }, "reading.questions"},
 		{func(r *ReadingConfig) { r.ProbeEvery = -1 }, "probe_every"},
+		{func(r *ReadingConfig) { r.Schedule = "cosine" }, "reading.schedule"},
+		{func(r *ReadingConfig) { r.Schedule = "wsd" }, "reading.decay_fraction"},
 	} {
 		r := good()
 		if err := r.check(); err != nil {

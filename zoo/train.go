@@ -56,6 +56,9 @@ type phase struct {
 	keepOrder  bool
 	probe      func(int, *lm.Model) (map[string]float64, error)
 	probeEvery int
+	// schedule and decayFraction choose the learning-rate schedule (training.Options).
+	schedule      string
+	decayFraction float64
 }
 
 // phaseCheckpointEvery is how often (in steps) a phase with a work folder writes a checkpoint.
@@ -121,7 +124,7 @@ func runPhase(ctx context.Context, model *lm.Model, tok tokenizer.Tokenizer, tpl
 		Epochs: ph.epochs, LR: ph.lr, WarmupSteps: warmup, BatchSize: cfg.BatchSize, Accumulation: 1,
 		MaxLength: ph.seqLen, ClipNorm: new(cfg.Clip), WeightDecay: new(cfg.WeightDecay), Beta2: 0.95,
 		Seed: seed, Order: training.OrderShuffled, Out: out, Context: ctx, Progress: opt.Bar, Resume: resume,
-		Probe: ph.probe, ProbeEvery: ph.probeEvery,
+		Probe: ph.probe, ProbeEvery: ph.probeEvery, Schedule: ph.schedule, DecayFraction: ph.decayFraction,
 	}
 	if ph.keepOrder {
 		o.Order = training.OrderPaper
@@ -164,6 +167,9 @@ func phaseKey(ph phase, cfg TrainConfig, seed int64) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s|%d|%g|%d|%d|%v|%d|%g|%g|%d|%d\n", ph.name, ph.epochs, ph.lr, ph.warmup, ph.seqLen, ph.keepOrder, seed,
 		cfg.Clip, cfg.WeightDecay, cfg.BatchSize, ph.probeEvery)
+	if ph.schedule != "" { // absent from the key of runs made before schedules existed
+		fmt.Fprintf(h, "schedule %s %g\n", ph.schedule, ph.decayFraction)
+	}
 	for _, ex := range ph.exs {
 		fmt.Fprintf(h, "%v:%v\n", ex.Train, ex.IDs)
 	}

@@ -126,6 +126,13 @@ func TestBuildTinyModels(t *testing.T) {
 			if second == "reading" && len(inst.Probes) == 0 {
 				t.Error("recipe v3 recorded no learning-curve probes")
 			}
+			for _, p := range inst.Probes {
+				for _, k := range []string{"read_cloze", "read_letters", "closed_cloze", "book_cloze", "copy_drill", "recall_drill"} {
+					if v, ok := p.Scores[k]; !ok || v < 0 || v > 1 {
+						t.Errorf("probe at step %d: %s = %v (present %v)", p.Step, k, v, ok)
+					}
+				}
+			}
 			if !(inst.FinalLoss < inst.FirstLoss) {
 				t.Errorf("instruction tuning did not lower the loss: %.3f -> %.3f", inst.FirstLoss, inst.FinalLoss)
 			}

@@ -81,28 +81,42 @@ func ensure(ctx context.Context, cfg *Config, name, cacheDir string, opt Options
 		return "", err
 	}
 	dir := filepath.Join(cacheDir, name+"-"+hash)
+	err = BuildOnce(dir, func(tmp string) error {
+		if err := Materialize(ctx, cfg, name, tmp, opt); err != nil {
+			return fmt.Errorf("zoo %s: %w", name, err)
+		}
+		return nil
+	})
+	return dir, err
+}
+
+// BuildOnce makes model folder dir with build unless it holds a model already (config.json):
+// build writes into a fresh sibling folder, renamed into place when it succeeds, so dir is never
+// half-written and concurrent builders keep the first complete folder.
+func BuildOnce(dir string, build func(tmp string) error) error {
 	if _, err := os.Stat(filepath.Join(dir, "config.json")); err == nil {
-		return dir, nil
+		return nil
 	}
-	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
-		return "", err
+	parent := filepath.Dir(dir)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return err
 	}
-	tmp, err := os.MkdirTemp(cacheDir, "."+name+"-*")
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+"-*")
 	if err != nil {
-		return "", err
+		return err
 	}
 	defer os.RemoveAll(tmp)
 	if err := os.Chmod(tmp, 0o755); err != nil { // MkdirTemp makes it 0700
-		return "", err
+		return err
 	}
-	if err := Materialize(ctx, cfg, name, tmp, opt); err != nil {
-		return "", fmt.Errorf("zoo %s: %w", name, err)
+	if err := build(tmp); err != nil {
+		return err
 	}
 	if err := os.Rename(tmp, dir); err != nil {
 		if _, statErr := os.Stat(filepath.Join(dir, "config.json")); statErr == nil {
-			return dir, nil
+			return nil // another builder finished first
 		}
-		return "", err
+		return err
 	}
-	return dir, nil
+	return nil
 }

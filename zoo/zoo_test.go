@@ -177,18 +177,7 @@ func TestInstructionDataMatchesEvaluationPrompts(t *testing.T) {
 	}
 	cfg := tinyConfig(t)
 	w := synthetic.NewWorld(synthetic.WorldOptions{Seed: 1, Towns: 6, ReadingPassages: 6})
-	corpus, err := TokenizerCorpus(cfg, w)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tj, err := tokenizer.Train(corpus, 400, tokenizer.TrainOptions{SpecialTokens: specialTokens})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := tokenizer.LoadJSON(tj, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := testTokenizer(t)
 	tpl, _ := prompt.Format("gemma")
 	practice, err := practiceCurricula(cfg)
 	if err != nil {

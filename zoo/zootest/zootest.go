@@ -6,7 +6,6 @@ package zootest
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -84,25 +83,5 @@ func (Random) Resolve(name, cacheDir string) (string, error) {
 		return "", fmt.Errorf("zootest: no random model %q (have %s)", name, strings.Join(names, ", "))
 	}
 	dir := filepath.Join(cacheDir, name+"-random-v2")
-	if _, err := os.Stat(filepath.Join(dir, "config.json")); err == nil {
-		return dir, nil
-	}
-	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
-		return "", err
-	}
-	tmp, err := os.MkdirTemp(cacheDir, "."+name+"-*")
-	if err != nil {
-		return "", err
-	}
-	defer os.RemoveAll(tmp)
-	if err := zoo.RandomModel(tmp, cfg, 1); err != nil {
-		return "", err
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		if _, statErr := os.Stat(filepath.Join(dir, "config.json")); statErr == nil {
-			return dir, nil
-		}
-		return "", err
-	}
-	return dir, nil
+	return dir, zoo.BuildOnce(dir, func(tmp string) error { return zoo.RandomModel(tmp, cfg, 1) })
 }

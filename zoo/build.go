@@ -173,7 +173,7 @@ func Build(ctx context.Context, cfg *Config, name, dir string, opt Options) (*Ma
 			len(epochs), r.Epochs, countTokens(epochs, false), countTokens(epochs, true))
 		m.DataHashes["instruct"] = hashExamples(epochs)
 		ph := phase{name: "reading", exs: epochs, epochs: 1, lr: r.LR, warmup: r.WarmupSteps, seqLen: r.SeqLen, keepOrder: true,
-			probeEvery: r.ProbeEvery, schedule: r.Schedule, decayFraction: r.DecayFraction}
+			probeEvery: r.ProbeEvery, schedule: r.Schedule, decayFraction: r.DecayFraction, batchSize: r.BatchSize}
 		if r.ProbeEvery > 0 {
 			prober, err := NewProber(tok, tpl, addBOS, arch.MaxLength(), cfg.Practice.Seed, practice, r.ProbeQuestions)
 			if err != nil {

@@ -43,6 +43,9 @@ type ReadingConfig struct {
 	Drills int `yaml:"drills" json:"drills"`
 	// SeqLen is the packed row length of this phase (two code files need more than 512).
 	SeqLen int `yaml:"seq_len" json:"seq_len"`
+	// BatchSize is the rows per step of this phase (0: train.batch_size). The token count at
+	// which induction heads form grows with sqrt(batch x context) (docs/zoo.md).
+	BatchSize int `yaml:"batch_size,omitempty" json:"batch_size,omitempty"`
 	// LR and WarmupSteps of this phase (train.lr / train.warmup_steps are pre-training's).
 	LR          float64 `yaml:"lr" json:"lr"`
 	WarmupSteps int     `yaml:"warmup_steps" json:"warmup_steps"`
@@ -72,8 +75,8 @@ func (r *ReadingConfig) check() error {
 		return fmt.Errorf("reading.seq_len must be at least 16, got %d", r.SeqLen)
 	case !(r.LR > 0):
 		return fmt.Errorf("reading.lr must be positive, got %g", r.LR)
-	case r.WarmupSteps < 0 || r.ProbeEvery < 0 || r.ProbeQuestions < 0:
-		return fmt.Errorf("reading.warmup_steps, probe_every and probe_questions must not be negative")
+	case r.WarmupSteps < 0 || r.ProbeEvery < 0 || r.ProbeQuestions < 0 || r.BatchSize < 0:
+		return fmt.Errorf("reading.warmup_steps, batch_size, probe_every and probe_questions must not be negative")
 	case r.Schedule != "" && r.Schedule != training.ScheduleLinear && r.Schedule != training.ScheduleWSD:
 		return fmt.Errorf("reading.schedule %q is not %s or %s", r.Schedule, training.ScheduleLinear, training.ScheduleWSD)
 	case r.Schedule == training.ScheduleWSD && !(r.DecayFraction > 0 && r.DecayFraction <= 1):

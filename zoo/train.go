@@ -59,6 +59,8 @@ type phase struct {
 	// schedule and decayFraction choose the learning-rate schedule (training.Options).
 	schedule      string
 	decayFraction float64
+	// batchSize overrides train.batch_size (0: keep it).
+	batchSize int
 }
 
 // phaseCheckpointEvery is how often (in steps) a phase with a work folder writes a checkpoint.
@@ -116,12 +118,16 @@ func runPhase(ctx context.Context, model *lm.Model, tok tokenizer.Tokenizer, tpl
 		defer os.RemoveAll(dir)
 		out = dir
 	}
+	batch := cfg.BatchSize
+	if ph.batchSize > 0 {
+		batch = ph.batchSize
+	}
 	warmup := ph.warmup
 	if warmup == 0 {
 		warmup = -1 // training.Options: negative means none
 	}
 	o := training.Options{
-		Epochs: ph.epochs, LR: ph.lr, WarmupSteps: warmup, BatchSize: cfg.BatchSize, Accumulation: 1,
+		Epochs: ph.epochs, LR: ph.lr, WarmupSteps: warmup, BatchSize: batch, Accumulation: 1,
 		MaxLength: ph.seqLen, ClipNorm: new(cfg.Clip), WeightDecay: new(cfg.WeightDecay), Beta2: 0.95,
 		Seed: seed, Order: training.OrderShuffled, Out: out, Context: ctx, Progress: opt.Bar, Resume: resume,
 		Probe: ph.probe, ProbeEvery: ph.probeEvery, Schedule: ph.schedule, DecayFraction: ph.decayFraction,
@@ -167,8 +173,8 @@ func phaseKey(ph phase, cfg TrainConfig, seed int64) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s|%d|%g|%d|%d|%v|%d|%g|%g|%d|%d\n", ph.name, ph.epochs, ph.lr, ph.warmup, ph.seqLen, ph.keepOrder, seed,
 		cfg.Clip, cfg.WeightDecay, cfg.BatchSize, ph.probeEvery)
-	if ph.schedule != "" { // absent from the key of runs made before schedules existed
-		fmt.Fprintf(h, "schedule %s %g\n", ph.schedule, ph.decayFraction)
+	if ph.schedule != "" || ph.batchSize > 0 { // absent from the key of runs made before these options
+		fmt.Fprintf(h, "schedule %s %g batch %d\n", ph.schedule, ph.decayFraction, ph.batchSize)
 	}
 	for _, ex := range ph.exs {
 		fmt.Fprintf(h, "%v:%v\n", ex.Train, ex.IDs)

@@ -110,7 +110,8 @@ func TestRunCachesCellByCell(t *testing.T) {
 		"## letters formulation, all questions", "## cloze formulation, seen questions",
 		"document-only questions", "(2 seeds)", "## Baselines", "## Letter bias", "## Leakage: products", "recall@k",
 		"## Assistant behaviour kept after fine-tuning (retention)", "| products | gemma-tiny | 2 | 2 | 5.00 -> 5.50 | 1.00 -> 0.50 |",
-		`- after: "Lune Lune"`} {
+		`- after: "Lune Lune"`, "- chart: [accuracy-products-letters](charts/accuracy-products-letters.html)",
+		"- chart: [delta-cloze](charts/delta-cloze.html)"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("results.md lacks %q:\n%s", want, md)
 		}

@@ -213,7 +213,12 @@ func FormatCell(r Row) string {
 // Markdown renders results.md: for each formulation and question kind, the paper's table
 // (Task, Model, Base, Fine-tuned, RAG, Fine-tuned + RAG), then baselines, letter bias, retrieval
 // recall and each task's leakage report.
-func Markdown(res *Results) string {
+func Markdown(res *Results) string { return MarkdownWithCharts(res, nil) }
+
+// MarkdownWithCharts is Markdown with each accuracy and delta chart linked next to the table it
+// illustrates: charts maps a chart name (plots.Chart.Name) to its path relative to results.md
+// (a PNG shows inline, an HTML page is a link). Charts not in the map are left out.
+func MarkdownWithCharts(res *Results, charts map[string]string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Results: suite %s\n\n", res.Suite)
 	fmt.Fprintf(&b, "Accuracy with its Wilson 95%% interval; † marks a difference from Base significant at %.2f "+
@@ -270,6 +275,9 @@ func Markdown(res *Results) string {
 				fmt.Fprintf(&b, " %d |\n", n)
 			}
 			b.WriteString("\n")
+			if kind == KindAll {
+				writeChartLinks(&b, res, f, charts)
+			}
 		}
 	}
 	b.WriteString("## Baselines\n\n| Task | Questions | Chance | Always A | Always B | Always C | Always D |\n|---|---|---|---|---|---|---|\n")
@@ -331,6 +339,31 @@ func Markdown(res *Results) string {
 	return b.String()
 }
 
+// writeChartLinks links formulation f's accuracy charts (one per task) and its delta chart.
+func writeChartLinks(b *strings.Builder, res *Results, f string, charts map[string]string) {
+	var names []string
+	for _, t := range res.Tasks {
+		names = append(names, plots.Slug(plots.KindAccuracy, t.Name, f))
+	}
+	names = append(names, plots.Slug(plots.KindDelta, f))
+	wrote := false
+	for _, n := range names {
+		path, ok := charts[n]
+		if !ok {
+			continue
+		}
+		if strings.HasSuffix(path, ".png") {
+			fmt.Fprintf(b, "![%s](%s)\n", n, path)
+		} else {
+			fmt.Fprintf(b, "- chart: [%s](%s)\n", n, path)
+		}
+		wrote = true
+	}
+	if wrote {
+		b.WriteString("\n")
+	}
+}
+
 func formatCounts(m map[string]int) string {
 	var keys []string
 	for k := range m {
@@ -371,28 +404,53 @@ func (r *runner) writeOutputs(res *Results, records []*CellRecord) error {
 	if err := writeJSON(filepath.Join(out, plots.ResultsFile), res); err != nil {
 		return err
 	}
-	if err := writeAtomic(filepath.Join(out, "results.md"), []byte(Markdown(res))); err != nil {
-		return err
-	}
-	if !r.opt.Charts {
-		return nil
-	}
-	// Charts are redrawn only when what they show changed (the PNGs take seconds).
-	pr, err := plots.Load(out)
+	charts, err := r.renderCharts()
 	if err != nil {
 		return err
 	}
+	return writeAtomic(filepath.Join(out, "results.md"), []byte(MarkdownWithCharts(res, charts)))
+}
+
+// renderCharts draws the charts of out/results.json into out/charts (only when what they show
+// changed: the PNGs take seconds) and returns every chart file by chart name, relative to out,
+// PNG where there is one.
+func (r *runner) renderCharts() (map[string]string, error) {
+	out := r.opt.Out
+	if !r.opt.Charts {
+		return nil, nil
+	}
+	pr, err := plots.Load(out)
+	if err != nil {
+		return nil, err
+	}
 	stampKey := keyOf("charts", pr, r.opt.PNG)
-	charts := filepath.Join(out, "charts")
-	stamp := filepath.Join(charts, ".stamp")
-	if old, err := os.ReadFile(stamp); err == nil && string(old) == stampKey {
-		return nil
+	dir := filepath.Join(out, "charts")
+	stamp := filepath.Join(dir, ".stamp")
+	if old, err := os.ReadFile(stamp); err != nil || string(old) != stampKey {
+		outs, err := plots.Render(context.WithoutCancel(r.ctx), pr, dir, plots.Options{PNG: r.opt.PNG, Chromium: r.opt.Chromium})
+		if err != nil {
+			return nil, fmt.Errorf("charts: %w", err)
+		}
+		for _, o := range outs {
+			if o.PNG == "" { // a PNG of an earlier run would no longer show this chart
+				_ = os.Remove(strings.TrimSuffix(o.HTML, ".html") + ".png")
+			}
+		}
+		r.rep.ChartsRendered = true
+		if err := writeAtomic(stamp, []byte(stampKey)); err != nil {
+			return nil, err
+		}
 	}
-	if _, err := plots.Render(context.WithoutCancel(r.ctx), pr, charts, plots.Options{PNG: r.opt.PNG, Chromium: r.opt.Chromium}); err != nil {
-		return fmt.Errorf("charts: %w", err)
+	files := map[string]string{}
+	for _, c := range plots.Build(pr) {
+		for _, ext := range []string{".png", ".html"} { // a PNG shows inline: it wins
+			if _, err := os.Stat(filepath.Join(dir, c.Name+ext)); err == nil {
+				files[c.Name] = "charts/" + c.Name + ext
+				break
+			}
+		}
 	}
-	r.rep.ChartsRendered = true
-	return writeAtomic(stamp, []byte(stampKey))
+	return files, nil
 }
 
 // sameContent reports whether dst exists with src's content (so unchanged logs are not rewritten).

@@ -495,6 +495,10 @@ func chartWidth(bars int) int {
 var nonSlug = regexp.MustCompile(`[^a-z0-9]+`)
 
 // slug joins the non-empty parts into a file-name-safe stem.
+// Slug is the chart name made of parts (e.g. Slug(KindAccuracy, task, formulation)), as Build
+// names charts (a name that collides with an earlier one gets a "-2" suffix there).
+func Slug(parts ...string) string { return slug(parts...) }
+
 func slug(parts ...string) string {
 	var keep []string
 	for _, p := range parts {

@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+
+	"github.com/perpetual-ml/perpetual/internal/atomicfile"
 )
 
 // File names inside a curriculum folder.
@@ -139,7 +141,7 @@ func Write(dir string, c *Curriculum) error {
 			os.RemoveAll(s)
 		}
 	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-")
+	tmp, err := atomicfile.TempDir(parent, filepath.Base(dir))
 	if err != nil {
 		return err
 	}

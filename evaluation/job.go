@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/perpetual-ml/perpetual/internal/atomicfile"
 )
 
 // Job is one `perpetual eval` invocation once a model and tokenizer are loaded: which test, which
@@ -140,7 +142,7 @@ func (j Job) Run(scorer Scorer, enc Encoder, model, modelKey string) (*Outcome, 
 		if err := enc.Encode(map[string]any{"base": j.Base, "comparisons": out.Comparisons}); err != nil {
 			return nil, err
 		}
-		if err := writeAtomic(filepath.Join(j.Out, "comparison.json"), buf.Bytes()); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(j.Out, "comparison.json"), buf.Bytes()); err != nil {
 			return nil, err
 		}
 	}

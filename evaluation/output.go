@@ -10,6 +10,8 @@ import (
 	"sort"
 
 	"github.com/perpetual-ml/perpetual/evaluation/stats"
+
+	"github.com/perpetual-ml/perpetual/internal/atomicfile"
 )
 
 func newJSONEncoder(w io.Writer) *json.Encoder {
@@ -219,7 +221,7 @@ func WriteRuns(dir string, originalN int, runs ...*Run) error {
 	if err := enc.Encode(res); err != nil {
 		return fmt.Errorf("evaluation output: results.json: %w", err)
 	}
-	if err := writeAtomic(filepath.Join(dir, "results.json"), buf.Bytes()); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, "results.json"), buf.Bytes()); err != nil {
 		return err
 	}
 	for _, r := range runs {
@@ -230,7 +232,7 @@ func WriteRuns(dir string, originalN int, runs ...*Run) error {
 				return fmt.Errorf("evaluation output: sample %d: %w", s.DocID, err)
 			}
 		}
-		if err := writeAtomic(filepath.Join(dir, SamplesFile(r.Task.Name)), buf.Bytes()); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, SamplesFile(r.Task.Name)), buf.Bytes()); err != nil {
 			return err
 		}
 	}
@@ -239,29 +241,6 @@ func WriteRuns(dir string, originalN int, runs ...*Run) error {
 
 // SamplesFile is the per-sample log's file name for a task.
 func SamplesFile(task string) string { return "samples_" + task + ".jsonl" }
-
-func writeAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
-}
 
 // ReadSamples reads a samples JSONL written by WriteFiles (e.g. a base run to compare against).
 func ReadSamples(path string) ([]Sample, error) {

@@ -106,6 +106,27 @@ func TestRunCachesCellByCell(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// One permission policy for everything a run writes: files 0644, folders 0755.
+	err = filepath.WalkDir(out, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		st, err := d.Info()
+		if err != nil {
+			return err
+		}
+		want := os.FileMode(0o644)
+		if d.IsDir() {
+			want = 0o755
+		}
+		if st.Mode().Perm() != want {
+			t.Errorf("%s: mode %v, want %v", path, st.Mode().Perm(), want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, want := range []string{"| Task | Model | Base | Fine-tuned | RAG | Fine-tuned + RAG | n |",
 		"## letters formulation, all questions", "## cloze formulation, seen questions",
 		"document-only questions", "(2 seeds)", "## Baselines", "## Letter bias", "## Leakage: products", "recall@k",

@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/perpetual-ml/perpetual/internal/atomicfile"
 )
 
 // CodeVersion is mixed into every cache key: bump it when a change to the harness (or to how it
@@ -32,42 +34,10 @@ func keyOf(parts ...any) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// writeAtomic writes data to path through a temporary file in the same folder, fsynced and
-// renamed, so readers see the old file or the new one, never a partial one.
-func writeAtomic(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
-}
+// writeAtomic and writeJSON are the project's atomic writes (package atomicfile).
+func writeAtomic(path string, data []byte) error { return atomicfile.WriteFile(path, data) }
 
-// writeJSON writes v as indented JSON, atomically.
-func writeJSON(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return writeAtomic(path, append(b, '\n'))
-}
+func writeJSON(path string, v any) error { return atomicfile.WriteJSON(path, v) }
 
 // readJSON reads a JSON file into v; errors name the file.
 func readJSON(path string, v any) error {
@@ -87,11 +57,7 @@ func buildDir(dir string, build func(tmp string) error) error {
 	if _, err := os.Stat(dir); err == nil {
 		return nil
 	}
-	parent := filepath.Dir(dir)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-*")
+	tmp, err := atomicfile.TempDir(filepath.Dir(dir), filepath.Base(dir))
 	if err != nil {
 		return err
 	}
@@ -99,7 +65,10 @@ func buildDir(dir string, build func(tmp string) error) error {
 	if err := build(tmp); err != nil {
 		return err
 	}
-	return os.Rename(tmp, dir)
+	if err := os.Rename(tmp, dir); err != nil {
+		return err
+	}
+	return atomicfile.SyncDir(filepath.Dir(dir))
 }
 
 // folderHasher hashes the files of model folders that define a model (config, weights,

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/perpetual-ml/perpetual/internal/atomicfile"
 )
 
 // ChromiumEnv names the environment variable that overrides the browser FindChromium returns.
@@ -117,7 +119,7 @@ func (b *Browser) Screenshot(htmlPath, pngPath string, width, height int) error 
 	if err != nil {
 		return fmt.Errorf("plots: screenshot of %s: %w", htmlPath, err)
 	}
-	return writeFileAtomic(pngPath, img)
+	return atomicfile.WriteFile(pngPath, img)
 }
 
 // Screenshot photographs one page with a browser started for it (see Browser.Screenshot).

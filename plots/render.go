@@ -12,6 +12,8 @@ import (
 	"github.com/go-echarts/go-echarts/v2/opts"
 
 	"github.com/perpetual-ml/perpetual/third_party/echarts"
+
+	"github.com/perpetual-ml/perpetual/internal/atomicfile"
 )
 
 // AssetsDir is the folder, next to the HTML files, that WriteHTML fills with echarts.min.js. The
@@ -90,7 +92,7 @@ func WriteAssets(dir string) error {
 	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, echarts.MinJS) {
 		return nil
 	}
-	return writeFileAtomic(path, echarts.MinJS)
+	return atomicfile.WriteFile(path, echarts.MinJS)
 }
 
 // Output names the files written for one chart; PNG is empty when no image was asked for.
@@ -144,7 +146,7 @@ func Render(ctx context.Context, res *Results, dir string, o Options) ([]Output,
 			return nil, err
 		}
 		o1 := Output{Chart: c, HTML: filepath.Join(dir, c.Name+".html")}
-		if err := writeFileAtomic(o1.HTML, page); err != nil {
+		if err := atomicfile.WriteFile(o1.HTML, page); err != nil {
 			return nil, err
 		}
 		if o.PNG {
@@ -174,27 +176,4 @@ func jsIdent(name string) string {
 		}
 	}
 	return string(b)
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("plots: %w", err)
-	}
-	_, werr := tmp.Write(data)
-	cerr := tmp.Close()
-	if werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Chmod(tmp.Name(), 0o644)
-	}
-	if werr == nil {
-		werr = os.Rename(tmp.Name(), path)
-	}
-	if werr != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("plots: writing %s: %w", path, werr)
-	}
-	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 
 	"github.com/perpetual-ml/perpetual/curriculum"
+
+	"github.com/perpetual-ml/perpetual/internal/atomicfile"
 )
 
 // Files of an index directory.
@@ -64,7 +66,7 @@ func writeDirAtomic(dir string, fill func(tmp string) error) error {
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return fmt.Errorf("rag: %w", err)
 	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-")
+	tmp, err := atomicfile.TempDir(parent, filepath.Base(dir))
 	if err != nil {
 		return fmt.Errorf("rag: %w", err)
 	}

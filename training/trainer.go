@@ -23,6 +23,8 @@ import (
 	"github.com/perpetual-ml/perpetual/models/lm"
 	"github.com/perpetual-ml/perpetual/models/prompt"
 	"github.com/perpetual-ml/perpetual/models/tokenizer"
+
+	"github.com/perpetual-ml/perpetual/internal/atomicfile"
 )
 
 // Options configure a training run. Zero numeric values take the paper's defaults (see
@@ -569,7 +571,7 @@ func Fit(model *lm.Model, tok tokenizer.Tokenizer, tmpl prompt.Template, exs, va
 		}
 		res.Retention = &Retention{Before: *retBefore, After: *after}
 		data, _ := json.MarshalIndent(res.Retention, "", "  ")
-		if err := os.WriteFile(filepath.Join(o.Out, "retention.json"), data, 0o644); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(o.Out, "retention.json"), data); err != nil {
 			return nil, err
 		}
 	}

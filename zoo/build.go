@@ -23,6 +23,8 @@ import (
 	"github.com/perpetual-ml/perpetual/models/prompt"
 	"github.com/perpetual-ml/perpetual/models/tokenizer"
 	"github.com/perpetual-ml/perpetual/training"
+
+	"github.com/perpetual-ml/perpetual/internal/atomicfile"
 )
 
 // ManifestFile is written beside every zoo model: how it was made.
@@ -217,12 +219,12 @@ func Build(ctx context.Context, cfg *Config, name, dir string, opt Options) (*Ma
 		return nil, err
 	}
 	for name, data := range tokFiles {
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, name), data); err != nil {
 			return nil, err
 		}
 	}
 	gen := fmt.Sprintf(`{"bos_token_id": 2, "eos_token_id": %s, "pad_token_id": 0}`+"\n", eosIDs(tok, mc.PromptFormat))
-	if err := os.WriteFile(filepath.Join(dir, "generation_config.json"), []byte(gen), 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, "generation_config.json"), []byte(gen)); err != nil {
 		return nil, err
 	}
 	m.WallSeconds = math.Round(time.Since(start).Seconds()*10) / 10
@@ -231,7 +233,7 @@ func Build(ctx context.Context, cfg *Config, name, dir string, opt Options) (*Ma
 	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, ManifestFile), append(data, '\n'), 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, ManifestFile), append(data, '\n')); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -272,7 +274,7 @@ func WriteTokenizer(cfg *Config, name, dir string) error {
 		return err
 	}
 	for f, data := range files {
-		if err := os.WriteFile(filepath.Join(dir, f), data, 0o644); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, f), data); err != nil {
 			return err
 		}
 	}

@@ -13,6 +13,8 @@ import (
 	// The zoo's families register themselves with lm.
 	_ "github.com/perpetual-ml/perpetual/models/gemma"
 	_ "github.com/perpetual-ml/perpetual/models/mamba"
+
+	"github.com/perpetual-ml/perpetual/internal/atomicfile"
 )
 
 //go:embed checkpoints
@@ -55,7 +57,7 @@ func Materialize(ctx context.Context, cfg *Config, name, dir string, opt Options
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(dir, e.Name()), data, 0o644); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, e.Name()), data); err != nil {
 			return err
 		}
 	}
@@ -97,18 +99,11 @@ func BuildOnce(dir string, build func(tmp string) error) error {
 	if _, err := os.Stat(filepath.Join(dir, "config.json")); err == nil {
 		return nil
 	}
-	parent := filepath.Dir(dir)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+"-*")
+	tmp, err := atomicfile.TempDir(filepath.Dir(dir), filepath.Base(dir))
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	if err := os.Chmod(tmp, 0o755); err != nil { // MkdirTemp makes it 0700
-		return err
-	}
 	if err := build(tmp); err != nil {
 		return err
 	}

@@ -3,6 +3,8 @@ package zoo
 import (
 	"context"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -293,6 +295,16 @@ func TestBuildResumesInWorkDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	joined := strings.Join(said, "\n")
+	// A finished phase keeps its model and phase.json, not its optimizer state.
+	pre, _ := filepath.Glob(filepath.Join(work, "pretrain-*"))
+	if len(pre) != 1 {
+		t.Fatalf("pretrain folders %v", pre)
+	}
+	for f, want := range map[string]bool{phaseLogFile: true, "model.safetensors": true, "checkpoint": false} {
+		if _, err := os.Stat(filepath.Join(pre[0], f)); (err == nil) != want {
+			t.Errorf("finished phase: %s present %v, want %v", f, err == nil, want)
+		}
+	}
 	if !strings.Contains(joined, "pretrain: finished earlier") || !strings.Contains(joined, "reading: resuming") {
 		t.Errorf("the resumed build did not reuse its work folder:\n%s", joined)
 	}

@@ -17,6 +17,8 @@ import (
 	"github.com/perpetual-ml/perpetual/models/prompt"
 	"github.com/perpetual-ml/perpetual/models/tokenizer"
 	"github.com/perpetual-ml/perpetual/training"
+
+	"github.com/perpetual-ml/perpetual/internal/atomicfile"
 )
 
 // PhaseLog is what one training phase did: steps, loss tokens, the mean loss of the first and
@@ -159,7 +161,12 @@ func runPhase(ctx context.Context, model *lm.Model, tok tokenizer.Tokenizer, tpl
 	log.WallSecond = math.Round(time.Since(start).Seconds()*10) / 10
 	if opt.WorkDir != "" {
 		data, _ := json.MarshalIndent(log, "", "  ")
-		if err := writeFileAtomic(filepath.Join(out, phaseLogFile), data); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(out, phaseLogFile), data); err != nil {
+			return log, err
+		}
+		// Finished: the model files and phase.json are all a rerun needs; the optimizer state
+		// is three times the model's size.
+		if err := os.RemoveAll(filepath.Join(out, "checkpoint")); err != nil {
 			return log, err
 		}
 	}
@@ -203,27 +210,6 @@ func finishedPhase(dir string, model *lm.Model) (*PhaseLog, error) {
 		return nil, err
 	}
 	return &log, nil
-}
-
-// writeFileAtomic writes data to path through a synced temporary file and a rename.
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 func mean(xs []float64) float64 {

@@ -18,6 +18,8 @@ import (
 	"github.com/perpetual-ml/perpetual/plots"
 	"github.com/perpetual-ml/perpetual/training"
 	"github.com/perpetual-ml/perpetual/zoo"
+
+	"github.com/perpetual-ml/perpetual/internal/atomicfile"
 )
 
 // zooResolver is the zoo every command hands the harness: the committed checkpoints of
@@ -116,11 +118,7 @@ func newZooCurveCmd() *cobra.Command {
 			if err := os.MkdirAll(out, 0o755); err != nil {
 				return err
 			}
-			data, err := json.MarshalIndent(res, "", "  ")
-			if err != nil {
-				return err
-			}
-			if err := os.WriteFile(filepath.Join(out, plots.ResultsFile), append(data, '\n'), 0o644); err != nil {
+			if err := atomicfile.WriteJSON(filepath.Join(out, plots.ResultsFile), res); err != nil {
 				return err
 			}
 			outputs, err := plots.Render(cmd.Context(), res, out, plots.Options{PNG: png})

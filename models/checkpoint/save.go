@@ -12,6 +12,8 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/perpetual-ml/perpetual/models/safetensors"
+
+	"github.com/perpetual-ml/perpetual/internal/atomicfile"
 )
 
 // DefaultMaxShardSize is Hugging Face's default shard limit (5 GB).
@@ -49,7 +51,7 @@ func Save(dir string, config json.RawMessage, weights map[string]*tensors.Tensor
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-*")
+	tmp, err := atomicfile.TempDir(parent, filepath.Base(dir))
 	if err != nil {
 		return err
 	}
@@ -58,9 +60,6 @@ func Save(dir string, config json.RawMessage, weights map[string]*tensors.Tensor
 			os.RemoveAll(tmp)
 		}
 	}()
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		return err
-	}
 
 	// Convert and pack tensors (sorted by name) greedily into shards.
 	names := make([]string, 0, len(weights))

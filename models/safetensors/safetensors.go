@@ -22,9 +22,9 @@ import (
 	"math"
 	"math/bits"
 	"os"
-	"path/filepath"
 	"sort"
-	"strings"
+
+	"github.com/perpetual-ml/perpetual/internal/atomicfile"
 )
 
 // DType is a safetensors dtype string.
@@ -437,40 +437,17 @@ func Write(path string, tensors []Tensor, metadata map[string]string) error {
 	return WriteAtomic(path, func(w io.Writer) error { return Encode(w, tensors, metadata) })
 }
 
-// WriteAtomic creates path with the content fill writes, through a synced temporary file in
-// the same folder and a rename. On error nothing is left behind.
-func WriteAtomic(path string, fill func(w io.Writer) error) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, "."+strings.TrimPrefix(base, ".")+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
+// WriteAtomic creates path with the content fill writes, through package atomicfile (a synced
+// temporary file in the same folder, the project's permissions, a rename). On error nothing is
+// left behind.
+func WriteAtomic(path string, fill func(w io.Writer) error) error {
+	return atomicfile.Write(path, func(w io.Writer) error {
+		bw := newBufferedWriter(w)
+		if err := fill(bw); err != nil {
+			return err
 		}
-	}()
-	bw := newBufferedWriter(tmp)
-	if err = fill(bw); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err = bw.Flush(); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err = os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+		return bw.Flush()
+	})
 }
 
 // newBufferedWriter batches the many small writes of Encode (1 MiB buffer).

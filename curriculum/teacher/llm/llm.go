@@ -40,6 +40,8 @@ import (
 	"time"
 
 	"github.com/perpetual-ml/perpetual/curriculum"
+
+	"github.com/perpetual-ml/perpetual/internal/atomicfile"
 )
 
 // Environment variables read by ConfigFromEnv.
@@ -425,16 +427,13 @@ func (t *Teacher) count(ps []problem) {
 	}
 }
 
+// writeAtomic stores v as JSON through the project's atomic write.
 func writeAtomic(path string, v any) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	b, err := json.Marshal(v)
+	if err != nil {
 		return err
 	}
-	b, _ := json.Marshal(v)
-	tmp := path + ".tmp" + strconv.Itoa(rand.IntN(1<<30))
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.WriteFile(path, b)
 }
 
 // validate parses the model's content and keeps only well-formed facts. invalid lists what makes

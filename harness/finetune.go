@@ -62,6 +62,12 @@ type RetentionRow struct {
 	Retention
 }
 
+// RecipeValidator is implemented by fine-tuners that can check a suite's training recipe
+// (unknown keys, impossible values) before Run does any work.
+type RecipeValidator interface {
+	ValidateRecipe(Recipe) error
+}
+
 // FineTuner fine-tunes models; the training package provides the real one (see cmd/perpetual).
 type FineTuner interface {
 	// Version identifies the training code and its defaults: it is part of the fine-tuned

@@ -113,6 +113,12 @@ func Run(ctx context.Context, s *Suite, opt Options) (*Report, error) {
 	if (s.Needs(plots.FineTuned) || s.Needs(plots.FineTunedRAG)) && opt.FineTuner == nil {
 		return nil, fmt.Errorf("results: suite %s asks for fine-tuned conditions but no fine-tuner is available", s.Name)
 	}
+	// A recipe the fine-tuner would refuse is refused now, not after the base and RAG cells ran.
+	if v, ok := opt.FineTuner.(RecipeValidator); ok && (s.Needs(plots.FineTuned) || s.Needs(plots.FineTunedRAG)) {
+		if err := v.ValidateRecipe(s.Training); err != nil {
+			return nil, fmt.Errorf("results: suite %s: training: %w", s.Name, err)
+		}
+	}
 	r := &runner{s: s, opt: opt, ctx: ctx, rep: &Report{},
 		hasher: newFolderHasher(filepath.Join(opt.Work, "file-hashes.json"))}
 	defer r.hasher.Save()

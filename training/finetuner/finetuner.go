@@ -20,6 +20,16 @@ const Version = "training-v1"
 // FineTuner is the harness.FineTuner backed by package training.
 type FineTuner struct{}
 
+// ValidateRecipe implements harness.RecipeValidator: the recipe maps onto valid trainer options.
+func (FineTuner) ValidateRecipe(r harness.Recipe) error {
+	o, err := Options(r, 1)
+	if err != nil {
+		return err
+	}
+	o.Out = "(checked)" // the harness chooses the folder
+	return o.Validate()
+}
+
 // Version implements harness.FineTuner.
 func (FineTuner) Version() string { return Version }
 

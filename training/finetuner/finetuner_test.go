@@ -59,6 +59,24 @@ func TestOptionsFromRecipe(t *testing.T) {
 	}
 }
 
+// ValidateRecipe refuses what FineTune would refuse, before the harness does any work.
+func TestValidateRecipe(t *testing.T) {
+	ft := FineTuner{}
+	if err := ft.ValidateRecipe(harness.Recipe{Epochs: 2, LearningRate: 1e-3, BatchSize: 8, SeqLen: 256, Extra: map[string]any{"retention": 4}}); err != nil {
+		t.Fatalf("a good recipe: %v", err)
+	}
+	for _, r := range []harness.Recipe{
+		{Extra: map[string]any{"warmpu": 3}},
+		{LearningRate: -1},
+		{Epochs: -2},
+		{Extra: map[string]any{"mask": "answer"}},
+	} {
+		if err := ft.ValidateRecipe(r); err == nil {
+			t.Errorf("recipe %+v accepted", r)
+		}
+	}
+}
+
 // The retention set is held out: none of its instructions is one of the zoo world's (what the
 // zoo models were instruction-tuned on).
 func TestRetentionSetIsHeldOut(t *testing.T) {

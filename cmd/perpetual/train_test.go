@@ -7,28 +7,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/perpetual-ml/perpetual/curriculum"
-	"github.com/perpetual-ml/perpetual/curriculum/synthetic"
 	"github.com/perpetual-ml/perpetual/models/lm"
-	"github.com/perpetual-ml/perpetual/zoo"
 	"github.com/perpetual-ml/perpetual/zoo/zootest"
 )
 
 func TestTrainCommandStopAndResume(t *testing.T) {
-	tmp := t.TempDir()
-	base := filepath.Join(tmp, "base")
-	if err := zoo.RandomModel(base, zootest.TinyMamba, 1); err != nil {
-		t.Fatal(err)
-	}
-	c, err := synthetic.Build("products", synthetic.Options{Seed: 1, Chunks: 6, FactsPerChunk: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cdir := filepath.Join(tmp, "cur")
-	if err := curriculum.Write(cdir, c); err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(tmp, "out")
+	base, cdir := zootest.Folders(t, zootest.TinyMamba, 6)
+	out := filepath.Join(t.TempDir(), "out")
 	args := []string{"train", "--model", base, "--curriculum", cdir, "--out", out, "--epochs", "1", "--lr", "1e-3",
 		"--batch-size", "2", "--accumulation", "1", "--max-length", "512", "--quiet", "--checkpoint-every", "1",
 		"--clip", "0", "--weight-decay", "0"}
@@ -73,20 +58,8 @@ func TestTrainCommandStopAndResume(t *testing.T) {
 // Bad numbers and names are refused with the flag named, before the output folder is made (the
 // old command exported the untrained model there, then crashed).
 func TestTrainCommandRefusesBadFlags(t *testing.T) {
-	tmp := t.TempDir()
-	base := filepath.Join(tmp, "base")
-	if err := zoo.RandomModel(base, zootest.TinyMamba, 1); err != nil {
-		t.Fatal(err)
-	}
-	c, err := synthetic.Build("products", synthetic.Options{Seed: 1, Chunks: 4, FactsPerChunk: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cdir := filepath.Join(tmp, "cur")
-	if err := curriculum.Write(cdir, c); err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(tmp, "out")
+	base, cdir := zootest.Folders(t, zootest.TinyMamba, 4)
+	out := filepath.Join(t.TempDir(), "out")
 	for _, bad := range [][]string{
 		{"--batch-size", "-1"}, {"--accumulation", "-1"}, {"--epochs", "-1"}, {"--epochs", "0"}, {"--max-length", "0"},
 		{"--lr", "0"}, {"--lr", "-1e-3"}, {"--warmup", "-1"}, {"--clip", "-1"}, {"--weight-decay", "-0.1"},

@@ -7,11 +7,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/perpetual-ml/perpetual/curriculum"
 	"github.com/perpetual-ml/perpetual/curriculum/synthetic"
 	"github.com/perpetual-ml/perpetual/harness"
 	"github.com/perpetual-ml/perpetual/models/lm"
-	"github.com/perpetual-ml/perpetual/zoo"
 	"github.com/perpetual-ml/perpetual/zoo/zootest"
 
 	_ "github.com/perpetual-ml/perpetual/models/gemma"
@@ -97,20 +95,8 @@ func TestRetentionSetIsHeldOut(t *testing.T) {
 }
 
 func TestFineTuneWritesLoadableModel(t *testing.T) {
-	tmp := t.TempDir()
-	base := filepath.Join(tmp, "base")
-	if err := zoo.RandomModel(base, zootest.TinyGemma, 1); err != nil {
-		t.Fatal(err)
-	}
-	c, err := synthetic.Build("products", synthetic.Options{Seed: 1, Chunks: 6, FactsPerChunk: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cdir := filepath.Join(tmp, "cur")
-	if err := curriculum.Write(cdir, c); err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(tmp, "out")
+	base, cdir := zootest.Folders(t, zootest.TinyGemma, 6)
+	out := filepath.Join(t.TempDir(), "out")
 	res, err := FineTuner{}.FineTune(context.Background(), harness.FineTuneRequest{BaseModel: base, Curriculum: cdir, Out: out,
 		PromptFormat: "alpaca", Recipe: harness.Recipe{Epochs: 1, LearningRate: 1e-3, BatchSize: 2, SeqLen: 512,
 			Extra: map[string]any{"retention": 3}}, Seed: 1})

@@ -9,7 +9,10 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"testing"
 
+	"github.com/perpetual-ml/perpetual/curriculum"
+	"github.com/perpetual-ml/perpetual/curriculum/synthetic"
 	"github.com/perpetual-ml/perpetual/zoo"
 )
 
@@ -84,4 +87,25 @@ func (Random) Resolve(name, cacheDir string) (string, error) {
 	}
 	dir := filepath.Join(cacheDir, name+"-random-v2")
 	return dir, zoo.BuildOnce(dir, func(tmp string) error { return zoo.RandomModel(tmp, cfg, 1) })
+}
+
+// Folders writes a random-init model of config (seed 1) and a products curriculum of chunks
+// entities (2 facts each) into t's temporary folder and returns their paths: the inputs of a
+// fine-tuning test.
+func Folders(t testing.TB, config map[string]any, chunks int) (model, curriculumDir string) {
+	t.Helper()
+	tmp := t.TempDir()
+	model = filepath.Join(tmp, "base")
+	if err := zoo.RandomModel(model, config, 1); err != nil {
+		t.Fatal(err)
+	}
+	c, err := synthetic.Build("products", synthetic.Options{Seed: 1, Chunks: chunks, FactsPerChunk: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	curriculumDir = filepath.Join(tmp, "cur")
+	if err := curriculum.Write(curriculumDir, c); err != nil {
+		t.Fatal(err)
+	}
+	return model, curriculumDir
 }

@@ -31,7 +31,7 @@ eval: {batch_size: 16, bootstrap: 100, limit: 6}
 // by the encoder's files, so changing the encoder rebuilds the index and re-scores only the RAG
 // cell.
 func TestRunWithHybridRetriever(t *testing.T) {
-	rag.LoadEmbedder = func(dir string) (rag.Embedder, error) { return bert.Load(dir) }
+	load := func(dir string) (rag.Embedder, error) { return bert.Load(dir) }
 	dir := t.TempDir()
 	other := filepath.Join(dir, "other-model")
 	if err := zoo.RandomModel(other, zootest.TinyGemma, 7); err != nil {
@@ -43,7 +43,7 @@ func TestRunWithHybridRetriever(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "results")
-	rep, err := Run(context.Background(), s, Options{Out: out, Zoo: zootest.Random{}})
+	rep, err := Run(context.Background(), s, Options{Out: out, Zoo: zootest.Random{}, Embedders: load})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func TestRunWithHybridRetriever(t *testing.T) {
 
 	// A different encoder (one weight changed) rebuilds the index; the base cell stays cached.
 	berttest.PerturbWeight(t, encoder)
-	rep, err = Run(context.Background(), s, Options{Out: out, Zoo: zootest.Random{}})
+	rep, err = Run(context.Background(), s, Options{Out: out, Zoo: zootest.Random{}, Embedders: load})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,8 @@ import (
 
 // EvaluateOne evaluates one cell of a results folder again, on its first limit questions
 // (0 = all), with the model, prompt format and retrieval the harness used, and no cache: for
-// looking at a cell interactively (notebooks/eval.ipynb).
+// looking at a cell interactively (notebooks/eval.ipynb). Cells with dense or hybrid retrieval
+// need the encoder loader of a Run (Options.Embedders) and are refused here with that reason.
 func EvaluateOne(res *Results, task, model, condition, formulation string, limit int, progress io.Writer) (*evaluation.Run, error) {
 	rec, err := res.Record(task, model, condition)
 	if err != nil {
@@ -39,7 +40,7 @@ func EvaluateOne(res *Results, task, model, condition, formulation string, limit
 	opt := evaluation.Options{Task: t, Encoder: enc, Scorer: m, ModelKey: rec.ModelHash, Model: model,
 		BatchSize: 8, Limit: limit, Progress: progress}
 	if rec.Index != "" {
-		idx, err := rag.Open(rec.Index)
+		idx, err := rag.Open(rec.Index, nil) // BM25; a dense index says it needs an encoder loader
 		if err != nil {
 			return nil, err
 		}

@@ -39,6 +39,9 @@ type Options struct {
 	// Zoo resolves "zoo:NAME" model paths (package zoo's Resolver for the committed models);
 	// a suite naming one without a Zoo is an error.
 	Zoo Zoo
+	// Embedders loads the encoder of dense and hybrid retrieval (models/bert's Load); BM25
+	// needs none.
+	Embedders rag.EmbedderLoader
 }
 
 // Report says what a Run did, and what it reused.
@@ -268,7 +271,7 @@ func (r *runner) prepareTask(t Task) (*preparedTask, error) {
 	pt.index = filepath.Join(r.opt.Work, "indexes", t.Name+"-"+pt.indexKey[:16])
 	recallPath := pt.index + ".recall.json"
 	if _, err := os.Stat(pt.index); err != nil {
-		idx, err := rag.Build(c.Chunks, rag.Options{Kind: t.RAG.Retriever, Dense: rag.DenseOptions{ModelDir: t.RAG.Embedder}})
+		idx, err := rag.Build(c.Chunks, rag.Options{Kind: t.RAG.Retriever, Dense: rag.DenseOptions{ModelDir: t.RAG.Embedder, Load: r.opt.Embedders}})
 		if err != nil {
 			return nil, fmt.Errorf("task %s: rag index: %w", t.Name, err)
 		}
@@ -279,7 +282,7 @@ func (r *runner) prepareTask(t Task) (*preparedTask, error) {
 	}
 	var rec rag.RecallReport
 	if err := readJSON(recallPath, &rec); err != nil {
-		idx, err := rag.Open(pt.index)
+		idx, err := rag.Open(pt.index, r.opt.Embedders)
 		if err != nil {
 			return nil, fmt.Errorf("task %s: %w", t.Name, err)
 		}
@@ -465,7 +468,7 @@ func (r *runner) cell(t *preparedTask, m *preparedModel, cond string, seed int64
 	}
 	var retriever evaluation.Retriever
 	if usesRAG(cond) {
-		idx, err := rag.Open(t.index)
+		idx, err := rag.Open(t.index, r.opt.Embedders)
 		if err != nil {
 			return nil, err
 		}

@@ -35,9 +35,10 @@ func embedderHash(e Embedder) string {
 	return ""
 }
 
-// LoadEmbedder loads the encoder of a Hugging Face folder. It is models/bert's loader (set in
-// dense_bert.go); tests may replace it.
-var LoadEmbedder func(modelDir string) (Embedder, error)
+// EmbedderLoader loads the encoder of a Hugging Face folder: models/bert's Load, handed in by
+// the caller (the CLI, the harness's Options.Embedders, a test), so rag itself never imports
+// GoMLX.
+type EmbedderLoader func(modelDir string) (Embedder, error)
 
 // DenseOptions configure a dense index.
 type DenseOptions struct {
@@ -45,6 +46,8 @@ type DenseOptions struct {
 	ModelDir string
 	// Embedder, if set, is used instead of loading ModelDir.
 	Embedder Embedder
+	// Load loads ModelDir's encoder when Embedder is not given.
+	Load EmbedderLoader
 	// QueryPrefix is prepended to queries (BGE v1.5 suggests "Represent this sentence for
 	// searching relevant passages: "; empty by default, as the paper's Chroma setup used none).
 	QueryPrefix string
@@ -77,11 +80,11 @@ func NewDense(opts DenseOptions) (*Dense, error) {
 		if opts.ModelDir == "" {
 			return nil, fmt.Errorf("rag: a dense index needs an encoder folder (--model)")
 		}
-		if LoadEmbedder == nil {
-			return nil, fmt.Errorf("rag: no encoder loader is linked in")
+		if opts.Load == nil {
+			return nil, fmt.Errorf("rag: a dense index needs an encoder loader (DenseOptions.Load; the CLI passes models/bert's)")
 		}
 		var err error
-		if emb, err = LoadEmbedder(opts.ModelDir); err != nil {
+		if emb, err = opts.Load(opts.ModelDir); err != nil {
 			return nil, err
 		}
 	}

@@ -15,9 +15,8 @@ import (
 // The tiny BERT fixture of models/bert (random weights, golden-checked there).
 var tinyBERT = berttest.TinyDir()
 
-func init() {
-	rag.LoadEmbedder = func(dir string) (rag.Embedder, error) { return bert.Load(dir) }
-}
+// loadBERT is the encoder loader every dense index here is built and opened with.
+func loadBERT(dir string) (rag.Embedder, error) { return bert.Load(dir) }
 
 func TestDenseAndHybridSaveOpenWithBERT(t *testing.T) {
 	chunks := []curriculum.Chunk{
@@ -29,7 +28,7 @@ func TestDenseAndHybridSaveOpenWithBERT(t *testing.T) {
 	queries := []string{"How much does the Acme widget weigh?", "cobra hooks", "price"}
 	for _, kind := range []string{rag.KindDense, rag.KindHybrid} {
 		t.Run(kind, func(t *testing.T) {
-			x, err := rag.Build(chunks, rag.Options{Kind: kind, Dense: rag.DenseOptions{ModelDir: tinyBERT}})
+			x, err := rag.Build(chunks, rag.Options{Kind: kind, Dense: rag.DenseOptions{ModelDir: tinyBERT, Load: loadBERT}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -37,7 +36,7 @@ func TestDenseAndHybridSaveOpenWithBERT(t *testing.T) {
 			if err := x.Save(dir); err != nil {
 				t.Fatal(err)
 			}
-			y, err := rag.Open(dir)
+			y, err := rag.Open(dir, loadBERT)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -60,7 +59,7 @@ func TestDenseAndHybridSaveOpenWithBERT(t *testing.T) {
 		})
 	}
 	// A missing model folder is a clear error naming it.
-	_, err := rag.Build(chunks, rag.Options{Kind: rag.KindDense, Dense: rag.DenseOptions{ModelDir: filepath.Join(t.TempDir(), "nope")}})
+	_, err := rag.Build(chunks, rag.Options{Kind: rag.KindDense, Dense: rag.DenseOptions{ModelDir: filepath.Join(t.TempDir(), "nope"), Load: loadBERT}})
 	if err == nil || !strings.Contains(err.Error(), "nope") {
 		t.Fatalf("missing model folder: %v", err)
 	}
@@ -73,7 +72,7 @@ func TestDenseIndexRefusesAnotherEncoder(t *testing.T) {
 		{ID: "a", Source: "t", Text: "The Acme widget weighs three kilograms."},
 		{ID: "b", Source: "t", Text: "Cobra commands run hooks before and after."},
 	}
-	x, err := rag.Build(chunks, rag.Options{Kind: rag.KindDense, Dense: rag.DenseOptions{ModelDir: tinyBERT}})
+	x, err := rag.Build(chunks, rag.Options{Kind: rag.KindDense, Dense: rag.DenseOptions{ModelDir: tinyBERT, Load: loadBERT}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,10 +89,10 @@ func TestDenseIndexRefusesAnotherEncoder(t *testing.T) {
 	}
 	same, changed := berttest.CopyTiny(t), berttest.CopyTiny(t)
 	berttest.PerturbWeight(t, changed)
-	if _, err := rag.OpenWith(dir, rag.Options{Dense: rag.DenseOptions{ModelDir: same}}); err != nil {
+	if _, err := rag.OpenWith(dir, rag.Options{Dense: rag.DenseOptions{ModelDir: same, Load: loadBERT}}); err != nil {
 		t.Fatalf("identical encoder copy refused: %v", err)
 	}
-	_, err = rag.OpenWith(dir, rag.Options{Dense: rag.DenseOptions{ModelDir: changed}})
+	_, err = rag.OpenWith(dir, rag.Options{Dense: rag.DenseOptions{ModelDir: changed, Load: loadBERT}})
 	if err == nil || !strings.Contains(err.Error(), "rebuild") || !strings.Contains(err.Error(), changed) {
 		t.Fatalf("changed encoder: got %v, want an error naming %s and saying to rebuild", err, changed)
 	}

@@ -46,8 +46,10 @@ func Build(chunks []curriculum.Chunk, opts Options) (Index, error) {
 }
 
 // Open reads the index in dir, returning the retriever its meta.json names. A dense or hybrid
-// index loads the encoder recorded in meta.json.
-func Open(dir string) (Index, error) { return OpenWith(dir, Options{}) }
+// index loads the encoder recorded in meta.json with load (nil is enough for a BM25 index).
+func Open(dir string, load EmbedderLoader) (Index, error) {
+	return OpenWith(dir, Options{Dense: DenseOptions{Load: load}})
+}
 
 // OpenWith is Open with an encoder override (opts.Dense.ModelDir or opts.Dense.Embedder) and an
 // optional progress writer; opts.Kind and opts.BM25 are ignored.

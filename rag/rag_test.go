@@ -157,7 +157,7 @@ func TestBM25SaveOpen(t *testing.T) {
 	if err := x.Save(dir); err != nil {
 		t.Fatal(err)
 	}
-	y, err := Open(dir)
+	y, err := Open(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +220,7 @@ func TestOpenErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		dir := mk(c.edit)
-		if _, err := Open(dir); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, err := Open(dir, nil); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want it to mention %q", c.name, err, c.want)
 		}
 	}
@@ -386,7 +386,7 @@ func TestDenseAndHybrid(t *testing.T) {
 		if err := x.Save(dir); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := Open(dir); err == nil {
+		if _, err := Open(dir, nil); err == nil {
 			t.Fatalf("%s: opened without an encoder", kind)
 		}
 		y, err := OpenWith(dir, Options{Dense: DenseOptions{Embedder: emb}})

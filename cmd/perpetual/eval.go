@@ -65,7 +65,7 @@ tokenizer_config.json's model_max_length, else 2048, as the harness) and BOS fol
 				return fmt.Errorf("eval: --add-bos-token: %w", err)
 			}
 			if ragDir != "" {
-				idx, err := rag.Open(ragDir)
+				idx, err := rag.Open(ragDir, loadBERT)
 				if err != nil {
 					return err
 				}

@@ -12,13 +12,13 @@ import (
 	"github.com/perpetual-ml/perpetual/rag"
 )
 
-// loadBERT is rag's encoder loader in this binary: every rag.Open here (rag query/recall, eval
-// --rag, the harness) reopens dense and hybrid indexes with the BERT folder their meta records.
+// loadBERT is rag's encoder loader in this binary, handed to every rag.Build and rag.Open (rag
+// index/query/recall, eval --rag) and to the harness (Options.Embedders): dense and hybrid
+// indexes reopen with the BERT folder their meta records.
 func loadBERT(dir string) (rag.Embedder, error) { return bert.Load(dir) }
 
 // newRagCmd builds the `rag` command (fresh flags on every call).
 func newRagCmd() *cobra.Command {
-	rag.LoadEmbedder = loadBERT
 	ragCmd := &cobra.Command{
 		Use:   "rag",
 		Short: "Build and query retrieval indexes over a curriculum's chunks",
@@ -46,7 +46,7 @@ func newRagCmd() *cobra.Command {
 			}
 			opts := rag.Options{Kind: retriever}
 			if retriever != rag.KindBM25 {
-				opts.Dense = rag.DenseOptions{ModelDir: modelDir, Progress: cmd.ErrOrStderr()}
+				opts.Dense = rag.DenseOptions{ModelDir: modelDir, Progress: cmd.ErrOrStderr(), Load: loadBERT}
 			}
 			x, err := rag.Build(c.Chunks, opts)
 			if err != nil {
@@ -71,7 +71,7 @@ func newRagCmd() *cobra.Command {
 		Short: "Print the top-k chunks for a question as JSON",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			x, err := rag.Open(indexDir)
+			x, err := rag.Open(indexDir, loadBERT)
 			if err != nil {
 				return err
 			}
@@ -93,7 +93,7 @@ func newRagCmd() *cobra.Command {
 		Short: "Report recall@k of each test question's source chunk",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			x, err := rag.Open(recallIndex)
+			x, err := rag.Open(recallIndex, loadBERT)
 			if err != nil {
 				return err
 			}

@@ -54,7 +54,7 @@ a YAML file; --var NAME=PATH fills ${NAME} in its paths (else the environment do
 				return err
 			}
 			opt := harness.Options{Out: out, Work: work, FineTuner: fineTuner, Charts: charts, PNG: pngOn, Chromium: chromium,
-				Zoo: zooResolver(cmd.ErrOrStderr())}
+				Zoo: zooResolver(cmd.ErrOrStderr()), Embedders: loadBERT}
 			if !quiet {
 				opt.Progress = os.Stderr
 			}

@@ -107,6 +107,34 @@ func TestRunCachesCellByCell(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// index.html: the tables, each formulation's charts beside them, retention and baselines.
+	page, err := os.ReadFile(filepath.Join(out, IndexFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"<h2>letters formulation, all questions</h2>", "<h2>cloze formulation, seen questions</h2>",
+		`<iframe src="charts/accuracy-products-letters.html"`, `<iframe src="charts/delta-cloze.html"`,
+		"Assistant behaviour kept after fine-tuning", "<h2>Baselines</h2>", "<td>products</td><td>gemma-tiny</td>"} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("index.html lacks %q", want)
+		}
+	}
+	// The page renders offline in a real browser (CI installs Chromium).
+	if chromium, err := plots.FindChromium(); err == nil {
+		png := filepath.Join(t.TempDir(), "index.png")
+		if err := plots.Screenshot(context.Background(), chromium, filepath.Join(out, IndexFile), png, 1200, 1600); err != nil {
+			t.Fatal(err)
+		}
+		st, err := plots.InspectPNG(png)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.NotBlank(); err != nil {
+			t.Errorf("index.html renders blank: %v", err)
+		}
+	} else if os.Getenv("CI") == "true" {
+		t.Fatalf("Chromium is required under CI: %v", err)
+	}
 	// One permission policy for everything a run writes: files 0644, folders 0755.
 	err = filepath.WalkDir(out, func(path string, d os.DirEntry, err error) error {
 		if err != nil {

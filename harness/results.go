@@ -210,6 +210,81 @@ func FormatCell(r Row) string {
 	return s
 }
 
+// TableSection is one table of the report: a formulation and a question kind, one row per
+// (task, model) with a formatted cell (FormatCell, "–" when missing) per plots.Conditions.
+type TableSection struct {
+	Formulation, Kind string
+	Rows              []TableRow
+}
+
+// TableRow is one (task, model) row of a TableSection.
+type TableRow struct {
+	Task, Model string
+	Cells       []string
+	N           int
+}
+
+// TableSections groups res.Rows into the report's tables, formulations and kinds in the order
+// they first appear: the one layout results.md and index.html share.
+func TableSections(res *Results) []TableSection {
+	type tm struct{ task, model string }
+	byKey := map[[2]string]map[tm]map[string]Row{}
+	var keys [][2]string
+	var forms, kinds []string
+	var pairs []tm
+	seenPair := map[tm]bool{}
+	for _, r := range res.Rows {
+		k := [2]string{r.Formulation, r.Kind}
+		if byKey[k] == nil {
+			byKey[k] = map[tm]map[string]Row{}
+			keys = append(keys, k)
+			if !contains(forms, r.Formulation) {
+				forms = append(forms, r.Formulation)
+			}
+			if !contains(kinds, r.Kind) {
+				kinds = append(kinds, r.Kind)
+			}
+		}
+		p := tm{r.Task, r.Model}
+		if byKey[k][p] == nil {
+			byKey[k][p] = map[string]Row{}
+		}
+		byKey[k][p][r.Condition] = r
+		if !seenPair[p] {
+			seenPair[p] = true
+			pairs = append(pairs, p)
+		}
+	}
+	var out []TableSection
+	for _, f := range forms {
+		for _, kind := range kinds {
+			sec := byKey[[2]string{f, kind}]
+			if sec == nil {
+				continue
+			}
+			ts := TableSection{Formulation: f, Kind: kind}
+			for _, p := range pairs {
+				conds := sec[p]
+				if conds == nil {
+					continue
+				}
+				row := TableRow{Task: p.task, Model: p.model}
+				for _, c := range plots.Conditions {
+					if r, ok := conds[c]; ok {
+						row.Cells = append(row.Cells, FormatCell(r))
+						row.N = r.N
+					} else {
+						row.Cells = append(row.Cells, "–")
+					}
+				}
+				ts.Rows = append(ts.Rows, row)
+			}
+			out = append(out, ts)
+		}
+	}
+	return out
+}
+
 // Markdown renders results.md: for each formulation and question kind, the paper's table
 // (Task, Model, Base, Fine-tuned, RAG, Fine-tuned + RAG), then baselines, letter bias, retrieval
 // recall and each task's leakage report.
@@ -223,61 +298,15 @@ func MarkdownWithCharts(res *Results, charts map[string]string) string {
 	fmt.Fprintf(&b, "# Results: suite %s\n\n", res.Suite)
 	fmt.Fprintf(&b, "Accuracy with its Wilson 95%% interval; † marks a difference from Base significant at %.2f "+
 		"(McNemar's exact test, paired over questions; with several seeds, significant for every seed).\n\n", Alpha)
-	type tm struct{ task, model string }
-	sections := map[string]map[string]map[tm]map[string]Row{} // formulation -> kind -> (task, model) -> condition
-	var forms, kinds []string
-	var pairs []tm
-	seenPair := map[tm]bool{}
-	for _, r := range res.Rows {
-		if sections[r.Formulation] == nil {
-			sections[r.Formulation] = map[string]map[tm]map[string]Row{}
-			forms = append(forms, r.Formulation)
+	for _, sec := range TableSections(res) {
+		fmt.Fprintf(&b, "## %s formulation, %s questions\n\n", sec.Formulation, strings.ReplaceAll(sec.Kind, "_", "-"))
+		b.WriteString("| Task | Model | Base | Fine-tuned | RAG | Fine-tuned + RAG | n |\n|---|---|---|---|---|---|---|\n")
+		for _, r := range sec.Rows {
+			fmt.Fprintf(&b, "| %s | %s | %s | %d |\n", r.Task, r.Model, strings.Join(r.Cells, " | "), r.N)
 		}
-		if sections[r.Formulation][r.Kind] == nil {
-			sections[r.Formulation][r.Kind] = map[tm]map[string]Row{}
-			if !contains(kinds, r.Kind) {
-				kinds = append(kinds, r.Kind)
-			}
-		}
-		p := tm{r.Task, r.Model}
-		if sections[r.Formulation][r.Kind][p] == nil {
-			sections[r.Formulation][r.Kind][p] = map[string]Row{}
-		}
-		sections[r.Formulation][r.Kind][p][r.Condition] = r
-		if !seenPair[p] {
-			seenPair[p] = true
-			pairs = append(pairs, p)
-		}
-	}
-	for _, f := range forms {
-		for _, kind := range kinds {
-			sec := sections[f][kind]
-			if sec == nil {
-				continue
-			}
-			fmt.Fprintf(&b, "## %s formulation, %s questions\n\n", f, strings.ReplaceAll(kind, "_", "-"))
-			b.WriteString("| Task | Model | Base | Fine-tuned | RAG | Fine-tuned + RAG | n |\n|---|---|---|---|---|---|---|\n")
-			for _, p := range pairs {
-				conds := sec[p]
-				if conds == nil {
-					continue
-				}
-				n := 0
-				fmt.Fprintf(&b, "| %s | %s |", p.task, p.model)
-				for _, c := range plots.Conditions {
-					if r, ok := conds[c]; ok {
-						fmt.Fprintf(&b, " %s |", FormatCell(r))
-						n = r.N
-					} else {
-						b.WriteString(" – |")
-					}
-				}
-				fmt.Fprintf(&b, " %d |\n", n)
-			}
-			b.WriteString("\n")
-			if kind == KindAll {
-				writeChartLinks(&b, res, f, charts)
-			}
+		b.WriteString("\n")
+		if sec.Kind == KindAll {
+			writeChartLinks(&b, res, sec.Formulation, charts)
 		}
 	}
 	b.WriteString("## Baselines\n\n| Task | Questions | Chance | Always A | Always B | Always C | Always D |\n|---|---|---|---|---|---|---|\n")
@@ -408,7 +437,14 @@ func (r *runner) writeOutputs(res *Results, records []*CellRecord) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(filepath.Join(out, "results.md"), []byte(MarkdownWithCharts(res, charts)))
+	if err := writeAtomic(filepath.Join(out, "results.md"), []byte(MarkdownWithCharts(res, charts))); err != nil {
+		return err
+	}
+	page, err := IndexHTML(res, charts)
+	if err != nil {
+		return err
+	}
+	return writeAtomic(filepath.Join(out, IndexFile), page)
 }
 
 // renderCharts draws the charts of out/results.json into out/charts (only when what they show

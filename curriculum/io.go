@@ -178,24 +178,11 @@ func Write(dir string, c *Curriculum) error {
 	if err := os.WriteFile(filepath.Join(tmp, ManifestFile), append(mb, '\n'), 0o644); err != nil {
 		return err
 	}
-	// Swap: move any old folder aside first so the new one appears in a single rename.
-	var old string
-	if _, err := os.Stat(dir); err == nil {
-		old = tmp + ".old"
-		if err := os.Rename(dir, old); err != nil {
-			return fmt.Errorf("replacing %s: %w", dir, err)
-		}
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		if old != "" {
-			os.Rename(old, dir)
-		}
-		return fmt.Errorf("writing %s: %w", dir, err)
+	// Swap: the old folder moves aside so the new one appears in a single rename.
+	if err := atomicfile.ReplaceDir(tmp, dir); err != nil {
+		return err
 	}
 	ok = true
-	if old != "" {
-		os.RemoveAll(old)
-	}
 	c.Manifest = m
 	return nil
 }

@@ -57,18 +57,8 @@ func buildDir(dir string, build func(tmp string) error) error {
 	if _, err := os.Stat(dir); err == nil {
 		return nil
 	}
-	tmp, err := atomicfile.TempDir(filepath.Dir(dir), filepath.Base(dir))
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp)
-	if err := build(tmp); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		return err
-	}
-	return atomicfile.SyncDir(filepath.Dir(dir))
+	exists := func(d string) bool { _, err := os.Stat(d); return err == nil }
+	return atomicfile.CreateDir(dir, exists, build)
 }
 
 // folderHasher hashes the files of model folders that define a model (config, weights,

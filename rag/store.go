@@ -63,9 +63,6 @@ type DenseMeta struct {
 func writeDirAtomic(dir string, fill func(tmp string) error) error {
 	dir = filepath.Clean(dir)
 	parent := filepath.Dir(dir)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return fmt.Errorf("rag: %w", err)
-	}
 	tmp, err := atomicfile.TempDir(parent, filepath.Base(dir))
 	if err != nil {
 		return fmt.Errorf("rag: %w", err)
@@ -74,7 +71,6 @@ func writeDirAtomic(dir string, fill func(tmp string) error) error {
 	if err := fill(tmp); err != nil {
 		return err
 	}
-	old := ""
 	if st, err := os.Stat(dir); err == nil {
 		if !st.IsDir() {
 			return fmt.Errorf("rag: %s exists and is not a directory", dir)
@@ -84,19 +80,9 @@ func writeDirAtomic(dir string, fill func(tmp string) error) error {
 				return fmt.Errorf("rag: %s exists, is not empty and is not an index; refusing to replace it", dir)
 			}
 		}
-		old = tmp + ".old"
-		if err := os.Rename(dir, old); err != nil {
-			return fmt.Errorf("rag: %w", err)
-		}
 	}
-	if err := os.Rename(tmp, dir); err != nil {
-		if old != "" {
-			_ = os.Rename(old, dir)
-		}
+	if err := atomicfile.ReplaceDir(tmp, dir); err != nil {
 		return fmt.Errorf("rag: %w", err)
-	}
-	if old != "" {
-		_ = os.RemoveAll(old)
 	}
 	return nil
 }

@@ -96,22 +96,6 @@ func ensure(ctx context.Context, cfg *Config, name, cacheDir string, opt Options
 // build writes into a fresh sibling folder, renamed into place when it succeeds, so dir is never
 // half-written and concurrent builders keep the first complete folder.
 func BuildOnce(dir string, build func(tmp string) error) error {
-	if _, err := os.Stat(filepath.Join(dir, "config.json")); err == nil {
-		return nil
-	}
-	tmp, err := atomicfile.TempDir(filepath.Dir(dir), filepath.Base(dir))
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp)
-	if err := build(tmp); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		if _, statErr := os.Stat(filepath.Join(dir, "config.json")); statErr == nil {
-			return nil // another builder finished first
-		}
-		return err
-	}
-	return nil
+	hasModel := func(d string) bool { _, err := os.Stat(filepath.Join(d, "config.json")); return err == nil }
+	return atomicfile.CreateDir(dir, hasModel, build)
 }

@@ -122,3 +122,53 @@ func SyncDir(dir string) error {
 	}
 	return nil
 }
+
+// ReplaceDir moves the finished folder tmp (made with TempDir beside dir) to dir. An existing dir
+// is moved aside first and restored if the second rename fails, so dir's path always leads to a
+// complete folder, old or new (for an instant to none, with the old one beside it); the old one
+// is removed afterwards and the parent synced.
+func ReplaceDir(tmp, dir string) error {
+	old := ""
+	if _, err := os.Lstat(dir); err == nil {
+		old = tmp + ".old"
+		if err := os.Rename(dir, old); err != nil {
+			return fmt.Errorf("replacing %s: %w", dir, err)
+		}
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		if old != "" {
+			_ = os.Rename(old, dir)
+		}
+		return fmt.Errorf("replacing %s: %w", dir, err)
+	}
+	if old != "" {
+		if err := os.RemoveAll(old); err != nil {
+			return err
+		}
+	}
+	return SyncDir(filepath.Dir(dir))
+}
+
+// CreateDir makes dir with build unless complete(dir) says it is there already: build fills a
+// TempDir sibling, renamed into place when it succeeds, so dir is never half-made; when two
+// builders race, the first complete folder stays. The temporary folder is removed on failure.
+func CreateDir(dir string, complete func(dir string) bool, build func(tmp string) error) error {
+	if complete(dir) {
+		return nil
+	}
+	tmp, err := TempDir(filepath.Dir(dir), filepath.Base(dir))
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if err := build(tmp); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		if complete(dir) {
+			return nil // another builder finished first
+		}
+		return err
+	}
+	return SyncDir(filepath.Dir(dir))
+}

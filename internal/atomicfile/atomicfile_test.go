@@ -51,3 +51,47 @@ func TestPermissionsAndRollback(t *testing.T) {
 		t.Errorf("TempDir mode %v", st.Mode().Perm())
 	}
 }
+
+// ReplaceDir swaps a finished folder in for the old one; CreateDir builds once, keeps a complete
+// folder, and leaves nothing behind when the build fails.
+func TestReplaceAndCreateDir(t *testing.T) {
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "index")
+	for _, content := range []string{"old", "new"} {
+		tmp, err := TempDir(parent, "index")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := WriteFile(filepath.Join(tmp, "f"), []byte(content)); err != nil {
+			t.Fatal(err)
+		}
+		if err := ReplaceDir(tmp, dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if data, _ := os.ReadFile(filepath.Join(dir, "f")); string(data) != "new" {
+		t.Fatalf("after replacing: %q", data)
+	}
+	if ents, _ := os.ReadDir(parent); len(ents) != 1 {
+		t.Fatalf("left beside the folder: %v", ents)
+	}
+	complete := func(d string) bool { _, err := os.Stat(filepath.Join(d, "done")); return err == nil }
+	made := filepath.Join(parent, "made")
+	builds := 0
+	build := func(tmp string) error { builds++; return WriteFile(filepath.Join(tmp, "done"), nil) }
+	for range 2 {
+		if err := CreateDir(made, complete, build); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if builds != 1 || !complete(made) {
+		t.Fatalf("%d builds, complete %v", builds, complete(made))
+	}
+	boom := errors.New("boom")
+	if err := CreateDir(filepath.Join(parent, "failed"), complete, func(string) error { return boom }); !errors.Is(err, boom) {
+		t.Fatalf("error %v", err)
+	}
+	if ents, _ := os.ReadDir(parent); len(ents) != 2 {
+		t.Fatalf("a failed build left %v", ents)
+	}
+}

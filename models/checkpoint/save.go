@@ -140,25 +140,7 @@ func Save(dir string, config json.RawMessage, weights map[string]*tensors.Tensor
 			}
 		}
 	}
-	return replaceDir(tmp, dir)
-}
-
-// replaceDir moves the finished folder tmp to dir. An existing dir is first moved aside, so at
-// every moment either the old or the new checkpoint is complete at dir's path (or, for a
-// moment, only the old one aside; it is restored if the rename fails).
-func replaceDir(tmp, dir string) error {
-	if _, err := os.Lstat(dir); os.IsNotExist(err) {
-		return os.Rename(tmp, dir)
-	}
-	old := tmp + ".old"
-	if err := os.Rename(dir, old); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		os.Rename(old, dir)
-		return err
-	}
-	return os.RemoveAll(old)
+	return atomicfile.ReplaceDir(tmp, dir)
 }
 
 func writeJSON(path string, v any) error {

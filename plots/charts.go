@@ -33,6 +33,7 @@ const (
 	KindLoss     = "loss"
 	KindRecall   = "recall"
 	KindCurve    = "curve"
+	KindGain     = "gain-retention"
 )
 
 // conditionColour keeps a condition's colour the same on every chart.
@@ -82,6 +83,7 @@ func Build(res *Results) []*Chart {
 	out = append(out, LossCharts(res.Loss)...)
 	out = append(out, RecallCharts(res.Recall)...)
 	out = append(out, CurveCharts(res.Curves)...)
+	out = append(out, GainRetentionCharts(res.Cells, res.Retention)...)
 	// Different names can share a slug ("a b" and "a-b"): number the later ones.
 	count := map[string]int{}
 	for _, c := range out {
@@ -329,6 +331,94 @@ func CurveCharts(points []CurvePoint) []*Chart {
 		out = append(out, ch)
 	}
 	return out
+}
+
+// GainRetentionCharts makes one scatter chart per formulation: for every fine-tuning (a task and
+// a model; seeds averaged), the new-knowledge gain (fine-tuned accuracy minus base) against the
+// retention loss (held-out answer perplexity after / before, 1 = unchanged), one series per model.
+func GainRetentionCharts(cells []Cell, ret []RetentionPoint) []*Chart {
+	if len(ret) == 0 {
+		return nil
+	}
+	type tm struct{ task, model string }
+	ratio := map[tm][]float64{}
+	for _, p := range ret {
+		k := tm{p.Task, p.Model}
+		ratio[k] = append(ratio[k], p.PerplexityAfter/p.PerplexityBefore)
+	}
+	var forms []string
+	gain := map[string]map[tm]float64{}
+	for _, c := range cells {
+		if c.Condition != FineTuned {
+			continue
+		}
+		if _, ok := ratio[tm{c.Task, c.Model}]; !ok {
+			continue
+		}
+		if gain[c.Formulation] == nil {
+			gain[c.Formulation] = map[tm]float64{}
+			forms = append(forms, c.Formulation)
+		}
+		gain[c.Formulation][tm{c.Task, c.Model}] = c.DeltaVsBase
+	}
+	sort.Strings(forms)
+	var out []*Chart
+	for _, f := range forms {
+		pts := gain[f]
+		var models []string
+		for k := range pts {
+			if !contains(models, k.model) {
+				models = append(models, k.model)
+			}
+		}
+		sort.Strings(models)
+		title := "New knowledge against retention (" + f + ")"
+		ch := &Chart{Name: slug(KindGain, f), Title: title, Width: 900, Height: 480}
+		ch.build = func(init opts.Initialization) render.Renderer {
+			sc := charts.NewScatter()
+			sc.SetGlobalOptions(common(init, title, "x: held-out answer perplexity after / before fine-tuning; y: fine-tuned accuracy minus base")...)
+			sc.SetGlobalOptions(
+				charts.WithLegendOpts(opts.Legend{Show: opts.Bool(true), Top: "52"}),
+				charts.WithXAxisOpts(opts.XAxis{Type: "value", Name: "ppl ratio", Scale: opts.Bool(true)}),
+				charts.WithYAxisOpts(opts.YAxis{Type: "value", Name: "accuracy gain"}),
+				charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true), Trigger: "item"}),
+			)
+			for i, m := range models {
+				var data []opts.ScatterData
+				var tasks []string
+				for k := range pts {
+					if k.model == m {
+						tasks = append(tasks, k.task)
+					}
+				}
+				sort.Strings(tasks)
+				for _, t := range tasks {
+					rs := ratio[tm{t, m}]
+					mean := 0.0
+					for _, r := range rs {
+						mean += r
+					}
+					mean /= float64(len(rs))
+					data = append(data, opts.ScatterData{Name: t, Value: []any{round4(mean), round4(pts[tm{t, m}])}, SymbolSize: 14})
+				}
+				colour := palette[i%len(palette)]
+				sc.AddSeries(m, data, charts.WithItemStyleOpts(opts.ItemStyle{Color: colour}),
+					charts.WithLabelOpts(opts.Label{Show: opts.Bool(true), Position: "right", Formatter: "{b}"}))
+			}
+			return sc
+		}
+		out = append(out, ch)
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }
 
 // RecallCharts makes one line chart per task: recall@k against k for every retriever.

@@ -220,3 +220,36 @@ func TestCurveCharts(t *testing.T) {
 		t.Fatalf("a curves-only file: %v", err)
 	}
 }
+
+// The gain-versus-retention chart puts every fine-tuning at (perplexity after / before, gain
+// over base), one series per model; bad retention values are refused.
+func TestGainRetentionCharts(t *testing.T) {
+	res := &Results{
+		Cells: []Cell{
+			{Task: "products", Model: "g", Condition: Base, Formulation: "cloze", Acc: 0.25, Low: 0.2, High: 0.3, N: 100},
+			{Task: "products", Model: "g", Condition: FineTuned, Formulation: "cloze", Acc: 0.45, Low: 0.4, High: 0.5, N: 100, DeltaVsBase: 0.2},
+			{Task: "research", Model: "m", Condition: FineTuned, Formulation: "cloze", Acc: 0.3, Low: 0.2, High: 0.4, N: 100, DeltaVsBase: 0.05},
+		},
+		Retention: []RetentionPoint{
+			{Task: "products", Model: "g", Seed: 1, PerplexityBefore: 10, PerplexityAfter: 15, StopRateBefore: 1, StopRateAfter: 1},
+			{Task: "research", Model: "m", Seed: 1, PerplexityBefore: 20, PerplexityAfter: 20, StopRateBefore: 1, StopRateAfter: 0.5},
+		},
+	}
+	if err := res.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	ch := chartByName(t, res, "gain-retention-cloze")
+	page, err := ch.HTML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`[1.5,0.2]`, `[1,0.05]`, `"name":"g"`, `"name":"m"`} {
+		if !bytes.Contains(page, []byte(want)) {
+			t.Errorf("page lacks %s", want)
+		}
+	}
+	res.Retention[0].PerplexityAfter = 0.5
+	if err := res.Validate(); err == nil || !strings.Contains(err.Error(), "retention[0]") {
+		t.Fatalf("perplexity below 1: %v", err)
+	}
+}

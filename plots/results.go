@@ -83,6 +83,18 @@ type CurvePoint struct {
 	Value float64 `json:"value"`
 }
 
+// RetentionPoint is assistant behaviour before and after one fine-tuning (the harness's
+// retention rows): the perplexity of held-out general answers and the share of replies that end.
+type RetentionPoint struct {
+	Task             string  `json:"task"`
+	Model            string  `json:"model"`
+	Seed             int64   `json:"seed"`
+	PerplexityBefore float64 `json:"perplexity_before"`
+	PerplexityAfter  float64 `json:"perplexity_after"`
+	StopRateBefore   float64 `json:"stop_rate_before"`
+	StopRateAfter    float64 `json:"stop_rate_after"`
+}
+
 // Results is what plots reads from results.json:
 //
 //	{"cells": [Cell...], "loss": [LossPoint...], "recall": [RecallPoint...], "curves": [CurvePoint...]}
@@ -94,6 +106,8 @@ type Results struct {
 	Loss   []LossPoint   `json:"loss"`
 	Recall []RecallPoint `json:"recall"`
 	Curves []CurvePoint  `json:"curves,omitempty"`
+	// Retention, with the fine-tuned cells, gives the gain-versus-retention charts.
+	Retention []RetentionPoint `json:"retention,omitempty"`
 }
 
 // Load reads and validates dir/results.json.
@@ -125,7 +139,7 @@ func Read(r io.Reader, name string) (*Results, error) {
 		return nil, fmt.Errorf("%s: no \"cells\", \"loss\", \"recall\" or \"curves\" key: not a harness results file", name)
 	}
 	var res Results
-	for key, dst := range map[string]any{"cells": &res.Cells, "loss": &res.Loss, "recall": &res.Recall, "curves": &res.Curves} {
+	for key, dst := range map[string]any{"cells": &res.Cells, "loss": &res.Loss, "recall": &res.Recall, "curves": &res.Curves, "retention": &res.Retention} {
 		if raw, ok := top[key]; ok {
 			if err := json.Unmarshal(raw, dst); err != nil {
 				return nil, fmt.Errorf("%s: %s: %w", name, key, err)
@@ -196,6 +210,21 @@ func (r *Results) Validate() error {
 			return fmt.Errorf("recall[%d] (%s/%s): k %d < 1", i, p.Task, p.Retriever, p.K)
 		case !finite(p.Recall) || p.Recall < 0 || p.Recall > 1:
 			return fmt.Errorf("recall[%d] (%s/%s k=%d): recall %v outside [0, 1]", i, p.Task, p.Retriever, p.K, p.Recall)
+		}
+	}
+	for i, p := range r.Retention {
+		if p.Task == "" || p.Model == "" {
+			return fmt.Errorf("retention[%d]: empty task or model", i)
+		}
+		for _, v := range []float64{p.PerplexityBefore, p.PerplexityAfter} {
+			if !finite(v) || v < 1 {
+				return fmt.Errorf("retention[%d] (%s/%s): perplexity %v is not a finite number >= 1", i, p.Task, p.Model, v)
+			}
+		}
+		for _, v := range []float64{p.StopRateBefore, p.StopRateAfter} {
+			if !finite(v) || v < 0 || v > 1 {
+				return fmt.Errorf("retention[%d] (%s/%s): stop rate %v outside [0, 1]", i, p.Task, p.Model, v)
+			}
 		}
 	}
 	for i, p := range r.Curves {

@@ -211,6 +211,32 @@ func DeltaCharts(cells []Cell) []*Chart {
 	return out
 }
 
+// stepLines is an empty line chart of some value (yName) against the training step, with the
+// legend and tooltip of the loss and learning-curve charts.
+func stepLines(init opts.Initialization, title, subtitle, yName string) *charts.Line {
+	line := charts.NewLine()
+	line.SetGlobalOptions(common(init, title, subtitle)...)
+	line.SetGlobalOptions(
+		charts.WithLegendOpts(opts.Legend{Show: opts.Bool(true), Top: "52"}),
+		charts.WithXAxisOpts(opts.XAxis{Type: "value", Name: "step", Min: "dataMin", Max: "dataMax"}),
+		charts.WithYAxisOpts(opts.YAxis{Type: "value", Name: yName, Scale: opts.Bool(true)}),
+		charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true), Trigger: "axis"}),
+	)
+	return line
+}
+
+// sortedKeys lists the distinct keys of items, sorted.
+func sortedKeys[T any](items []T, key func(T) string) []string {
+	var out []string
+	for _, it := range items {
+		if k := key(it); !contains(out, k) {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // LossCharts makes one line chart per task: training loss against step for every model, and the
 // validation loss as a dashed line of the same colour where it was logged.
 func LossCharts(points []LossPoint) []*Chart {
@@ -227,26 +253,11 @@ func LossCharts(points []LossPoint) []*Chart {
 	for _, task := range tasks {
 		ps := append([]LossPoint(nil), byTask[task]...)
 		sort.SliceStable(ps, func(i, j int) bool { return ps[i].Step < ps[j].Step })
-		var models []string
-		seen := map[string]bool{}
-		for _, p := range ps {
-			if !seen[p.Model] {
-				seen[p.Model] = true
-				models = append(models, p.Model)
-			}
-		}
-		sort.Strings(models)
+		models := sortedKeys(ps, func(p LossPoint) string { return p.Model })
 		title := "Training loss: " + task
 		ch := &Chart{Name: slug(KindLoss, task), Title: title, Width: 900, Height: 480}
 		ch.build = func(init opts.Initialization) render.Renderer {
-			line := charts.NewLine()
-			line.SetGlobalOptions(common(init, title, "solid: training loss; dashed: validation loss")...)
-			line.SetGlobalOptions(
-				charts.WithLegendOpts(opts.Legend{Show: opts.Bool(true), Top: "52"}),
-				charts.WithXAxisOpts(opts.XAxis{Type: "value", Name: "step", Min: "dataMin", Max: "dataMax"}),
-				charts.WithYAxisOpts(opts.YAxis{Type: "value", Name: "loss", Scale: opts.Bool(true)}),
-				charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true), Trigger: "axis"}),
-			)
+			line := stepLines(init, title, "solid: training loss; dashed: validation loss", "loss")
 			for i, m := range models {
 				colour := palette[i%len(palette)]
 				var train, val []opts.LineData
@@ -293,26 +304,11 @@ func CurveCharts(points []CurvePoint) []*Chart {
 	for _, model := range models {
 		ps := append([]CurvePoint(nil), byModel[model]...)
 		sort.SliceStable(ps, func(i, j int) bool { return ps[i].Step < ps[j].Step })
-		var probes []string
-		seen := map[string]bool{}
-		for _, p := range ps {
-			if !seen[p.Probe] {
-				seen[p.Probe] = true
-				probes = append(probes, p.Probe)
-			}
-		}
-		sort.Strings(probes)
+		probes := sortedKeys(ps, func(p CurvePoint) string { return p.Probe })
 		title := "Learning curve: " + model
 		ch := &Chart{Name: slug(KindCurve, model), Title: title, Width: 900, Height: 480}
 		ch.build = func(init opts.Initialization) render.Renderer {
-			line := charts.NewLine()
-			line.SetGlobalOptions(common(init, title, "held-out probes scored during training")...)
-			line.SetGlobalOptions(
-				charts.WithLegendOpts(opts.Legend{Show: opts.Bool(true), Top: "52"}),
-				charts.WithXAxisOpts(opts.XAxis{Type: "value", Name: "step", Min: "dataMin", Max: "dataMax"}),
-				charts.WithYAxisOpts(opts.YAxis{Type: "value", Name: "score", Scale: opts.Bool(true)}),
-				charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true), Trigger: "axis"}),
-			)
+			line := stepLines(init, title, "held-out probes scored during training", "score")
 			for i, probe := range probes {
 				colour := palette[i%len(palette)]
 				var data []opts.LineData

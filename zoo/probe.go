@@ -35,6 +35,12 @@ type probeSet struct {
 	index     *rag.BM25
 }
 
+// probeReach and probeFar bound the far drills: lookups probeFar to probeReach tokens back.
+const (
+	probeReach = 400
+	probeFar   = 200
+)
+
 // probeK is the number of passages retrieved for a probe question: the default suite's k.
 const probeK = 2
 
@@ -80,6 +86,19 @@ func NewProber(tok tokenizer.Tokenizer, tpl prompt.Template, useBOS bool, maxLen
 	for range 32 {
 		p.drills["copy_drill"] = append(p.drills["copy_drill"], copyDrill(vocab, rng))
 		p.drills["recall_drill"] = append(p.drills["recall_drill"], recallDrill(vocab, rng))
+	}
+	// Far drills: the same lookups 200 to ~400 tokens back, where a RAG passage sits from its
+	// question (the reach short drills do not teach).
+	// Models with a shorter window than the far drills get none.
+	for maxLength >= probeReach+longDrillSlack && len(p.drills["copy_far"]) < 32 {
+		if ex := longCopyDrill(vocab, probeReach, rng); len(ex.IDs) >= probeFar {
+			p.drills["copy_far"] = append(p.drills["copy_far"], ex)
+		}
+	}
+	for maxLength >= probeReach+longDrillSlack && len(p.drills["recall_far"]) < 32 {
+		if ex := longRecallDrill(vocab, probeReach, rng); len(ex.IDs) >= probeFar {
+			p.drills["recall_far"] = append(p.drills["recall_far"], ex)
+		}
 	}
 	return p, nil
 }
@@ -148,7 +167,8 @@ func (r bm25Retriever) Retrieve(query string, k int) ([]evaluation.Passage, erro
 
 // Probe scores m: read_cloze / read_letters (held-out bases, top-2 BM25 passages in the prompt),
 // closed_cloze (the same questions without passages), book_cloze (practice facts, closed book)
-// and copy_drill / recall_drill (argmax accuracy on held-out drills). Accuracies in [0, 1].
+// and copy_drill / recall_drill / copy_far / recall_far (argmax accuracy on held-out drills, within
+// ~70 tokens and 200-400 tokens back). Accuracies in [0, 1].
 func (p *Prober) Probe(_ int, m *lm.Model) (map[string]float64, error) {
 	acc := func(qs []curriculum.Question, formulation string, retr evaluation.Retriever) (float64, int, error) {
 		run, err := evaluation.Evaluate(qs, evaluation.Options{Task: p.tasks[formulation], Encoder: p.enc, Scorer: m,

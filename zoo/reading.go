@@ -41,6 +41,11 @@ type ReadingConfig struct {
 	Questions int `yaml:"questions" json:"questions"`
 	// Drills is the number of copy and recall drills per epoch.
 	Drills int `yaml:"drills" json:"drills"`
+	// DrillReach, when set, makes half of the drills long-range: a copy drill's span repeats up
+	// to DrillReach tokens later, a recall drill holds up to DrillReach/6 pairs with filler before
+	// its queries. Without it every lookup is within ~70 tokens, and the lookup learned there
+	// does not reach a passage a few hundred tokens back (measured: docs/zoo.md, "Reach").
+	DrillReach int `yaml:"drill_reach,omitempty" json:"drill_reach,omitempty"`
 	// SeqLen is the packed row length of this phase (two code files need more than 512).
 	SeqLen int `yaml:"seq_len" json:"seq_len"`
 	// BatchSize is the rows per step of this phase (0: train.batch_size). The token count at
@@ -71,6 +76,9 @@ func (r *ReadingConfig) check() error {
 		return fmt.Errorf("reading.questions must be positive, got %d", r.Questions)
 	case r.Drills < 0:
 		return fmt.Errorf("reading.drills must not be negative, got %d", r.Drills)
+	case r.DrillReach != 0 && (r.DrillReach < minDrillReach || r.DrillReach+longDrillSlack > r.SeqLen):
+		return fmt.Errorf("reading.drill_reach must be 0 or between %d and reading.seq_len - %d (%d), got %d",
+			minDrillReach, longDrillSlack, r.SeqLen-longDrillSlack, r.DrillReach)
 	case r.SeqLen < 16:
 		return fmt.Errorf("reading.seq_len must be at least 16, got %d", r.SeqLen)
 	case !(r.LR > 0):
@@ -281,6 +289,76 @@ func recallDrill(vocab []int32, rng *rand.Rand) training.Example {
 	return training.Example{Name: "recall drill", IDs: ids, Train: train}
 }
 
+// minDrillReach is the smallest reach worth a long drill (short drills already reach ~70
+// tokens); longDrillSlack bounds a long drill's tokens beyond its reach (lead-in and span).
+const (
+	minDrillReach  = 64
+	longDrillSlack = 17 + 32
+)
+
+// longCopyDrill is copyDrill with the span repeated after a gap drawn uniformly up to reach
+// tokens: the same induction pattern at the distances a passage sits from its question.
+func longCopyDrill(vocab []int32, reach int, rng *rand.Rand) training.Example {
+	span := make([]int32, 4+rng.IntN(29))
+	for i := range span {
+		span[i] = vocab[rng.IntN(len(vocab))]
+	}
+	var ids []int32
+	var train []bool
+	for range rng.IntN(17) {
+		ids, train = append(ids, vocab[rng.IntN(len(vocab))]), append(train, false)
+	}
+	for _, id := range span {
+		ids, train = append(ids, id), append(train, false)
+	}
+	for range rng.IntN(reach - len(span) + 1) {
+		ids, train = append(ids, vocab[rng.IntN(len(vocab))]), append(train, false)
+	}
+	for i, id := range span {
+		ids, train = append(ids, id), append(train, i > 0)
+	}
+	return training.Example{Name: "long copy drill", IDs: ids, Train: train}
+}
+
+// longRecallDrill is recallDrill with up to reach/6 pairs and random filler between the pairs
+// and the queries, so that the first pair is up to reach tokens before its query.
+func longRecallDrill(vocab []int32, reach int, rng *rand.Rand) training.Example {
+	n := 3 + rng.IntN(max(1, min(reach/6, len(vocab)-1)-2))
+	perm := rng.Perm(len(vocab))
+	keys, vals := perm[:n], make([]int32, n)
+	var ids []int32
+	var train []bool
+	for i, k := range keys {
+		vals[i] = vocab[rng.IntN(len(vocab))]
+		ids, train = append(ids, vocab[k], vals[i]), append(train, false, false)
+	}
+	// Filler from the keys' complement, so that a key appears only at its pair and its query.
+	rest := perm[n:]
+	for range rng.IntN(reach - 4*n + 1) {
+		ids, train = append(ids, vocab[rest[rng.IntN(len(rest))]]), append(train, false)
+	}
+	for _, i := range rng.Perm(n) {
+		ids, train = append(ids, vocab[keys[i]], vals[i]), append(train, false, true)
+	}
+	return training.Example{Name: "long recall drill", IDs: ids, Train: train}
+}
+
+// drill is drill number d of an epoch: copy and recall alternate; with a reach, every other
+// pair of them is long-range.
+func drill(vocab []int32, reach, d int, rng *rand.Rand) training.Example {
+	long := reach > 0 && (d/2)%2 == 1
+	switch {
+	case long && d%2 == 0:
+		return longCopyDrill(vocab, reach, rng)
+	case long:
+		return longRecallDrill(vocab, reach, rng)
+	case d%2 == 0:
+		return copyDrill(vocab, rng)
+	default:
+		return recallDrill(vocab, rng)
+	}
+}
+
 // instructShare: each epoch keeps one in instructShare of v2's instruction examples (a
 // different share each epoch), so closed-book skills and practice facts are kept at a quarter
 // of v2's cost.
@@ -293,11 +371,7 @@ func readingEpoch(tok tokenizer.Tokenizer, tpl prompt.Template, useBOS bool, r *
 	vocab := drillVocab(tok)
 	var out []training.Example
 	for d := range r.Drills {
-		if d%2 == 0 {
-			out = append(out, copyDrill(vocab, rng))
-		} else {
-			out = append(out, recallDrill(vocab, rng))
-		}
+		out = append(out, drill(vocab, r.DrillReach, d, rng))
 	}
 	seqChars := r.SeqLen * 2 // a conservative bytes-per-token bound for the passages
 	for i, task := range synthetic.Tasks {

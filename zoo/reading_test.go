@@ -16,6 +16,7 @@ import (
 	"github.com/perpetual-ml/perpetual/models/prompt"
 	"github.com/perpetual-ml/perpetual/models/tokenizer"
 	"github.com/perpetual-ml/perpetual/rag"
+	"github.com/perpetual-ml/perpetual/training"
 )
 
 // testTokenizer is a small zoo tokenizer trained on a tiny world.
@@ -254,6 +255,8 @@ func TestReadingConfigErrors(t *testing.T) {
 		{func(r *ReadingConfig) { r.ProbeEvery = -1 }, "probe_every"},
 		{func(r *ReadingConfig) { r.Schedule = "cosine" }, "reading.schedule"},
 		{func(r *ReadingConfig) { r.Schedule = "wsd" }, "reading.decay_fraction"},
+		{func(r *ReadingConfig) { r.DrillReach = 10 }, "reading.drill_reach"},
+		{func(r *ReadingConfig) { r.DrillReach = 64 }, "reading.drill_reach"}, // 64 + slack > seq_len 64
 	} {
 		r := good()
 		if err := r.check(); err != nil {
@@ -318,5 +321,108 @@ func TestBuildResumesInWorkDir(t *testing.T) {
 	}
 	if a.Hash() != b.Hash() {
 		t.Fatal("interrupted and resumed build differs from the uninterrupted one")
+	}
+}
+
+// Long drills look up as the short ones do, up to their reach; a recall drill's keys appear
+// only at their pair and their query (the filler avoids them).
+func TestLongDrills(t *testing.T) {
+	vocab := make([]int32, 700)
+	for i := range vocab {
+		vocab[i] = int32(300 + i)
+	}
+	rng := rand.New(rand.NewPCG(7, 8))
+	const reach = 400
+	far := 0
+	for range 100 {
+		ex := longCopyDrill(vocab, reach, rng)
+		if len(ex.IDs) > reach+longDrillSlack {
+			t.Fatalf("long copy drill of %d tokens, reach %d", len(ex.IDs), reach)
+		}
+		n := 0
+		for _, tr := range ex.Train {
+			if tr {
+				n++
+			}
+		}
+		span := ex.IDs[len(ex.IDs)-n-1:]
+		if !slices.Contains(windowsOf(ex.IDs[:len(ex.IDs)-n-1], len(span)), string(int32sKey(span))) {
+			t.Fatalf("long copy drill: targets do not repeat an earlier span")
+		}
+		if len(ex.IDs)-2*len(span) > 200 {
+			far++
+		}
+
+		ex = longRecallDrill(vocab, reach, rng)
+		if len(ex.IDs) > reach {
+			t.Fatalf("long recall drill of %d tokens, reach %d", len(ex.IDs), reach)
+		}
+		var queries int
+		for _, tr := range ex.Train {
+			if tr {
+				queries++
+			}
+		}
+		value := map[int32]int32{}
+		for i := 0; i < 2*queries; i += 2 {
+			value[ex.IDs[i]] = ex.IDs[i+1]
+		}
+		seen := map[int32]int{}
+		for _, id := range ex.IDs {
+			seen[id]++
+		}
+		for i := len(ex.IDs) - 2*queries; i < len(ex.IDs); i += 2 {
+			k := ex.IDs[i]
+			if ex.Train[i] || !ex.Train[i+1] || value[k] != ex.IDs[i+1] {
+				t.Fatalf("long recall drill: query at %d", i)
+			}
+			if seen[k]-countValues(value, k) != 2 { // its pair and its query, besides values equal to it
+				t.Fatalf("key %d appears %d times", k, seen[k])
+			}
+		}
+	}
+	if far < 20 {
+		t.Fatalf("only %d of 100 long copy drills repeat their span over 200 tokens later", far)
+	}
+}
+
+func countValues(value map[int32]int32, id int32) int {
+	n := 0
+	for _, v := range value {
+		if v == id {
+			n++
+		}
+	}
+	return 2 * n
+}
+
+// Without drill_reach the drills are v3's first ones, draw for draw: the committed long run's
+// phase key (its data) must not change.
+func TestDrillReachZeroKeepsShortDrills(t *testing.T) {
+	vocab := make([]int32, 100)
+	for i := range vocab {
+		vocab[i] = int32(300 + i)
+	}
+	a, b := rand.New(rand.NewPCG(1, 2)), rand.New(rand.NewPCG(1, 2))
+	for d := range 40 {
+		got := drill(vocab, 0, d, a)
+		var want training.Example
+		if d%2 == 0 {
+			want = copyDrill(vocab, b)
+		} else {
+			want = recallDrill(vocab, b)
+		}
+		if !slices.Equal(got.IDs, want.IDs) || !slices.Equal(got.Train, want.Train) {
+			t.Fatalf("drill %d differs from v3's short drill", d)
+		}
+	}
+	long := 0
+	for d := range 40 {
+		if strings.HasPrefix(drill(vocab, 100, d, a).Name, "long") {
+			long++
+		}
+	}
+	if long != 20 {
+		t.Fatalf("%d of 40 drills are long with a reach, want half", long)
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/perpetual-ml/perpetual/models/lm"
 	"github.com/perpetual-ml/perpetual/plots"
 	"github.com/perpetual-ml/perpetual/training"
 	"github.com/perpetual-ml/perpetual/zoo"
@@ -85,7 +86,51 @@ func newZooCmd() *cobra.Command {
 	cmd.Flags().StringVar(&configFile, "config", "", "a zoo config YAML to use instead of the embedded zoo/config.yaml (for experiments: its models are not the harness's zoo: models)")
 	cmd.Flags().StringSliceVar(&names, "name", nil, "models to build (default all in zoo/config.yaml)")
 	cmd.Flags().StringVar(&work, "work", "", "keep each phase's checkpoints and learning curve (metrics.jsonl) in WORK/NAME/PHASE: rerunning the same command resumes an interrupted build exactly")
-	cmd.AddCommand(newZooCurveCmd())
+	cmd.AddCommand(newZooCurveCmd(), newZooReachCmd())
+	return cmd
+}
+
+// newZooReachCmd measures how far back a model's in-context lookup reaches.
+func newZooReachCmd() *cobra.Command {
+	var drills int
+	var seed uint64
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "reach MODEL_DIR",
+		Short: "Measure how far back a model's in-context lookup reaches (copy and key/value recall by distance)",
+		Long: "Scores copy drills (8 random tokens repeated after a gap of 0 to 400 tokens) and key/value\n" +
+			"recall drills (8 to 128 pairs, then 8 queries) on MODEL_DIR (config.json and safetensors: a\n" +
+			"zoo model or a --work checkpoint's model folder) and prints the argmax accuracy per distance.\n" +
+			"Lookup learned on short drills only works at short distances; RAG needs it 100-400 tokens back.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			m, err := lm.Load(args[0], lm.LoadOptions{})
+			if err != nil {
+				return err
+			}
+			pts, err := zoo.LookupReach(m, zoo.ReachGaps, zoo.ReachPairs, drills, seed)
+			if err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(pts)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "drill\tdistance\taccuracy\ttargets")
+			for _, p := range pts {
+				unit := "tokens"
+				if p.Drill == "recall" {
+					unit = "pairs"
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s\t%d %s\t%.3f\t%d\n", p.Drill, p.Distance, unit, p.Accuracy, p.Targets)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&drills, "drills", 16, "drills per distance")
+	cmd.Flags().Uint64Var(&seed, "seed", 9, "seed of the drills")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the points as JSON")
 	return cmd
 }
 

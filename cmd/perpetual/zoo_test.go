@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"github.com/perpetual-ml/perpetual/models/lm"
 	"github.com/perpetual-ml/perpetual/plots"
 	"github.com/perpetual-ml/perpetual/zoo"
+	"github.com/perpetual-ml/perpetual/zoo/zootest"
 )
 
 // zoo:NAME means the committed checkpoint for every caller: the resolver the CLI hands the
@@ -116,5 +118,29 @@ func TestZooCurveCommand(t *testing.T) {
 	_ = os.WriteFile(empty, []byte(`{"step":1,"loss":3}`+"\n"), 0o644)
 	if _, err := runCLI(t, "zoo", "curve", "--out", t.TempDir(), empty); err == nil || !strings.Contains(err.Error(), "no probe points") {
 		t.Fatalf("a source without probes: %v", err)
+	}
+}
+
+// `zoo reach` prints one accuracy per distance of a model folder, as JSON with --json, and
+// names the folder when it cannot load it.
+func TestZooReachCommand(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "m")
+	if err := zoo.RandomModel(dir, zootest.TinyGemma, 1); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := runCLI(t, "zoo", "reach", "--drills", "2", "--json", dir)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, msg)
+	}
+	var pts []zoo.ReachPoint
+	if err := json.Unmarshal([]byte(msg), &pts); err != nil {
+		t.Fatalf("%v\n%s", err, msg)
+	}
+	if len(pts) != len(zoo.ReachGaps)+len(zoo.ReachPairs) || pts[0].Drill != "copy" || pts[len(pts)-1].Distance != zoo.ReachPairs[len(zoo.ReachPairs)-1] {
+		t.Fatalf("points %+v", pts)
+	}
+	missing := filepath.Join(t.TempDir(), "none")
+	if _, err := runCLI(t, "zoo", "reach", missing); err == nil || !strings.Contains(err.Error(), missing) {
+		t.Fatalf("a missing folder: %v", err)
 	}
 }

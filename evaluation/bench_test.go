@@ -3,14 +3,16 @@ package evaluation
 import (
 	"path/filepath"
 	"testing"
+
+	"github.com/perpetual-ml/perpetual/internal/testenv"
 )
 
 // BenchmarkEvaluatorOverhead measures everything but the model on the Perpetual products test
 // (2,391 questions, letters): prompt rendering, encoding, dedup, sorting, scoring bookkeeping.
 func BenchmarkEvaluatorOverhead(b *testing.B) {
-	qs, _, err := LoadTest(filepath.Join("..", "..", "shared", "datasets", "perpetual", "products", "test.json"))
+	qs, _, err := LoadTest(testenv.File(b, "the Perpetual reference data", filepath.Join("..", "..", "shared", "datasets", "perpetual", "products", "test.json")))
 	if err != nil {
-		b.Skip(err)
+		b.Fatal(err)
 	}
 	letters, _ := DefaultTask(Letters)
 	for b.Loop() {

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/perpetual-ml/perpetual/internal/testenv"
+
 	"github.com/perpetual-ml/perpetual/curriculum"
 )
 
@@ -531,9 +533,7 @@ func (a alwaysScorer) LogLikelihood(reqs []Request, _ int) ([]Result, error) {
 
 func TestAlwaysBOnPerpetualProducts(t *testing.T) {
 	path := filepath.Join("..", "..", "shared", "datasets", "perpetual", "products", "test.json")
-	if _, err := os.Stat(path); err != nil {
-		t.Skipf("reference data not here: %v", err)
-	}
+	testenv.File(t, "the Perpetual reference data", path)
 	qs, _, err := LoadTest(path)
 	if err != nil {
 		t.Fatal(err)

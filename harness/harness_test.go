@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/perpetual-ml/perpetual/internal/testenv"
+
 	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/perpetual-ml/perpetual/evaluation"
@@ -132,7 +134,7 @@ func TestRunCachesCellByCell(t *testing.T) {
 		if err := st.NotBlank(); err != nil {
 			t.Errorf("index.html renders blank: %v", err)
 		}
-	} else if os.Getenv("CI") == "true" {
+	} else if testenv.InCI() {
 		t.Fatalf("Chromium is required under CI: %v", err)
 	}
 	// One permission policy for everything a run writes: files 0644, folders 0755.
@@ -493,9 +495,7 @@ func mustResolve(t *testing.T, dir string) string {
 var perpetualData = filepath.Join("..", "..", "shared", "datasets", "perpetual")
 
 func TestPerpetualTask(t *testing.T) {
-	if _, err := os.Stat(filepath.Join(perpetualData, "products", "test.json")); err != nil {
-		t.Skipf("Perpetual data not available: %v", err)
-	}
+	testenv.File(t, "the Perpetual reference data", filepath.Join(perpetualData, "products", "test.json"))
 	dir := t.TempDir()
 	suite := `
 name: perpetual-mini

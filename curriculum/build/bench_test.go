@@ -2,10 +2,10 @@ package build
 
 import (
 	"context"
-	"os"
 	"path/filepath"
-	"sort"
 	"testing"
+
+	"github.com/perpetual-ml/perpetual/internal/testenv"
 
 	"github.com/perpetual-ml/perpetual/curriculum/leakage"
 	"github.com/perpetual-ml/perpetual/curriculum/perpetualfmt"
@@ -28,15 +28,10 @@ func BenchmarkSyntheticDefault(b *testing.B) {
 // BenchmarkCodeCobraOffline walks github.com/spf13/cobra, chunks it, writes declaration
 // questions with go/parser and writes the curriculum.
 func BenchmarkCodeCobraOffline(b *testing.B) {
-	home, _ := os.UserHomeDir()
-	m, _ := filepath.Glob(filepath.Join(home, "go", "pkg", "mod", "github.com", "spf13", "cobra@v1.*"))
-	if len(m) == 0 {
-		b.Skip("cobra not in the module cache")
-	}
-	sort.Strings(m)
+	cobra := testenv.ModuleDir(b, "github.com/spf13/cobra")
 	for i := 0; i < b.N; i++ {
 		out := filepath.Join(b.TempDir(), "cobra")
-		if _, err := Build(context.Background(), Options{Source: "code", Teacher: "offline", Inputs: []string{m[len(m)-1]}, Out: out, Seed: 1}); err != nil {
+		if _, err := Build(context.Background(), Options{Source: "code", Teacher: "offline", Inputs: []string{cobra}, Out: out, Seed: 1}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -44,10 +39,7 @@ func BenchmarkCodeCobraOffline(b *testing.B) {
 
 // BenchmarkLeakageResearch reads the paper's research curriculum and computes its leakage report.
 func BenchmarkLeakageResearch(b *testing.B) {
-	dir := "../../../shared/datasets/perpetual/research"
-	if _, err := os.Stat(dir); err != nil {
-		b.Skip("reference data not available")
-	}
+	dir := testenv.File(b, "the Perpetual reference data", "../../../shared/datasets/perpetual/research")
 	for i := 0; i < b.N; i++ {
 		c, err := perpetualfmt.ReadDir(dir, "research")
 		if err != nil {

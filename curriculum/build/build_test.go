@@ -8,11 +8,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/perpetual-ml/perpetual/internal/testenv"
 
 	"github.com/perpetual-ml/perpetual/curriculum"
 	"github.com/perpetual-ml/perpetual/curriculum/leakage"
@@ -38,9 +39,7 @@ func TestSyntheticAndPerpetual(t *testing.T) {
 		t.Fatalf("manifest %+v", c.Manifest)
 	}
 	dir := "../../../shared/datasets/perpetual/research"
-	if _, err := os.Stat(dir); err != nil {
-		t.Skip("reference data not available")
-	}
+	testenv.File(t, "the Perpetual reference data", dir)
 	out = filepath.Join(t.TempDir(), "research")
 	if _, err := Build(context.Background(), Options{Source: "perpetual", Inputs: []string{dir}, Out: out}); err != nil {
 		t.Fatal(err)
@@ -49,16 +48,6 @@ func TestSyntheticAndPerpetual(t *testing.T) {
 	if r := leakage.Analyze(c, 0); r.All.Verbatim < 1700 {
 		t.Fatalf("leakage lost in the round trip: %+v", r.All)
 	}
-}
-
-func cobraDir(t *testing.T) string {
-	home, _ := os.UserHomeDir()
-	m, _ := filepath.Glob(filepath.Join(home, "go", "pkg", "mod", "github.com", "spf13", "cobra@v1.*"))
-	if len(m) == 0 {
-		t.Skip("cobra not in the module cache")
-	}
-	sort.Strings(m)
-	return m[len(m)-1]
 }
 
 func TestOfflineSources(t *testing.T) {
@@ -73,7 +62,7 @@ func TestOfflineSources(t *testing.T) {
 		inputs  []string
 		teacher string
 	}{
-		{"code", []string{cobraDir(t)}, "offline:declarations"},
+		{"code", []string{testenv.ModuleDir(t, "github.com/spf13/cobra")}, "offline:declarations"},
 		{"papers", []string{"../sources/papers/testdata/paper.pdf", "../sources/papers/testdata/broken.pdf"}, "offline:cloze"},
 		{"products", []string{filepath.Join(tmp, "p.jsonl")}, "offline:fields"},
 	} {
@@ -101,9 +90,9 @@ func TestOfflineSources(t *testing.T) {
 // The paper's product documents (real WDC offers: title + description, no structured fields)
 // give cloze questions.
 func TestProductsFromRealWDC(t *testing.T) {
-	data, err := os.ReadFile("../../../shared/datasets/perpetual/products/train.json")
+	data, err := os.ReadFile(testenv.File(t, "the Perpetual reference data", "../../../shared/datasets/perpetual/products/train.json"))
 	if err != nil {
-		t.Skip("reference data not available")
+		t.Fatal(err)
 	}
 	var items []struct {
 		Type     string          `json:"type"`

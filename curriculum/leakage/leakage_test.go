@@ -4,10 +4,11 @@ import (
 	"bytes"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/perpetual-ml/perpetual/internal/testenv"
 
 	"github.com/perpetual-ml/perpetual/curriculum"
 	"github.com/perpetual-ml/perpetual/curriculum/perpetualfmt"
@@ -18,9 +19,7 @@ const dataDir = "../../../shared/datasets/perpetual"
 func load(t *testing.T, task string) *curriculum.Curriculum {
 	t.Helper()
 	dir := filepath.Join(dataDir, task)
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("reference data not available: %v", err)
-	}
+	testenv.File(t, "the Perpetual reference data", dir)
 	c, err := perpetualfmt.ReadDir(dir, task)
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/perpetual-ml/perpetual/internal/testenv"
+
 	"github.com/perpetual-ml/perpetual/curriculum"
 )
 
@@ -17,9 +19,7 @@ const dataDir = "../../../shared/datasets/perpetual"
 
 func need(t *testing.T, path string) {
 	t.Helper()
-	if _, err := os.Stat(path); err != nil {
-		t.Skipf("reference data not available: %v", err)
-	}
+	testenv.File(t, "the Perpetual reference data", path)
 }
 
 func TestByteIdenticalRoundTrip(t *testing.T) {

@@ -3,9 +3,10 @@ package code
 import (
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
+
+	"github.com/perpetual-ml/perpetual/internal/testenv"
 )
 
 func TestIgnorer(t *testing.T) {
@@ -102,23 +103,8 @@ func TestWalkSkipsWhatIsNotSource(t *testing.T) {
 	}
 }
 
-// cobraDir finds github.com/spf13/cobra in the module cache (a real Go repository offline).
-func cobraDir(t *testing.T) string {
-	gopath := os.Getenv("GOPATH")
-	if gopath == "" {
-		home, _ := os.UserHomeDir()
-		gopath = filepath.Join(home, "go")
-	}
-	matches, _ := filepath.Glob(filepath.Join(gopath, "pkg", "mod", "github.com", "spf13", "cobra@v1.*"))
-	if len(matches) == 0 {
-		t.Skip("cobra not in the module cache")
-	}
-	sort.Strings(matches)
-	return matches[len(matches)-1]
-}
-
 func TestWalkRealGoModule(t *testing.T) {
-	root := cobraDir(t)
+	root := testenv.ModuleDir(t, "github.com/spf13/cobra")
 	n, listed := 0, 0
 	res, err := Walk(root, Options{OnStart: func(k int) { listed = k }, OnFile: func(string) { n++ }})
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/perpetual-ml/perpetual/internal/testenv"
+
 	"github.com/ledongthuc/pdf"
 )
 
@@ -94,7 +96,7 @@ func TestLoadMixedFolder(t *testing.T) {
 func TestRealManualPage(t *testing.T) {
 	gz, err := os.Open("/usr/share/doc/bzip2/manual.pdf.gz")
 	if err != nil {
-		t.Skip("bzip2 manual not installed")
+		testenv.Require(t, "bzip2's manual (Debian package bzip2-doc)", err)
 	}
 	defer gz.Close()
 	zr, err := gzip.NewReader(gz)

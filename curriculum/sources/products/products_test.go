@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/perpetual-ml/perpetual/internal/testenv"
 )
 
 func TestClean(t *testing.T) {
@@ -27,9 +29,9 @@ func TestClean(t *testing.T) {
 // The paper's product documents are real WDC offers: HTML fragments, entities, quoting.
 func TestLoadRealWDCDocuments(t *testing.T) {
 	path := "../../../../shared/datasets/perpetual/products/train.json"
-	data, err := os.ReadFile(path)
+	data, err := os.ReadFile(testenv.File(t, "the Perpetual reference data", path))
 	if err != nil {
-		t.Skipf("reference data not available: %v", err)
+		t.Fatal(err)
 	}
 	var items []struct {
 		Type     string          `json:"type"`

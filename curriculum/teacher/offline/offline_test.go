@@ -3,9 +3,10 @@ package offline
 import (
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
+
+	"github.com/perpetual-ml/perpetual/internal/testenv"
 
 	"github.com/perpetual-ml/perpetual/curriculum"
 	"github.com/perpetual-ml/perpetual/curriculum/perpetualfmt"
@@ -69,18 +70,8 @@ func TestProducts(t *testing.T) {
 	}
 }
 
-func cobraDir(t *testing.T) string {
-	home, _ := os.UserHomeDir()
-	m, _ := filepath.Glob(filepath.Join(home, "go", "pkg", "mod", "github.com", "spf13", "cobra@v1.*"))
-	if len(m) == 0 {
-		t.Skip("cobra not in the module cache")
-	}
-	sort.Strings(m)
-	return m[len(m)-1]
-}
-
 func TestGoCodeOnRealModule(t *testing.T) {
-	root := cobraDir(t)
+	root := testenv.ModuleDir(t, "github.com/spf13/cobra")
 	res, err := code.Walk(root, code.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -232,9 +223,9 @@ func TestClozeOnPDF(t *testing.T) {
 
 // On the paper's real research chunks, cloze distractors keep the answer's kind.
 func TestClozeOnRealPapers(t *testing.T) {
-	c, err := perpetualfmt.ReadDir("../../../../shared/datasets/perpetual/research", "research")
+	c, err := perpetualfmt.ReadDir(testenv.File(t, "the Perpetual reference data", "../../../../shared/datasets/perpetual/research"), "research")
 	if err != nil {
-		t.Skipf("reference data not available: %v", err)
+		t.Fatal(err)
 	}
 	facts := Cloze(c.Chunks[:40], ClozeOptions{Seed: 3})
 	if len(facts) < 60 {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/perpetual-ml/perpetual/curriculum"
 	"github.com/perpetual-ml/perpetual/curriculum/synthetic"
+	"github.com/perpetual-ml/perpetual/evaluation"
 	"github.com/perpetual-ml/perpetual/models/lm"
 	"github.com/perpetual-ml/perpetual/models/prompt"
 	"github.com/perpetual-ml/perpetual/models/tokenizer"
@@ -169,14 +170,36 @@ func TestBuildUnknownModel(t *testing.T) {
 // them (evaluation/tasks/perpetual_letters.yaml and perpetual_cloze.yaml), so the letter a zoo
 // model learns to answer is the continuation the evaluation scores.
 func TestInstructionDataMatchesEvaluationPrompts(t *testing.T) {
-	q := curriculum.Question{Question: "What colour is it?", Choices: []string{"red", "blue", "green", "white"}, Answer: 2}
-	if got, want := lettersText(q), "What colour is it?\nA. red\nB. blue\nC. green\nD. white\nAnswer:"; got != want {
-		t.Fatalf("letters %q, want %q", got, want)
-	}
-	if got, want := clozeText(q), "Question: What colour is it?\nAnswer:"; got != want {
-		t.Fatalf("cloze %q", got)
-	}
 	cfg := tinyConfig(t)
+	// The question texts are the evaluation tasks' own renderings (their doc_to_text), for every
+	// practice question and one with surrounding spaces.
+	tasks := map[string]*evaluation.Task{}
+	for _, f := range []string{"letters", "cloze"} {
+		task, err := evaluation.DefaultTask(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tasks[f] = task
+	}
+	prac, err := practiceCurricula(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qs := []curriculum.Question{{Question: " What colour is it? ", Choices: []string{"red", "blue", "green", "white"}, Answer: 2}}
+	for _, cur := range prac {
+		qs = append(qs, cur.Test...)
+	}
+	for _, q := range qs {
+		for f, render := range map[string]func(curriculum.Question) string{"letters": lettersText, "cloze": clozeText} {
+			want, err := tasks[f].Prompt(&q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := render(q); got != want {
+				t.Fatalf("%s: zoo renders %q, the evaluation %q", f, got, want)
+			}
+		}
+	}
 	w := synthetic.NewWorld(synthetic.WorldOptions{Seed: 1, Towns: 6, ReadingPassages: 6})
 	tok := testTokenizer(t)
 	tpl, _ := prompt.Format("gemma")

@@ -38,6 +38,7 @@
 package llama
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -151,13 +152,14 @@ var defaultMaxPositions = map[string]int{ModelTypeLlama: 2048, ModelTypeQwen2: 3
 func ParseConfig(raw json.RawMessage) (Config, error) {
 	var cfg Config
 	if err := json.Unmarshal(raw, &cfg); err != nil {
-		return cfg, fmt.Errorf("llama config.json: %w", err)
+		// A field of the wrong type still lets the others decode, model_type included.
+		return cfg, fmt.Errorf("%s config.json: %w", cmp.Or(cfg.ModelType, "llama"), err)
 	}
 	var extra struct {
 		RopeParameters *RopeScaling `json:"rope_parameters"`
 	}
 	if err := json.Unmarshal(raw, &extra); err != nil {
-		return cfg, fmt.Errorf("%s config.json: rope_parameters: %w", cfg.ModelType, err)
+		return cfg, fmt.Errorf("%s config.json: %w", cfg.ModelType, err)
 	}
 	if p := extra.RopeParameters; p != nil {
 		if cfg.RopeScaling != nil {

@@ -8,11 +8,14 @@ package llama
 // merged) takes it: once it lands, TestConformance is
 //
 //	var fs []lmtest.Fixture
-//	for _, f := range fixtures { fs = append(fs, lmtest.Fixture{Dir: f.Dir, BFloat16Tolerance: f.BFloat16Tolerance}) }
+//	for _, f := range fixtures {
+//		fs = append(fs, lmtest.Fixture{Dir: f.Dir, Tolerance: f.Tolerance, BFloat16Tolerance: f.BFloat16Tolerance})
+//	}
 //	lmtest.Conformance(t, fs...)
 //
-// and the tests of llama_test.go and lm_test.go marked "conformance" can go; the family-specific
-// ones (configs, refusals, RoPE scaling, save names, training) stay.
+// and the tests of llama_test.go and lm_test.go whose comment starts with "Conformance" can go
+// (with the stepper and batch helpers); the family-specific ones (configs, refusals, RoPE
+// scaling, discriminating fixtures, save names, training, LoRA) stay.
 
 import (
 	"os"

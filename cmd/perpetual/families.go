@@ -4,5 +4,6 @@ package main
 // makes `perpetual logits`, `doctor --model` and every command that loads a model know them.
 import (
 	_ "github.com/perpetual-ml/perpetual/models/gemma"
+	_ "github.com/perpetual-ml/perpetual/models/llama" // llama, qwen2, qwen3
 	_ "github.com/perpetual-ml/perpetual/models/mamba"
 )

@@ -75,8 +75,9 @@ func newGenerateCmd() *cobra.Command {
 		Short: "Generate text from a model: prompts from arguments, stdin or a JSONL file",
 		Long: "Continues each prompt with the model's cached decoding (greedy by default; --temperature,\n" +
 			"--top-k, --top-p and --seed sample, deterministically for a seed). --prompt-format wraps each\n" +
-			"prompt in a chat format of models/prompt (gemma, alpaca, plain) as the model was tuned.\n" +
-			"Generation stops at the tokenizer's EOS (and Gemma's <end_of_turn> under the gemma format),\n" +
+			"prompt in a format of models/prompt (" + strings.Join(prompt.Names(), ", ") + ") as the model was tuned.\n" +
+			"Generation stops at the tokenizer's EOS (and at the format's end of turn: Gemma's <end_of_turn>,\n" +
+			"Llama 3's <|eot_id|>, ChatML's <|im_end|>),\n" +
 			"at a --stop string (cut from the completion) or after --max-new-tokens.\n\n" +
 			"One prompt streams its completion to stdout. Several prompts (arguments, or --input FILE.jsonl\n" +
 			"with one {\"prompt\": ...} per line) or --out write JSONL: prompt, completion, tokens,\n" +
@@ -135,7 +136,7 @@ func newGenerateCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.model, "model", "", "model folder (config.json, safetensors, tokenizer)")
-	f.StringVar(&o.format, "prompt-format", "", "wrap prompts in a models/prompt format (gemma, alpaca, plain); default: the raw prompt")
+	f.StringVar(&o.format, "prompt-format", "", "wrap prompts in a models/prompt format ("+strings.Join(prompt.Names(), ", ")+"); default: the raw prompt")
 	f.StringVar(&o.input, "input", "", "JSONL file of prompts, one {\"prompt\": \"...\"} per line")
 	f.StringVar(&o.out, "out", "", "write the JSONL results to this file (atomically) instead of stdout")
 	f.StringVar(&o.dtype, "dtype", "float32", "compute dtype: float32, bfloat16 or float16")
@@ -239,8 +240,10 @@ func newGenerator(o *generateOptions) (*generator, error) {
 	if eos := tok.Special().EOS; eos >= 0 {
 		g.stopID = append(g.stopID, eos)
 	}
-	if id, ok := tok.TokenID("<end_of_turn>"); ok && o.format == "gemma" {
-		g.stopID = append(g.stopID, id)
+	if g.tpl != nil && g.tpl.EndOfTurn != "" {
+		if id, ok := tok.TokenID(g.tpl.EndOfTurn); ok {
+			g.stopID = append(g.stopID, id)
+		}
 	}
 	return g, nil
 }

@@ -116,3 +116,19 @@ func TestDoctorModel(t *testing.T) {
 		t.Fatalf("mismatched config: %v\n%s", err, out)
 	}
 }
+
+// The llama package's families are wired in: doctor recognises Llama, Qwen2 and Qwen3 folders
+// (the golden fixtures of models/llama) and lists them as registered.
+func TestDoctorModelLlamaFamilies(t *testing.T) {
+	for fixture, family := range map[string]string{"llama3_gqa": "llama", "qwen2_bias": "qwen2", "qwen3_qknorm": "qwen3"} {
+		out, err := runCLI(t, "doctor", "--model", filepath.Join("..", "..", "models", "llama", "testdata", fixture))
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", fixture, err, out)
+		}
+		for _, want := range []string{"family:   " + family, "llama, mamba, qwen2, qwen3", "model ok"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s: doctor output lacks %q:\n%s", fixture, want, out)
+			}
+		}
+	}
+}

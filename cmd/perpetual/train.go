@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/perpetual-ml/perpetual/models/prompt"
 	"github.com/perpetual-ml/perpetual/training"
 	"github.com/perpetual-ml/perpetual/training/finetuner"
 )
@@ -93,7 +94,7 @@ other settings or data.`,
 	f.StringVar(&model, "model", "", "base model folder (Hugging Face format)")
 	f.StringVar(&cur, "curriculum", "", "curriculum folder")
 	f.StringVar(&o.Out, "out", "", "output folder")
-	f.StringVar(&format, "prompt-format", "alpaca", "flashcard template: a models/prompt format (alpaca, gemma, plain)")
+	f.StringVar(&format, "prompt-format", "alpaca", "flashcard template: a models/prompt format ("+strings.Join(prompt.Names(), ", ")+")")
 	f.IntVar(&o.Epochs, "epochs", 3, "epochs")
 	f.Float64Var(&o.LR, "lr", 2e-4, "peak learning rate")
 	f.IntVar(&warmupArg, "warmup", 5, "warm-up steps (linear decay after); 0: none")

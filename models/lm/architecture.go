@@ -1,6 +1,6 @@
-// Package lm is the contract between model families (models/gemma, models/mamba) and everything
-// that uses a language model: loading a Hugging Face folder, scoring log-likelihoods, generating
-// and training.
+// Package lm is the contract between model families (models/gemma, models/llama, models/mamba)
+// and everything that uses a language model: loading a Hugging Face folder, scoring
+// log-likelihoods, generating and training.
 //
 // A model family implements Architecture: the parameter list that config.json implies and the
 // computation graphs, written once in GoMLX. Everything else (batching, padding, caches on the

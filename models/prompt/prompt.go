@@ -1,5 +1,5 @@
 // Package prompt renders instructions into the prompt formats models were tuned with: the Alpaca
-// template the paper used, Gemma's chat turns, and a plain format. The formats are data
+// template the paper used, the chat turns of Gemma, Llama 3 and Qwen (ChatML), and a plain format. The formats are data
 // (formats.json, embedded), rendered by one small placeholder function; a training example is
 // rendered and encoded with the index where the response starts, so training can mask the prompt.
 package prompt
@@ -30,6 +30,12 @@ type Template struct {
 	Response string `json:"response"`
 	// AddEOS asks for the tokenizer's EOS id after the response of a training example.
 	AddEOS bool `json:"add_eos"`
+	// BOS is the beginning-of-sequence piece the prompts start with ("<bos>", "<|begin_of_text|>"),
+	// if any: ChatTemplate drops it, since the evaluation's encoder adds BOS by the model's rule.
+	BOS string `json:"bos,omitempty"`
+	// EndOfTurn is the piece that closes the model's turn ("<end_of_turn>", "<|eot_id|>",
+	// "<|im_end|>"), if any: generation stops there as at EOS.
+	EndOfTurn string `json:"end_of_turn,omitempty"`
 }
 
 // Example is one instruction, its optional input (context) and the response.
@@ -47,7 +53,8 @@ var builtin = func() map[string]Template {
 	return m
 }()
 
-// Format returns the built-in format called name ("alpaca", "gemma", "plain").
+// Format returns the built-in format called name (see Names: "alpaca", "gemma", "llama3",
+// "chatml", "qwen2.5", "qwen3", "plain").
 func Format(name string) (Template, error) {
 	t, ok := builtin[name]
 	if !ok {
@@ -116,6 +123,12 @@ func (t Template) check() error {
 			}
 		}
 	}
+	if t.BOS != "" && (!strings.HasPrefix(t.Prompt, t.BOS) || !strings.HasPrefix(t.PromptWithInput, t.BOS)) {
+		return fmt.Errorf("bos %q must start prompt and prompt_with_input", t.BOS)
+	}
+	if t.EndOfTurn != "" && !strings.Contains(t.Response, t.EndOfTurn) {
+		return fmt.Errorf("end_of_turn %q must close the response", t.EndOfTurn)
+	}
 	return nil
 }
 
@@ -181,10 +194,14 @@ func (t Template) RenderPrompt(instruction, input string) string {
 }
 
 // ChatTemplate is the format's prompt as an evaluation chat template: {instruction} becomes
-// {prompt} (the whole evaluation prompt, retrieved passages included) and a leading "<bos>" is
-// dropped, since the evaluation's encoder adds BOS by the model's own rule.
+// {prompt} (the whole evaluation prompt, retrieved passages included) and the leading BOS piece
+// is dropped, since the evaluation's encoder adds BOS by the model's own rule.
 func (t Template) ChatTemplate() string {
-	return strings.Replace(strings.TrimPrefix(t.Prompt, "<bos>"), "{instruction}", "{prompt}", 1)
+	p := t.Prompt
+	if t.BOS != "" {
+		p = strings.TrimPrefix(p, t.BOS)
+	}
+	return strings.Replace(p, "{instruction}", "{prompt}", 1)
 }
 
 // RenderResponse returns the response as the format writes it after the prompt.

@@ -53,6 +53,83 @@ func TestGemmaStrings(t *testing.T) {
 	}
 }
 
+// The chat formats render a one-turn conversation [user: instruction, assistant: response]
+// exactly as the models' Hugging Face chat templates do (the templates are quoted in each case);
+// the prompt is the template's rendering with add_generation_prompt=True of the user turn alone.
+func TestChatFormatsMatchTheTemplates(t *testing.T) {
+	cases := []struct {
+		format, prompt, response, bos, eot string
+	}{
+		// Meta-Llama-3-8B-Instruct: {% set content = '<|start_header_id|>' + message['role'] +
+		// '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0
+		// %}{% set content = bos_token + content %}{% endif %}{{ content }} ... {% if
+		// add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}
+		{"llama3",
+			"<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nWhat is 2+2?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n",
+			"4.<|eot_id|>", "<|begin_of_text|>", "<|eot_id|>"},
+		// ChatML as Qwen's templates write turns: '<|im_start|>' + message.role + '\n' +
+		// message.content + '<|im_end|>' + '\n'; generation prompt '<|im_start|>assistant\n'.
+		{"chatml",
+			"<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n",
+			"4.<|im_end|>\n", "", "<|im_end|>"},
+		// Qwen2.5-Instruct: without a system message the template first writes '<|im_start|>system\nYou
+		// are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n'.
+		{"qwen2.5",
+			"<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n" +
+				"<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n",
+			"4.<|im_end|>\n", "", "<|im_end|>"},
+		// Qwen3: the generation prompt with enable_thinking=false is '<|im_start|>assistant\n' +
+		// '<think>\n\n</think>\n\n'; a final assistant answer without reasoning_content renders as
+		// '<|im_start|>assistant\n<think>\n' + '' + '\n</think>\n\n' + content + '<|im_end|>\n'.
+		{"qwen3",
+			"<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n",
+			"4.<|im_end|>\n", "", "<|im_end|>"},
+	}
+	for _, c := range cases {
+		f := mustFormat(t, c.format)
+		text, boundary := f.Render(Example{Instruction: "What is 2+2?", Response: "4."})
+		if text != c.prompt+c.response || boundary != len(c.prompt) {
+			t.Errorf("%s: Render = %q (boundary %d), want %q + %q", c.format, text, boundary, c.prompt, c.response)
+		}
+		if f.BOS != c.bos || f.EndOfTurn != c.eot || f.AddEOS {
+			t.Errorf("%s: bos %q, end_of_turn %q, add_eos %v", c.format, f.BOS, f.EndOfTurn, f.AddEOS)
+		}
+		// An input (retrieved context) goes before the instruction in the user turn, as in gemma.
+		withInput := f.RenderPrompt("Q?", "ctx")
+		if want := strings.Replace(c.prompt, "What is 2+2?", "ctx\n\nQ?", 1); withInput != want {
+			t.Errorf("%s: RenderPrompt with input = %q, want %q", c.format, withInput, want)
+		}
+		// The evaluation chat template has no BOS (the encoder adds it by the model's rule).
+		if ct := f.ChatTemplate(); ct != strings.Replace(strings.TrimPrefix(c.prompt, c.bos), "What is 2+2?", "{prompt}", 1) {
+			t.Errorf("%s: ChatTemplate = %q", c.format, ct)
+		}
+	}
+	if g := mustFormat(t, "gemma"); g.ChatTemplate() != "<start_of_turn>user\n{prompt}<end_of_turn>\n<start_of_turn>model\n" {
+		t.Errorf("gemma ChatTemplate = %q", g.ChatTemplate())
+	}
+}
+
+// Llama 3's <|begin_of_text|> becomes the BOS id, and its turn ends with <|eot_id|> (no EOS).
+func TestEncodeLlama3(t *testing.T) {
+	tok := trainedTokenizer(t, []string{"<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"})
+	if tok.Special().BOS != 0 {
+		t.Fatalf("BOS = %d, want <|begin_of_text|> (0)", tok.Special().BOS)
+	}
+	f := mustFormat(t, "llama3")
+	ex := Example{Instruction: "What is the answer?", Response: "42"}
+	enc, err := f.Encode(tok, ex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, boundary := f.Render(ex)
+	if enc.IDs[0] != 0 || tok.Decode(enc.IDs) != text || tok.Decode(enc.IDs[:enc.PromptLen]) != text[:boundary] {
+		t.Errorf("ids %q decode to %q, want BOS first and %q", tok.Pieces(enc.IDs), tok.Decode(enc.IDs), text)
+	}
+	if last := enc.IDs[len(enc.IDs)-1]; last != 4 {
+		t.Errorf("llama3 example should end with <|eot_id|>: %q", tok.Pieces(enc.IDs))
+	}
+}
+
 func TestPlaceholdersInUserTextStay(t *testing.T) {
 	f := mustFormat(t, "alpaca")
 	text, _ := f.Render(Example{Instruction: "say {response} and {input}", Response: "{instruction}"})
@@ -65,7 +142,7 @@ func TestUnknownFormatAndBadFiles(t *testing.T) {
 	if _, err := Format("nope"); err == nil || !strings.Contains(err.Error(), "alpaca") {
 		t.Errorf("err = %v, want one listing the known formats", err)
 	}
-	if !slices.Equal(Names(), []string{"alpaca", "gemma", "plain"}) {
+	if !slices.Equal(Names(), []string{"alpaca", "chatml", "gemma", "llama3", "plain", "qwen2.5", "qwen3"}) {
 		t.Errorf("Names = %v", Names())
 	}
 	dir := t.TempDir()
@@ -77,6 +154,8 @@ func TestUnknownFormatAndBadFiles(t *testing.T) {
 		"unclosed.json":   `{"x": {"prompt": "{instruction", "prompt_with_input": "{instruction}{input}", "response": "{response}"}}`,
 		"noresp.json":     `{"x": {"prompt": "{instruction}", "prompt_with_input": "{instruction}{input}", "response": "r"}}`,
 		"noinputvar.json": `{"x": {"prompt": "{instruction}", "prompt_with_input": "{instruction}", "response": "{response}"}}`,
+		"badbos.json":     `{"x": {"prompt": "<s>{instruction}", "prompt_with_input": "{instruction}{input}", "response": "{response}", "bos": "<s>"}}`,
+		"badeot.json":     `{"x": {"prompt": "{instruction}", "prompt_with_input": "{instruction}{input}", "response": "{response}", "end_of_turn": "</s>"}}`,
 	}
 	for name, content := range cases {
 		path := filepath.Join(dir, name)

@@ -1,0 +1,567 @@
+package llama
+
+import (
+	"encoding/json"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/gomlx/compute/dtypes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
+	"github.com/gomlx/gomlx/core/tensors"
+
+	"github.com/perpetual-ml/perpetual/models/internal/goldentest"
+	"github.com/perpetual-ml/perpetual/models/lm"
+)
+
+// Conformance: golden logits from the independent PyTorch reference (testdata/make_golden.py),
+// each sequence run alone. bf16 checkpoints are compared after widening the weights to float32
+// (what the CPU runtime does), so they must match as tightly as f32 ones.
+func TestGoldenLogits(t *testing.T) {
+	for _, spec := range fixtures {
+		t.Run(spec.name(), func(t *testing.T) {
+			f := loadFixture(t, spec)
+			worst := 0.0
+			for i, seq := range f.golden.Sequences {
+				var b batch
+				b.row(len(seq), seq)
+				got := f.logits(t, dtypes.Float32, b)[0]
+				rel, maxAbs := goldentest.Compare(goldentest.Flatten(got), f.golden.Logits[i])
+				if rel > f.tolerance() || math.IsNaN(rel) {
+					t.Errorf("sequence %d: relative error %.2e (max abs %.2e) > %.0e", i, rel, maxAbs, f.tolerance())
+				}
+				worst = max(worst, rel)
+			}
+			t.Logf("worst relative error %.2e", worst)
+		})
+	}
+}
+
+// Conformance: bf16 weights and bf16 activations against the reference computed in bf16 by
+// PyTorch. Rounding differs between implementations, so the tolerance is that of bf16.
+func TestGoldenLogitsBF16Compute(t *testing.T) {
+	f := fixtureNamed(t, "llama_bf16")
+	if len(f.golden.LogitsBF16) == 0 {
+		t.Fatal("golden.json has no logits_bf16")
+	}
+	for i, seq := range f.golden.Sequences {
+		var b batch
+		b.row(len(seq), seq)
+		got := f.logits(t, dtypes.BFloat16, b)[0]
+		rel, maxAbs := goldentest.Compare(goldentest.Flatten(got), f.golden.LogitsBF16[i])
+		relF32, _ := goldentest.Compare(goldentest.Flatten(got), f.golden.Logits[i])
+		t.Logf("sequence %d: vs torch bf16 %.2e (max abs %.2e), vs f32 %.2e", i, rel, maxAbs, relF32)
+		if rel > f.BFloat16Tolerance || math.IsNaN(rel) {
+			t.Errorf("sequence %d: relative error %.2e vs PyTorch bf16 > %.0e", i, rel, f.BFloat16Tolerance)
+		}
+	}
+}
+
+// Conformance: several sequences batched with padding, two documents packed in one row and extra
+// padding: every real token must get the logits it gets alone, and padding stays finite.
+func TestBatchPaddingAndPacking(t *testing.T) {
+	for _, spec := range fixtures {
+		t.Run(spec.name(), func(t *testing.T) {
+			f := loadFixture(t, spec)
+			s := f.golden.Sequences
+			var b batch
+			width := len(s[0]) + len(s[2]) + 3
+			b.row(width, s[0])       // padded
+			b.row(width, s[0], s[2]) // two documents packed, positions restart
+			b.row(width, s[2])       // short, heavily padded
+			b.row(width, s[2], s[0]) // packed in the other order
+			b.row(width)             // padding only
+			got := f.logits(t, dtypes.Float32, b)
+			check := func(row, offset, seq int) {
+				t.Helper()
+				n := len(s[seq])
+				rel, maxAbs := goldentest.Compare(goldentest.Flatten(got[row][offset:offset+n]), f.golden.Logits[seq])
+				if rel > f.tolerance() || math.IsNaN(rel) {
+					t.Errorf("row %d, sequence %d at offset %d: relative error %.2e (max abs %.2e)", row, seq, offset, rel, maxAbs)
+				}
+			}
+			check(0, 0, 0)
+			check(1, 0, 0)
+			check(1, len(s[0]), 2)
+			check(2, 0, 2)
+			check(3, 0, 2)
+			check(3, len(s[2]), 0)
+			for _, row := range got {
+				for _, v := range goldentest.Flatten(row) {
+					if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+						t.Fatal("non-finite logits (padding rows must stay finite)")
+					}
+				}
+			}
+		})
+	}
+}
+
+// stepper runs Model.Step with the KV cache kept between calls, as a generation loop does.
+type stepper struct {
+	exec   *Exec
+	params []any
+	cache  []*tensors.Tensor
+}
+
+func newStepper(t *testing.T, f *fixture, maxLen int) *stepper {
+	shapes := f.model.CacheShapes(maxLen, dtypes.Float32)
+	if len(shapes) != 2*f.model.cfg.NumHiddenLayers {
+		t.Fatalf("CacheShapes: %d entries, want %d", len(shapes), 2*f.model.cfg.NumHiddenLayers)
+	}
+	nParams, nCache := len(f.model.Specs()), len(shapes)
+	exec, err := NewExec(goldentest.Backend(t), func(inputs []*Node) []*Node {
+		p := goldentest.ParamsFrom(f.model.Specs(), inputs)
+		logits, cache := f.model.Step(p, inputs[nParams:nParams+nCache], inputs[nParams+nCache], inputs[nParams+nCache+1])
+		return append([]*Node{logits}, cache...)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &stepper{exec: exec}
+	for _, p := range f.paramTensors(t, dtypes.Float32) {
+		s.params = append(s.params, p)
+	}
+	for _, cs := range shapes {
+		size := 1
+		for _, d := range cs.Dimensions {
+			size *= d
+		}
+		s.cache = append(s.cache, tensors.FromFlatDataAndDimensions(make([]float32, size), cs.Dimensions...))
+	}
+	return s
+}
+
+func (s *stepper) step(t *testing.T, tokens []int32, start int) [][]float32 {
+	args := append([]any{}, s.params...)
+	for _, c := range s.cache {
+		args = append(args, c)
+	}
+	args = append(args, tensors.FromValue([][]int32{tokens}), tensors.FromScalar(int32(start)))
+	out, err := s.exec.Exec(args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.cache = out[1:]
+	return out[0].Value().([][][]float32)[0]
+}
+
+// Conformance: cached decoding (a prefill, a chunk, then single tokens) equals recomputing the
+// full sequence with Logits, and both equal the PyTorch reference.
+func TestStepMatchesLogits(t *testing.T) {
+	for _, spec := range fixtures {
+		t.Run(spec.name(), func(t *testing.T) {
+			f := loadFixture(t, spec)
+			seq := f.golden.Sequences[1]
+			var full batch
+			full.row(len(seq), seq)
+			want := f.logits(t, dtypes.Float32, full)[0]
+			s := newStepper(t, f, len(seq)+3) // cache longer than the sequence: unused slots must be masked
+			var got [][]float32
+			for start, chunk := 0, 3; start < len(seq); start += chunk {
+				if start >= 8 {
+					chunk = 1 // decoding one token at a time after a prefill and a chunk
+				} else if start > 0 {
+					chunk = 5
+				}
+				end := min(start+chunk, len(seq))
+				got = append(got, s.step(t, seq[start:end], start)...)
+			}
+			for i := range seq {
+				rel, maxAbs := goldentest.Compare(got[i], goldentest.Float64s(want[i]))
+				if rel > 1e-5 {
+					t.Errorf("position %d: cached vs full relative error %.2e (max abs %.2e)", i, rel, maxAbs)
+				}
+			}
+			if rel, _ := goldentest.Compare(goldentest.Flatten(got), f.golden.Logits[1]); rel > f.tolerance() {
+				t.Errorf("cached logits vs PyTorch: relative error %.2e", rel)
+			}
+			// A cache exactly as long as the sequence, filled by one prefill.
+			exact := newStepper(t, f, len(seq)).step(t, seq, 0)
+			if rel, _ := goldentest.Compare(goldentest.Flatten(exact), f.golden.Logits[1]); rel > f.tolerance() {
+				t.Errorf("single prefill into an exact-size cache vs PyTorch: relative error %.2e", rel)
+			}
+		})
+	}
+}
+
+// Conformance: training-style loss (mean next-token cross-entropy over chosen positions) and its
+// gradients w.r.t. a few parameters (biases and q/k norms included), computed with
+// graph.Gradient, against PyTorch autograd.
+func TestGoldenLossAndGradients(t *testing.T) {
+	for _, spec := range fixtures {
+		t.Run(spec.name(), func(t *testing.T) {
+			f := loadFixture(t, spec)
+			L := f.golden.Loss
+			specs := f.model.Specs()
+			index := map[string]int{}
+			for i, s := range specs {
+				index[s.Name] = i
+			}
+			var gradNames []string
+			for n := range L.Grads {
+				if _, ok := index[n]; !ok {
+					t.Fatalf("golden gradient of %s, not a parameter", n)
+				}
+				gradNames = append(gradNames, n)
+			}
+			nParams := len(specs)
+			exec, err := NewExec(goldentest.Backend(t), func(inputs []*Node) []*Node {
+				p := goldentest.ParamsFrom(specs, inputs)
+				tokens, targets, weights := inputs[nParams], inputs[nParams+1], inputs[nParams+2]
+				positions := Iota(tokens.Graph(), tokens.Shape(), 1)
+				logits := f.model.Logits(p, tokens, positions, OnesLike(tokens))
+				logp := LogSoftmax(logits, -1)
+				picked := ReduceSum(Mul(logp, OneHot(targets, f.model.VocabSize(), dtypes.Float32)), -1) // [1, T]
+				loss := Div(Neg(ReduceAllSum(Mul(picked, weights))), ReduceAllSum(weights))
+				var wrt []*Node
+				for _, n := range gradNames {
+					wrt = append(wrt, inputs[index[n]])
+				}
+				return append([]*Node{loss}, Gradient(loss, wrt...)...)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var args []any
+			for _, p := range f.paramTensors(t, dtypes.Float32) {
+				args = append(args, p)
+			}
+			args = append(args, tensors.FromValue([][]int32{L.Tokens}), tensors.FromValue([][]int32{L.Targets}),
+				tensors.FromValue([][]float32{L.Weights}))
+			out, err := exec.Exec(args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			loss := float64(out[0].Value().(float32))
+			if math.Abs(loss-L.Value) > f.tolerance()/10*math.Abs(L.Value) {
+				t.Errorf("loss %.7f, PyTorch %.7f", loss, L.Value)
+			}
+			worst := 0.0
+			for i, n := range gradNames {
+				got := tensors.MustCopyFlatData[float32](out[1+i])
+				rel, maxAbs := goldentest.Compare(got, L.Grads[n])
+				if rel > f.tolerance() || math.IsNaN(rel) {
+					t.Errorf("gradient of %s: relative error %.2e (max abs %.2e)", n, rel, maxAbs)
+				}
+				worst = max(worst, rel)
+			}
+			t.Logf("loss %.7f (PyTorch %.7f); worst gradient relative error %.2e over %d tensors", loss, L.Value, worst, len(gradNames))
+		})
+	}
+}
+
+// Specs name exactly the checkpoint's tensors (plus the tied-head alias), with the Hugging Face
+// names the reference wrote: what a saved model must contain for Transformers to load it.
+func TestSpecsMatchCheckpoints(t *testing.T) {
+	for _, spec := range fixtures {
+		f := loadFixture(t, spec)
+		want := map[string]bool{}
+		for _, s := range f.model.Specs() {
+			want[s.Name] = true
+			if _, ok := f.weights[s.Name]; !ok {
+				t.Errorf("%s: spec %s not in the checkpoint", spec.name(), s.Name)
+			}
+		}
+		for n := range f.weights {
+			if !want[n] && !(n == headName && f.model.cfg.TieWordEmbeddings) {
+				t.Errorf("%s: checkpoint tensor %s is not in Specs", spec.name(), n)
+			}
+		}
+	}
+}
+
+// The fixtures discriminate: the same weights run with plain RoPE instead of the configured
+// scaling, or without Qwen3's q/k norms' effect (norm weights replaced by ones), miss the
+// reference by far more than the tolerance, so the golden tests above check those features.
+func TestFixturesDiscriminate(t *testing.T) {
+	for _, name := range []string{"llama3_gqa", "llama_bf16"} {
+		f := fixtureNamed(t, name)
+		cfg := f.model.cfg
+		cfg.RopeScaling = nil
+		plain, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seq := f.golden.Sequences[1]
+		got := goldentest.Logits(t, plain, f.paramTensors(t, dtypes.Float32), [][]int32{seq}, [][]int32{positionsOf(len(seq))}, [][]int32{onesOf(len(seq))})
+		rel, _ := goldentest.Compare(goldentest.Flatten(got[0]), f.golden.Logits[1])
+		t.Logf("%s without rope_scaling: relative error %.2e", name, rel)
+		if rel < 100*f.tolerance() {
+			t.Errorf("%s: plain RoPE is within %.2e of the reference: the fixture does not test rope_scaling", name, rel)
+		}
+	}
+	f := fixtureNamed(t, "qwen3_qknorm")
+	params := f.paramTensors(t, dtypes.Float32)
+	for i, s := range f.model.Specs() {
+		if strings.HasSuffix(s.Name, "q_norm.weight") || strings.HasSuffix(s.Name, "k_norm.weight") {
+			ones := make([]float32, s.Shape[0])
+			for j := range ones {
+				ones[j] = 1
+			}
+			params[i] = tensors.FromFlatDataAndDimensions(ones, s.Shape...)
+		}
+	}
+	seq := f.golden.Sequences[1]
+	got := goldentest.Logits(t, f.model, params, [][]int32{seq}, [][]int32{positionsOf(len(seq))}, [][]int32{onesOf(len(seq))})
+	if rel, _ := goldentest.Compare(goldentest.Flatten(got[0]), f.golden.Logits[1]); rel < 100*f.tolerance() {
+		t.Errorf("qwen3 with unit q/k norm weights is within %.2e of the reference", rel)
+	}
+}
+
+func positionsOf(n int) []int32 {
+	p := make([]int32, n)
+	for i := range p {
+		p[i] = int32(i)
+	}
+	return p
+}
+
+func onesOf(n int) []int32 {
+	p := make([]int32, n)
+	for i := range p {
+		p[i] = 1
+	}
+	return p
+}
+
+// Real configs (as published on the Hugging Face hub) parse, and their parameter counts are the
+// published ones.
+var realConfigs = map[string]struct {
+	config string
+	params int
+}{
+	// meta-llama/Llama-3.2-1B: 1,235,814,400 parameters, tied head, llama3 rope scaling.
+	"Llama-3.2-1B": {`{"architectures":["LlamaForCausalLM"],"attention_bias":false,"attention_dropout":0.0,
+"bos_token_id":128000,"eos_token_id":128001,"head_dim":64,"hidden_act":"silu","hidden_size":2048,
+"initializer_range":0.02,"intermediate_size":8192,"max_position_embeddings":131072,"mlp_bias":false,
+"model_type":"llama","num_attention_heads":32,"num_hidden_layers":16,"num_key_value_heads":8,
+"pretraining_tp":1,"rms_norm_eps":1e-05,"rope_scaling":{"factor":32.0,"high_freq_factor":4.0,
+"low_freq_factor":1.0,"original_max_position_embeddings":8192,"rope_type":"llama3"},
+"rope_theta":500000.0,"tie_word_embeddings":true,"torch_dtype":"bfloat16","use_cache":true,"vocab_size":128256}`, 1235814400},
+	// Qwen/Qwen2.5-0.5B: 494,032,768 parameters, q/k/v biases, tied head.
+	"Qwen2.5-0.5B": {`{"architectures":["Qwen2ForCausalLM"],"attention_dropout":0.0,"bos_token_id":151643,
+"eos_token_id":151643,"hidden_act":"silu","hidden_size":896,"initializer_range":0.02,"intermediate_size":4864,
+"max_position_embeddings":32768,"max_window_layers":24,"model_type":"qwen2","num_attention_heads":14,
+"num_hidden_layers":24,"num_key_value_heads":2,"rms_norm_eps":1e-06,"rope_theta":1000000.0,
+"sliding_window":32768,"tie_word_embeddings":true,"torch_dtype":"bfloat16","use_cache":true,
+"use_sliding_window":false,"vocab_size":151936}`, 494032768},
+	// Qwen/Qwen3-0.6B: 596,049,920 parameters, q/k norms, head_dim 128 != 1024/16, tied head.
+	"Qwen3-0.6B": {`{"architectures":["Qwen3ForCausalLM"],"attention_bias":false,"attention_dropout":0.0,
+"bos_token_id":151643,"eos_token_id":151645,"head_dim":128,"hidden_act":"silu","hidden_size":1024,
+"initializer_range":0.02,"intermediate_size":3072,"max_position_embeddings":40960,"max_window_layers":28,
+"model_type":"qwen3","num_attention_heads":16,"num_hidden_layers":28,"num_key_value_heads":8,
+"rms_norm_eps":1e-06,"rope_scaling":null,"rope_theta":1000000,"sliding_window":null,
+"tie_word_embeddings":true,"torch_dtype":"bfloat16","use_cache":true,"use_sliding_window":false,
+"vocab_size":151936}`, 596049920},
+}
+
+func TestRealConfigs(t *testing.T) {
+	for name, rc := range realConfigs {
+		arch, err := lm.NewArchitecture(json.RawMessage(rc.config))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		m := arch.(*Model)
+		if n := m.NumParams(); n != rc.params {
+			t.Errorf("%s: NumParams = %d, want %d", name, n, rc.params)
+		}
+		cs := m.CacheShapes(1024, dtypes.BFloat16)
+		c := m.Config()
+		if len(cs) != 2*c.NumHiddenLayers || cs[0].Dimensions[1] != c.NumKeyValueHeads || cs[0].Dimensions[3] != c.HeadDim {
+			t.Errorf("%s: CacheShapes %+v", name, cs[0])
+		}
+		for _, s := range m.Specs() {
+			if s.Name == headName {
+				t.Errorf("%s: tied model has an lm_head.weight spec", name)
+			}
+		}
+	}
+}
+
+// Llama 3.1's RoPE frequencies (rope_theta 500000, head_dim 128, llama3 scaling with factor 8,
+// low_freq_factor 1, high_freq_factor 4, original_max_position_embeddings 8192), against
+// Transformers' _compute_llama3_parameters run in PyTorch (float32): kept below wave length
+// 2048, divided by 8 above 8192, blended in between (indices 29-34).
+func TestLlama3InvFreq(t *testing.T) {
+	cfg := Config{ModelType: ModelTypeLlama, HeadDim: 128, RopeTheta: 500000, RopeScaling: &RopeScaling{
+		RopeType: "llama3", Factor: 8, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPositionEmbeddings: 8192}}
+	inv, err := cfg.invFreq()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[int]float64{
+		0: 1.0, 20: 0.016560440883040428, 28: 0.0032114461064338684, 29: 0.0021665706299245358,
+		31: 0.0008567514596506953, 34: 0.0001785077911335975, 35: 9.556212171446532e-05,
+		40: 3.428102354519069e-05, 63: 3.068925877869333e-07,
+	}
+	for i, w := range want {
+		if math.Abs(inv[i]-w) > 1e-6*w { // PyTorch computes in float32
+			t.Errorf("inv_freq[%d] = %.10g, Transformers %.10g", i, inv[i], w)
+		}
+	}
+	cfg.RopeScaling = &RopeScaling{Type: "linear", Factor: 4}
+	lin, _ := cfg.invFreq()
+	if math.Abs(lin[1]-math.Pow(500000, -2.0/128)/4) > 1e-15 {
+		t.Errorf("linear inv_freq[1] = %g", lin[1])
+	}
+}
+
+const validLlama = `{"model_type":"llama","vocab_size":1000,"hidden_size":64,"intermediate_size":128,
+"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"rms_norm_eps":1e-5,
+"rope_theta":500000.0,"max_position_embeddings":4096,"hidden_act":"silu",
+"rope_scaling":{"rope_type":"llama3","factor":8.0,"low_freq_factor":1.0,"high_freq_factor":4.0,"original_max_position_embeddings":1024}}`
+
+// edited returns base with the JSON fields of edit replaced (null deletes nothing: it sets null).
+func edited(t *testing.T, base, edit string) []byte {
+	t.Helper()
+	var cfg map[string]any
+	if err := json.Unmarshal([]byte(base), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	var e map[string]any
+	if err := json.Unmarshal([]byte("{"+edit+"}"), &e); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range e {
+		cfg[k] = v
+	}
+	raw, _ := json.Marshal(cfg)
+	return raw
+}
+
+// What is not implemented is refused, with an error naming the config.json field.
+func TestConfigErrorsNameTheField(t *testing.T) {
+	cases := []struct{ base, edit, field string }{
+		{validLlama, `"vocab_size":0`, "vocab_size"},
+		{validLlama, `"hidden_size":-1`, "hidden_size"},
+		{validLlama, `"intermediate_size":0`, "intermediate_size"},
+		{validLlama, `"num_hidden_layers":0`, "num_hidden_layers"},
+		{validLlama, `"num_key_value_heads":3`, "num_key_value_heads"},
+		{validLlama, `"head_dim":7`, "head_dim"},
+		{validLlama, `"hidden_size":66,"head_dim":null`, "head_dim"}, // 66/4 is no integer
+		{validLlama, `"rms_norm_eps":-1`, "rms_norm_eps"},
+		{validLlama, `"rope_theta":0.5`, "rope_theta"},
+		{validLlama, `"hidden_act":"gelu"`, "hidden_act"},
+		{validLlama, `"vocab_size":"many"`, "vocab_size"},
+		{validLlama, `"num_hidden_layers":1000000000000`, "num_hidden_layers"},
+		{validLlama, `"head_dim":4611686018427387904`, "num_hidden_layers"}, // (heads+kv)*head_dim overflows int64
+		{validLlama, `"partial_rotary_factor":0.5`, "partial_rotary_factor"},
+		{validLlama, `"rope_scaling":{"rope_type":"dynamic","factor":2.0}`, "rope_scaling.rope_type"},
+		{validLlama, `"rope_scaling":{"rope_type":"yarn","factor":4.0,"original_max_position_embeddings":32768}`, "rope_scaling.rope_type"},
+		{validLlama, `"rope_scaling":{"type":"longrope","factor":4.0}`, "rope_scaling.rope_type"},
+		{validLlama, `"rope_scaling":{"rope_type":"linear","factor":0.5}`, "rope_scaling.factor"},
+		{validLlama, `"rope_scaling":{"rope_type":"llama3","factor":8.0,"low_freq_factor":4.0,"high_freq_factor":1.0,"original_max_position_embeddings":8192}`, "rope_scaling.low_freq_factor"},
+		{validLlama, `"rope_scaling":{"rope_type":"llama3","factor":8.0,"low_freq_factor":1.0,"high_freq_factor":4.0}`, "rope_scaling.original_max_position_embeddings"},
+		{validLlama, `"rope_scaling":{"rope_type":"llama3","low_freq_factor":1.0,"high_freq_factor":4.0,"original_max_position_embeddings":8192}`, "rope_scaling.factor"},
+		{validLlama, `"rope_scaling":"linear"`, "rope_scaling"},
+		{validLlama, `"rope_parameters":{"rope_type":"default","rope_theta":10000.0}`, "rope_parameters"}, // both set
+		{validLlama, `"model_type":"qwen2","use_sliding_window":true`, "use_sliding_window"},
+		{validLlama, `"model_type":"qwen3","use_sliding_window":true`, "use_sliding_window"},
+		{validLlama, `"model_type":"qwen3","layer_types":["full_attention","sliding_attention"]`, "layer_types"},
+		{validLlama, `"model_type":"qwen2","mlp_bias":true`, "mlp_bias"},
+		{validLlama, `"model_type":"qwen2","num_key_value_heads":null`, "num_key_value_heads"}, // Qwen's default (32) is not heads
+	}
+	for _, c := range cases {
+		_, err := lm.NewArchitecture(edited(t, c.base, c.edit))
+		if err == nil || !strings.Contains(err.Error(), c.field) {
+			t.Errorf("%s: error %v does not name %s", c.edit, err, c.field)
+		}
+	}
+	// Missing optional fields take the Transformers config classes' defaults.
+	cfg, err := ParseConfig(json.RawMessage(`{"model_type":"llama","vocab_size":10,"hidden_size":8,"intermediate_size":4,
+		"num_hidden_layers":1,"num_attention_heads":2}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.NumKeyValueHeads != 2 || cfg.HeadDim != 4 || cfg.RMSNormEps != 1e-6 || cfg.RopeTheta != 10000 ||
+		cfg.MaxPositionEmbeddings != 2048 || cfg.TieWordEmbeddings || cfg.HiddenAct != "silu" {
+		t.Errorf("defaults not applied: %+v", cfg)
+	}
+	// Newer Transformers write rope_theta and the scaling keys as rope_parameters.
+	cfg, err = ParseConfig(edited(t, validLlama, `"rope_scaling":null,"rope_theta":null,
+		"rope_parameters":{"rope_type":"linear","factor":2.0,"rope_theta":1000.0}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.RopeTheta != 1000 || cfg.RopeScaling.kind() != "linear" || cfg.RopeScaling.Factor != 2 {
+		t.Errorf("rope_parameters not read: theta %g, scaling %+v", cfg.RopeTheta, cfg.RopeScaling)
+	}
+	// Accepted spellings: the old "type" key, "default", an explicit false sliding window.
+	for _, edit := range []string{`"rope_scaling":{"type":"linear","factor":2.0}`, `"rope_scaling":{"rope_type":"default"}`,
+		`"model_type":"qwen2","use_sliding_window":false,"sliding_window":4096`,
+		`"model_type":"qwen3","layer_types":["full_attention","full_attention"]`, `"hidden_act":"swish"`} {
+		if _, err := lm.NewArchitecture(edited(t, validLlama, edit)); err != nil {
+			t.Errorf("%s: %v", edit, err)
+		}
+	}
+}
+
+// Which tensors each model type has: biases, q/k norms and the head follow the config as the
+// Transformers classes read it.
+func TestSpecsPerModelType(t *testing.T) {
+	has := func(m *Model, name string) bool {
+		for _, s := range m.Specs() {
+			if s.Name == name {
+				return true
+			}
+		}
+		return false
+	}
+	cases := []struct {
+		edit                                 string
+		qBias, oBias, mlpBias, qNorm, lmHead bool
+	}{
+		{``, false, false, false, false, true},
+		{`"attention_bias":true,"mlp_bias":true,"tie_word_embeddings":true`, true, true, true, false, false},
+		{`"model_type":"qwen2"`, true, false, false, false, true},
+		{`"model_type":"qwen2","attention_bias":true`, true, false, false, false, true}, // Qwen2 ignores it
+		{`"model_type":"qwen3"`, false, false, false, true, true},
+		{`"model_type":"qwen3","attention_bias":true,"tie_word_embeddings":true`, true, true, false, true, false},
+	}
+	for _, c := range cases {
+		arch, err := lm.NewArchitecture(edited(t, validLlama, c.edit))
+		if err != nil {
+			t.Fatalf("%s: %v", c.edit, err)
+		}
+		m := arch.(*Model)
+		got := []bool{has(m, "model.layers.1.self_attn.q_proj.bias"), has(m, "model.layers.1.self_attn.o_proj.bias"),
+			has(m, "model.layers.1.mlp.up_proj.bias"), has(m, "model.layers.1.self_attn.q_norm.weight"), has(m, headName)}
+		want := []bool{c.qBias, c.oBias, c.mlpBias, c.qNorm, c.lmHead}
+		for i := range got {
+			if got[i] != want[i] {
+				t.Errorf("%q: (q bias, o bias, mlp bias, q norm, lm_head) = %v, want %v", c.edit, got, want)
+				break
+			}
+		}
+		if m.Family() != m.Config().ModelType {
+			t.Errorf("Family %q for model_type %q", m.Family(), m.Config().ModelType)
+		}
+	}
+}
+
+// Arbitrary config.json bytes never panic; an accepted config yields a usable architecture.
+func FuzzParseConfig(f *testing.F) {
+	f.Add([]byte(validLlama))
+	for _, rc := range realConfigs {
+		f.Add([]byte(rc.config))
+	}
+	f.Add([]byte(`{"model_type":"qwen3","vocab_size":10,"hidden_size":8,"intermediate_size":4,"num_hidden_layers":1,"num_attention_heads":2,"num_key_value_heads":1}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		cfg, err := ParseConfig(raw)
+		if err != nil {
+			if !strings.Contains(err.Error(), "config.json") {
+				t.Fatalf("error does not name config.json: %v", err)
+			}
+			return
+		}
+		m, err := New(cfg)
+		if err != nil {
+			t.Fatalf("ParseConfig accepted a config New rejects: %v", err)
+		}
+		if len(m.Specs()) < 2+9*cfg.NumHiddenLayers || m.NumParams() <= 0 || len(m.invFreq) != cfg.HeadDim/2 {
+			t.Fatalf("specs %d, params %d", len(m.Specs()), m.NumParams())
+		}
+	})
+}

@@ -46,6 +46,9 @@ type Options struct {
 	Seed int64
 	// Phases are PhaseScoring and/or PhaseTraining (empty: both).
 	Phases []string
+	// MemoryLimit in bytes bounds the trainer's memory estimate of the training phase, which is
+	// refused above it before any copy of the weights is made (0: MemAvailable, as the trainer).
+	MemoryLimit int64
 	// Progress, when set, receives a line as each part starts.
 	Progress io.Writer
 }
@@ -62,6 +65,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("bench: --warmup %d: need at least 1 untimed run (the first run compiles the graphs)", o.Warmup)
 	case o.Repeats < 1:
 		return fmt.Errorf("bench: --repeats %d: need at least 1 timed run", o.Repeats)
+	case o.MemoryLimit < 0:
+		return fmt.Errorf("bench: --memory-limit: %d bytes must not be negative (0: MemAvailable)", o.MemoryLimit)
 	case o.Matmul < 0:
 		return fmt.Errorf("bench: --matmul %d: the side of the probe's square matrices must be positive (0 skips the probe)", o.Matmul)
 	}
@@ -172,6 +177,11 @@ func Run(model *lm.Model, source string, o Options) (*Report, error) {
 	if err := o.ValidateFor(arch); err != nil {
 		return nil, err
 	}
+	if o.wants(PhaseTraining) {
+		if err := checkTrainingMemory(model, o); err != nil {
+			return nil, err
+		}
+	}
 	r := &Report{
 		Date:    time.Now().UTC().Format(time.RFC3339),
 		Machine: machineInfo(model.Backend()),
@@ -267,6 +277,26 @@ func Run(model *lm.Model, source string, o Options) (*Report, error) {
 		}
 	}
 	return r, nil
+}
+
+// checkTrainingMemory refuses a training phase whose memory estimate (the trainer's pre-flight
+// check: weights, 5 float32 copies of every trained tensor, logits and activations) exceeds
+// o.MemoryLimit or MemAvailable, before the float32 master copies are made. The estimate is
+// rough (Mamba's scan buffers are not in it, docs/training.md), so it only stops the hopeless.
+func checkTrainingMemory(model *lm.Model, o Options) error {
+	limit := o.MemoryLimit
+	if limit == 0 {
+		limit = training.AvailableMemory()
+	}
+	if limit <= 0 {
+		return nil
+	}
+	e := training.EstimateMemory(training.FullSetup(model.Arch(), model.DType()), model, o.Batch, o.Length)
+	if e.Total > limit {
+		return fmt.Errorf("bench: the training step needs about %s (weights %s + trained copies, gradients and moments %s + activations %s for %d x %d tokens) but the limit is %s; lower --batch or --length, time --phases scoring only, or raise --memory-limit",
+			gib(e.Total), gib(e.Weights), gib(e.Trainables), gib(e.Activations), o.Batch, o.Length, gib(limit))
+	}
+	return nil
 }
 
 // timePhase runs fn o.Warmup times, then o.Repeats times under the clock, and records the

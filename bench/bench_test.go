@@ -183,6 +183,23 @@ func TestRunTrainingOnlyMamba(t *testing.T) {
 	}
 }
 
+// A training phase whose estimate exceeds the memory limit is refused before the weights are
+// copied, with the numbers and what to change.
+func TestTrainingMemoryLimit(t *testing.T) {
+	m, err := RandomModel(json.RawMessage(tinyGemma), 1, lm.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Run(m, "tiny.json", Options{Batch: 2, Length: 32, Warmup: 1, Repeats: 1, MemoryLimit: 1 << 20, Phases: []string{PhaseTraining}})
+	if err == nil || !strings.Contains(err.Error(), "training step needs about") || !strings.Contains(err.Error(), "--phases scoring") {
+		t.Errorf("error %v", err)
+	}
+	o := Options{Batch: 2, Length: 32, Warmup: 1, Repeats: 1, MemoryLimit: -1}
+	if err := o.Validate(); err == nil || !strings.Contains(err.Error(), "--memory-limit") {
+		t.Errorf("negative limit: %v", err)
+	}
+}
+
 func TestRandomModelIsSeeded(t *testing.T) {
 	a, err := RandomModel(json.RawMessage(tinyMamba), 1, lm.LoadOptions{})
 	if err != nil {

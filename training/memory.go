@@ -56,8 +56,9 @@ func EstimateMemory(s *Setup, model *lm.Model, batch, T int) MemoryEstimate {
 	return e
 }
 
-// availableMemory reads MemAvailable from /proc/meminfo (0 if unknown).
-func availableMemory() int64 {
+// AvailableMemory reads MemAvailable from /proc/meminfo in bytes (0 if unknown): the limit
+// training and `perpetual bench` check their memory estimate against by default.
+func AvailableMemory() int64 {
 	f, err := os.Open("/proc/meminfo")
 	if err != nil {
 		return 0
@@ -77,7 +78,7 @@ func availableMemory() int64 {
 func checkMemory(s *Setup, model *lm.Model, o Options, T int) error {
 	limit := o.MemoryLimit
 	if limit == 0 {
-		limit = availableMemory()
+		limit = AvailableMemory()
 	}
 	if limit <= 0 {
 		return nil

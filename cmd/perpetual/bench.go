@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"strings"
 
@@ -20,6 +21,7 @@ func newBenchCmd() *cobra.Command {
 		modelDir, config string
 		dtype, phases    string
 		asJSON           bool
+		memLimitGiB      float64
 	)
 	cmd := &cobra.Command{
 		Use:   "bench (--model DIR | --config config.json) [--batch 8 --length 256 --repeats 5]",
@@ -40,6 +42,10 @@ per phase) and the Go heap. Run it on a quiet machine: other jobs change every n
 			if (modelDir == "") == (config == "") {
 				return fmt.Errorf("give exactly one of --model DIR (a model folder) or --config FILE (a config.json, random weights)")
 			}
+			if memLimitGiB < 0 || math.IsNaN(memLimitGiB) || math.IsInf(memLimitGiB, 0) {
+				return fmt.Errorf("--memory-limit %v: want GiB >= 0 (0: MemAvailable)", memLimitGiB)
+			}
+			o.MemoryLimit = int64(memLimitGiB * (1 << 30))
 			if phases != "" {
 				o.Phases = strings.Split(phases, ",")
 			}
@@ -79,6 +85,7 @@ per phase) and the Go heap. Run it on a quiet machine: other jobs change every n
 	f.IntVar(&o.Matmul, "matmul", 1024, "side of the float32 matmul that measures the machine's peak (0 skips it)")
 	f.Int64Var(&o.Seed, "seed", 1, "seed of the tokens, the packing and --config's random weights")
 	f.StringVar(&phases, "phases", bench.PhaseScoring+","+bench.PhaseTraining, "phases to time, comma-separated: scoring, training")
+	f.Float64Var(&memLimitGiB, "memory-limit", 0, "GiB the training phase's memory estimate may reach (0: MemAvailable)")
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	return cmd
 }

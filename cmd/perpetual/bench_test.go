@@ -33,6 +33,7 @@ func TestBenchRefusesBadFlags(t *testing.T) {
 		{[]string{"--model", missing, "--matmul", "-5"}, "--matmul -5"},
 		{[]string{"--model", missing, "--phases", "scoring,decode"}, `unknown phase "decode"`},
 		{[]string{"--model", missing, "--dtype", "int8"}, "--dtype"},
+		{[]string{"--model", missing, "--memory-limit", "-1"}, "--memory-limit"},
 		{[]string{"--config", cfg, "--length", "65"}, "maximum length 64"},
 		{[]string{"--config", filepath.Join(t.TempDir(), "absent.json")}, "--config"},
 	} {

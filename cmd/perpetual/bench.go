@@ -36,7 +36,7 @@ training: 3 x forward), the float32 matmul rate measured in the same process (--
 N x N x N DotGeneral on the same backend) and the share of it achieved, peak RSS (VmHWM, reset
 per phase) and the Go heap. Run it on a quiet machine: other jobs change every number.`,
 		Example: `  perpetual bench --config models/gemma/testdata/bench_config.json --batch 8 --length 256 --repeats 5
-  perpetual bench --model zoo/checkpoints/gemma-reader --phases scoring --json`,
+  perpetual bench --model zoo/checkpoints/gemma-tiny --phases scoring --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if (modelDir == "") == (config == "") {

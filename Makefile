@@ -10,7 +10,7 @@ BIN     := bin/perpetual
 PKGS    := ./...
 FUZZTIME ?= 10s
 
-.PHONY: all build deps test test-short fuzz bench vet fmt results zoo clean
+.PHONY: all build deps test test-short fuzz bench bench-peer vet fmt results zoo clean
 
 all: build
 
@@ -44,6 +44,15 @@ fuzz:
 
 bench: build
 	$(GO) test -run='^$$' -bench=. -benchtime=3x -timeout 60m $(PKGS) | tee docs/bench-latest.txt
+
+# Go backend vs PyTorch on the Go benchmarks' configs (scripts/bench_peer.sh): `perpetual bench`
+# and scripts/bench_peer.py back to back per shape, THREADS threads each, a ratio table appended to
+# docs/benchmarks.md. Needs a quiet machine and /usr/bin/python3 with torch (python3-torch).
+PYTHON  ?= /usr/bin/python3
+THREADS ?= 2
+REPEATS ?= 5
+bench-peer: build
+	BIN=$(BIN) PYTHON=$(PYTHON) THREADS=$(THREADS) REPEATS=$(REPEATS) scripts/bench_peer.sh
 
 clean:
 	rm -rf bin

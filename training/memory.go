@@ -15,10 +15,18 @@ type MemoryEstimate struct {
 	Weights, Trainables, Activations, Total int64
 }
 
+// logitsCopies is how many float32 [B, T, V] tensors the loss and its gradient keep alive at
+// once: the logits, the exponentials of the shifted logits (kept for the backward pass), the
+// gradient of the target gather (a dense scatter), the broadcast gradient of the sum, and their
+// product. TestLossGraphPeak replays the graph to check it; the one-hot form TokenLoss replaced
+// kept 6 (its one-hot and log-softmax were full-size too).
+const logitsCopies = 5
+
 // EstimateMemory counts the model weights, then per trained parameter the f32 copy, its
-// gradient, accumulator and two moments (5×4 bytes), and activations: the logits and their
-// gradient (B·T·V·4·3) plus about 16 hidden-size vectors per token per layer kept for the
-// backward pass. Hidden size and layers are read from the embedding shape and parameter names.
+// gradient, accumulator and two moments (5×4 bytes), and activations: logitsCopies full-size
+// float32 logit tensors of the loss and its gradient (B·T·V·4·5) plus about 16 hidden-size
+// vectors per token per layer kept for the backward pass. Hidden size and layers are read from
+// the embedding shape and parameter names.
 func EstimateMemory(s *Setup, model *lm.Model, batch, T int) MemoryEstimate {
 	var e MemoryEstimate
 	hidden, layers := 0, 0
@@ -43,13 +51,14 @@ func EstimateMemory(s *Setup, model *lm.Model, batch, T int) MemoryEstimate {
 		e.Trainables += n * 4 * 5
 	}
 	tok := int64(batch) * int64(T)
-	e.Activations = tok*int64(s.Arch.VocabSize())*4*3 + tok*int64(hidden)*4*16*int64(max(1, layers))
+	e.Activations = tok*int64(s.Arch.VocabSize())*4*logitsCopies + tok*int64(hidden)*4*16*int64(max(1, layers))
 	e.Total = e.Weights + e.Trainables + e.Activations
 	return e
 }
 
-// availableMemory reads MemAvailable from /proc/meminfo (0 if unknown).
-func availableMemory() int64 {
+// AvailableMemory reads MemAvailable from /proc/meminfo in bytes (0 if unknown): the limit
+// training and `perpetual bench` check their memory estimate against by default.
+func AvailableMemory() int64 {
 	f, err := os.Open("/proc/meminfo")
 	if err != nil {
 		return 0
@@ -69,7 +78,7 @@ func availableMemory() int64 {
 func checkMemory(s *Setup, model *lm.Model, o Options, T int) error {
 	limit := o.MemoryLimit
 	if limit == 0 {
-		limit = availableMemory()
+		limit = AvailableMemory()
 	}
 	if limit <= 0 {
 		return nil

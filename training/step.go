@@ -157,14 +157,37 @@ func NewSteps(backend compute.Backend, s *Setup) (*Steps, error) {
 	return st, nil
 }
 
-// lossSum is the summed cross-entropy over weighted target positions, and the number of them.
+// lossSum is the summed cross-entropy over weighted target positions, and the number of them
+// (the sum of the weights).
 func lossSum(s *Setup, frozen, train, batch []*Node) (sum, count *Node) {
 	tokens, positions, segments, targets, weights := batch[0], batch[1], batch[2], batch[3], batch[4]
 	logits := s.Arch.Logits(s.Params(frozen, train), tokens, positions, segments) // f32 [B,T,V]
-	logp := LogSoftmax(logits, -1)
-	onehot := OneHot(targets, s.Arch.VocabSize(), dtypes.Float32)
-	nll := Neg(ReduceSum(Mul(logp, onehot), -1)) // [B,T]
+	nll := TokenLoss(logits, targets)                                             // [B,T]
 	return ReduceAllSum(Mul(nll, weights)), ReduceAllSum(weights)
+}
+
+// TokenLoss is the next-token cross-entropy -log softmax(logits)[target] at every position:
+// float32 logits [B, T, V] and integer targets [B, T] (each in [0, V)) give float32 [B, T].
+// It is logsumexp(logits) - logits[target], the logsumexp shifted by the (gradient-stopped)
+// row maximum so exp never overflows, and the target's logit gathered by index: no [B, T, V]
+// one-hot or log-softmax tensor is built (at gemma-2b's vocabulary and 2 x 2,048 tokens each
+// of those is 4 GiB). Its gradient with respect to the logits is softmax - one-hot, as for
+// the log-softmax form.
+func TokenLoss(logits, targets *Node) *Node {
+	g := logits.Graph()
+	dims := targets.Shape().Dimensions
+	if logits.Rank() != 3 || len(dims) != 2 || logits.Shape().Dimensions[0] != dims[0] || logits.Shape().Dimensions[1] != dims[1] {
+		panic(fmt.Sprintf("training.TokenLoss: logits %s and targets %s: want [B, T, V] and [B, T]", logits.Shape(), targets.Shape()))
+	}
+	maxLogit := StopGradient(ReduceAndKeep(logits, ReduceMax, -1))                    // [B,T,1]
+	lse := Add(Log(ReduceSum(Exp(Sub(logits, maxLogit)), -1)), Squeeze(maxLogit, -1)) // [B,T]
+	index := shapes.Make(dtypes.Int32, dims...)
+	at := Concatenate([]*Node{
+		ExpandAxes(Iota(g, index, 0), -1),
+		ExpandAxes(Iota(g, index, 1), -1),
+		ExpandAxes(ConvertDType(targets, dtypes.Int32), -1),
+	}, -1) // [B,T,3]: (row, position, target)
+	return Sub(lse, Gather(logits, at))
 }
 
 func batchArgs(b Batch) []any {
@@ -267,6 +290,94 @@ func (st *Steps) Loss(frozen, train []*tensors.Tensor, b Batch) (float64, float6
 		return 0, 0, err
 	}
 	return float64(tensors.ToScalar[float32](out[0])), float64(tensors.ToScalar[float32](out[1])), nil
+}
+
+// State is what optimizer steps read and replace: the frozen graph inputs (LoRA's base
+// weights; none for full fine-tuning), the float32 trained tensors and their AdamW moments.
+type State struct {
+	Frozen, Train, M, V []*tensors.Tensor
+}
+
+// NewState is the start of training model: full fine-tuning (a float32 master copy of every
+// weight, never aliasing the model's buffers) or, with lora, the model's weights frozen and
+// fresh adapters seeded by seed. The moments are zero. Fit starts from it (or from a
+// checkpoint); Bench too.
+func NewState(model *lm.Model, lora *LoRA, seed int64) (*Setup, *State, error) {
+	var setup *Setup
+	state := &State{}
+	if lora != nil {
+		var init []*tensors.Tensor
+		var err error
+		if setup, init, err = LoRASetup(model.Arch(), *lora, seed); err != nil {
+			return nil, nil, err
+		}
+		state.Frozen, state.Train = model.WeightList(), init
+	} else {
+		setup = FullSetup(model.Arch(), model.DType())
+		for _, w := range model.WeightList() {
+			c, err := f32Copy(w)
+			if err != nil {
+				return nil, nil, err
+			}
+			state.Train = append(state.Train, c)
+		}
+	}
+	state.M, state.V = setup.Zeros(), setup.Zeros()
+	return setup, state, nil
+}
+
+// StepStats is what one optimizer step reports.
+type StepStats struct {
+	// LossSum is the summed weighted cross-entropy of the step's micro-batches and Count the
+	// sum of their weights (the number of target tokens).
+	LossSum, Count float64
+	// GradNorm is the global gradient norm before clipping.
+	GradNorm float64
+}
+
+// Loss is the mean cross-entropy per target token.
+func (s StepStats) Loss() float64 { return s.LossSum / math.Max(1, s.Count) }
+
+// NonFiniteLossError is Step's refusal to update the weights from a NaN or infinite loss; the
+// state is left as it was.
+type NonFiniteLossError struct {
+	Loss float64
+}
+
+func (e *NonFiniteLossError) Error() string {
+	return fmt.Sprintf("training: loss is %v; the weights were not updated", e.Loss)
+}
+
+// Step is one optimizer step of the trainer on state: the loss and gradients of each
+// micro-batch accumulated on the device (Accumulate), then, when the mean loss is finite,
+// global-norm clipping and AdamW at h (Apply; step is 1-based, for the bias corrections). On
+// success state holds the new weights and moments (the old buffers were donated). A NaN or
+// infinite loss returns a *NonFiniteLossError and leaves state untouched; the gradient norm is
+// reported, not checked. Fit and Bench run their steps through it.
+func (st *Steps) Step(state *State, micro []Batch, h Hyper, step int) (StepStats, error) {
+	var stats StepStats
+	if len(micro) == 0 {
+		return stats, fmt.Errorf("training: an optimizer step needs at least one micro-batch")
+	}
+	var acc []*tensors.Tensor
+	for _, b := range micro {
+		var s, c float64
+		var err error
+		if acc, s, c, err = st.Accumulate(state.Frozen, state.Train, acc, b); err != nil {
+			return stats, err
+		}
+		stats.LossSum, stats.Count = stats.LossSum+s, stats.Count+c
+	}
+	if l := stats.Loss(); math.IsNaN(l) || math.IsInf(l, 0) {
+		return stats, &NonFiniteLossError{Loss: l}
+	}
+	train, m, v, gn, err := st.Apply(state.Train, state.M, state.V, acc, h, step, stats.Count)
+	if err != nil {
+		return stats, err
+	}
+	state.Train, state.M, state.V = train, m, v
+	stats.GradNorm = gn
+	return stats, nil
 }
 
 // Zeros returns float32 zero tensors shaped like the trainables (moments, accumulators).

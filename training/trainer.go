@@ -3,6 +3,7 @@ package training
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -238,6 +239,11 @@ func (o *Options) Validate() error {
 	return nil
 }
 
+// hyper is the optimizer settings of defaulted options (the learning rate is set per step).
+func (o Options) hyper() Hyper {
+	return Hyper{LR: o.LR, WeightDecay: *o.WeightDecay, Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps, ClipNorm: *o.ClipNorm}
+}
+
 // Metric is one line of metrics.jsonl.
 type Metric struct {
 	Step       int      `json:"step"`
@@ -379,28 +385,13 @@ func Fit(model *lm.Model, tok tokenizer.Tokenizer, tmpl prompt.Template, exs, va
 	}
 	T := rowLength(append(slices.Clone(rows), valRows...), maxLen)
 
-	var setup *Setup
-	var frozen, train []*tensors.Tensor
-	if o.LoRA != nil {
-		var init []*tensors.Tensor
-		if setup, init, err = LoRASetup(arch, *o.LoRA, o.Seed); err != nil {
-			return nil, err
-		}
-		frozen, train = model.WeightList(), init
-	} else {
-		setup = FullSetup(arch, model.DType())
-		for _, w := range model.WeightList() {
-			c, err := f32Copy(w)
-			if err != nil {
-				return nil, err
-			}
-			train = append(train, c)
-		}
+	setup, state, err := NewState(model, o.LoRA, o.Seed)
+	if err != nil {
+		return nil, err
 	}
 	if err := checkMemory(setup, model, o, T); err != nil {
 		return nil, err
 	}
-	m, v := setup.Zeros(), setup.Zeros()
 
 	microPerEpoch := (len(rows) + o.BatchSize - 1) / o.BatchSize
 	stepsPerEpoch := (microPerEpoch + o.Accumulation - 1) / o.Accumulation
@@ -416,7 +407,7 @@ func Fit(model *lm.Model, tok tokenizer.Tokenizer, tmpl prompt.Template, exs, va
 	ckptDir := filepath.Join(o.Out, checkpointDir)
 	if o.Resume {
 		want := st
-		if st, train, m, v, err = loadCheckpoint(o.Out, setup, want); err != nil {
+		if st, state.Train, state.M, state.V, err = loadCheckpoint(o.Out, setup, want); err != nil {
 			return nil, err
 		}
 		// A checkpoint written before the data hash and recipe were recorded gets them now.
@@ -455,14 +446,14 @@ func Fit(model *lm.Model, tok tokenizer.Tokenizer, tmpl prompt.Template, exs, va
 			progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionSetDescription("training"))
 		_ = bar.Set(st.Step)
 	}
-	hyper := Hyper{WeightDecay: *o.WeightDecay, Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps, ClipNorm: *o.ClipNorm}
+	hyper := o.hyper()
 	valLoss := func() (*float64, error) {
 		if len(valRows) == 0 {
 			return nil, nil
 		}
 		var sum, cnt float64
 		for i := 0; i < len(valRows); i += o.BatchSize {
-			s, c, err := steps.Loss(frozen, train, MakeBatch(valRows[i:min(i+o.BatchSize, len(valRows))], o.BatchSize, T))
+			s, c, err := steps.Loss(state.Frozen, state.Train, MakeBatch(valRows[i:min(i+o.BatchSize, len(valRows))], o.BatchSize, T))
 			if err != nil {
 				return nil, err
 			}
@@ -476,8 +467,7 @@ func Fit(model *lm.Model, tok tokenizer.Tokenizer, tmpl prompt.Template, exs, va
 		order := epochOrder(len(rows), o.Order == OrderShuffled, o.Seed, epoch)
 		inEpoch := st.Step % stepsPerEpoch
 		t0 := time.Now()
-		var acc []*tensors.Tensor
-		var lossSum, count float64
+		var micro []Batch
 		var tokens int
 		for k := 0; k < o.Accumulation; k++ {
 			mb := inEpoch*o.Accumulation + k
@@ -489,22 +479,18 @@ func Fit(model *lm.Model, tok tokenizer.Tokenizer, tmpl prompt.Template, exs, va
 				brows = append(brows, rows[r])
 				tokens += len(rows[r].Tokens)
 			}
-			var s, c float64
-			if acc, s, c, err = steps.Accumulate(frozen, train, acc, MakeBatch(brows, o.BatchSize, T)); err != nil {
-				return nil, err
-			}
-			lossSum, count = lossSum+s, count+c
-		}
-		loss := lossSum / math.Max(1, count)
-		if math.IsNaN(loss) || math.IsInf(loss, 0) {
-			return res, fmt.Errorf("training: loss is %v at step %d (the weights after step %d); stopped without updating them — the last good checkpoint (step %d, loss finite when written) is in %s; lower --lr and --resume from it or restart",
-				loss, st.Step+1, st.Step, lastCheckpointStep(o.Out), ckptDir)
+			micro = append(micro, MakeBatch(brows, o.BatchSize, T))
 		}
 		hyper.LR = ScheduleLR(o, st.Step, total)
-		var gn float64
-		if train, m, v, gn, err = steps.Apply(train, m, v, acc, hyper, st.Step+1, count); err != nil {
+		stats, err := steps.Step(state, micro, hyper, st.Step+1)
+		if nf := (*NonFiniteLossError)(nil); errors.As(err, &nf) {
+			return res, fmt.Errorf("training: loss is %v at step %d (the weights after step %d); stopped without updating them — the last good checkpoint (step %d, loss finite when written) is in %s; lower --lr and --resume from it or restart",
+				nf.Loss, st.Step+1, st.Step, lastCheckpointStep(o.Out), ckptDir)
+		}
+		if err != nil {
 			return nil, err
 		}
+		loss, gn := stats.Loss(), stats.GradNorm
 		if math.IsNaN(gn) || math.IsInf(gn, 0) {
 			return res, fmt.Errorf("training: gradient norm is %v at step %d; stopped without applying it — the last good checkpoint (step %d) is in %s", gn, st.Step+1, lastCheckpointStep(o.Out), ckptDir)
 		}
@@ -518,7 +504,7 @@ func Fit(model *lm.Model, tok tokenizer.Tokenizer, tmpl prompt.Template, exs, va
 			}
 		}
 		if o.Probe != nil && ((o.ProbeEvery > 0 && st.Step%o.ProbeEvery == 0) || st.Step == total) {
-			if met.Probe, err = probe(o.Probe, st.Step, model, setup, frozen, train, o.LoRA); err != nil {
+			if met.Probe, err = probe(o.Probe, st.Step, model, setup, state.Frozen, state.Train, o.LoRA); err != nil {
 				return nil, fmt.Errorf("training: probe at step %d: %w", st.Step, err)
 			}
 		}
@@ -537,7 +523,7 @@ func Fit(model *lm.Model, tok tokenizer.Tokenizer, tmpl prompt.Template, exs, va
 			cancelled = o.Context.Err()
 		}
 		if (o.CheckpointEvery > 0 && st.Step%o.CheckpointEvery == 0) || st.Step == total || stop || cancelled != nil {
-			if err := saveCheckpoint(o.Out, model, setup, st, frozen, train, m, v, o.LoRA); err != nil {
+			if err := saveCheckpoint(o.Out, model, setup, st, state.Frozen, state.Train, state.M, state.V, o.LoRA); err != nil {
 				return nil, err
 			}
 		}
@@ -554,7 +540,7 @@ func Fit(model *lm.Model, tok tokenizer.Tokenizer, tmpl prompt.Template, exs, va
 		fmt.Fprintln(o.Progress)
 	}
 	res.Steps = st.Step
-	final, err := exportWeights(model, setup, frozen, train, o.LoRA)
+	final, err := exportWeights(model, setup, state.Frozen, state.Train, o.LoRA)
 	if err != nil {
 		return nil, err
 	}

@@ -22,7 +22,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newCurriculumCmd(), newDoctorCmd(), newEvalCmd(), newGenerateCmd(), newLogitsCmd(), newPlotsCmd(),
+	root.AddCommand(newBenchCmd(), newCurriculumCmd(), newDoctorCmd(), newEvalCmd(), newGenerateCmd(), newLogitsCmd(), newPlotsCmd(),
 		newRagCmd(), newResultsCmd(), newTokenizeCmd(), newTrainCmd(), newZooCmd())
 	return root
 }

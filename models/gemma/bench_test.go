@@ -1,7 +1,8 @@
 package gemma
 
-// Throughput benchmarks for docs/gemma.md on a ~10M-parameter Gemma (same shapes as
-// testdata/bench_torch.py). Compilation happens before the timer starts.
+// Throughput benchmarks for docs/gemma.md on a ~10M-parameter Gemma (testdata/bench_config.json,
+// also read by testdata/bench_torch.py, scripts/bench_peer.py and `make bench-peer`).
+// Compilation happens before the timer starts.
 //
 //	go test ./models/gemma/ -run '^$' -bench . -benchtime 5x
 
@@ -11,47 +12,41 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/gomlx/compute/dtypes"
-	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
 	"github.com/gomlx/gomlx/core/tensors"
 
+	"github.com/perpetual-ml/perpetual/bench"
 	"github.com/perpetual-ml/perpetual/models/internal/goldentest"
+	"github.com/perpetual-ml/perpetual/models/lm"
+	"github.com/perpetual-ml/perpetual/training"
 )
 
 // benchConfig is ~9.7M parameters: MQA with 4 heads of 64 like gemma-2b's 8 heads of 256.
-const benchConfig = `{"model_type":"gemma","vocab_size":8192,"hidden_size":256,"intermediate_size":1024,
-"num_hidden_layers":8,"num_attention_heads":4,"num_key_value_heads":1,"head_dim":64,
-"max_position_embeddings":1024,"hidden_act":"gelu"}`
+func benchConfig(t testing.TB) json.RawMessage {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("testdata", "bench_config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
 
 const benchBatch, benchSeq = 8, 256
 
-func benchModel(b *testing.B) (*Model, []*tensors.Tensor) {
-	cfg, err := ParseConfig(json.RawMessage(benchConfig))
+// benchModel is the benchmark model with the random weights of bench.RandomModel (seed 1), the
+// ones `perpetual bench --config testdata/bench_config.json` times.
+func benchModel(b *testing.B) (*Model, *lm.Model) {
+	m, err := bench.RandomModel(benchConfig(b), 1, lm.LoadOptions{Backend: goldentest.Backend(b)})
 	if err != nil {
 		b.Fatal(err)
 	}
-	m, err := New(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	rng := rand.New(rand.NewPCG(1, 2))
-	var params []*tensors.Tensor
-	for _, s := range m.Specs() {
-		size := 1
-		for _, d := range s.Shape {
-			size *= d
-		}
-		data := make([]float32, size)
-		for i := range data {
-			data[i] = float32(rng.NormFloat64() * 0.02)
-		}
-		params = append(params, tensors.FromFlatDataAndDimensions(data, s.Shape...))
-	}
-	b.Logf("parameters: %d", m.NumParams())
-	return m, params
+	arch := m.Arch().(*Model)
+	b.Logf("parameters: %d", arch.NumParams())
+	return arch, m
 }
 
 func benchTokens(vocab int) (tokens, targets [][]int32) {
@@ -94,7 +89,8 @@ func BenchmarkForward(b *testing.B) { benchForward(b, dtypes.Float32) }
 func BenchmarkForwardBF16(b *testing.B) { benchForward(b, dtypes.BFloat16) }
 
 func benchForward(b *testing.B, dtype dtypes.DType) {
-	m, params := benchModel(b)
+	m, model := benchModel(b)
+	params := model.WeightList()
 	if dtype != dtypes.Float32 {
 		for i, p := range params {
 			params[i] = goldentest.ToTensor(tensors.MustCopyFlatData[float32](p), dtype, p.Shape().Dimensions)
@@ -129,93 +125,32 @@ func benchForward(b *testing.B, dtype dtypes.DType) {
 	b.ReportMetric(float64(b.N*benchBatch*benchSeq)/b.Elapsed().Seconds(), "tokens/s")
 }
 
-// BenchmarkTrainStep: forward, mean cross-entropy over all positions, backward and an AdamW
-// update of every parameter (lr 1e-3, betas 0.9/0.999, eps 1e-8, weight decay 0.01), all in one
-// graph; the updated parameters and moments are fed back each step.
+// BenchmarkTrainStep times the trainer's own optimizer step (training.Bench, the step Fit runs
+// and `perpetual bench` times): 8 packed rows of 256 tokens, the summed cross-entropy and its
+// gradient, global-norm clipping and AdamW on every parameter at the default options.
 func BenchmarkTrainStep(b *testing.B) {
-	m, params := benchModel(b)
-	n := len(params)
-	const lr, beta1, beta2, eps, decay = 1e-3, 0.9, 0.999, 1e-8, 0.01
-	exec, err := NewExec(goldentest.Backend(b), func(inputs []*Node) []*Node {
-		theta, mom, vel := inputs[:n], inputs[n:2*n], inputs[2*n:3*n]
-		step, tokens, targets := inputs[3*n], inputs[3*n+1], inputs[3*n+2]
-		p := goldentest.ParamsFrom(m.Specs(), theta)
-		positions := Iota(tokens.Graph(), tokens.Shape(), 1)
-		logits := m.Logits(p, tokens, positions, OnesLike(tokens))
-		loss := ReduceAllMean(crossEntropy(logits, targets))
-		grads := Gradient(loss, theta...)
-		t := ConvertDType(OnePlus(step), dtypes.Float32)
-		bias1 := OneMinus(Pow(Scalar(t.Graph(), dtypes.Float32, beta1), t))
-		bias2 := OneMinus(Pow(Scalar(t.Graph(), dtypes.Float32, beta2), t))
-		outs := make([]*Node, 3*n+1)
-		for i := range n {
-			mi := Add(MulScalar(mom[i], beta1), MulScalar(grads[i], 1-beta1))
-			vi := Add(MulScalar(vel[i], beta2), MulScalar(Square(grads[i]), 1-beta2))
-			update := Div(Div(mi, bias1), AddScalar(Sqrt(Div(vi, bias2)), eps))
-			outs[i] = Sub(MulScalar(theta[i], 1-lr*decay), MulScalar(update, lr))
-			outs[n+i], outs[2*n+i] = mi, vi
-		}
-		outs[3*n] = loss
-		return outs
-	})
+	_, model := benchModel(b)
+	tb, err := training.NewBench(model, benchBatch, benchSeq, 1)
 	if err != nil {
 		b.Fatal(err)
 	}
-	tokens, targets := benchTokens(m.VocabSize())
-	state := make([]*tensors.Tensor, 3*n)
-	copy(state, params)
-	for i, p := range params {
-		zeros := make([]float32, p.Size())
-		state[n+i] = tensors.FromFlatDataAndDimensions(zeros, p.Shape().Dimensions...)
-		state[2*n+i] = tensors.FromFlatDataAndDimensions(append([]float32(nil), zeros...), p.Shape().Dimensions...)
+	first, err := tb.Step() // compile
+	if err != nil {
+		b.Fatal(err)
 	}
-	tok, tgt := tensors.FromValue(tokens), tensors.FromValue(targets)
-	var lastLoss float32
-	stepNum := 0
-	run := func() {
-		args := make([]any, 0, 3*n+3)
-		for _, s := range state {
-			args = append(args, s)
-		}
-		args = append(args, tensors.FromScalar(int32(stepNum)), tok, tgt)
-		out, err := exec.Exec(args...)
-		if err != nil {
-			b.Fatal(err)
-		}
-		for _, s := range state {
-			s.MustFinalizeAll()
-		}
-		copy(state, out[:3*n])
-		lastLoss = out[3*n].Value().(float32)
-		stepNum++
-	}
-	run() // compile
-	firstLoss := lastLoss
+	last := first
 	b.ResetTimer()
 	for range b.N {
-		run()
+		if last, err = tb.Step(); err != nil {
+			b.Fatal(err)
+		}
 	}
-	b.ReportMetric(float64(b.N*benchBatch*benchSeq)/b.Elapsed().Seconds(), "tokens/s")
+	b.ReportMetric(float64(b.N*tb.Tokens())/b.Elapsed().Seconds(), "tokens/s")
 	b.StopTimer()
-	if math.IsNaN(float64(lastLoss)) || (b.N >= 3 && !(lastLoss < firstLoss)) {
-		b.Fatalf("training did not reduce the loss: %g -> %g", firstLoss, lastLoss)
+	if math.IsNaN(last.Loss()) || (b.N >= 3 && !(last.Loss() < first.Loss())) {
+		b.Fatalf("training did not reduce the loss: %g -> %g", first.Loss(), last.Loss())
 	}
-	b.Logf("loss %.4f -> %.4f after %d steps", firstLoss, lastLoss, stepNum)
-}
-
-// crossEntropy is -log softmax(logits)[target] per position, [B, T], computed as
-// logsumexp - logit[target] with a Gather so no [B, T, V] one-hot is materialised.
-func crossEntropy(logits, targets *Node) *Node {
-	g := logits.Graph()
-	dims := targets.Shape().Dimensions
-	maxLogit := StopGradient(ReduceAndKeep(logits, ReduceMax, -1))
-	lse := Add(Log(ReduceSum(Exp(Sub(logits, maxLogit)), -1)), Squeeze(maxLogit, -1))
-	idx := Concatenate([]*Node{
-		ExpandAxes(Iota(g, shapes.Make(dtypes.Int32, dims...), 0), -1),
-		ExpandAxes(Iota(g, shapes.Make(dtypes.Int32, dims...), 1), -1),
-		ExpandAxes(ConvertDType(targets, dtypes.Int32), -1),
-	}, -1)
-	return Sub(lse, Gather(logits, idx))
+	b.Logf("loss %.4f -> %.4f after %d steps", first.Loss(), last.Loss(), b.N+1)
 }
 
 // BenchmarkForward2BShapes times one sequence of 512 tokens through gemma-2b's real shapes with

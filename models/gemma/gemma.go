@@ -244,6 +244,25 @@ func (m *Model) NumParams() int {
 	return n
 }
 
+// LogitsFLOPs implements lm.FLOPCounter: the matrix products of Logits on one row of T tokens,
+// a multiply-add counting 2. Per token and layer, the projections 2·d·(H·D) (q) +
+// 2·2·d·(KV·D) (k, v) + 2·(H·D)·d (o) and the MLP 3·2·d·I; per layer the attention scores and
+// the weighted values 2·2·H·D·T² (the graph computes every query-key pair and masks, so the
+// causal half is counted too); the tied head 2·d·V per token. That is 2 x the parameters x T
+// (the embedding read as the head, not as the lookup) plus the attention term. Norms, rotary
+// embeddings, softmax and GELU (a few operations per activation) are left out.
+func (m *Model) LogitsFLOPs(T int) float64 {
+	c := m.cfg
+	d, hd, kvd := float64(c.HiddenSize), float64(c.NumAttentionHeads*c.HeadDim), float64(c.NumKeyValueHeads*c.HeadDim)
+	t := float64(T)
+	perToken := 2*d*hd + 2*2*d*kvd + 2*hd*d + 3*2*d*float64(c.IntermediateSize)
+	attention := 2 * 2 * hd * t * t
+	layers := float64(c.NumHiddenLayers)
+	return layers*(t*perToken+attention) + t*2*d*float64(c.VocabSize)
+}
+
+var _ lm.FLOPCounter = (*Model)(nil)
+
 // CacheShapes implements lm.Architecture: per layer, keys then values, each
 // [1, num_key_value_heads, maxLength, head_dim].
 func (m *Model) CacheShapes(maxLength int, dtype dtypes.DType) []lm.CacheShape {

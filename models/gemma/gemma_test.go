@@ -420,3 +420,30 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+// LogitsFLOPs on the benchmark config, worked by hand: per token and layer q 2·256·256 =
+// 131,072, k and v 2·2·256·64 = 65,536, o 131,072, MLP 3·2·256·1024 = 1,572,864 (1,900,544 in
+// all, x 8 layers = 15,204,352), head 2·256·8192 = 4,194,304: 19,398,656 per token, x 256 =
+// 4,966,055,936; attention 2·2·256·256²·8 = 536,870,912. The per-token part is 2 x the
+// parameters that are multiplied (every weight but the norms, the embedding once as the head).
+func TestLogitsFLOPs(t *testing.T) {
+	arch, err := lm.NewArchitecture(benchConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := arch.(*Model)
+	if got, want := m.LogitsFLOPs(256), 4_966_055_936.0+536_870_912; got != want {
+		t.Errorf("LogitsFLOPs(256) = %.0f, want %.0f", got, want)
+	}
+	multiplied := 0
+	for _, s := range m.Specs() {
+		if len(s.Shape) == 2 {
+			multiplied += s.Shape[0] * s.Shape[1]
+		}
+	}
+	c := m.Config()
+	attention1 := 2 * 2 * float64(c.NumAttentionHeads*c.HeadDim*c.NumHiddenLayers) // T = 1
+	if got, want := m.LogitsFLOPs(1)-attention1, 2*float64(multiplied); got != want {
+		t.Errorf("per-token FLOPs %.0f, want 2 x %d multiplied parameters = %.0f", got, multiplied, want)
+	}
+}

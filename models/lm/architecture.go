@@ -71,6 +71,16 @@ type Architecture interface {
 	Step(p Params, cache []*graph.Node, tokens, start *graph.Node) (logits *graph.Node, newCache []*graph.Node)
 }
 
+// FLOPCounter is implemented by architectures that can count the arithmetic of Logits, for
+// throughput reports (`perpetual bench`).
+type FLOPCounter interface {
+	// LogitsFLOPs is the number of floating-point operations of Logits on one row of T
+	// tokens, a multiply-add counting 2, as the graph computes it (e.g. attention over all
+	// T x T pairs when the graph masks rather than skips). A training step (forward and
+	// backward) is 3 times as much.
+	LogitsFLOPs(T int) float64
+}
+
 // CacheShape is the shape of one decoding-cache tensor.
 type CacheShape struct {
 	Name       string

@@ -649,3 +649,24 @@ func TestConcurrentUse(t *testing.T) {
 		}
 	}
 }
+
+// ScoringShape reports the layout LogLikelihood uses: bucketed width, power-of-two rows per
+// run, runs split by the scoring budget.
+func TestScoringShape(t *testing.T) {
+	m, _ := newTestModel(t, 9, 5, 100, 3)
+	for _, c := range []struct{ rows, length, batch, calls, padded, T int }{
+		{6, 12, 6, 1, 8, 16},  // 6 rows run as 8, 12 tokens as 16
+		{4, 90, 4, 1, 4, 100}, // the bucket (128) is capped at the model window
+		{3, 16, 1, 3, 3, 16},  // batch size 1: one run per row
+		{0, 16, 4, 0, 0, 0},
+	} {
+		calls, padded, T := m.ScoringShape(c.rows, c.length, c.batch)
+		if calls != c.calls || padded != c.padded || T != c.T {
+			t.Errorf("ScoringShape(%d, %d, %d) = %d, %d, %d; want %d, %d, %d", c.rows, c.length, c.batch, calls, padded, T, c.calls, c.padded, c.T)
+		}
+	}
+	m.SetScoringBudget(16 * 9 * 4 * 2) // two rows of 16 tokens per run
+	if calls, padded, T := m.ScoringShape(5, 10, 8); calls != 3 || padded != 5 || T != 16 {
+		t.Errorf("with a two-row budget: ScoringShape(5, 10, 8) = %d, %d, %d; want 3, 5, 16", calls, padded, T)
+	}
+}

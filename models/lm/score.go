@@ -120,6 +120,24 @@ func (m *Model) rowsFor(T int) int {
 	return p
 }
 
+// ScoringShape is how LogLikelihood lays out rows distinct model inputs of length tokens each
+// at batchSize rows per batch: calls graph runs of T tokens per row (length rounded up to its
+// bucket: 16, 32, ... 512, then multiples of 256, at most the model window), batchSize rows at
+// a time within the scoring budget (SetScoringBudget), each run's rows rounded up to a power of
+// two with empty rows; padded is the number of rows run in all, padding included.
+func (m *Model) ScoringShape(rows, length, batchSize int) (calls, padded, T int) {
+	if rows < 1 || length < 1 {
+		return 0, 0, 0
+	}
+	T = bucketLength(length, m.arch.MaxLength())
+	perCall := min(max(1, batchSize), m.rowsFor(T))
+	for left := rows; left > 0; left -= perCall {
+		calls++
+		padded += nextPow2(min(left, perCall))
+	}
+	return calls, padded, T
+}
+
 // Logits returns next-token logits [seq][t][vocab] (float32) for each sequence, each run on
 // its own: positions from 0, no packing. Empty sequences give empty results.
 func (m *Model) Logits(seqs [][]int32) ([][][]float32, error) {

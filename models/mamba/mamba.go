@@ -240,6 +240,23 @@ func (m *Model) NumParams() int {
 	return n
 }
 
+// LogitsFLOPs implements lm.FLOPCounter: the arithmetic of Logits on one row of T tokens, a
+// multiply-add counting 2. Per token and layer (d hidden, DI = d_inner, N state, R dt rank,
+// K conv kernel): in_proj 2·d·2DI, the depthwise convolution 2·DI·K, x_proj 2·DI·(R+2N),
+// dt_proj 2·R·DI, out_proj 2·DI·d, and the selective scan 6·DI·N (the decay product dt·A, the
+// input dt·x·B, the recurrence a·s + b and the output C·s); the head 2·d·V per token. Apart
+// from the scan that is 2 x the parameters per token (the embedding read as the head).
+// Norms, softplus, SiLU, exponentials and the gating (a few operations per activation) are
+// left out. Linear in T: the scan's work does not grow with the row.
+func (m *Model) LogitsFLOPs(T int) float64 {
+	c := m.cfg
+	d, di, n, r, k := float64(c.HiddenSize), float64(c.IntermediateSize), float64(c.StateSize), float64(c.TimeStepRank), float64(c.ConvKernel)
+	perLayer := 2*d*2*di + 2*di*k + 2*di*(r+2*n) + 2*r*di + 2*di*d + 6*di*n
+	return float64(T) * (float64(c.NumHiddenLayers)*perLayer + 2*d*float64(c.VocabSize))
+}
+
+var _ lm.FLOPCounter = (*Model)(nil)
+
 // CacheShapes implements lm.Architecture: per layer the last conv_kernel-1 inputs of the
 // convolution, [1, d_inner, conv_kernel-1] in the compute dtype, then the SSM state
 // [1, d_inner, state_size] in float32 (the scan always runs in float32, as in Hugging Face). The

@@ -497,3 +497,37 @@ func TestSoftplusAccuracy(t *testing.T) {
 		}
 	}
 }
+
+// LogitsFLOPs on the benchmark config, worked by hand: per token and layer in_proj
+// 2·256·1024 = 524,288, conv 2·512·4 = 4,096, x_proj 2·512·48 = 49,152, dt_proj 2·16·512 =
+// 16,384, out_proj 2·512·256 = 262,144, scan 6·512·16 = 49,152 (905,216 in all, x 18 layers =
+// 16,293,888), head 2·256·8192 = 4,194,304: 20,488,192 per token, x 256 = 5,244,977,152.
+// Without the scan it is 2 x the multiplied parameters (projections, conv, embedding as head).
+func TestLogitsFLOPs(t *testing.T) {
+	arch, err := lm.NewArchitecture(benchConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := arch.(*Model)
+	if got, want := m.LogitsFLOPs(256), 5_244_977_152.0; got != want {
+		t.Errorf("LogitsFLOPs(256) = %.0f, want %.0f", got, want)
+	}
+	multiplied := 0
+	for _, s := range m.Specs() {
+		if strings.HasSuffix(s.Name, "proj.weight") || strings.HasSuffix(s.Name, "conv1d.weight") || s.Name == embedName {
+			n := 1
+			for _, d := range s.Shape {
+				n *= d
+			}
+			multiplied += n
+		}
+	}
+	c := m.Config()
+	scan := 6 * float64(c.IntermediateSize*c.StateSize*c.NumHiddenLayers)
+	if got, want := m.LogitsFLOPs(1)-scan, 2*float64(multiplied); got != want {
+		t.Errorf("per-token FLOPs without the scan %.0f, want 2 x %d multiplied parameters = %.0f", got, multiplied, want)
+	}
+	if m.LogitsFLOPs(2048) != 8*m.LogitsFLOPs(256) {
+		t.Error("Mamba's FLOPs are not linear in T")
+	}
+}

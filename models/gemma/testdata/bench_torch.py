@@ -5,6 +5,10 @@ tokens, the same reference forward pass as make_golden.py (Hugging Face Gemma se
 train step of mean cross-entropy + backward + torch.optim.AdamW (lr 1e-3, weight decay 0.01).
 
 Run: /usr/bin/python3 models/gemma/testdata/bench_torch.py [steps]
+
+Kept for the tables of docs/gemma.md, measured with it against the Go benchmarks of that time (one
+graph, lr 1e-3, no clipping). Since issue 19 BenchmarkTrainStep times the trainer's own step; the
+peer of the production paths is scripts/bench_peer.py (`make bench-peer`).
 """
 import os
 import sys

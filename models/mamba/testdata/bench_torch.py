@@ -8,6 +8,10 @@ torch.optim.AdamW (lr 1e-3, weight decay 0.01).
 Run: /usr/bin/python3 models/mamba/testdata/bench_torch.py [steps] [train_steps]
 (train_steps defaults to steps; 0 skips training. Autograd through the time loop is slow: one
 train step of 2,048 tokens takes minutes, so the train step is timed without a warm-up step.)
+
+Kept for the tables of docs/mamba.md, measured with it against the Go benchmarks of that time (one
+graph, lr 1e-3, no clipping). Since issue 19 BenchmarkTrainStep times the trainer's own step; the
+peer of the production paths is scripts/bench_peer.py (`make bench-peer`).
 """
 import math
 import os

@@ -1,0 +1,253 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gomlx/gomlx/core/tensors"
+
+	"github.com/perpetual-ml/perpetual/models/lm"
+
+	_ "github.com/perpetual-ml/perpetual/models/gemma"
+	_ "github.com/perpetual-ml/perpetual/models/mamba"
+)
+
+// tinyGemma: vocabulary 512, hidden 64, MLP 128, 2 layers, 4 heads of 16 sharing one KV head.
+const tinyGemma = `{"model_type":"gemma","vocab_size":512,"hidden_size":64,"intermediate_size":128,"num_hidden_layers":2,
+"num_attention_heads":4,"num_key_value_heads":1,"head_dim":16,"max_position_embeddings":64,"hidden_act":"gelu"}`
+
+// tinyMamba: vocabulary 512, hidden 32, d_inner 64, state 8, conv 4, dt rank 2, 2 layers.
+const tinyMamba = `{"model_type":"mamba","vocab_size":512,"hidden_size":32,"num_hidden_layers":2,"state_size":8,
+"expand":2,"conv_kernel":4,"time_step_rank":"auto"}`
+
+func TestOptionsValidate(t *testing.T) {
+	good := Options{Batch: 2, Length: 16, Warmup: 1, Repeats: 1, Matmul: 64}
+	if err := good.Validate(); err != nil {
+		t.Fatalf("valid options refused: %v", err)
+	}
+	for _, c := range []struct {
+		edit func(*Options)
+		want string
+	}{
+		{func(o *Options) { o.Batch = 0 }, "--batch 0"},
+		{func(o *Options) { o.Length = 1 }, "--length 1"},
+		{func(o *Options) { o.Warmup = 0 }, "--warmup 0"},
+		{func(o *Options) { o.Repeats = 0 }, "--repeats 0"},
+		{func(o *Options) { o.Matmul = -1 }, "--matmul -1"},
+		{func(o *Options) { o.Phases = []string{"scoring", "decoding"} }, `unknown phase "decoding"`},
+	} {
+		o := good
+		c.edit(&o)
+		if err := o.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("error %v, want one containing %q", err, c.want)
+		}
+	}
+	arch, err := lm.NewArchitecture(json.RawMessage(tinyGemma))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := good
+	o.Length = 65
+	if err := o.ValidateFor(arch); err == nil || !strings.Contains(err.Error(), "maximum length 64") {
+		t.Errorf("a length past the window: error %v", err)
+	}
+}
+
+// phaseJSON is a Phase as read back from the JSON report.
+type phaseJSON struct {
+	Tokens      int
+	Seconds     []float64
+	MedianS     float64 `json:"median_s"`
+	TokensPerS  float64 `json:"tokens_per_s"`
+	FLOPs       float64
+	GFLOPS      float64
+	Utilisation float64
+	Memory      struct {
+		PeakRSS int64 `json:"peak_rss_bytes"`
+		GoSys   int64 `json:"go_sys_bytes"`
+	}
+	Calls, Width int
+	PaddedRows   int `json:"padded_rows"`
+	Targets      int
+	LossFirst    float64 `json:"loss_first"`
+	Estimated    int64   `json:"estimated_bytes"`
+}
+
+// A tiny random Gemma through both phases, one timed run each: the JSON report has sane
+// numbers, and the FLOPs follow the documented formula.
+func TestRunTinyGemma(t *testing.T) {
+	m, err := RandomModel(json.RawMessage(tinyGemma), 1, lm.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var progress bytes.Buffer
+	r, err := Run(m, "tiny.json", Options{Batch: 2, Length: 32, Warmup: 1, Repeats: 1, Matmul: 64, Seed: 1, Progress: &progress})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Date  string
+		Model struct {
+			Family string
+			Params int64
+		}
+		Matmul *struct {
+			N      int
+			GFLOPS float64
+		} `json:"matmul_peak"`
+		Scoring, Training *phaseJSON
+	}
+	if err := json.Unmarshal(raw, &got); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := time.Parse(time.RFC3339, got.Date); err != nil {
+		t.Errorf("date %q: %v", got.Date, err)
+	}
+	if got.Model.Family != "gemma" || got.Model.Params != int64(m.Arch().(interface{ NumParams() int }).NumParams()) {
+		t.Errorf("model %+v", got.Model)
+	}
+	if got.Matmul == nil || got.Matmul.N != 64 || !(got.Matmul.GFLOPS > 0) {
+		t.Fatalf("matmul peak %+v", got.Matmul)
+	}
+	// Per token and layer: q 2·64·64 = 8,192, k and v 2·2·64·16 = 4,096, o 8,192, MLP
+	// 3·2·64·128 = 49,152: 69,632 x 2 layers = 139,264, head 2·64·512 = 65,536; 204,800 x 32
+	// tokens = 6,553,600, attention 2·2·64·32²·2 = 524,288: 7,077,888 per row of 32.
+	const row = 7_077_888.0
+	if got.Scoring == nil || got.Training == nil {
+		t.Fatalf("missing phase in %s", raw)
+	}
+	if s := got.Scoring; s.FLOPs != 2*row || s.Calls != 1 || s.PaddedRows != 2 || s.Width != 32 {
+		t.Errorf("scoring FLOPs %.0f (want %.0f), calls %d, rows %d, width %d", s.FLOPs, 2*row, s.Calls, s.PaddedRows, s.Width)
+	}
+	if tr := got.Training; tr.FLOPs != 3*2*row || tr.Targets != 2*(32-2) || !(tr.LossFirst > 0) || tr.Estimated <= 0 {
+		t.Errorf("training FLOPs %.0f (want %.0f), targets %d (want 60), first loss %v, estimate %d", tr.FLOPs, 3*2*row, tr.Targets, tr.LossFirst, tr.Estimated)
+	}
+	for name, p := range map[string]*phaseJSON{"scoring": got.Scoring, "training": got.Training} {
+		if p.Tokens != 64 || len(p.Seconds) != 1 || !(p.MedianS > 0) {
+			t.Errorf("%s: tokens %d, seconds %v", name, p.Tokens, p.Seconds)
+		}
+		if want := 64 / p.MedianS; !(p.TokensPerS > 0) || p.TokensPerS != want {
+			t.Errorf("%s: tokens/s %v, want tokens / median = %v", name, p.TokensPerS, want)
+		}
+		if want := p.FLOPs / p.MedianS / 1e9; p.GFLOPS != want || p.Utilisation != want/got.Matmul.GFLOPS {
+			t.Errorf("%s: %v GFLOP/s (want %v), utilisation %v", name, p.GFLOPS, want, p.Utilisation)
+		}
+		if p.Memory.PeakRSS <= 0 || p.Memory.GoSys <= 0 {
+			t.Errorf("%s: memory %+v", name, p.Memory)
+		}
+	}
+	var text bytes.Buffer
+	if err := r.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"scoring", "training", "GFLOP/s", "matmul:   float32 64 x 64 x 64", "1 call(s), 2 row(s) of 32 tokens"} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("text report lacks %q:\n%s", want, text.String())
+		}
+	}
+	if !strings.Contains(progress.String(), "training step 2 x 32") {
+		t.Errorf("progress: %q", progress.String())
+	}
+}
+
+// One phase on a tiny Mamba: the other is absent from the report, and the training FLOPs are 3
+// x the forward of the documented formula.
+func TestRunTrainingOnlyMamba(t *testing.T) {
+	m, err := RandomModel(json.RawMessage(tinyMamba), 1, lm.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Run(m, "tiny-mamba.json", Options{Batch: 1, Length: 48, Warmup: 1, Repeats: 2, Phases: []string{PhaseTraining}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Scoring != nil || r.Matmul != nil {
+		t.Errorf("scoring %v and matmul %v were not asked for", r.Scoring, r.Matmul)
+	}
+	// Per token and layer (d 32, DI 64, N 8, R 2, K 4): in_proj 2·32·128 = 8,192, conv 2·64·4 =
+	// 512, x_proj 2·64·18 = 2,304, dt_proj 2·2·64 = 256, out_proj 2·64·32 = 4,096, scan 6·64·8
+	// = 3,072: 18,432 x 2 layers = 36,864, head 2·32·512 = 32,768; 69,632 per token x 48 tokens.
+	if want := 3 * 69_632.0 * 48; r.Training.FLOPs != want {
+		t.Errorf("training FLOPs %.0f, want %.0f", r.Training.FLOPs, want)
+	}
+	if p := r.Training; len(p.Seconds) != 2 || p.Utilisation != 0 || !(p.GFLOPS > 0) || p.MinS > p.MedianS || p.MedianS > p.MaxS {
+		t.Errorf("training phase %+v", p)
+	}
+}
+
+// A training phase whose estimate exceeds the memory limit is refused before the weights are
+// copied, with the numbers and what to change.
+func TestTrainingMemoryLimit(t *testing.T) {
+	m, err := RandomModel(json.RawMessage(tinyGemma), 1, lm.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Run(m, "tiny.json", Options{Batch: 2, Length: 32, Warmup: 1, Repeats: 1, MemoryLimit: 1 << 20, Phases: []string{PhaseTraining}})
+	if err == nil || !strings.Contains(err.Error(), "training step needs about") || !strings.Contains(err.Error(), "--phases scoring") {
+		t.Errorf("error %v", err)
+	}
+	o := Options{Batch: 2, Length: 32, Warmup: 1, Repeats: 1, MemoryLimit: -1}
+	if err := o.Validate(); err == nil || !strings.Contains(err.Error(), "--memory-limit") {
+		t.Errorf("negative limit: %v", err)
+	}
+}
+
+func TestRandomModelIsSeeded(t *testing.T) {
+	a, err := RandomModel(json.RawMessage(tinyMamba), 1, lm.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := RandomModel(json.RawMessage(tinyMamba), 1, lm.LoadOptions{})
+	c, _ := RandomModel(json.RawMessage(tinyMamba), 2, lm.LoadOptions{})
+	first := func(m *lm.Model) []float32 { return tensors.MustCopyFlatData[float32](m.WeightList()[0])[:8] }
+	if fa, fb, fc := first(a), first(b), first(c); !equal(fa, fb) || equal(fa, fc) {
+		t.Errorf("seed 1 twice: %v, %v; seed 2: %v", fa, fb, fc)
+	}
+	if _, err := RandomModel(json.RawMessage(`{"model_type":"gpt9"}`), 1, lm.LoadOptions{}); err == nil || !strings.Contains(err.Error(), "gpt9") {
+		t.Errorf("unknown family: %v", err)
+	}
+}
+
+func equal(a, b []float32) bool {
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return len(a) == len(b)
+}
+
+func TestSummarizeAndRequests(t *testing.T) {
+	if m, lo, hi := summarize([]float64{3, 1, 2}); m != 2 || lo != 1 || hi != 3 {
+		t.Errorf("odd count: %v %v %v", m, lo, hi)
+	}
+	if m, _, _ := summarize([]float64{4, 1, 2, 3}); m != 2.5 {
+		t.Errorf("even count: median %v, want 2.5", m)
+	}
+	reqs, err := scoringRequests(4, 3, 5, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, r := range reqs {
+		key := fmt.Sprint(r.Context)
+		if len(r.Context) != 3 || len(r.Continuation) != 1 || seen[key] {
+			t.Errorf("request %+v: want a context of 3 tokens unlike the others' and one continuation token", r)
+		}
+		seen[key] = true
+	}
+	if _, err := scoringRequests(5, 2, 2, 1); err == nil || !strings.Contains(err.Error(), "distinct rows") {
+		t.Errorf("5 distinct rows of 2 tokens from 2 ids: %v", err)
+	}
+	if got := commas(1234567.4); got != "1,234,567" {
+		t.Errorf("commas: %s", got)
+	}
+}

@@ -1,0 +1,96 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+)
+
+// WriteText prints the report for people: the setting, the matmul peak, then one line per
+// phase.
+func (r *Report) WriteText(w io.Writer) error {
+	var b strings.Builder
+	m := r.Machine
+	fmt.Fprintf(&b, "model:    %s from %s, %s parameters, %s, vocabulary %s\n", r.Model.Family, r.Model.Source, commas(float64(r.Model.Params)), r.Model.DType, commas(float64(r.Model.Vocab)))
+	fmt.Fprintf(&b, "machine:  %s, %d cores (GOMAXPROCS %d), kernel %s, %s/%s, backend %s (%s)\n", orUnknown(m.CPU), m.Cores, m.GOMAXPROCS, orUnknown(m.Kernel), m.GoVersion, m.GOARCH, m.Backend, m.BackendConfig)
+	fmt.Fprintf(&b, "run:      %s, batch %d x %d tokens, %d warm-up + %d timed runs per phase\n", r.Date, r.Batch, r.Length, r.Warmup, r.Repeats)
+	if p := r.Matmul; p != nil {
+		fmt.Fprintf(&b, "matmul:   float32 %d x %d x %d: %.1f GFLOP/s best, %.1f median\n", p.N, p.N, p.N, p.GFLOPS, p.MedianGFLOPS)
+	}
+	b.WriteString("\n")
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "phase\tmedian s\tmin s\tmax s\ttokens/s\t(range)\tGFLOP/s\tof peak\tpeak RSS\tGo heap\t")
+	for _, ph := range []struct {
+		name string
+		p    *Phase
+	}{{PhaseScoring, r.Scoring}, {PhaseTraining, r.Training}} {
+		p := ph.p
+		if p == nil {
+			continue
+		}
+		gflops, util := "-", "-"
+		if p.FLOPs > 0 {
+			gflops = fmt.Sprintf("%.1f", p.GFLOPS)
+		}
+		if p.Utilisation > 0 {
+			util = fmt.Sprintf("%.0f%%", 100*p.Utilisation)
+		}
+		fmt.Fprintf(tw, "%s\t%.3f\t%.3f\t%.3f\t%s\t(%s-%s)\t%s\t%s\t%s\t%s\t\n", ph.name, p.MedianS, p.MinS, p.MaxS,
+			commas(p.TokensPerS), commas(p.TokensPerSMin), commas(p.TokensPerSMax), gflops, util, gib(p.Memory.PeakRSSBytes), gib(int64(p.Memory.GoHeapPeakBytes)))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if p := r.Scoring; p != nil {
+		fmt.Fprintf(&b, "\nscoring:  LogLikelihood of %d requests (%d context tokens + 1), run as %d call(s), %d row(s) of %d tokens with padding",
+			r.Batch, r.Length, p.Calls, p.PaddedRows, p.Width)
+		if p.FLOPs > 0 {
+			fmt.Fprintf(&b, "; %.2f GFLOP per run", p.FLOPs/1e9)
+		}
+		b.WriteString("\n")
+	}
+	if p := r.Training; p != nil {
+		fmt.Fprintf(&b, "training: one optimizer step (AdamW) on %d packed rows, %d loss targets; loss %.4f -> %.4f over the runs", r.Batch, p.Targets, p.LossFirst, p.LossLast)
+		if p.FLOPs > 0 {
+			fmt.Fprintf(&b, "; %.2f GFLOP per step (3 x forward)", p.FLOPs/1e9)
+		}
+		fmt.Fprintf(&b, "; trainer's memory estimate %s\n", gib(p.EstimatedBytes))
+	}
+	for _, p := range []*Phase{r.Scoring, r.Training} {
+		if p != nil && p.Memory.PeakRSSScope != "phase" {
+			b.WriteString("peak RSS is the process's since it started (the kernel refused to reset it per phase)\n")
+			break
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+func gib(n int64) string { return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30)) }
+
+// commas formats x rounded to an integer with thousands separators.
+func commas(x float64) string {
+	s := strconv.FormatInt(int64(x+0.5), 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var out []byte
+	for i := range len(s) {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			out = append(out, ',')
+		}
+		out = append(out, s[i])
+	}
+	if neg {
+		return "-" + string(out)
+	}
+	return string(out)
+}

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/perpetual-ml/perpetual/bench"
+	"github.com/perpetual-ml/perpetual/models/checkpoint"
+	"github.com/perpetual-ml/perpetual/models/lm"
+)
+
+// newBenchCmd builds the `bench` command (fresh flags on every call).
+func newBenchCmd() *cobra.Command {
+	var (
+		o                bench.Options
+		modelDir, config string
+		dtype, phases    string
+		asJSON           bool
+		memLimitGiB      float64
+	)
+	cmd := &cobra.Command{
+		Use:   "bench (--model DIR | --config config.json) [--batch 8 --length 256 --repeats 5]",
+		Short: "Time the production scoring and training paths and compare them with the machine's matmul peak",
+		Long: `Times what Perpetual runs for real on one model: scoring (LogLikelihood, the evaluation's path)
+and one optimizer step of the trainer (packing, cross-entropy, gradients, clipping, AdamW), each
+--warmup times untimed (compilation) and then --repeats times under the clock. The model is a
+folder (--model) or a config.json with random weights (--config; the weights the Go benchmarks
+use). Reported per phase: median, minimum and maximum seconds per run, tokens/s, achieved GFLOP/s
+from the architecture's FLOP count (forward: about 2 x parameters x tokens plus attention;
+training: 3 x forward), the float32 matmul rate measured in the same process (--matmul N: an
+N x N x N DotGeneral on the same backend) and the share of it achieved, peak RSS (VmHWM, reset
+per phase) and the Go heap. Run it on a quiet machine: other jobs change every number.`,
+		Example: `  perpetual bench --config models/gemma/testdata/bench_config.json --batch 8 --length 256 --repeats 5
+  perpetual bench --model zoo/checkpoints/gemma-tiny --phases scoring --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if (modelDir == "") == (config == "") {
+				return fmt.Errorf("give exactly one of --model DIR (a model folder) or --config FILE (a config.json, random weights)")
+			}
+			if memLimitGiB < 0 || math.IsNaN(memLimitGiB) || math.IsInf(memLimitGiB, 0) {
+				return fmt.Errorf("--memory-limit %v: want GiB >= 0 (0: MemAvailable)", memLimitGiB)
+			}
+			o.MemoryLimit = int64(memLimitGiB * (1 << 30))
+			if phases != "" {
+				o.Phases = strings.Split(phases, ",")
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			opts := lm.LoadOptions{}
+			var err error
+			if opts.DType, err = lm.ParseDType(dtype); err != nil {
+				return fmt.Errorf("--dtype: %w", err)
+			}
+			o.Progress = cmd.ErrOrStderr()
+			model, source, err := benchModel(modelDir, config, o, opts)
+			if err != nil {
+				return err
+			}
+			report, err := bench.Run(model, source, o)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(report)
+			}
+			return report.WriteText(cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&modelDir, "model", "", "model folder (Hugging Face layout)")
+	f.StringVar(&config, "config", "", "config.json of a model to build with random weights")
+	f.StringVar(&dtype, "dtype", "float32", "compute dtype: float32, bfloat16 or float16")
+	f.IntVar(&o.Batch, "batch", 8, "rows per run (scoring requests, packed training rows)")
+	f.IntVar(&o.Length, "length", 256, "tokens per row")
+	f.IntVar(&o.Warmup, "warmup", 1, "untimed runs per phase before the timed ones (at least 1: the first compiles)")
+	f.IntVar(&o.Repeats, "repeats", 5, "timed runs per phase")
+	f.IntVar(&o.Matmul, "matmul", 1024, "side of the float32 matmul that measures the machine's peak (0 skips it)")
+	f.Int64Var(&o.Seed, "seed", 1, "seed of the tokens, the packing and --config's random weights")
+	f.StringVar(&phases, "phases", bench.PhaseScoring+","+bench.PhaseTraining, "phases to time, comma-separated: scoring, training")
+	f.Float64Var(&memLimitGiB, "memory-limit", 0, "GiB the training phase's memory estimate may reach (0: MemAvailable)")
+	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	return cmd
+}
+
+// benchModel loads the folder or builds the config's random model, after checking the options
+// against its architecture (so a bad --length fails before gigabytes of weights are read).
+func benchModel(modelDir, config string, o bench.Options, opts lm.LoadOptions) (*lm.Model, string, error) {
+	if config != "" {
+		raw, err := os.ReadFile(config)
+		if err != nil {
+			return nil, "", fmt.Errorf("--config: %w", err)
+		}
+		arch, err := lm.NewArchitecture(raw)
+		if err != nil {
+			return nil, "", fmt.Errorf("--config %s: %w", config, err)
+		}
+		if err := o.ValidateFor(arch); err != nil {
+			return nil, "", err
+		}
+		m, err := bench.RandomModel(raw, uint64(o.Seed), opts)
+		return m, config + " (random weights)", err
+	}
+	ck, err := checkpoint.Open(modelDir)
+	if err != nil {
+		return nil, "", fmt.Errorf("--model: %w", err)
+	}
+	raw := ck.Config
+	ck.Close()
+	arch, err := lm.NewArchitecture(raw)
+	if err != nil {
+		return nil, "", fmt.Errorf("--model %s: %w", modelDir, err)
+	}
+	if err := o.ValidateFor(arch); err != nil {
+		return nil, "", err
+	}
+	m, err := lm.Load(modelDir, opts)
+	return m, modelDir, err
+}

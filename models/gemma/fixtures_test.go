@@ -62,7 +62,11 @@ func loadFixture(t testing.TB, name string) *fixture {
 // paramTensors returns the model's parameters in Specs order as tensors of dtype.
 func (f *fixture) paramTensors(t testing.TB, dtype dtypes.DType) []*tensors.Tensor {
 	t.Helper()
-	return goldentest.ParamTensors(t, f.name, f.model.Specs(), f.weights, dtype)
+	p, err := goldentest.ParamTensors(f.name, f.model.Specs(), f.weights, dtype)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // batch is a packed, padded batch: rows of tokens with per-token positions and segment ids.

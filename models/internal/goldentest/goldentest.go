@@ -125,9 +125,9 @@ func ReadJSON(t testing.TB, dir, name string, v any) {
 }
 
 // ParamTensors returns the parameters of specs, in order, as tensors of dtype (a spec's aliases
-// are tried when its name is absent), failing the test on a missing name or a wrong shape.
-func ParamTensors(t testing.TB, fixture string, specs []lm.ParamSpec, weights map[string]Tensor, dtype dtypes.DType) []*tensors.Tensor {
-	t.Helper()
+// are tried when its name is absent); a missing name or a wrong shape is an error naming the
+// fixture.
+func ParamTensors(fixture string, specs []lm.ParamSpec, weights map[string]Tensor, dtype dtypes.DType) ([]*tensors.Tensor, error) {
 	var out []*tensors.Tensor
 	for _, spec := range specs {
 		w, ok := weights[spec.Name]
@@ -137,14 +137,14 @@ func ParamTensors(t testing.TB, fixture string, specs []lm.ParamSpec, weights ma
 			}
 		}
 		if !ok {
-			t.Fatalf("%s: parameter %s missing from checkpoint", fixture, spec.Name)
+			return nil, fmt.Errorf("%s: parameter %s missing from checkpoint", fixture, spec.Name)
 		}
 		if fmt.Sprint(w.Shape) != fmt.Sprint(spec.Shape) {
-			t.Fatalf("%s: %s has shape %v, Specs says %v", fixture, spec.Name, w.Shape, spec.Shape)
+			return nil, fmt.Errorf("%s: %s has shape %v, Specs says %v", fixture, spec.Name, w.Shape, spec.Shape)
 		}
 		out = append(out, ToTensor(w.Data, dtype, spec.Shape))
 	}
-	return out
+	return out, nil
 }
 
 // ToTensor copies float32 values into a tensor of dtype (Float32 or BFloat16).

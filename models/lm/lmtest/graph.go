@@ -186,58 +186,80 @@ func checkGoldenLogits(s *session) error {
 	return nil
 }
 
-// paddedBatch is the batch the padding, packing and batch-independence checks share: each
-// sequence alone padded to width, all sequences packed in one row in order and in reverse
-// order, and a row of padding only.
-type paddedBatch struct {
-	width  int
-	b      batch
-	logits [][][]float32
+// sharedBatch is the one batch (one compiled shape) the padding, packing, batch-independence
+// and causality checks read, every row padded to width: each sequence alone, all sequences
+// packed in order and in reverse order, a row of padding only, then the longest sequence with
+// its tokens from each cut on changed, and its prefixes.
+type sharedBatch struct {
+	width                  int
+	b                      batch
+	logits                 [][][]float32
+	packed, reversed, pads int   // rows
+	longest                int   // index of the longest sequence (its row alone, too)
+	cuts, prefixes         []int // lengths kept
+	changedRow, prefixRow  int   // first rows of each group
 }
 
-func (s *session) paddedBatch() (*paddedBatch, error) {
-	if s.padded != nil {
-		return s.padded, nil
+func (s *session) sharedBatch() (*sharedBatch, error) {
+	if s.shared != nil {
+		return s.shared, nil
 	}
 	seqs := s.golden.Sequences
-	p := &paddedBatch{width: 3}
+	n := len(seqs)
+	sb := &sharedBatch{width: 3, longest: s.longest()}
 	for _, seq := range seqs {
-		p.width += len(seq)
+		sb.width += len(seq)
 	}
-	if n := s.arch.MaxLength(); n > 0 && p.width > n {
-		return nil, fmt.Errorf("the fixture's sequences packed (%d tokens with padding) exceed MaxLength %d", p.width, n)
+	if limit := s.arch.MaxLength(); limit > 0 && sb.width > limit {
+		return nil, fmt.Errorf("the fixture's sequences packed (%d tokens with padding) exceed MaxLength %d", sb.width, limit)
 	}
 	for _, seq := range seqs {
-		p.b.row(s.vocab, p.width, seq)
+		sb.b.row(s.vocab, sb.width, seq)
 	}
 	rev := slices.Clone(seqs)
 	slices.Reverse(rev)
-	p.b.row(s.vocab, p.width, seqs...)
-	p.b.row(s.vocab, p.width, rev...)
-	p.b.row(s.vocab, p.width)
+	sb.packed, sb.reversed, sb.pads = n, n+1, n+2
+	sb.b.row(s.vocab, sb.width, seqs...)
+	sb.b.row(s.vocab, sb.width, rev...)
+	sb.b.row(s.vocab, sb.width)
+	seq := seqs[sb.longest]
+	T := len(seq)
+	sb.cuts, sb.prefixes = slices.Compact([]int{1, 2, 5, T / 2, T - 1}), slices.Compact([]int{1, T - 1})
+	sb.changedRow = len(sb.b.tokens)
+	for _, k := range sb.cuts {
+		changed := slices.Clone(seq)
+		for j := k; j < T; j++ {
+			changed[j] = int32((int(seq[j]) + 1 + j) % s.vocab)
+		}
+		sb.b.row(s.vocab, sb.width, changed)
+	}
+	sb.prefixRow = len(sb.b.tokens)
+	for _, k := range sb.prefixes {
+		sb.b.row(s.vocab, sb.width, seq[:k])
+	}
 	var err error
-	if p.logits, err = s.logits(p.b); err != nil {
+	if sb.logits, err = s.logits(sb.b); err != nil {
 		return nil, err
 	}
-	s.padded = p
-	return p, nil
+	s.shared = sb
+	return sb, nil
 }
 
 func checkPadding(s *session) error {
-	p, err := s.paddedBatch()
+	sb, err := s.sharedBatch()
 	if err != nil {
 		return err
 	}
 	for i := range s.golden.Sequences {
-		if err := s.againstGolden(fmt.Sprintf("padded to %d", p.width), p.logits[i], i); err != nil {
+		if err := s.againstGolden(fmt.Sprintf("padded to %d", sb.width), sb.logits[i], i); err != nil {
 			return err
 		}
 	}
-	for r, row := range p.logits {
+	for r, row := range sb.logits {
 		for t, pos := range row {
 			if slices.ContainsFunc(pos, func(v float32) bool { return math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) }) {
 				return fmt.Errorf("row %d (segments %v), position %d: non-finite logits (padding must stay finite: training multiplies it by zero weights)",
-					r, p.b.segments[r], t)
+					r, sb.b.segments[r], t)
 			}
 		}
 	}
@@ -245,22 +267,24 @@ func checkPadding(s *session) error {
 }
 
 func checkPacking(s *session) error {
-	p, err := s.paddedBatch()
+	sb, err := s.sharedBatch()
 	if err != nil {
 		return err
 	}
-	n := len(s.golden.Sequences)
-	order := make([]int, n)
+	order := make([]int, len(s.golden.Sequences))
 	for i := range order {
 		order[i] = i
 	}
 	reverse := slices.Clone(order)
 	slices.Reverse(reverse)
-	for k, row := range [][]int{order, reverse} {
+	for _, packing := range []struct {
+		row   int
+		order []int
+	}{{sb.packed, order}, {sb.reversed, reverse}} {
 		offset := 0
-		for _, i := range row {
-			got := p.logits[n+k][offset:]
-			if err := s.againstGolden(fmt.Sprintf("packed in row %d at offset %d", n+k, offset), got, i); err != nil {
+		for _, i := range packing.order {
+			got := sb.logits[packing.row][offset:]
+			if err := s.againstGolden(fmt.Sprintf("packed in row %d at offset %d", packing.row, offset), got, i); err != nil {
 				return err
 			}
 			offset += len(s.golden.Sequences[i])
@@ -270,22 +294,22 @@ func checkPacking(s *session) error {
 }
 
 func checkBatchIndependence(s *session) error {
-	p, err := s.paddedBatch()
+	sb, err := s.sharedBatch()
 	if err != nil {
 		return err
 	}
-	for r := range p.b.tokens {
+	for _, r := range []int{0, sb.packed} { // the first sequence padded, all packed
 		var one batch
-		one.tokens, one.positions, one.segments = p.b.tokens[r:r+1], p.b.positions[r:r+1], p.b.segments[r:r+1]
+		one.tokens, one.positions, one.segments = sb.b.tokens[r:r+1], sb.b.positions[r:r+1], sb.b.segments[r:r+1]
 		got, err := s.logits(one)
 		if err != nil {
 			return err
 		}
 		real := 0
-		for real < p.width && p.b.segments[r][real] != 0 {
+		for real < sb.width && sb.b.segments[r][real] != 0 {
 			real++
 		}
-		if err := samePositions(fmt.Sprintf("row %d alone vs in a batch of %d", r, len(p.b.tokens)), got[0], p.logits[r], real); err != nil {
+		if err := samePositions(fmt.Sprintf("row %d alone vs in a batch of %d", r, len(sb.b.tokens)), got[0], sb.logits[r], real); err != nil {
 			return err
 		}
 	}
@@ -304,33 +328,18 @@ func (s *session) longest() int {
 }
 
 func checkCausality(s *session) error {
-	seq := s.golden.Sequences[s.longest()]
-	T := len(seq)
-	cuts := slices.Compact([]int{1, 2, 5, T / 2, T - 1})
-	var b batch
-	b.row(s.vocab, T, seq)
-	for _, k := range cuts {
-		changed := slices.Clone(seq)
-		for j := k; j < T; j++ {
-			changed[j] = int32((int(seq[j]) + 1 + j) % s.vocab)
-		}
-		b.row(s.vocab, T, changed)
-	}
-	got, err := s.logits(b)
+	sb, err := s.sharedBatch()
 	if err != nil {
 		return err
 	}
-	for r, k := range cuts {
-		if err := samePositions(fmt.Sprintf("tokens from %d on changed", k), got[1+r], got[0], k); err != nil {
+	want := sb.logits[sb.longest]
+	for r, k := range sb.cuts {
+		if err := samePositions(fmt.Sprintf("tokens from %d on changed", k), sb.logits[sb.changedRow+r], want, k); err != nil {
 			return err
 		}
 	}
-	for _, k := range slices.Compact([]int{1, T - 1}) { // one compiled shape each: keep them few
-		prefix, err := s.alone(seq[:k])
-		if err != nil {
-			return err
-		}
-		if err := samePositions(fmt.Sprintf("prefix of %d tokens", k), prefix, got[0], k); err != nil {
+	for r, k := range sb.prefixes {
+		if err := samePositions(fmt.Sprintf("cut after %d tokens", k), sb.logits[sb.prefixRow+r], want, k); err != nil {
 			return err
 		}
 	}

@@ -1,9 +1,9 @@
 package lmtest_test
 
 // The suite's own tests: broken variants of a real family (Gemma, on its mha fixture) must fail
-// the check aimed at what they break and pass the checks they leave alone, so a family that
-// passes Conformance is known to have each property rather than to have slipped past a check
-// that cannot fail.
+// the check aimed at what they break and pass some checks they leave alone (the cheap ones:
+// each compiled shape costs time), so a family that passes Conformance is known to have each
+// property rather than to have slipped past a check that cannot fail.
 
 import (
 	"encoding/json"
@@ -115,13 +115,13 @@ func TestBrokenArchitecturesFailTheirCheck(t *testing.T) {
 			pads := graph.ReduceSum(graph.ConvertDType(graph.Equal(seg, graph.ZerosLike(seg)), dtypes.Float32), -1)
 			return perRow(a.Logits(p, tok, pos, seg), graph.BroadcastToDims(graph.ExpandAxes(pads, -1), tok.Shape().Dimensions...))
 		}},
-		[]string{"padding", "runtime-logits"}, []string{"golden-logits", "causality", "step"},
+		[]string{"padding", "runtime-logits"}, []string{"golden-logits"},
 	}, {
 		// Packed documents see each other: every real token is in segment 1.
 		mutant{family: "gemma_ignores_segments", logits: func(a lm.Architecture, p lm.Params, tok, pos, seg *graph.Node) *graph.Node {
 			return a.Logits(p, tok, pos, graph.MinScalar(seg, 1))
 		}},
-		[]string{"packing"}, []string{"golden-logits", "padding", "batch-independence", "causality", "runtime-logits"},
+		[]string{"packing"}, []string{"golden-logits", "padding", "causality"},
 	}, {
 		// Each row sees the other rows' tokens (nothing changes in a batch of one).
 		mutant{family: "gemma_mixes_rows", logits: func(a lm.Architecture, p lm.Params, tok, pos, seg *graph.Node) *graph.Node {
@@ -129,7 +129,7 @@ func TestBrokenArchitecturesFailTheirCheck(t *testing.T) {
 			others := graph.Sub(graph.BroadcastToDims(graph.ExpandAxes(graph.ReduceMean(f, 0), 0), tok.Shape().Dimensions...), f)
 			return perRow(a.Logits(p, tok, pos, seg), others)
 		}},
-		[]string{"batch-independence"}, []string{"golden-logits", "step"},
+		[]string{"batch-independence"}, []string{"golden-logits"},
 	}, {
 		// Step forgets the cache it is given.
 		mutant{family: "gemma_forgets_cache", step: func(a lm.Architecture, p lm.Params, cache []*graph.Node, tok, start *graph.Node) (*graph.Node, []*graph.Node) {
@@ -139,7 +139,7 @@ func TestBrokenArchitecturesFailTheirCheck(t *testing.T) {
 			}
 			return a.Step(p, zeros, tok, start)
 		}},
-		[]string{"step", "generate"}, []string{"golden-logits", "padding", "packing", "causality", "loglikelihood"},
+		[]string{"step", "generate"}, []string{"golden-logits", "padding", "packing", "causality"},
 	}, {
 		// No gradient reaches the embedding.
 		mutant{family: "gemma_detached_embedding", logits: func(a lm.Architecture, p lm.Params, tok, pos, seg *graph.Node) *graph.Node {
@@ -150,7 +150,7 @@ func TestBrokenArchitecturesFailTheirCheck(t *testing.T) {
 				return p(name)
 			}, tok, pos, seg)
 		}},
-		[]string{"loss-gradients"}, []string{"golden-logits", "step", "save-reload"},
+		[]string{"loss-gradients"}, []string{"golden-logits", "save-reload"},
 	}, {
 		// Claims one token more than its logits have.
 		mutant{family: "gemma_wrong_vocab", vocab: 1},

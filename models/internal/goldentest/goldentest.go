@@ -2,7 +2,8 @@
 // for the fixture folders that testdata/make_golden.py scripts write, and helpers that run an
 // architecture's graphs with the fixture's weights as graph inputs. The reader is deliberately
 // separate from models/safetensors, models/checkpoint and lm.Load (F32/BF16 only, optional
-// index.json), so a golden test checks a family's graph code on its own.
+// index.json), so the conformance suite (models/lm/lmtest) checks a family's graph code on its
+// own; the families' own tests and benchmarks use the graph helpers.
 package goldentest
 
 import (
@@ -110,18 +111,6 @@ func readFile(path string, into map[string]Tensor) error {
 		into[name] = Tensor{DType: e.DType, Shape: e.Shape, Data: vals}
 	}
 	return nil
-}
-
-// ReadJSON unmarshals dir/name (golden.json) into v.
-func ReadJSON(t testing.TB, dir, name string, v any) {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(dir, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(raw, v); err != nil {
-		t.Fatalf("%s/%s: %v", dir, name, err)
-	}
 }
 
 // ParamTensors returns the parameters of specs, in order, as tensors of dtype (a spec's aliases

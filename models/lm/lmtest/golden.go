@@ -10,8 +10,9 @@ import (
 // Golden is the content of a fixture's golden.json, written by the family's independent
 // reference (models/<family>/testdata/make_golden.py).
 type Golden struct {
-	// Sequences are token ids, one list per sequence; there are at least two, of different
-	// lengths.
+	// Sequences are token ids, one list per sequence: at least two, of at least two tokens and
+	// different lengths. The suite packs them all into one row, so their total length plus 3
+	// must fit the model's MaxLength.
 	Sequences [][]int32 `json:"sequences"`
 	// Logits are, per sequence run alone (batch 1, no padding), the float32 next-token logits
 	// [T, V] flattened row by row.

@@ -30,10 +30,14 @@ type Golden struct {
 // -sum_t Weights[t] * log_softmax(logits(Tokens)[t])[Targets[t]] / sum_t Weights[t], with
 // positions 0..T-1 and one segment.
 type GoldenLoss struct {
-	Tokens  []int32   `json:"tokens"`
-	Targets []int32   `json:"targets"`
+	// Tokens is the input row.
+	Tokens []int32 `json:"tokens"`
+	// Targets are the next tokens to predict, one per input position.
+	Targets []int32 `json:"targets"`
+	// Weights count a position (1) or not (0).
 	Weights []float32 `json:"weights"`
-	Value   float64   `json:"value"`
+	// Value is the loss.
+	Value float64 `json:"value"`
 	// Grads are the gradients of Value with respect to some parameters (by Hugging Face name),
 	// flattened in the parameter's shape.
 	Grads map[string][]float64 `json:"grads"`

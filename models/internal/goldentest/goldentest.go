@@ -2,7 +2,8 @@
 // for the fixture folders that testdata/make_golden.py scripts write, and helpers that run an
 // architecture's graphs with the fixture's weights as graph inputs. The reader is deliberately
 // separate from models/safetensors, models/checkpoint and lm.Load (F32/BF16 only, optional
-// index.json), so a golden test checks a family's graph code on its own.
+// index.json), so the conformance suite (models/lm/lmtest) checks a family's graph code on its
+// own; the families' own tests and benchmarks use the graph helpers.
 package goldentest
 
 import (
@@ -112,22 +113,10 @@ func readFile(path string, into map[string]Tensor) error {
 	return nil
 }
 
-// ReadJSON unmarshals dir/name (golden.json) into v.
-func ReadJSON(t testing.TB, dir, name string, v any) {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(dir, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(raw, v); err != nil {
-		t.Fatalf("%s/%s: %v", dir, name, err)
-	}
-}
-
 // ParamTensors returns the parameters of specs, in order, as tensors of dtype (a spec's aliases
-// are tried when its name is absent), failing the test on a missing name or a wrong shape.
-func ParamTensors(t testing.TB, fixture string, specs []lm.ParamSpec, weights map[string]Tensor, dtype dtypes.DType) []*tensors.Tensor {
-	t.Helper()
+// are tried when its name is absent); a missing name or a wrong shape is an error naming the
+// fixture.
+func ParamTensors(fixture string, specs []lm.ParamSpec, weights map[string]Tensor, dtype dtypes.DType) ([]*tensors.Tensor, error) {
 	var out []*tensors.Tensor
 	for _, spec := range specs {
 		w, ok := weights[spec.Name]
@@ -137,14 +126,14 @@ func ParamTensors(t testing.TB, fixture string, specs []lm.ParamSpec, weights ma
 			}
 		}
 		if !ok {
-			t.Fatalf("%s: parameter %s missing from checkpoint", fixture, spec.Name)
+			return nil, fmt.Errorf("%s: parameter %s missing from checkpoint", fixture, spec.Name)
 		}
 		if fmt.Sprint(w.Shape) != fmt.Sprint(spec.Shape) {
-			t.Fatalf("%s: %s has shape %v, Specs says %v", fixture, spec.Name, w.Shape, spec.Shape)
+			return nil, fmt.Errorf("%s: %s has shape %v, Specs says %v", fixture, spec.Name, w.Shape, spec.Shape)
 		}
 		out = append(out, ToTensor(w.Data, dtype, spec.Shape))
 	}
-	return out
+	return out, nil
 }
 
 // ToTensor copies float32 values into a tensor of dtype (Float32 or BFloat16).

@@ -1,0 +1,19 @@
+package mamba
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/perpetual-ml/perpetual/models/lm/lmtest"
+)
+
+// The lm.Architecture contract on every golden fixture of testdata/make_golden.py: conv_kernel 4
+// and 2, with and without biases, state sizes 16 and 4, tied and untied head, f32 and bf16
+// weights.
+func TestConformance(t *testing.T) {
+	var fixtures []lmtest.Fixture
+	for _, name := range []string{"k4_bias_s16", "k2_nobias_s4", "k4_bf16"} {
+		fixtures = append(fixtures, lmtest.Fixture{Dir: filepath.Join("testdata", name)})
+	}
+	lmtest.Conformance(t, fixtures...)
+}

@@ -4,20 +4,12 @@ package llama
 // models/internal/goldentest (a minimal reader independent of models/lm, so the golden tests
 // check the graph code on its own).
 //
-// The fixture list below is written as the shared conformance suite (models/lm/lmtest, not yet
-// merged) takes it: once it lands, TestConformance is
-//
-//	var fs []lmtest.Fixture
-//	for _, f := range fixtures {
-//		fs = append(fs, lmtest.Fixture{Dir: f.Dir, Tolerance: f.Tolerance, BFloat16Tolerance: f.BFloat16Tolerance})
-//	}
-//	lmtest.Conformance(t, fs...)
-//
-// and the tests of llama_test.go and lm_test.go whose comment starts with "Conformance" can go
-// (with the stepper and batch helpers); the family-specific ones (configs, refusals, RoPE
-// scaling, discriminating fixtures, save names, training, LoRA) stay.
+// The fixture list is what TestConformance (conformance_test.go) hands lmtest.Conformance; the
+// tests here are the family-specific ones (configs, refusals, RoPE scaling, discriminating
+// fixtures, save names, training, LoRA).
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -100,7 +92,13 @@ func loadFixture(t testing.TB, spec fixtureSpec) *fixture {
 	if f.weights, err = goldentest.ReadWeights(spec.Dir); err != nil {
 		t.Fatal(err)
 	}
-	goldentest.ReadJSON(t, spec.Dir, "golden.json", &f.golden)
+	data, err := os.ReadFile(filepath.Join(spec.Dir, "golden.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &f.golden); err != nil {
+		t.Fatalf("%s/golden.json: %v", spec.Dir, err)
+	}
 	return f
 }
 
@@ -119,31 +117,9 @@ func fixtureNamed(t testing.TB, name string) *fixture {
 // paramTensors returns the model's parameters in Specs order as tensors of dtype.
 func (f *fixture) paramTensors(t testing.TB, dtype dtypes.DType) []*tensors.Tensor {
 	t.Helper()
-	return goldentest.ParamTensors(t, f.name(), f.model.Specs(), f.weights, dtype)
-}
-
-// batch is a packed, padded batch: rows of tokens with per-token positions and segment ids.
-type batch struct {
-	tokens, positions, segments [][]int32
-}
-
-// row appends documents packed into one row, padded with segment 0 up to width. Padding tokens
-// and positions vary, so a leak of padding into real tokens cannot hide behind zeros.
-func (b *batch) row(width int, docs ...[]int32) {
-	var tok, pos, seg []int32
-	for i, d := range docs {
-		for j, id := range d {
-			tok, pos, seg = append(tok, id), append(pos, int32(j)), append(seg, int32(i+1))
-		}
+	ps, err := goldentest.ParamTensors(f.name(), f.model.Specs(), f.weights, dtype)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for i := 0; len(tok) < width; i++ {
-		tok, pos, seg = append(tok, int32(3+i%5)), append(pos, int32(i)), append(seg, 0)
-	}
-	b.tokens, b.positions, b.segments = append(b.tokens, tok), append(b.positions, pos), append(b.segments, seg)
-}
-
-// logits runs Model.Logits on a batch with parameters of dtype; returns [B][T][V].
-func (f *fixture) logits(t testing.TB, dtype dtypes.DType, b batch) [][][]float32 {
-	t.Helper()
-	return goldentest.Logits(t, f.model, f.paramTensors(t, dtype), b.tokens, b.positions, b.segments)
+	return ps
 }

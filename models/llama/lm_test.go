@@ -5,7 +5,6 @@ package llama
 
 import (
 	"encoding/json"
-	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -34,90 +33,6 @@ func loadLM(t *testing.T, f *fixture, dtype dtypes.DType) *lm.Model {
 		t.Fatalf("loaded family %q, want %q", m.Arch().Family(), f.model.Family())
 	}
 	return m
-}
-
-// Conformance: lm.Load and the runtime's batched, padded Logits reproduce the reference; bf16
-// compute matches PyTorch's bf16 and float16 stays close to float32.
-func TestLMLoadGoldenLogits(t *testing.T) {
-	for _, spec := range fixtures {
-		t.Run(spec.name(), func(t *testing.T) {
-			f := loadFixture(t, spec)
-			got, err := loadLM(t, f, dtypes.Float32).Logits(f.golden.Sequences)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i := range f.golden.Sequences {
-				rel, maxAbs := goldentest.Compare(goldentest.Flatten(got[i]), f.golden.Logits[i])
-				if rel > f.tolerance() || math.IsNaN(rel) {
-					t.Errorf("sequence %d: relative error %.2e (max abs %.2e)", i, rel, maxAbs)
-				}
-			}
-		})
-	}
-	t.Run("qwen2_bias in float16", func(t *testing.T) {
-		// float16 keeps 11 bits of mantissa: a few 1e-3 of relative error against float32.
-		f := fixtureNamed(t, "qwen2_bias")
-		got, err := loadLM(t, f, dtypes.Float16).Logits(f.golden.Sequences)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := range f.golden.Sequences {
-			rel, _ := goldentest.Compare(goldentest.Flatten(got[i]), f.golden.Logits[i])
-			t.Logf("sequence %d: float16 vs float32 reference %.2e", i, rel)
-			if rel > 1e-2 || math.IsNaN(rel) {
-				t.Errorf("sequence %d: relative error %.2e", i, rel)
-			}
-		}
-	})
-	t.Run("llama_bf16 in bfloat16", func(t *testing.T) {
-		f := fixtureNamed(t, "llama_bf16")
-		got, err := loadLM(t, f, dtypes.BFloat16).Logits(f.golden.Sequences)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := range f.golden.Sequences {
-			if rel, _ := goldentest.Compare(goldentest.Flatten(got[i]), f.golden.LogitsBF16[i]); rel > f.BFloat16Tolerance || math.IsNaN(rel) {
-				t.Errorf("sequence %d: relative error %.2e vs PyTorch bf16", i, rel)
-			}
-		}
-	})
-}
-
-// Conformance: greedy generation through the KV cache (Step) equals argmax decoding by
-// recomputing the whole sequence with Logits each step.
-func TestLMGenerateMatchesRecomputation(t *testing.T) {
-	for _, spec := range fixtures {
-		t.Run(spec.name(), func(t *testing.T) {
-			f := loadFixture(t, spec)
-			m := loadLM(t, f, dtypes.Float32)
-			prompt := f.golden.Sequences[1][:7]
-			out, err := m.Generate(prompt, lm.GenerateOptions{MaxNewTokens: 8})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(out) != 8 {
-				t.Fatalf("generated %d tokens, want 8", len(out))
-			}
-			seq := slices.Clone(prompt)
-			for step := range out {
-				logits, err := m.Logits([][]int32{seq})
-				if err != nil {
-					t.Fatal(err)
-				}
-				last := logits[0][len(seq)-1]
-				arg := 0
-				for j := range last {
-					if last[j] > last[arg] {
-						arg = j
-					}
-				}
-				if int32(arg) != out[step] {
-					t.Fatalf("step %d generated %d, recomputation's argmax is %d", step, out[step], arg)
-				}
-				seq = append(seq, int32(arg))
-			}
-		})
-	}
 }
 
 // savedNames lists the tensor names of a saved folder with the independent test reader.

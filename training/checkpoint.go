@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -103,6 +104,14 @@ func dataHash(exs []Example) string {
 			buf = append(buf, map[bool]byte{false: 0, true: 1}[t])
 		}
 		buf = append(buf, map[bool]byte{false: 0, true: 1}[ex.Splittable])
+		// Weights join the hash only when set, so the data hash of unweighted data is the one
+		// checkpoints written before weights existed recorded.
+		if ex.Weights != nil {
+			buf = append(buf, 'w')
+			for _, w := range ex.Weights {
+				buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(w))
+			}
+		}
 		h.Write(buf)
 	}
 	return hex.EncodeToString(h.Sum(nil))

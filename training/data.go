@@ -42,6 +42,10 @@ type Example struct {
 	Train []bool
 	// Splittable documents may be cut into windows; flashcards may not.
 	Splittable bool
+	// Weights, when set (one per token, as IDs), weighs each target's loss: the step's loss is
+	// the weighted mean over targets, so an answer weighted 3 counts three times a passage
+	// token. Only Train positions count. Nil: every target weighs 1.
+	Weights []float32
 }
 
 // DataOptions control how curriculum items become token sequences.

@@ -2,6 +2,7 @@ package training
 
 import (
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -209,6 +210,42 @@ func TestLRSchedule(t *testing.T) {
 	for i, w := range want {
 		if got := LRAt(1, i, 2, 6); got != w {
 			t.Errorf("step %d: lr %v, want %v", i, got, w)
+		}
+	}
+}
+
+// Per-token loss weights reach the row's weights at their targets (windows included), leave
+// non-targets at 0, do not change the data hash of unweighted data, and are refused when they
+// do not match the tokens or are not finite and non-negative.
+func TestPackWeights(t *testing.T) {
+	ex := Example{Name: "weighted", IDs: []int32{1, 2, 3, 4, 5, 6}, Train: []bool{false, false, true, true, true, true},
+		Weights: []float32{9, 9, 1, 3, 3, 0.5}, Splittable: true}
+	rows, err := Pack([]Example{ex}, 4, true) // windows [1 2 3 4] and [4 5 6]
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []float32
+	for _, r := range rows {
+		got = append(got, r.Weights...)
+	}
+	// Targets: 3 (w 1), 4 (w 3) in the first window; 5 (w 3), 6 (w 0.5) in the second (its
+	// first token is predicted by the first window); last positions have no target.
+	want := []float32{0, 1, 3, 0, 3, 0.5, 0}
+	if !slices.Equal(got, want) {
+		t.Fatalf("row weights %v, want %v", got, want)
+	}
+	plain := ex
+	plain.Weights = nil
+	ones := ex
+	ones.Weights = []float32{1, 1, 1, 1, 1, 1}
+	if dataHash([]Example{plain}) == dataHash([]Example{ex}) || dataHash([]Example{plain}) == dataHash([]Example{ones}) {
+		t.Error("weights do not change the data hash")
+	}
+	for _, bad := range [][]float32{{1, 1}, {1, 1, 1, -1, 1, 1}, {1, 1, float32(math.NaN()), 1, 1, 1}, {1, 1, float32(math.Inf(1)), 1, 1, 1}} {
+		b := ex
+		b.Weights = bad
+		if _, err := Pack([]Example{b}, 8, true); err == nil || !contains(err.Error(), "weighted") || !contains(err.Error(), "weight") {
+			t.Errorf("weights %v: error %v", bad, err)
 		}
 	}
 }

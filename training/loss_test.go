@@ -182,3 +182,55 @@ func TestLossGraphPeak(t *testing.T) {
 		t.Errorf("peak of the loss and its gradient: %.3f logits-sized tensors, EstimateMemory assumes %d", units, logitsCopies)
 	}
 }
+
+// Fractional per-token weights (recipe v3's answer weighting): the step's summed loss is the
+// weighted sum of each target's cross-entropy, computed here on the host from the model's own
+// logits, and its count is the sum of the weights.
+func TestWeightedLoss(t *testing.T) {
+	dir := "../models/gemma/testdata/mha"
+	model, err := lm.Load(dir, lm.LoadOptions{DType: dtypes.Float32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	setup, state, err := NewState(model, nil, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps, err := NewSteps(model.Backend(), setup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens := []int32{2, 7, 11, 5, 9, 3, 14, 6}
+	targets := []int32{7, 11, 5, 9, 3, 14, 6, 0}
+	weights := []float32{0, 1, 3, 0.5, 0, 3, 1, 0}
+	T := len(tokens)
+	b := Batch{B: 1, T: T, Tokens: tokens, Targets: targets, Weights: weights, Positions: make([]int32, T), Segments: make([]int32, T)}
+	for i := range T {
+		b.Positions[i], b.Segments[i] = int32(i), 1
+	}
+	sum, count, err := steps.Loss(state.Frozen, state.Train, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logits, err := model.Logits([][]int32{tokens})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want, wantCount float64
+	for i, row := range logits[0] {
+		mx := math.Inf(-1)
+		for _, x := range row {
+			mx = math.Max(mx, float64(x))
+		}
+		var z float64
+		for _, x := range row {
+			z += math.Exp(float64(x) - mx)
+		}
+		nll := mx + math.Log(z) - float64(row[targets[i]])
+		want += float64(weights[i]) * nll
+		wantCount += float64(weights[i])
+	}
+	if math.Abs(sum-want) > 1e-4*math.Abs(want) || count != wantCount {
+		t.Fatalf("weighted loss sum %.6f count %g, want %.6f and %g", sum, count, want, wantCount)
+	}
+}

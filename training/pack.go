@@ -1,15 +1,19 @@
 package training
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // Row is one training sequence: several packed items (or one, padded). Segment 0 is padding.
 type Row struct {
 	Tokens, Positions, Segments []int32
 	// Targets[t] is the token predicted at position t (the next token of the same item) and
-	// Weights[t] is 1 where it counts in the loss, else 0.
+	// Weights[t] its weight in the loss (1, or the example's Weights, where it is a target; 0
+	// elsewhere).
 	Targets []int32
 	Weights []float32
-	// NumTargets is the number of positions with weight 1.
+	// NumTargets is the number of target positions.
 	NumTargets int
 }
 
@@ -24,7 +28,11 @@ func windows(ex Example, maxLen int) []Example {
 		end := min(start+maxLen, len(ex.IDs))
 		train := append([]bool(nil), ex.Train[start:end]...)
 		train[0] = false // predicted by the previous window
-		out = append(out, Example{Name: fmt.Sprintf("%s window %d", ex.Name, len(out)), IDs: ex.IDs[start:end], Train: train})
+		w := Example{Name: fmt.Sprintf("%s window %d", ex.Name, len(out)), IDs: ex.IDs[start:end], Train: train}
+		if ex.Weights != nil {
+			w.Weights = ex.Weights[start:end]
+		}
+		out = append(out, w)
 		if end == len(ex.IDs) {
 			break
 		}
@@ -49,6 +57,9 @@ func Pack(examples []Example, maxLen int, packing bool) ([]Row, error) {
 		seg = 0
 	}
 	for _, ex := range examples {
+		if err := ex.checkWeights(); err != nil {
+			return nil, err
+		}
 		if len(ex.IDs) > maxLen && !ex.Splittable {
 			return nil, fmt.Errorf("%s: %d tokens do not fit the maximum length %d (flashcards are never split; raise --max-length or shorten it)", ex.Name, len(ex.IDs), maxLen)
 		}
@@ -64,7 +75,11 @@ func Pack(examples []Example, maxLen int, packing bool) ([]Row, error) {
 				if i+1 < len(w.IDs) {
 					cur.Targets = append(cur.Targets, w.IDs[i+1])
 					if w.Train[i+1] {
-						cur.Weights = append(cur.Weights, 1)
+						weight := float32(1)
+						if w.Weights != nil {
+							weight = w.Weights[i+1]
+						}
+						cur.Weights = append(cur.Weights, weight)
 						cur.NumTargets++
 					} else {
 						cur.Weights = append(cur.Weights, 0)
@@ -77,6 +92,23 @@ func Pack(examples []Example, maxLen int, packing bool) ([]Row, error) {
 		}
 	}
 	return rows, nil
+}
+
+// checkWeights refuses per-token weights that do not match the tokens or are not finite and
+// non-negative.
+func (ex *Example) checkWeights() error {
+	if ex.Weights == nil {
+		return nil
+	}
+	if len(ex.Weights) != len(ex.IDs) {
+		return fmt.Errorf("%s: %d loss weights for %d tokens (one per token, or none)", ex.Name, len(ex.Weights), len(ex.IDs))
+	}
+	for i, w := range ex.Weights {
+		if !(w >= 0) || math.IsInf(float64(w), 0) {
+			return fmt.Errorf("%s: loss weight %v at token %d (weights must be finite and >= 0)", ex.Name, w, i)
+		}
+	}
+	return nil
 }
 
 // Batch is B rows padded to T tokens, flattened row-major, ready for the step graphs.

@@ -360,6 +360,9 @@ func hashExamples(exs []training.Example) string {
 	h := sha256.New()
 	for _, ex := range exs {
 		fmt.Fprintf(h, "%v:%v\n", ex.Train, ex.IDs)
+		if ex.Weights != nil {
+			fmt.Fprintf(h, "w%v\n", ex.Weights)
+		}
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }

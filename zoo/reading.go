@@ -2,6 +2,7 @@ package zoo
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strings"
 
@@ -46,6 +47,11 @@ type ReadingConfig struct {
 	// its queries. Without it every lookup is within ~70 tokens, and the lookup learned there
 	// does not reach a passage a few hundred tokens back (measured: docs/zoo.md, "Reach").
 	DrillReach int `yaml:"drill_reach,omitempty" json:"drill_reach,omitempty"`
+	// AnswerWeight, when set, puts the loss of reading conversations on every token (passages,
+	// questions, the chat format) and weighs the answers' tokens AnswerWeight times as much;
+	// without it the loss is on the answers only. Reading the passage as text teaches the
+	// binding of entities and attributes the answers then look up.
+	AnswerWeight float64 `yaml:"answer_weight,omitempty" json:"answer_weight,omitempty"`
 	// SeqLen is the packed row length of this phase (two code files need more than 512).
 	SeqLen int `yaml:"seq_len" json:"seq_len"`
 	// BatchSize is the rows per step of this phase (0: train.batch_size). The token count at
@@ -76,6 +82,8 @@ func (r *ReadingConfig) check() error {
 		return fmt.Errorf("reading.questions must be positive, got %d", r.Questions)
 	case r.Drills < 0:
 		return fmt.Errorf("reading.drills must not be negative, got %d", r.Drills)
+	case r.AnswerWeight < 0 || math.IsNaN(r.AnswerWeight) || math.IsInf(r.AnswerWeight, 0):
+		return fmt.Errorf("reading.answer_weight must be 0 (loss on answers only) or a positive weight, got %g", r.AnswerWeight)
 	case r.DrillReach != 0 && (r.DrillReach < minDrillReach || r.DrillReach+longDrillSlack > r.SeqLen):
 		return fmt.Errorf("reading.drill_reach must be 0 or between %d and reading.seq_len - %d (%d), got %d",
 			minDrillReach, longDrillSlack, r.SeqLen-longDrillSlack, r.DrillReach)
@@ -205,19 +213,22 @@ func passagesLen(chunks []curriculum.Chunk, idx []int) int {
 // encodeConversation encodes a conversation as one training example in the model's prompt
 // format: the first user turn is the evaluation's RAG prompt (passages, a blank line, the
 // question), later turns hold a question alone; loss on the answers (and the end-of-turn and
-// EOS tokens the format puts after them), as the encoder's MaskAnswers does for one turn.
-func encodeConversation(tok tokenizer.Tokenizer, tpl prompt.Template, useBOS bool, c conversation) (training.Example, error) {
+// EOS tokens the format puts after them), as the encoder's MaskAnswers does for one turn. With
+// answerWeight > 0 the loss is on every token, the answers' weighing answerWeight.
+func encodeConversation(tok tokenizer.Tokenizer, tpl prompt.Template, useBOS bool, c conversation, answerWeight float64) (training.Example, error) {
 	sp := tok.Special()
 	var ids []int32
 	var train []bool
+	var weights []float32
 	add := func(text string, target bool) {
 		for _, id := range tok.Encode(text) {
 			ids = append(ids, id)
-			train = append(train, target)
+			train = append(train, target || answerWeight > 0)
+			weights = append(weights, map[bool]float32{false: 1, true: float32(answerWeight)}[target])
 		}
 	}
 	if useBOS && sp.BOS >= 0 {
-		ids, train = append(ids, sp.BOS), append(train, false)
+		ids, train, weights = append(ids, sp.BOS), append(train, false), append(weights, 0)
 	}
 	for i, t := range c.turns {
 		q := t.question
@@ -227,13 +238,17 @@ func encodeConversation(tok tokenizer.Tokenizer, tpl prompt.Template, useBOS boo
 		add(strings.TrimPrefix(tpl.RenderPrompt(q, ""), "<bos>"), false)
 		add(tpl.RenderResponse(t.answer), true)
 		if tpl.AddEOS {
-			ids, train = append(ids, sp.EOS), append(train, true)
+			ids, train, weights = append(ids, sp.EOS), append(train, true), append(weights, float32(answerWeight))
 		}
 	}
 	if !tpl.AddEOS && sp.EOS >= 0 {
-		ids, train = append(ids, sp.EOS), append(train, true)
+		ids, train, weights = append(ids, sp.EOS), append(train, true), append(weights, float32(answerWeight))
 	}
-	return training.Example{Name: "reading conversation", IDs: ids, Train: train}, nil
+	ex := training.Example{Name: "reading conversation", IDs: ids, Train: train}
+	if answerWeight > 0 {
+		ex.Weights = weights
+	}
+	return ex, nil
 }
 
 // drillVocab are the ids drills draw from: the tokenizer's merged pieces (whole words and
@@ -380,14 +395,14 @@ func readingEpoch(tok tokenizer.Tokenizer, tpl prompt.Template, useBOS bool, r *
 			return nil, err
 		}
 		for _, c := range readingConversations(chunks, qs, r.passagesAt(epoch), r.Questions, seqChars, rng) {
-			ex, err := encodeConversation(tok, tpl, useBOS, c)
+			ex, err := encodeConversation(tok, tpl, useBOS, c, r.AnswerWeight)
 			if err != nil {
 				return nil, err
 			}
 			// Drop turns from the end until the conversation fits a row.
 			for len(ex.IDs) > r.SeqLen && len(c.turns) > 1 {
 				c.turns = c.turns[:len(c.turns)-1]
-				if ex, err = encodeConversation(tok, tpl, useBOS, c); err != nil {
+				if ex, err = encodeConversation(tok, tpl, useBOS, c, r.AnswerWeight); err != nil {
 					return nil, err
 				}
 			}

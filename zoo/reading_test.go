@@ -59,7 +59,7 @@ func TestReadingConversationIsTheEvaluationsRAGRequest(t *testing.T) {
 		sp := tok.Special()
 		enc := evaluation.Encoder{Tokenizer: tok, AddBOS: useBOS, BOS: sp.BOS}
 		for i, c := range convs {
-			ex, err := encodeConversation(tok, tpl, useBOS, c)
+			ex, err := encodeConversation(tok, tpl, useBOS, c, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -104,6 +104,29 @@ func TestReadingConversationIsTheEvaluationsRAGRequest(t *testing.T) {
 			}
 			if len(c.turns) < 2 {
 				t.Errorf("conversation %d has %d turns", i, len(c.turns))
+			}
+			// reading.answer_weight: the same tokens, every one a target, the answers weighing 3.
+			wex, err := encodeConversation(tok, tpl, useBOS, c, 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(wex.IDs, ex.IDs) || len(wex.Weights) != len(ex.IDs) {
+				t.Fatalf("conversation %d: weighted encoding differs in its tokens or has %d weights", i, len(wex.Weights))
+			}
+			for k := range ex.IDs {
+				want := float32(1)
+				if ex.Train[k] {
+					want = 3
+				}
+				if k == 0 && useBOS {
+					if wex.Train[k] {
+						t.Fatalf("conversation %d: BOS is a target", i)
+					}
+					continue
+				}
+				if !wex.Train[k] || wex.Weights[k] != want {
+					t.Fatalf("conversation %d token %d: target %v weight %v, want a target of weight %v", i, k, wex.Train[k], wex.Weights[k], want)
+				}
 			}
 		}
 	}
@@ -256,6 +279,7 @@ func TestReadingConfigErrors(t *testing.T) {
 		{func(r *ReadingConfig) { r.Schedule = "cosine" }, "reading.schedule"},
 		{func(r *ReadingConfig) { r.Schedule = "wsd" }, "reading.decay_fraction"},
 		{func(r *ReadingConfig) { r.DrillReach = 10 }, "reading.drill_reach"},
+		{func(r *ReadingConfig) { r.AnswerWeight = -1 }, "reading.answer_weight"},
 		{func(r *ReadingConfig) { r.DrillReach = 64 }, "reading.drill_reach"}, // 64 + slack > seq_len 64
 	} {
 		r := good()

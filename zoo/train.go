@@ -185,6 +185,9 @@ func phaseKey(ph phase, cfg TrainConfig, seed int64) string {
 	}
 	for _, ex := range ph.exs {
 		fmt.Fprintf(h, "%v:%v\n", ex.Train, ex.IDs)
+		if ex.Weights != nil { // absent from the key of unweighted data, as before weights existed
+			fmt.Fprintf(h, "w%v\n", ex.Weights)
+		}
 	}
 	return hex.EncodeToString(h.Sum(nil))[:12]
 }

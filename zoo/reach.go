@@ -98,35 +98,14 @@ func LookupReach(m *lm.Model, gaps, pairs []int, n int, seed uint64) ([]ReachPoi
 // gapCopyDrill is reachSpan random tokens, gap random tokens, then the span again (targets: the
 // repeat after its first token).
 func gapCopyDrill(vocab []int32, gap int, rng *rand.Rand) training.Example {
-	var ids []int32
-	var train []bool
-	span := make([]int32, reachSpan)
-	for i := range span {
-		span[i] = vocab[rng.IntN(len(vocab))]
-		ids, train = append(ids, span[i]), append(train, false)
-	}
-	for range gap {
-		ids, train = append(ids, vocab[rng.IntN(len(vocab))]), append(train, false)
-	}
-	for i, id := range span {
-		ids, train = append(ids, id), append(train, i > 0)
-	}
-	return training.Example{Name: "copy", IDs: ids, Train: train}
+	span := randomTokens(vocab, reachSpan, rng)
+	return copyExample("copy", nil, span, randomTokens(vocab, gap, rng))
 }
 
 // pairsRecallDrill is n key/value pairs of distinct keys, then reachQueries (at most n) of the
 // keys, each followed by its value (the target).
 func pairsRecallDrill(vocab []int32, n int, rng *rand.Rand) training.Example {
-	perm := rng.Perm(len(vocab))
-	keys, vals := perm[:n], make([]int32, n)
-	var ids []int32
-	var train []bool
-	for i, k := range keys {
-		vals[i] = vocab[rng.IntN(len(vocab))]
-		ids, train = append(ids, vocab[k], vals[i]), append(train, false, false)
-	}
-	for _, i := range rng.Perm(n)[:min(n, reachQueries)] {
-		ids, train = append(ids, vocab[keys[i]], vals[i]), append(train, false, true)
-	}
-	return training.Example{Name: "recall", IDs: ids, Train: train}
+	keys := pick(vocab, rng.Perm(len(vocab))[:n])
+	vals := randomTokens(vocab, n, rng)
+	return recallExample("recall", keys, vals, nil, rng.Perm(n)[:min(n, reachQueries)])
 }

@@ -262,46 +262,67 @@ func drillVocab(tok tokenizer.Tokenizer) []int32 {
 	return out
 }
 
-// copyDrill is a random span, random filler, then the span again, with loss on the repeated
-// span after its first token: what an induction head predicts.
-func copyDrill(vocab []int32, rng *rand.Rand) training.Example {
-	span := make([]int32, 4+rng.IntN(29))
-	for i := range span {
-		span[i] = vocab[rng.IntN(len(vocab))]
+// randomTokens draws n tokens of vocab.
+func randomTokens(vocab []int32, n int, rng *rand.Rand) []int32 {
+	out := make([]int32, n)
+	for i := range out {
+		out[i] = vocab[rng.IntN(len(vocab))]
 	}
-	var ids []int32
-	var train []bool
-	for range rng.IntN(17) {
-		ids, train = append(ids, vocab[rng.IntN(len(vocab))]), append(train, false)
-	}
-	for _, id := range span {
-		ids, train = append(ids, id), append(train, false)
-	}
-	for range rng.IntN(17) {
-		ids, train = append(ids, vocab[rng.IntN(len(vocab))]), append(train, false)
-	}
-	for i, id := range span {
-		ids, train = append(ids, id), append(train, i > 0)
-	}
-	return training.Example{Name: "copy drill", IDs: ids, Train: train}
+	return out
 }
 
-// recallDrill is multi-query associative recall: n key/value pairs of distinct keys, then the
-// keys again in another order, each followed by its value, with loss on the queried values.
-func recallDrill(vocab []int32, rng *rand.Rand) training.Example {
-	n := 3 + rng.IntN(14)
-	perm := rng.Perm(len(vocab))
-	keys, vals := perm[:n], make([]int32, n)
+// copyExample is lead, span, gap, then span again, with loss on the repeated span after its
+// first token: what an induction head predicts.
+func copyExample(name string, lead, span, gap []int32) training.Example {
+	var ids []int32
+	for _, part := range [][]int32{lead, span, gap, span} {
+		ids = append(ids, part...)
+	}
+	train := make([]bool, len(ids))
+	for i := len(ids) - len(span) + 1; i < len(ids); i++ {
+		train[i] = true
+	}
+	return training.Example{Name: name, IDs: ids, Train: train}
+}
+
+// recallExample is the key/value pairs, the filler, then the keys again in the order given, each
+// followed by its value, with loss on the queried values (multi-query associative recall).
+func recallExample(name string, keys, vals, filler []int32, order []int) training.Example {
 	var ids []int32
 	var train []bool
 	for i, k := range keys {
-		vals[i] = vocab[rng.IntN(len(vocab))]
-		ids, train = append(ids, vocab[k], vals[i]), append(train, false, false)
+		ids, train = append(ids, k, vals[i]), append(train, false, false)
 	}
-	for _, i := range rng.Perm(n) {
-		ids, train = append(ids, vocab[keys[i]], vals[i]), append(train, false, true)
+	ids, train = append(ids, filler...), append(train, make([]bool, len(filler))...)
+	for _, i := range order {
+		ids, train = append(ids, keys[i], vals[i]), append(train, false, true)
 	}
-	return training.Example{Name: "recall drill", IDs: ids, Train: train}
+	return training.Example{Name: name, IDs: ids, Train: train}
+}
+
+// pick returns vocab's entries at the given indices.
+func pick(vocab []int32, idx []int) []int32 {
+	out := make([]int32, len(idx))
+	for i, j := range idx {
+		out[i] = vocab[j]
+	}
+	return out
+}
+
+// copyDrill is a random span of 4-32 tokens, up to 16 filler tokens, then the span again.
+func copyDrill(vocab []int32, rng *rand.Rand) training.Example {
+	span := randomTokens(vocab, 4+rng.IntN(29), rng)
+	lead := randomTokens(vocab, rng.IntN(17), rng)
+	gap := randomTokens(vocab, rng.IntN(17), rng)
+	return copyExample("copy drill", lead, span, gap)
+}
+
+// recallDrill is 3-16 key/value pairs of distinct keys, then every key again in another order.
+func recallDrill(vocab []int32, rng *rand.Rand) training.Example {
+	n := 3 + rng.IntN(14)
+	keys := pick(vocab, rng.Perm(len(vocab))[:n])
+	vals := randomTokens(vocab, n, rng)
+	return recallExample("recall drill", keys, vals, nil, rng.Perm(n))
 }
 
 // minDrillReach is the smallest reach worth a long drill (short drills already reach ~70
@@ -314,25 +335,10 @@ const (
 // longCopyDrill is copyDrill with the span repeated after a gap drawn uniformly up to reach
 // tokens: the same induction pattern at the distances a passage sits from its question.
 func longCopyDrill(vocab []int32, reach int, rng *rand.Rand) training.Example {
-	span := make([]int32, 4+rng.IntN(29))
-	for i := range span {
-		span[i] = vocab[rng.IntN(len(vocab))]
-	}
-	var ids []int32
-	var train []bool
-	for range rng.IntN(17) {
-		ids, train = append(ids, vocab[rng.IntN(len(vocab))]), append(train, false)
-	}
-	for _, id := range span {
-		ids, train = append(ids, id), append(train, false)
-	}
-	for range rng.IntN(reach - len(span) + 1) {
-		ids, train = append(ids, vocab[rng.IntN(len(vocab))]), append(train, false)
-	}
-	for i, id := range span {
-		ids, train = append(ids, id), append(train, i > 0)
-	}
-	return training.Example{Name: "long copy drill", IDs: ids, Train: train}
+	span := randomTokens(vocab, 4+rng.IntN(29), rng)
+	lead := randomTokens(vocab, rng.IntN(17), rng)
+	gap := randomTokens(vocab, rng.IntN(reach-len(span)+1), rng)
+	return copyExample("long copy drill", lead, span, gap)
 }
 
 // longRecallDrill is recallDrill with up to reach/6 pairs and random filler between the pairs
@@ -340,22 +346,11 @@ func longCopyDrill(vocab []int32, reach int, rng *rand.Rand) training.Example {
 func longRecallDrill(vocab []int32, reach int, rng *rand.Rand) training.Example {
 	n := 3 + rng.IntN(max(1, min(reach/6, len(vocab)-1)-2))
 	perm := rng.Perm(len(vocab))
-	keys, vals := perm[:n], make([]int32, n)
-	var ids []int32
-	var train []bool
-	for i, k := range keys {
-		vals[i] = vocab[rng.IntN(len(vocab))]
-		ids, train = append(ids, vocab[k], vals[i]), append(train, false, false)
-	}
+	keys := pick(vocab, perm[:n])
+	vals := randomTokens(vocab, n, rng)
 	// Filler from the keys' complement, so that a key appears only at its pair and its query.
-	rest := perm[n:]
-	for range rng.IntN(reach - 4*n + 1) {
-		ids, train = append(ids, vocab[rest[rng.IntN(len(rest))]]), append(train, false)
-	}
-	for _, i := range rng.Perm(n) {
-		ids, train = append(ids, vocab[keys[i]], vals[i]), append(train, false, true)
-	}
-	return training.Example{Name: "long recall drill", IDs: ids, Train: train}
+	filler := randomTokens(pick(vocab, perm[n:]), rng.IntN(reach-4*n+1), rng)
+	return recallExample("long recall drill", keys, vals, filler, rng.Perm(n))
 }
 
 // drill is drill number d of an epoch: copy and recall alternate; with a reach, every other

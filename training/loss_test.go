@@ -51,25 +51,8 @@ func TestLossAndGradientsMatchReference(t *testing.T) {
 				t.Fatal(err)
 			}
 			L := golden.Loss
-			model, err := lm.Load(c.dir, lm.LoadOptions{DType: dtypes.Float32})
-			if err != nil {
-				t.Fatal(err)
-			}
-			setup, state, err := NewState(model, nil, 1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			steps, err := NewSteps(model.Backend(), setup)
-			if err != nil {
-				t.Fatal(err)
-			}
-			T := len(L.Tokens)
-			b := Batch{B: 1, T: T, Tokens: L.Tokens, Targets: L.Targets, Weights: L.Weights,
-				Positions: make([]int32, T), Segments: make([]int32, T)}
-			for i := range T {
-				b.Positions[i], b.Segments[i] = int32(i), 1
-			}
-			grads, sum, count, err := steps.Accumulate(state.Frozen, state.Train, nil, b)
+			_, setup, state, steps := fullTraining(t, c.dir)
+			grads, sum, count, err := steps.Accumulate(state.Frozen, state.Train, nil, oneRow(L.Tokens, L.Targets, L.Weights))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -187,28 +170,11 @@ func TestLossGraphPeak(t *testing.T) {
 // weighted sum of each target's cross-entropy, computed here on the host from the model's own
 // logits, and its count is the sum of the weights.
 func TestWeightedLoss(t *testing.T) {
-	dir := "../models/gemma/testdata/mha"
-	model, err := lm.Load(dir, lm.LoadOptions{DType: dtypes.Float32})
-	if err != nil {
-		t.Fatal(err)
-	}
-	setup, state, err := NewState(model, nil, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	steps, err := NewSteps(model.Backend(), setup)
-	if err != nil {
-		t.Fatal(err)
-	}
+	model, _, state, steps := fullTraining(t, "../models/gemma/testdata/mha")
 	tokens := []int32{2, 7, 11, 5, 9, 3, 14, 6}
 	targets := []int32{7, 11, 5, 9, 3, 14, 6, 0}
 	weights := []float32{0, 1, 3, 0.5, 0, 3, 1, 0}
-	T := len(tokens)
-	b := Batch{B: 1, T: T, Tokens: tokens, Targets: targets, Weights: weights, Positions: make([]int32, T), Segments: make([]int32, T)}
-	for i := range T {
-		b.Positions[i], b.Segments[i] = int32(i), 1
-	}
-	sum, count, err := steps.Loss(state.Frozen, state.Train, b)
+	sum, count, err := steps.Loss(state.Frozen, state.Train, oneRow(tokens, targets, weights))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,4 +199,32 @@ func TestWeightedLoss(t *testing.T) {
 	if math.Abs(sum-want) > 1e-4*math.Abs(want) || count != wantCount {
 		t.Fatalf("weighted loss sum %.6f count %g, want %.6f and %g", sum, count, want, wantCount)
 	}
+}
+
+// fullTraining loads the float32 model in dir with the full fine-tuning state and step graphs.
+func fullTraining(t *testing.T, dir string) (*lm.Model, *Setup, *State, *Steps) {
+	t.Helper()
+	model, err := lm.Load(dir, lm.LoadOptions{DType: dtypes.Float32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	setup, state, err := NewState(model, nil, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps, err := NewSteps(model.Backend(), setup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return model, setup, state, steps
+}
+
+// oneRow is a batch of one unpacked row (positions from 0, one segment).
+func oneRow(tokens, targets []int32, weights []float32) Batch {
+	T := len(tokens)
+	b := Batch{B: 1, T: T, Tokens: tokens, Targets: targets, Weights: weights, Positions: make([]int32, T), Segments: make([]int32, T)}
+	for i := range T {
+		b.Positions[i], b.Segments[i] = int32(i), 1
+	}
+	return b
 }

@@ -7,6 +7,11 @@
 // intervals, per-kind breakdowns, chance and always-letter baselines, retrieval records and paired
 // comparisons between conditions (evaluation/stats).
 //
+// The recall formulation (recall.go, a generate_until task) asks the question without its options
+// and generates a greedy answer through a Generator (lm.Model's cached decoding), scored by
+// SQuAD-normalised exact match and containment of the gold choice's text, with the same intervals
+// and paired tests.
+//
 // Retrieved context (RAG) is prepended before the prompt. It is never silently truncated: when
 // the prompt and the longest choice do not fit the model window, whole passages are dropped from
 // the lowest-ranked up until they fit, and each sample records the chunk ids used and how many

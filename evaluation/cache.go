@@ -13,8 +13,9 @@ import (
 	"sync"
 )
 
-// Cache is a resumable on-disk store of scored requests: an append-only JSON Lines file, one
-// {"key","logprob","greedy","n"} per line, keyed by CacheKey (model hash + tokens). Each batch is
+// Cache is a resumable on-disk store of scored requests and generated answers: an append-only
+// JSON Lines file, one {"key","logprob","greedy","n"} per line keyed by CacheKey (model hash +
+// tokens), or one {"key","generated"} keyed by GenerationKey. Each batch is
 // appended with one write and fsynced, so an interrupted run loses at most the batch in flight;
 // a torn last line (no newline) is cut off when the cache is reopened.
 type Cache struct {
@@ -22,6 +23,7 @@ type Cache struct {
 	path string
 	f    *os.File
 	m    map[string]Result
+	gen  map[string][]int32
 }
 
 type cacheLine struct {
@@ -29,6 +31,15 @@ type cacheLine struct {
 	LogProb float64 `json:"logprob"`
 	Greedy  bool    `json:"greedy"`
 	N       int     `json:"n"`
+	// Generated marks a generation's line (written as a genLine): its token ids, never empty
+	// (a generation has at least one token).
+	Generated []int32 `json:"generated,omitempty"`
+}
+
+// genLine is a generation's line.
+type genLine struct {
+	Key       string  `json:"key"`
+	Generated []int32 `json:"generated"`
 }
 
 // CacheKey identifies a request scored by a given model (its hash, e.g. lm.Model.Hash()).
@@ -61,7 +72,7 @@ func OpenCache(path string) (*Cache, error) {
 		f.Close()
 		return nil, fmt.Errorf("reading evaluation cache %s: %w", path, err)
 	}
-	c := &Cache{path: path, f: f, m: map[string]Result{}}
+	c := &Cache{path: path, f: f, m: map[string]Result{}, gen: map[string][]int32{}}
 	good := bytes.LastIndexByte(data, '\n') + 1
 	sc := bufio.NewScanner(bytes.NewReader(data[:good]))
 	sc.Buffer(make([]byte, 1<<16), 1<<20)
@@ -70,6 +81,10 @@ func OpenCache(path string) (*Cache, error) {
 		if err := json.Unmarshal(sc.Bytes(), &l); err != nil || len(l.Key) != 64 {
 			f.Close()
 			return nil, fmt.Errorf("evaluation cache %s:%d: corrupt line (delete the file to start over): %v", path, line, err)
+		}
+		if len(l.Generated) > 0 {
+			c.gen[l.Key] = l.Generated
+			continue
 		}
 		c.m[l.Key] = Result{LogProb: l.LogProb, IsGreedy: l.Greedy, NumTokens: l.N}
 	}
@@ -86,11 +101,11 @@ func OpenCache(path string) (*Cache, error) {
 	return c, nil
 }
 
-// Len is the number of cached results.
+// Len is the number of cached results and generations.
 func (c *Cache) Len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.m)
+	return len(c.m) + len(c.gen)
 }
 
 // Get returns a cached result.
@@ -103,9 +118,55 @@ func (c *Cache) Get(key string) (Result, bool) {
 
 // Put appends results (keys[i] -> results[i]) in one write and syncs the file.
 func (c *Cache) Put(keys []string, results []Result) error {
-	var buf bytes.Buffer
+	lines := make([]any, len(keys))
 	for i, k := range keys {
-		line, err := json.Marshal(cacheLine{Key: k, LogProb: results[i].LogProb, Greedy: results[i].IsGreedy, N: results[i].NumTokens})
+		lines[i] = cacheLine{Key: k, LogProb: results[i].LogProb, Greedy: results[i].IsGreedy, N: results[i].NumTokens}
+	}
+	if err := c.append(lines); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, k := range keys {
+		c.m[k] = results[i]
+	}
+	return nil
+}
+
+// GetGeneration returns a cached generation's token ids.
+func (c *Cache) GetGeneration(key string) ([]int32, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ids, ok := c.gen[key]
+	return ids, ok
+}
+
+// PutGenerations appends generations (keys[i] -> ids[i], each non-empty) in one write and syncs
+// the file.
+func (c *Cache) PutGenerations(keys []string, ids [][]int32) error {
+	lines := make([]any, len(keys))
+	for i, k := range keys {
+		if len(ids[i]) == 0 {
+			return fmt.Errorf("evaluation cache %s: an empty generation for key %s", c.path, k)
+		}
+		lines[i] = genLine{Key: k, Generated: ids[i]}
+	}
+	if err := c.append(lines); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, k := range keys {
+		c.gen[k] = ids[i]
+	}
+	return nil
+}
+
+// append writes lines in one write and syncs the file.
+func (c *Cache) append(lines []any) error {
+	var buf bytes.Buffer
+	for _, l := range lines {
+		line, err := json.Marshal(l)
 		if err != nil {
 			return fmt.Errorf("evaluation cache %s: %w", c.path, err)
 		}
@@ -119,9 +180,6 @@ func (c *Cache) Put(keys []string, results []Result) error {
 	}
 	if err := c.f.Sync(); err != nil {
 		return fmt.Errorf("syncing evaluation cache %s: %w", c.path, err)
-	}
-	for i, k := range keys {
-		c.m[k] = results[i]
 	}
 	return nil
 }

@@ -7,6 +7,11 @@
 // intervals, per-kind breakdowns, chance and always-letter baselines, retrieval records and paired
 // comparisons between conditions (evaluation/stats).
 //
+// The recall formulation (recall.go, a generate_until task) asks the question without its options
+// and generates a greedy answer through a Generator (lm.Model's cached decoding), scored by
+// SQuAD-normalised exact match and containment of the gold choice's text, with the same intervals
+// and paired tests.
+//
 // Retrieved context (RAG) is prepended before the prompt. It is never silently truncated: when
 // the prompt and the longest choice do not fit the model window, whole passages are dropped from
 // the lowest-ranked up until they fit, and each sample records the chunk ids used and how many
@@ -53,22 +58,27 @@ type Options struct {
 	Limit int
 	// Progress receives a progress bar (nil = none).
 	Progress io.Writer
+	// Generation generates the answers of a generate_until task (the recall formulation);
+	// multiple-choice tasks do not use it.
+	Generation *Generation
 	// ChunkRequests is how many requests go to the scorer between cache writes (default 64 x BatchSize).
 	ChunkRequests int
 }
 
-// Sample is one question's record, the --log_samples line.
+// Sample is one question's record, the --log_samples line. A recall sample (generate_until) has
+// no choices, arguments, log-likelihoods or continuation tokens; its Recall holds the generated
+// answer, its Prediction and PredNorm are -1, and Acc, AccNorm and AccBytes are the exact match.
 type Sample struct {
 	DocID    int                 `json:"doc_id"`
 	Doc      curriculum.Question `json:"doc"`
 	Target   int                 `json:"target"`
 	Prompt   string              `json:"prompt"`
-	Choices  []string            `json:"choices"`
-	Args     [][2]string         `json:"arguments"`
-	LogLiks  []float64           `json:"loglikelihoods"`
-	IsGreedy []bool              `json:"is_greedy"`
+	Choices  []string            `json:"choices,omitempty"`
+	Args     [][2]string         `json:"arguments,omitempty"`
+	LogLiks  []float64           `json:"loglikelihoods,omitempty"`
+	IsGreedy []bool              `json:"is_greedy,omitempty"`
 	// ContTokens is the number of continuation tokens per choice.
-	ContTokens []int   `json:"continuation_tokens"`
+	ContTokens []int   `json:"continuation_tokens,omitempty"`
 	Prediction int     `json:"prediction"`
 	PredNorm   int     `json:"prediction_norm"`
 	Gold       int     `json:"gold"`
@@ -76,6 +86,8 @@ type Sample struct {
 	AccNorm    float64 `json:"acc_norm"`
 	AccBytes   float64 `json:"acc_bytes"`
 	Kind       string  `json:"kind"`
+	// Recall is the generated answer and its scores (recall formulation only).
+	Recall *RecallAnswer `json:"recall,omitempty"`
 	// Retrieved lists the chunk ids placed in the prompt, best first.
 	Retrieved []string `json:"retrieved,omitempty"`
 	// PassagesCut counts retrieved passages dropped to fit the window.
@@ -83,7 +95,8 @@ type Sample struct {
 	// TruncatedTokens counts prompt tokens the harness's left truncation removed (max over choices).
 	TruncatedTokens int `json:"truncated_tokens,omitempty"`
 	// ContextTokenIDs is the context's encoding (BOS included when added) before left truncation,
-	// once for all choices: choice c's request is ContextTokenIDs[t:] + ContinuationTokenIDs[c],
+	// once for all choices (for recall: the prompt, of which the model read the last
+	// len - TruncatedTokens ids): choice c's request is ContextTokenIDs[t:] + ContinuationTokenIDs[c],
 	// t = max(0, len(ContextTokenIDs) + len(ContinuationTokenIDs[c]) - (max_length+1)) (0 without
 	// a window; max_length is results.json's config).
 	ContextTokenIDs []int32 `json:"context_token_ids,omitempty"`
@@ -109,10 +122,12 @@ type instance struct {
 	pair   Pair
 }
 
-// Evaluate scores questions with opt.Task and returns per-sample records.
+// Evaluate scores questions with opt.Task and returns per-sample records: the choices'
+// log-likelihoods for a multiple-choice task, a greedy answer (opt.Generation) for a
+// generate_until task.
 func Evaluate(questions []curriculum.Question, opt Options) (*Run, error) {
-	if opt.Task == nil || opt.Scorer == nil || opt.Encoder.Tokenizer == nil {
-		return nil, fmt.Errorf("evaluation: Task, Scorer and Encoder.Tokenizer are required")
+	if opt.Task == nil || opt.Encoder.Tokenizer == nil || (opt.Scorer == nil && !opt.Task.Generates()) {
+		return nil, fmt.Errorf("evaluation: Task, Scorer (Generation for a generate_until task) and Encoder.Tokenizer are required")
 	}
 	if opt.Cache != nil && opt.ModelKey == "" {
 		return nil, fmt.Errorf("evaluation: a cache needs ModelKey (the model hash)")
@@ -128,6 +143,9 @@ func Evaluate(questions []curriculum.Question, opt Options) (*Run, error) {
 	}
 	if opt.Limit > 0 && opt.Limit < len(questions) {
 		questions = questions[:opt.Limit]
+	}
+	if opt.Task.Generates() {
+		return evaluateRecall(questions, opt)
 	}
 	run := &Run{Task: opt.Task, Options: opt, Samples: make([]Sample, len(questions))}
 	var insts []instance

@@ -111,7 +111,7 @@ func TestEncodePairHarnessSemantics(t *testing.T) {
 }
 
 func TestTaskParsing(t *testing.T) {
-	if got := DefaultTasks(); !slices.Equal(got, []string{"perpetual_cloze", "perpetual_letters"}) {
+	if got := DefaultTasks(); !slices.Equal(got, []string{"perpetual_cloze", "perpetual_letters", "perpetual_recall"}) {
 		t.Errorf("DefaultTasks = %v", got)
 	}
 	q := curriculum.Question{ID: "q1", Question: "Which?", Choices: []string{"w", "x", "y", "z"}, Answer: 2, Kind: curriculum.KindSeen}

@@ -18,7 +18,8 @@ type Job struct {
 	Test string
 	// TaskFile is a task YAML; empty means the embedded task of each formulation.
 	TaskFile string
-	// Formulations to run with the embedded tasks (default both, letters first).
+	// Formulations to run with the embedded tasks (default letters then cloze; Recall also
+	// needs Generation).
 	Formulations []string
 	// Limit evaluates the first Limit questions (0 = all).
 	Limit int
@@ -39,13 +40,18 @@ type Job struct {
 	Seed                uint64
 	// Progress receives progress bars (nil = none).
 	Progress io.Writer
+	// Generation generates the answers of a generate_until task (the recall formulation).
+	Generation *Generation
 }
 
 // Outcome is what a Job produced.
 type Outcome struct {
-	Runs        []*Run
-	Results     *Results
-	Comparisons map[string]Comparison
+	Runs    []*Run
+	Results *Results
+	// Comparisons test each task's acc (recall: exact match) against the base run;
+	// ContainsComparisons test recall's contains score.
+	Comparisons         map[string]Comparison
+	ContainsComparisons map[string]Comparison
 }
 
 // Run evaluates the job with a loaded model: scorer, encoder (tokenizer, BOS, window), a model
@@ -98,10 +104,11 @@ func (j Job) Run(scorer Scorer, enc Encoder, model, modelKey string) (*Outcome, 
 		}
 		defer cache.Close()
 	}
-	out := &Outcome{Comparisons: map[string]Comparison{}}
+	out := &Outcome{Comparisons: map[string]Comparison{}, ContainsComparisons: map[string]Comparison{}}
 	for _, t := range tasks {
 		run, err := Evaluate(qs, Options{Task: t, Encoder: enc, Scorer: scorer, ModelKey: modelKey, Model: model,
-			BatchSize: j.BatchSize, Cache: cache, Retriever: j.Retriever, K: j.K, Limit: j.Limit, Progress: j.Progress})
+			BatchSize: j.BatchSize, Cache: cache, Retriever: j.Retriever, K: j.K, Limit: j.Limit, Progress: j.Progress,
+			Generation: j.Generation})
 		if err != nil {
 			return nil, err
 		}
@@ -135,11 +142,21 @@ func (j Job) Run(scorer Scorer, enc Encoder, model, modelKey string) (*Outcome, 
 				return nil, fmt.Errorf("eval: comparing %s with %s: %w", run.Task.Name, j.Base, err)
 			}
 			out.Comparisons[run.Task.Name] = c
+			if run.Task.Generates() {
+				if c, err = CompareMetric(base, run.Samples, MetricContains, iters, seed); err != nil {
+					return nil, fmt.Errorf("eval: comparing %s with %s: %w", run.Task.Name, j.Base, err)
+				}
+				out.ContainsComparisons[run.Task.Name] = c
+			}
 		}
 		var buf bytes.Buffer
 		enc := newJSONEncoder(&buf)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(map[string]any{"base": j.Base, "comparisons": out.Comparisons}); err != nil {
+		doc := map[string]any{"base": j.Base, "comparisons": out.Comparisons}
+		if len(out.ContainsComparisons) > 0 {
+			doc["contains_comparisons"] = out.ContainsComparisons
+		}
+		if err := enc.Encode(doc); err != nil {
 			return nil, err
 		}
 		if err := atomicfile.WriteFile(filepath.Join(j.Out, "comparison.json"), buf.Bytes()); err != nil {
@@ -150,14 +167,20 @@ func (j Job) Run(scorer Scorer, enc Encoder, model, modelKey string) (*Outcome, 
 }
 
 // Summary is a short human-readable table of the outcome: one line per task with acc,
-// acc_norm, Wilson interval and baselines, plus paired comparisons.
+// acc_norm, Wilson interval and baselines (for recall: exact match and contains with their
+// intervals), plus paired comparisons.
 func (o *Outcome) Summary() string {
 	var b bytes.Buffer
 	for _, r := range o.Runs {
 		ex := o.Results.Perpetual[r.Task.Name]
 		s := ex.Overall
-		fmt.Fprintf(&b, "%-20s n=%-5d acc %.4f ±%.4f [%.4f, %.4f]  acc_norm %.4f  chance %.4f  always-B %.4f\n",
-			r.Task.Name, s.N, s.Acc, s.Stderr, s.Wilson[0], s.Wilson[1], s.AccNorm, ex.Baselines.Chance, ex.Baselines.Always["B"])
+		if c := s.Contains; c != nil {
+			fmt.Fprintf(&b, "%-20s n=%-5d exact_match %.4f ±%.4f [%.4f, %.4f]  contains %.4f ±%.4f [%.4f, %.4f]\n",
+				r.Task.Name, s.N, s.Acc, s.Stderr, s.Wilson[0], s.Wilson[1], c.Mean, c.Stderr, c.Wilson[0], c.Wilson[1])
+		} else {
+			fmt.Fprintf(&b, "%-20s n=%-5d acc %.4f ±%.4f [%.4f, %.4f]  acc_norm %.4f  chance %.4f  always-B %.4f\n",
+				r.Task.Name, s.N, s.Acc, s.Stderr, s.Wilson[0], s.Wilson[1], s.AccNorm, ex.Baselines.Chance, ex.Baselines.Always["B"])
+		}
 		for _, kind := range []string{"seen", "document_only", "unknown"} {
 			if k, ok := ex.ByKind[kind]; ok && len(ex.ByKind) > 1 {
 				fmt.Fprintf(&b, "  %-18s n=%-5d acc %.4f [%.4f, %.4f]\n", kind, k.N, k.Acc, k.Wilson[0], k.Wilson[1])
@@ -169,6 +192,10 @@ func (o *Outcome) Summary() string {
 		}
 		if c, ok := o.Comparisons[r.Task.Name]; ok {
 			fmt.Fprintf(&b, "  vs base: %.4f -> %.4f, diff %+.4f [%.4f, %.4f] bootstrap p=%.4g, McNemar p=%.4g (%d/%d discordant)\n",
+				c.BaseAcc, c.Acc, c.Bootstrap.Diff, c.Bootstrap.Lo, c.Bootstrap.Hi, c.Bootstrap.P, c.McNemar.P, c.McNemar.OnlyA, c.McNemar.OnlyB)
+		}
+		if c, ok := o.ContainsComparisons[r.Task.Name]; ok {
+			fmt.Fprintf(&b, "  contains vs base: %.4f -> %.4f, diff %+.4f [%.4f, %.4f] bootstrap p=%.4g, McNemar p=%.4g (%d/%d discordant)\n",
 				c.BaseAcc, c.Acc, c.Bootstrap.Diff, c.Bootstrap.Lo, c.Bootstrap.Hi, c.Bootstrap.P, c.McNemar.P, c.McNemar.OnlyA, c.McNemar.OnlyB)
 		}
 	}

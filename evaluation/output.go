@@ -20,7 +20,8 @@ func newJSONEncoder(w io.Writer) *json.Encoder {
 	return enc
 }
 
-// Score is an accuracy with its harness standard error and Wilson 95% interval.
+// Score is an accuracy with its harness standard error and Wilson 95% interval. For the recall
+// formulation Acc (and AccNorm) is the exact-match rate and Contains the containment rate.
 type Score struct {
 	N       int        `json:"n"`
 	Acc     float64    `json:"acc"`
@@ -30,22 +31,45 @@ type Score struct {
 	// NormStderr is the standard error of acc_norm.
 	NormStderr float64    `json:"acc_norm_stderr"`
 	NormWilson [2]float64 `json:"acc_norm_wilson95"`
+	// Contains is the share of recall answers containing the gold answer (recall only).
+	Contains *Rate `json:"contains,omitempty"`
+}
+
+// Rate is the mean of a 0/1 score with its harness standard error and Wilson 95% interval.
+type Rate struct {
+	Mean   float64    `json:"mean"`
+	Stderr float64    `json:"stderr"`
+	Wilson [2]float64 `json:"wilson95"`
+}
+
+func newRate(xs []float64) Rate {
+	k := 0
+	for _, x := range xs {
+		k += int(x)
+	}
+	r := Rate{Mean: stats.Mean(xs), Stderr: nanToZero(stats.StdErr(xs))}
+	r.Wilson[0], r.Wilson[1] = stats.Wilson(k, len(xs), stats.Z95)
+	return r
 }
 
 func newScore(samples []Sample) Score {
 	s := Score{N: len(samples)}
 	acc := make([]float64, len(samples))
 	norm := make([]float64, len(samples))
-	k, kn := 0, 0
+	var contains []float64
 	for i, x := range samples {
 		acc[i], norm[i] = x.Acc, x.AccNorm
-		k += int(x.Acc)
-		kn += int(x.AccNorm)
+		if x.Recall != nil {
+			contains = append(contains, x.Recall.Contains)
+		}
 	}
-	s.Acc, s.Stderr = stats.Mean(acc), nanToZero(stats.StdErr(acc))
-	s.AccNorm, s.NormStderr = stats.Mean(norm), nanToZero(stats.StdErr(norm))
-	s.Wilson[0], s.Wilson[1] = stats.Wilson(k, len(samples), stats.Z95)
-	s.NormWilson[0], s.NormWilson[1] = stats.Wilson(kn, len(samples), stats.Z95)
+	a, n := newRate(acc), newRate(norm)
+	s.Acc, s.Stderr, s.Wilson = a.Mean, a.Stderr, a.Wilson
+	s.AccNorm, s.NormStderr, s.NormWilson = n.Mean, n.Stderr, n.Wilson
+	if contains != nil {
+		c := newRate(contains)
+		s.Contains = &c
+	}
 	return s
 }
 
@@ -76,9 +100,13 @@ type Extras struct {
 	Formulation string           `json:"formulation"`
 	Overall     Score            `json:"overall"`
 	ByKind      map[string]Score `json:"by_kind"`
-	Baselines   stats.Baselines  `json:"baselines"`
-	// GoldGreedy is the share of questions whose gold continuation is the greedy decoding.
+	// Baselines are the multiple-choice baselines (absent for recall, which has no options).
+	Baselines stats.Baselines `json:"baselines,omitzero"`
+	// GoldGreedy is the share of questions whose gold continuation is the greedy decoding (for
+	// recall: whose generated answer is an exact match).
 	GoldGreedy float64 `json:"gold_is_greedy"`
+	// Stopped counts how recall answers ended: "eos", "until", "length" (recall only).
+	Stopped map[string]int `json:"stopped,omitempty"`
 	// QuestionsTruncated counts questions whose prompt lost tokens to left truncation.
 	QuestionsTruncated int        `json:"questions_truncated"`
 	Requests           int        `json:"requests"`
@@ -107,11 +135,21 @@ func (r *Run) Results(originalN int) (*Results, error) {
 	ex := Extras{Formulation: r.Task.Formulation, Overall: all, ByKind: map[string]Score{},
 		Requests: r.Requests, CachedRequests: r.Cached}
 	greedy := 0
+	generates := r.Task.Generates()
+	if generates {
+		ex.Stopped = map[string]int{}
+	}
 	for i, s := range r.Samples {
 		bytesAcc[i] = s.AccBytes
 		gold[i], nch[i] = s.Gold, len(s.Choices)
 		byKind[s.Kind] = append(byKind[s.Kind], s)
-		if s.IsGreedy[s.Gold] {
+		switch {
+		case generates:
+			ex.Stopped[s.Recall.Stopped]++
+			if s.Acc == 1 {
+				greedy++
+			}
+		case s.IsGreedy[s.Gold]:
 			greedy++
 		}
 		if s.TruncatedTokens > 0 {
@@ -121,9 +159,11 @@ func (r *Run) Results(originalN int) (*Results, error) {
 	for k, ss := range byKind {
 		ex.ByKind[k] = newScore(ss)
 	}
-	var err error
-	if ex.Baselines, err = stats.ComputeBaselines(gold, nch); err != nil {
-		return nil, err
+	if !generates {
+		var err error
+		if ex.Baselines, err = stats.ComputeBaselines(gold, nch); err != nil {
+			return nil, err
+		}
 	}
 	if len(r.Samples) > 0 {
 		ex.GoldGreedy = float64(greedy) / float64(len(r.Samples))
@@ -148,16 +188,24 @@ func (r *Run) Results(originalN int) (*Results, error) {
 		}
 		ex.Retrieval = rt
 	}
+	metrics := map[string]any{
+		"alias":                 name,
+		"acc,none":              all.Acc,
+		"acc_stderr,none":       all.Stderr,
+		"acc_norm,none":         all.AccNorm,
+		"acc_norm_stderr,none":  all.NormStderr,
+		"acc_bytes,none":        stats.Mean(bytesAcc),
+		"acc_bytes_stderr,none": nanToZero(stats.StdErr(bytesAcc)),
+	}
+	if generates {
+		// A generate_until task's metrics, named as lm-evaluation-harness's exact_match.
+		metrics = map[string]any{"alias": name, "exact_match,none": all.Acc, "exact_match_stderr,none": all.Stderr}
+		if all.Contains != nil {
+			metrics["contains,none"], metrics["contains_stderr,none"] = all.Contains.Mean, all.Contains.Stderr
+		}
+	}
 	res := &Results{
-		Results: map[string]map[string]any{name: {
-			"alias":                 name,
-			"acc,none":              all.Acc,
-			"acc_stderr,none":       all.Stderr,
-			"acc_norm,none":         all.AccNorm,
-			"acc_norm_stderr,none":  all.NormStderr,
-			"acc_bytes,none":        stats.Mean(bytesAcc),
-			"acc_bytes_stderr,none": nanToZero(stats.StdErr(bytesAcc)),
-		}},
+		Results:  map[string]map[string]any{name: metrics},
 		Configs:  map[string]*Task{name: r.Task},
 		Versions: map[string]int{name: 1},
 		NSamples: map[string]map[string]int{name: {"original": originalN, "effective": len(r.Samples)}},
@@ -260,7 +308,8 @@ func ReadSamples(path string) ([]Sample, error) {
 	return out, nil
 }
 
-// Comparison is a paired test of a condition against its base on the same questions.
+// Comparison is a paired test of a condition against its base on the same questions (on acc,
+// or on the metric CompareMetric was given: BaseAcc and Acc are then that metric's means).
 type Comparison struct {
 	N         int                   `json:"n"`
 	BaseAcc   float64               `json:"base_acc"`
@@ -269,10 +318,47 @@ type Comparison struct {
 	Bootstrap stats.BootstrapResult `json:"bootstrap"`
 }
 
+// Scores a formulation reports, the first being its accuracy (Sample.Acc).
+const (
+	// MetricAcc is the accuracy of letters and cloze.
+	MetricAcc = "acc"
+	// MetricExactMatch is recall's normalised exact match (Sample.Acc of a recall sample).
+	MetricExactMatch = "exact_match"
+	// MetricContains is recall's containment of the normalised gold answer.
+	MetricContains = "contains"
+)
+
+// Metrics lists the scores of a formulation, its accuracy (Sample.Acc) first.
+func Metrics(formulation string) []string {
+	if formulation == Recall {
+		return []string{MetricExactMatch, MetricContains}
+	}
+	return []string{MetricAcc}
+}
+
+// MetricValue is a sample's score by metric name (MetricAcc and MetricExactMatch are Sample.Acc).
+func MetricValue(s Sample, metric string) (float64, error) {
+	switch metric {
+	case MetricAcc, MetricExactMatch:
+		return s.Acc, nil
+	case MetricContains:
+		if s.Recall == nil {
+			return 0, fmt.Errorf("question %q has no generated answer: %s is a recall score", s.Doc.ID, metric)
+		}
+		return s.Recall.Contains, nil
+	}
+	return 0, fmt.Errorf("unknown metric %q (known: %s, %s, %s)", metric, MetricAcc, MetricExactMatch, MetricContains)
+}
+
 // Compare pairs samples by question id and tests the difference in acc (condition - base) on
 // the condition's questions, each of which must be in the base run (a base run may cover more,
 // e.g. when the condition used --limit).
 func Compare(base, cond []Sample, iterations int, seed uint64) (Comparison, error) {
+	return CompareMetric(base, cond, MetricAcc, iterations, seed)
+}
+
+// CompareMetric is Compare on one of Metrics' scores (recall's contains, say).
+func CompareMetric(base, cond []Sample, metric string, iterations int, seed uint64) (Comparison, error) {
 	byID := map[string]Sample{}
 	for _, s := range base {
 		byID[s.Doc.ID] = s
@@ -291,9 +377,17 @@ func Compare(base, cond []Sample, iterations int, seed uint64) (Comparison, erro
 	b := make([]bool, len(ids))
 	c := Comparison{N: len(ids)}
 	for i, id := range ids {
-		a[i], b[i] = byID[id].Acc == 1, condByID[id].Acc == 1
-		c.BaseAcc += byID[id].Acc
-		c.Acc += condByID[id].Acc
+		x, err := MetricValue(byID[id], metric)
+		if err != nil {
+			return Comparison{}, fmt.Errorf("compare: base: %w", err)
+		}
+		y, err := MetricValue(condByID[id], metric)
+		if err != nil {
+			return Comparison{}, fmt.Errorf("compare: %w", err)
+		}
+		a[i], b[i] = x == 1, y == 1
+		c.BaseAcc += x
+		c.Acc += y
 	}
 	if c.N > 0 {
 		c.BaseAcc /= float64(c.N)

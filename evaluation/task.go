@@ -23,30 +23,54 @@ const (
 	Letters = "letters"
 	// Cloze scores each choice's own text after a prompt with the question only.
 	Cloze = "cloze"
+	// Recall generates an answer greedily after a prompt with the question only (no options) and
+	// scores it against the gold choice's text (normalised exact match and containment).
+	Recall = "recall"
 )
+
+// Formulations lists every formulation, in report order.
+var Formulations = []string{Letters, Cloze, Recall}
+
+// Output types of a task (lm-evaluation-harness's output_type).
+const (
+	// MultipleChoice scores each choice's log-likelihood (letters and cloze).
+	MultipleChoice = "multiple_choice"
+	// GenerateUntil generates a continuation until a stop string or token (recall).
+	GenerateUntil = "generate_until"
+)
+
+// MaxGenToks bounds generation_kwargs.max_gen_toks: recall answers are a few words, and generation
+// is the slow part of an evaluation.
+const MaxGenToks = 256
 
 //go:embed tasks/*.yaml
 var taskFiles embed.FS
 
-// Task is a multiple-choice task definition in the shape of an lm-evaluation-harness task YAML
-// (field names as there), plus Perpetual's extras for retrieved context and inline few-shot
-// examples. Templates use {question}, {c0}..{c9} or the harness's Jinja spellings {{question}},
+// Task is a task definition in the shape of an lm-evaluation-harness task YAML (field names as
+// there): multiple_choice (letters, cloze) or generate_until (recall), plus Perpetual's extras for
+// retrieved context and inline few-shot examples. Templates use {question}, {c0}..{c9} or the harness's Jinja spellings {{question}},
 // {{choices[0]}}, optionally with .strip() ({{question.strip()}}); the context template uses
 // {context}.
 type Task struct {
 	// Name is the task name ("task" in lm-eval YAML).
 	Name string `yaml:"task" json:"task"`
-	// OutputType must be "multiple_choice".
+	// OutputType is MultipleChoice (the default) or GenerateUntil.
 	OutputType string `yaml:"output_type" json:"output_type"`
-	// Formulation is Letters or Cloze; derived from DocToChoice when empty.
+	// Formulation is Letters or Cloze (multiple_choice; derived from DocToChoice when empty) or
+	// Recall (generate_until).
 	Formulation string `yaml:"formulation" json:"formulation"`
 	// DocToText is the prompt template.
 	DocToText string `yaml:"doc_to_text" json:"doc_to_text"`
 	// DocToChoice is either a fixed list of choice strings (letters) or the field name "choices"
 	// (the question's own choice texts, cloze). Held as a YAML node because lm-eval allows both.
+	// A generate_until task has none.
 	DocToChoice ChoiceSpec `yaml:"doc_to_choice" json:"doc_to_choice"`
-	// DocToTarget names the gold field; only "answer" (an index) is supported.
+	// DocToTarget names the gold field; only "answer" (an index) is supported. A generate_until
+	// task's target is the text of the gold choice.
 	DocToTarget string `yaml:"doc_to_target" json:"doc_to_target"`
+	// GenerationKwargs configure a generate_until task's decoding (lm-eval's generation_kwargs):
+	// greedy, at most max_gen_toks tokens, cut at the first until string.
+	GenerationKwargs *GenerationKwargs `yaml:"generation_kwargs" json:"generation_kwargs,omitempty"`
 	// TargetDelimiter goes between the context and each choice (" " in the harness). Under a
 	// ChatTemplate the scored choices take ChatTargetDelimiter instead (few-shot answers keep it).
 	TargetDelimiter string `yaml:"target_delimiter" json:"target_delimiter"`
@@ -148,6 +172,76 @@ func (c ChoiceSpec) MarshalJSON() ([]byte, error) {
 	return marshalJSON(c.Field)
 }
 
+// GenerationKwargs is the part of lm-evaluation-harness's generation_kwargs that Perpetual
+// implements: greedy decoding (do_sample false, temperature 0), max_gen_toks and until. Any other
+// key is refused, since it would change the answers without saying so.
+type GenerationKwargs struct {
+	// Until are stop strings: generation ends when the answer contains one, and the answer is cut
+	// before the first (lm-eval's until; a string or a list in YAML). The model's stop tokens
+	// (its tokenizer's EOS) end it too.
+	Until []string `yaml:"until" json:"until"`
+	// MaxGenToks is the most tokens generated per question, 1 to MaxGenToks.
+	MaxGenToks int `yaml:"max_gen_toks" json:"max_gen_toks"`
+	// DoSample must be false: recall is greedy.
+	DoSample bool `yaml:"do_sample" json:"do_sample"`
+	// Temperature must be 0 when given: recall is greedy.
+	Temperature float64 `yaml:"temperature" json:"temperature,omitempty"`
+}
+
+// UnmarshalYAML refuses keys other than until, max_gen_toks, do_sample and temperature, and
+// accepts until as one string or a list.
+func (g *GenerationKwargs) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.MappingNode {
+		return fmt.Errorf("line %d: generation_kwargs must be a mapping (until, max_gen_toks, do_sample)", n.Line)
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		switch k.Value {
+		case "until":
+			if v.Kind == yaml.ScalarNode {
+				g.Until = []string{v.Value}
+				continue
+			}
+			if err := v.Decode(&g.Until); err != nil {
+				return fmt.Errorf("line %d: generation_kwargs.until must be a string or a list of strings: %w", v.Line, err)
+			}
+		case "max_gen_toks":
+			if err := v.Decode(&g.MaxGenToks); err != nil {
+				return fmt.Errorf("line %d: generation_kwargs.max_gen_toks must be an integer: %w", v.Line, err)
+			}
+		case "do_sample":
+			if err := v.Decode(&g.DoSample); err != nil {
+				return fmt.Errorf("line %d: generation_kwargs.do_sample must be true or false: %w", v.Line, err)
+			}
+		case "temperature":
+			if err := v.Decode(&g.Temperature); err != nil {
+				return fmt.Errorf("line %d: generation_kwargs.temperature must be a number: %w", v.Line, err)
+			}
+		default:
+			return fmt.Errorf("line %d: generation_kwargs key %q not supported (Perpetual generates greedily: until, max_gen_toks, do_sample: false, temperature: 0)", k.Line, k.Value)
+		}
+	}
+	return nil
+}
+
+// validate checks the settings of a generate_until task.
+func (g *GenerationKwargs) validate() error {
+	switch {
+	case g.MaxGenToks < 1 || g.MaxGenToks > MaxGenToks:
+		return fmt.Errorf("generation_kwargs.max_gen_toks %d: give the most tokens of an answer, 1 to %d (recall answers are short; 24 is plenty for a name or a number)", g.MaxGenToks, MaxGenToks)
+	case g.DoSample:
+		return fmt.Errorf("generation_kwargs.do_sample: true is not supported: recall answers are greedy (set do_sample: false or leave it out)")
+	case g.Temperature != 0:
+		return fmt.Errorf("generation_kwargs.temperature %v is not supported: recall answers are greedy (set 0 or leave it out)", g.Temperature)
+	}
+	for i, u := range g.Until {
+		if u == "" {
+			return fmt.Errorf("generation_kwargs.until[%d] is empty: a stop string must have at least one character", i)
+		}
+	}
+	return nil
+}
+
 // DefaultTasks lists the embedded task names.
 func DefaultTasks() []string {
 	entries, _ := taskFiles.ReadDir("tasks")
@@ -159,7 +253,8 @@ func DefaultTasks() []string {
 	return names
 }
 
-// DefaultTask returns the embedded task for a formulation: "perpetual_letters" or "perpetual_cloze".
+// DefaultTask returns the embedded task for a formulation: "perpetual_letters", "perpetual_cloze"
+// or "perpetual_recall".
 func DefaultTask(formulation string) (*Task, error) {
 	name := "perpetual_" + formulation
 	raw, err := taskFiles.ReadFile(path.Join("tasks", name+".yaml"))
@@ -186,7 +281,7 @@ var lmEvalKeys = map[string]bool{
 	"dataset_name": true, "dataset_kwargs": true, "custom_dataset": true, "training_split": true,
 	"validation_split": true, "test_split": true, "fewshot_split": true, "fewshot_config": true,
 	"process_docs": true, "process_results": true, "doc_to_image": true, "doc_to_audio": true,
-	"use_prompt": true, "metric_list": true, "generation_kwargs": true, "repeats": true,
+	"use_prompt": true, "metric_list": true, "repeats": true,
 	"filter_list": true, "should_decontaminate": true, "doc_to_decontamination_query": true,
 	"gen_prefix": true, "unsafe_code": true, "metadata": true,
 }
@@ -241,16 +336,14 @@ func ParseTask(raw []byte, source string) (*Task, error) {
 	return t, nil
 }
 
-// Validate checks the fields and fills Formulation from DocToChoice.
+// Validate checks the fields and fills OutputType and Formulation (from DocToChoice for
+// multiple_choice) when they are empty.
 func (t *Task) Validate() error {
 	if t.Name == "" {
 		return fmt.Errorf("task has no name (field \"task\")")
 	}
 	if t.OutputType == "" {
-		t.OutputType = "multiple_choice"
-	}
-	if t.OutputType != "multiple_choice" {
-		return fmt.Errorf("task %s: output_type %q not supported (only multiple_choice)", t.Name, t.OutputType)
+		t.OutputType = MultipleChoice
 	}
 	if t.DocToText == "" {
 		return fmt.Errorf("task %s: doc_to_text is empty", t.Name)
@@ -261,20 +354,17 @@ func (t *Task) Validate() error {
 	if strings.Trim(t.DocToTarget, "{} ") != "answer" {
 		return fmt.Errorf("task %s: doc_to_target %q not supported (only \"answer\", the gold index)", t.Name, t.DocToTarget)
 	}
-	switch {
-	case len(t.DocToChoice.Fixed) > 0:
-		if t.Formulation == "" {
-			t.Formulation = Letters
+	switch t.OutputType {
+	case MultipleChoice:
+		if err := t.validateChoices(); err != nil {
+			return err
 		}
-	case t.DocToChoice.Field == "choices":
-		if t.Formulation == "" {
-			t.Formulation = Cloze
+	case GenerateUntil:
+		if err := t.validateGeneration(); err != nil {
+			return err
 		}
 	default:
-		return fmt.Errorf("task %s: doc_to_choice must be a list (e.g. [A, B, C, D]) or \"choices\", got %q", t.Name, t.DocToChoice.Field)
-	}
-	if t.Formulation != Letters && t.Formulation != Cloze {
-		return fmt.Errorf("task %s: formulation %q is neither %q nor %q", t.Name, t.Formulation, Letters, Cloze)
+		return fmt.Errorf("task %s: output_type %q not supported (%s for letters and cloze, %s for recall)", t.Name, t.OutputType, MultipleChoice, GenerateUntil)
 	}
 	if t.NumFewshot < 0 || t.NumFewshot > len(t.FewshotExamples) {
 		return fmt.Errorf("task %s: num_fewshot %d but %d fewshot_examples", t.Name, t.NumFewshot, len(t.FewshotExamples))
@@ -293,7 +383,59 @@ func (t *Task) Validate() error {
 	return nil
 }
 
-// Choices returns the strings scored as continuations for q.
+// validateChoices checks a multiple_choice task's choices and formulation.
+func (t *Task) validateChoices() error {
+	switch {
+	case len(t.DocToChoice.Fixed) > 0:
+		if t.Formulation == "" {
+			t.Formulation = Letters
+		}
+	case t.DocToChoice.Field == "choices":
+		if t.Formulation == "" {
+			t.Formulation = Cloze
+		}
+	default:
+		return fmt.Errorf("task %s: doc_to_choice must be a list (e.g. [A, B, C, D]) or \"choices\", got %q", t.Name, t.DocToChoice.Field)
+	}
+	if t.Formulation == Recall {
+		return fmt.Errorf("task %s: formulation %q generates its answer: give it output_type %s and generation_kwargs, without doc_to_choice", t.Name, Recall, GenerateUntil)
+	}
+	if t.Formulation != Letters && t.Formulation != Cloze {
+		return fmt.Errorf("task %s: formulation %q is not one of %v", t.Name, t.Formulation, Formulations)
+	}
+	if t.GenerationKwargs != nil {
+		return fmt.Errorf("task %s: generation_kwargs belong to output_type %s; a %s task scores its choices without generating", t.Name, GenerateUntil, MultipleChoice)
+	}
+	return nil
+}
+
+// validateGeneration checks a generate_until task: the recall formulation, no choices to score,
+// greedy generation settings.
+func (t *Task) validateGeneration() error {
+	if t.Formulation == "" {
+		t.Formulation = Recall
+	}
+	if t.Formulation != Recall {
+		return fmt.Errorf("task %s: output_type %s is the %q formulation, not %q", t.Name, GenerateUntil, Recall, t.Formulation)
+	}
+	if len(t.DocToChoice.Fixed) > 0 || t.DocToChoice.Field != "" {
+		return fmt.Errorf("task %s: doc_to_choice is for %s tasks; a %s task is scored against the gold choice's text (remove doc_to_choice)", t.Name, MultipleChoice, GenerateUntil)
+	}
+	if t.GenerationKwargs == nil {
+		return fmt.Errorf("task %s: output_type %s needs generation_kwargs with max_gen_toks (and until, the stop strings, e.g. [\"\\n\"])", t.Name, GenerateUntil)
+	}
+	if err := t.GenerationKwargs.validate(); err != nil {
+		return fmt.Errorf("task %s: %w", t.Name, err)
+	}
+	return nil
+}
+
+// Generates reports whether the task generates its answer (generate_until, the recall
+// formulation) rather than scoring choices.
+func (t *Task) Generates() bool { return t.OutputType == GenerateUntil }
+
+// Choices returns the strings scored as continuations for q (for a generate_until task, q's own
+// choices: its few-shot answers and its target are the gold choice's text).
 func (t *Task) Choices(q *curriculum.Question) []string {
 	if f := t.DocToChoice.Fixed; len(f) > 0 {
 		// A question with fewer options than letters is scored on its own letters only.

@@ -71,6 +71,18 @@ func (tk *tinyTokenizer) Encode(text string) []int32 {
 	return ids
 }
 
+// Decode is the text of ids: each piece; BOS, EOS, padding and unknown ids (below the first
+// piece) decode to nothing.
+func (tk *tinyTokenizer) Decode(ids []int32) string {
+	var b strings.Builder
+	for _, id := range ids {
+		if i := int(id - tk.first); id >= tk.first && i < len(tk.pieces) {
+			b.WriteString(tk.pieces[i])
+		}
+	}
+	return b.String()
+}
+
 // tinyModels are the checkpoints the reference scores, by the reference's model name.
 var tinyModels = map[string]string{
 	"gemma": filepath.Join("..", "models", "gemma", "testdata", "mha"),

@@ -78,6 +78,7 @@ models:
     chat_template: "<start_of_turn>user\n{prompt}<end_of_turn>\n<start_of_turn>model\n"
   - name: other
     path: ${OTHER_MODEL}
+formulations: [letters, cloze, recall]
 training: {epochs: 2, lr: 0.001}
 seeds: [1, 2]
 eval: {batch_size: 16, bootstrap: 200, limit: 8}
@@ -115,7 +116,9 @@ func TestRunCachesCellByCell(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"<h2>letters formulation, all questions</h2>", "<h2>cloze formulation, seen questions</h2>",
-		`<iframe src="charts/accuracy-products-letters.html"`, `<iframe src="charts/delta-cloze.html"`,
+		"<h2>recall formulation (exact match), all questions</h2>", "<h2>recall formulation (contains the answer), document-only questions</h2>",
+		`<iframe src="charts/accuracy-products-letters.html"`, `<iframe src="charts/delta-cloze.html"`, `<iframe src="charts/delta-recall.html"`,
+		"Recall formulation: the question without its options",
 		"Assistant behaviour kept after fine-tuning", "<h2>Baselines</h2>", "<td>products</td><td>gemma-tiny</td>"} {
 		if !strings.Contains(string(page), want) {
 			t.Errorf("index.html lacks %q", want)
@@ -163,7 +166,9 @@ func TestRunCachesCellByCell(t *testing.T) {
 		"document-only questions", "(2 seeds)", "## Baselines", "## Letter bias", "## Leakage: products", "recall@k",
 		"## Assistant behaviour kept after fine-tuning (retention)", "| products | gemma-tiny | 2 | 2 | 5.00 -> 5.50 | 1.00 -> 0.50 |",
 		`- after: "Lune Lune"`, "- chart: [accuracy-products-letters](charts/accuracy-products-letters.html)",
-		"- chart: [delta-cloze](charts/delta-cloze.html)"} {
+		"- chart: [delta-cloze](charts/delta-cloze.html)", "## recall formulation (exact match), all questions",
+		"## recall formulation (contains the answer), seen questions", "- chart: [delta-recall](charts/delta-recall.html)",
+		"at most 24 tokens"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("results.md lacks %q:\n%s", want, md)
 		}
@@ -179,14 +184,18 @@ func TestRunCachesCellByCell(t *testing.T) {
 			}
 		}
 	}
-	if rows != 2*2*3 { // 2 formulations x 3 kinds (all, document_only, seen) x 2 models
+	if rows != (2+2)*3*2 { // (letters, cloze, recall's 2 metrics) x 3 kinds (all, document_only, seen) x 2 models
 		t.Errorf("%d table rows", rows)
+	}
+	// The recall charts sit under its exact-match table only.
+	if strings.Count(string(md), "charts/delta-recall.html") != 1 {
+		t.Errorf("the recall delta chart is linked %d times", strings.Count(string(md), "charts/delta-recall.html"))
 	}
 	pr, err := plots.Load(out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(pr.Cells) != 2*4*2 || len(pr.Loss) != 2*2*2 || len(pr.Recall) == 0 {
+	if len(pr.Cells) != 2*4*3 || len(pr.Loss) != 2*2*2 || len(pr.Recall) == 0 {
 		t.Errorf("results.json: %d cells, %d loss points, %d recall points", len(pr.Cells), len(pr.Loss), len(pr.Recall))
 	}
 	for _, c := range pr.Cells {
@@ -200,6 +209,29 @@ func TestRunCachesCellByCell(t *testing.T) {
 	samples, err := evaluation.ReadSamples(filepath.Join(out, "samples", "products", "other", "finetuned_rag-seed2", "samples_perpetual_letters.jsonl"))
 	if err != nil || len(samples) != 8 || len(samples[0].Retrieved) != 1 {
 		t.Fatalf("per-sample log: %v, %d samples", err, len(samples))
+	}
+	// Recall: rows for both its scores in every condition, compared with base, and its log.
+	recallRows := map[string]int{}
+	for _, r := range rep.Results.Rows {
+		if r.Formulation == evaluation.Recall && r.Kind == KindAll {
+			recallRows[r.Metric+" "+r.Condition]++
+			if r.N != 8 || r.Low > r.Acc || r.High < r.Acc || r.Compared != (r.Condition != plots.Base) || r.Predicted != nil {
+				t.Errorf("recall row %+v", r)
+			}
+		}
+	}
+	for _, metric := range []string{evaluation.MetricExactMatch, evaluation.MetricContains} {
+		for _, c := range plots.Conditions {
+			if recallRows[metric+" "+c] != 2 { // two models
+				t.Errorf("%d recall %s rows for %s", recallRows[metric+" "+c], metric, c)
+			}
+		}
+	}
+	recalled, err := evaluation.ReadSamples(filepath.Join(out, "samples", "products", "gemma-tiny", "finetuned_rag-seed2", "samples_perpetual_recall.jsonl"))
+	if err != nil || len(recalled) != 8 || recalled[0].Recall == nil || len(recalled[0].Recall.TokenIDs) == 0 ||
+		!strings.HasPrefix(recalled[0].Prompt, "<start_of_turn>user\n") || !strings.HasSuffix(recalled[0].Prompt, "Answer:<end_of_turn>\n<start_of_turn>model\n") ||
+		len(recalled[0].Retrieved) != 1 {
+		t.Fatalf("recall log: %v, %+v", err, recalled)
 	}
 	if _, err := os.Stat(filepath.Join(out, "charts", "accuracy-products-letters.html")); err != nil {
 		t.Error(err)
@@ -311,6 +343,7 @@ func TestSuiteErrors(t *testing.T) {
 		{"tasks: []\n", "name is required"},
 		{base + "conditions: [zero-shot]\n", `condition "zero-shot"`},
 		{base + "formulations: [essay]\n", `formulation "essay"`},
+		{base + "formulations: [recall, letters, recall]\n", `formulation "recall" is listed twice`},
 		{base + "colour: red\n", "field colour not found"},
 		{strings.Replace(base, "synthetic: {kind: products, seed: 1}", "perpetual: ${NO_SUCH_VAR_X}/p", 1), "NO_SUCH_VAR_X"},
 		{strings.Replace(base, "synthetic: {kind: products, seed: 1}", "synthetic: {kind: poems}", 1), `kind "poems"`},
@@ -340,7 +373,8 @@ func TestEmbeddedSuites(t *testing.T) {
 	}
 	if len(s.Tasks) != 3 || len(s.Models) != 2 || !strings.HasPrefix(s.Models[0].Path, ZooPrefix) ||
 		s.Models[0].ChatTemplate != "<start_of_turn>user\n{prompt}<end_of_turn>\n<start_of_turn>model\n" ||
-		!strings.Contains(s.Models[1].ChatTemplate, "### Instruction:\n{prompt}\n\n### Response:\n") {
+		!strings.Contains(s.Models[1].ChatTemplate, "### Instruction:\n{prompt}\n\n### Response:\n") ||
+		!slices.Equal(s.Formulations, []string{evaluation.Letters, evaluation.Cloze, evaluation.Recall}) {
 		t.Errorf("default suite: %+v", s)
 	}
 	for _, v := range []string{"PERPETUAL_DATA", "GEMMA_2B_IT", "MAMBA_2_8B"} {
@@ -707,5 +741,92 @@ func TestRecipeRefusedBeforeWork(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(out, "cache", "curricula")); err == nil || tuner.calls != 0 {
 		t.Fatalf("work was done before the recipe was refused (fine-tunings %d)", tuner.calls)
+	}
+}
+
+// The recall formulation in cells: adding it to a suite evaluates the cells again (the key names
+// the formulations and the recall task), a cached cell.json that lacks it is evaluated again
+// rather than reported with a hole, and EvaluateOne reproduces a logged answer.
+func TestRecallInCells(t *testing.T) {
+	dir := t.TempDir()
+	const suite = `
+name: recall
+tasks:
+  - name: products
+    synthetic: {kind: products, seed: 3, chunks: 6, facts_per_chunk: 2}
+    rag: {k: 1}
+models:
+  - name: gemma-tiny
+    path: zoo:gemma-tiny
+    prompt_format: gemma
+conditions: [base, rag]
+formulations: [letters]
+eval: {batch_size: 16, bootstrap: 100, limit: 3}
+`
+	opt := Options{Out: filepath.Join(dir, "results"), Work: filepath.Join(dir, "work"), Zoo: zootest.Random{}}
+	run := func(yml string, wantEvaluated int) *Report {
+		t.Helper()
+		s, err := Parse([]byte(yml), "recall.yaml", dir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := Run(context.Background(), s, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.CellsEvaluated != wantEvaluated || rep.CellsCached != 2-wantEvaluated {
+			t.Fatalf("%d cells evaluated, %d cached; want %d evaluated", rep.CellsEvaluated, rep.CellsCached, wantEvaluated)
+		}
+		return rep
+	}
+	run(suite, 2)
+	withRecall := strings.Replace(suite, "formulations: [letters]", "formulations: [letters, recall]", 1)
+	rep := run(withRecall, 2)
+	rec, err := rep.Results.Record("products", "gemma-tiny", plots.RAG)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fr := rec.Formulations[evaluation.Recall]
+	if fr == nil || fr.VsBase == nil || fr.ContainsVsBase == nil || fr.Extras.Overall.Contains == nil || fr.Extras.Overall.N != 3 {
+		t.Fatalf("recall record %+v", fr)
+	}
+	logged, err := Samples(opt.Out, rec, evaluation.Recall)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := EvaluateOne(mustLoadResults(t, opt.Out), "products", "gemma-tiny", plots.RAG, evaluation.Recall, 2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range again.Samples {
+		if s.Prompt != logged[i].Prompt || s.Recall.Generated != logged[i].Recall.Generated || !slices.Equal(s.Recall.TokenIDs, logged[i].Recall.TokenIDs) {
+			t.Errorf("EvaluateOne answer %d: %+v, logged %+v", i, s.Recall, logged[i].Recall)
+		}
+	}
+	run(withRecall, 0)
+
+	// A cell.json with the right key but no recall record, as a cell written without it would
+	// look: that cell is evaluated again, its generations read back from its request cache.
+	done := filepath.Join(rec.dir, "cell.json")
+	var stale CellRecord
+	if err := readJSON(done, &stale); err != nil {
+		t.Fatal(err)
+	}
+	delete(stale.Formulations, evaluation.Recall)
+	if err := writeJSON(done, &stale); err != nil {
+		t.Fatal(err)
+	}
+	rep = run(withRecall, 1)
+	if rec, _ = rep.Results.Record("products", "gemma-tiny", plots.RAG); rec.Formulations[evaluation.Recall] == nil ||
+		rec.Formulations[evaluation.Recall].Extras.CachedRequests != 3 {
+		t.Errorf("re-evaluated cell: %+v", rec.Formulations[evaluation.Recall])
+	}
+
+	// Only a formulation that generates adds to the key (cells of letters and cloze keep theirs).
+	if parts, err := generationParts([]string{evaluation.Letters, evaluation.Cloze}); err != nil || len(parts) != 0 {
+		t.Errorf("letters and cloze add %v (%v) to the cell key", parts, err)
+	}
+	if parts, err := generationParts([]string{evaluation.Letters, evaluation.Recall}); err != nil || len(parts) != 2 {
+		t.Errorf("recall adds %v (%v) to the cell key", parts, err)
 	}
 }

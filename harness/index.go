@@ -38,8 +38,9 @@ img { max-width: 920px; }
 <p>Accuracy with its Wilson 95% interval; † marks a difference from Base significant at {{.Alpha}}
 (McNemar's exact test, paired over questions). The full report with baselines, letter bias and
 leakage is <a href="results.md">results.md</a>; per-question logs are under samples/.</p>
+{{if .RecallNote}}<p>{{.RecallNote}}</p>{{end}}
 {{range .Sections}}
-<h2>{{.Formulation}} formulation, {{.Kind}} questions</h2>
+<h2>{{.Heading}}</h2>
 <table><tr><th>Task</th><th>Model</th><th>Base</th><th>Fine-tuned</th><th>RAG</th><th>Fine-tuned + RAG</th><th>n</th></tr>
 {{range .Rows}}<tr><td>{{.Task}}</td><td>{{.Model}}</td>{{range .Cells}}<td>{{.}}</td>{{end}}<td>{{.N}}</td></tr>
 {{end}}</table>
@@ -74,7 +75,7 @@ func IndexHTML(res *Results, charts map[string]string) ([]byte, error) {
 	var secs []indexSection
 	for _, sec := range TableSections(res) {
 		is := indexSection{TableSection: sec}
-		if sec.Kind == KindAll {
+		if sec.Charted() {
 			var names []string
 			for _, t := range res.Tasks {
 				names = append(names, plots.Slug(plots.KindAccuracy, t.Name, sec.Formulation))
@@ -100,7 +101,11 @@ func IndexHTML(res *Results, charts map[string]string) ([]byte, error) {
 		}
 	}
 	var b strings.Builder
-	err := indexTemplate.Execute(&b, map[string]any{"Suite": res.Suite, "Alpha": Alpha, "Sections": secs,
+	note := ""
+	if hasRecall(res) {
+		note = recallNote()
+	}
+	err := indexTemplate.Execute(&b, map[string]any{"Suite": res.Suite, "Alpha": Alpha, "Sections": secs, "RecallNote": note,
 		"Retention": res.Retention, "Tasks": res.Tasks, "Others": others})
 	return []byte(b.String()), err
 }

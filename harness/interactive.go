@@ -39,6 +39,11 @@ func EvaluateOne(res *Results, task, model, condition, formulation string, limit
 	}
 	opt := evaluation.Options{Task: t, Encoder: enc, Scorer: m, ModelKey: rec.ModelHash, Model: model,
 		BatchSize: 8, Limit: limit, Progress: progress}
+	if t.Generates() {
+		if opt.Generation, err = GenerationFor(m, enc); err != nil {
+			return nil, err
+		}
+	}
 	if rec.Index != "" {
 		idx, err := rag.Open(rec.Index, nil) // BM25; a dense index says it needs an encoder loader
 		if err != nil {

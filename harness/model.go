@@ -50,6 +50,21 @@ func LoadForEval(dir string, opts lm.LoadOptions, eo evaluation.EncodingOptions)
 	return m, evaluation.Encoder{Tokenizer: tok, AddBOS: e.AddBOS, BOS: prefix, MaxLength: e.MaxLength, MaxLengthSource: e.MaxLengthSource}, nil
 }
 
+// GenerationFor is the recall formulation's greedy decoding for a model loaded by LoadForEval: the
+// model generates, its tokenizer (enc.Tokenizer) decodes, and the tokenizer's EOS ends an answer
+// (Gemma's end of turn is an until string of the task).
+func GenerationFor(m *lm.Model, enc evaluation.Encoder) (*evaluation.Generation, error) {
+	tok, ok := enc.Tokenizer.(tokenizer.Tokenizer)
+	if !ok {
+		return nil, fmt.Errorf("recall: the encoder's tokenizer (%T) cannot decode answers: load the model with LoadForEval", enc.Tokenizer)
+	}
+	eos := tok.Special().EOS
+	if eos < 0 {
+		return nil, fmt.Errorf("%s: the tokenizer defines no EOS, so a recall answer could only end at max_gen_toks or an until string; name the EOS token in tokenizer_config.json (eos_token)", m.Dir())
+	}
+	return &evaluation.Generation{Generator: m, Decoder: tok, StopTokens: []int32{eos}}, nil
+}
+
 // evalEncoding resolves, from config.json and tokenizer_config.json alone (no weights), the
 // window and BOS setting LoadForEval will use for dir, and reports whether they differ from what
 // the harness used before issue 16: the architecture's window (none for Mamba) and the family's

@@ -32,7 +32,7 @@ type Results struct {
 	Cells  []plots.Cell        `json:"cells"`
 	Loss   []plots.LossPoint   `json:"loss"`
 	Recall []plots.RecallPoint `json:"recall"`
-	// Rows are every (task, model, condition, formulation, kind), seeds aggregated.
+	// Rows are every (task, model, condition, formulation, metric, kind), seeds aggregated.
 	Rows []Row `json:"rows"`
 	// Tasks are per-task facts: curriculum, leakage, baselines.
 	Tasks []TaskInfo `json:"tasks"`
@@ -43,17 +43,21 @@ type Results struct {
 	Retention []RetentionRow `json:"retention,omitempty"`
 }
 
-// Row is one number of the table: accuracy over a question kind, averaged over seeds.
+// Row is one number of the table: a formulation's score over a question kind, averaged over
+// seeds.
 type Row struct {
-	Task        string  `json:"task"`
-	Model       string  `json:"model"`
-	Condition   string  `json:"condition"`
-	Formulation string  `json:"formulation"`
-	Kind        string  `json:"kind"`
-	Acc         float64 `json:"acc"`
-	Low         float64 `json:"low"`
-	High        float64 `json:"high"`
-	N           int     `json:"n"`
+	Task        string `json:"task"`
+	Model       string `json:"model"`
+	Condition   string `json:"condition"`
+	Formulation string `json:"formulation"`
+	// Metric is the score (evaluation.Metrics of the formulation): acc for letters and cloze,
+	// exact_match and contains for recall. Acc, Low and High are that score's.
+	Metric string  `json:"metric"`
+	Kind   string  `json:"kind"`
+	Acc    float64 `json:"acc"`
+	Low    float64 `json:"low"`
+	High   float64 `json:"high"`
+	N      int     `json:"n"`
 	// Seeds is how many fine-tuning seeds were averaged (1 for base conditions); Spread is the
 	// standard deviation of acc over them.
 	Seeds  int     `json:"seeds"`
@@ -129,14 +133,16 @@ func buildResults(s *Suite, tasks []*preparedTask, records []*CellRecord, losses
 				kinds = append(kinds, kind)
 			}
 			sort.Strings(kinds[1:])
-			for _, kind := range kinds {
-				row := aggregate(g.recs, f, kind)
-				row.Task, row.Model, row.Condition, row.Formulation, row.Kind = g.task, g.model, g.cond, f, kind
-				res.Rows = append(res.Rows, row)
-				if kind == KindAll {
-					res.Cells = append(res.Cells, plots.Cell{Task: g.task, Model: g.model, Condition: g.cond, Formulation: f,
-						Acc: row.Acc, Low: row.Low, High: row.High, N: row.N, DeltaVsBase: row.DeltaVsBase,
-						PValue: row.PValue, Significant: row.Significant})
+			for i, metric := range evaluation.Metrics(f) {
+				for _, kind := range kinds {
+					row := aggregate(g.recs, f, metric, kind)
+					row.Task, row.Model, row.Condition, row.Formulation, row.Metric, row.Kind = g.task, g.model, g.cond, f, metric, kind
+					res.Rows = append(res.Rows, row)
+					if kind == KindAll && i == 0 { // the charts show each formulation's first score
+						res.Cells = append(res.Cells, plots.Cell{Task: g.task, Model: g.model, Condition: g.cond, Formulation: f,
+							Acc: row.Acc, Low: row.Low, High: row.High, N: row.N, DeltaVsBase: row.DeltaVsBase,
+							PValue: row.PValue, Significant: row.Significant})
+					}
 				}
 			}
 		}
@@ -144,8 +150,8 @@ func buildResults(s *Suite, tasks []*preparedTask, records []*CellRecord, losses
 	return res
 }
 
-// aggregate averages one formulation and kind over a group's seeds.
-func aggregate(recs []*CellRecord, f, kind string) Row {
+// aggregate averages one formulation's metric over a kind of questions and a group's seeds.
+func aggregate(recs []*CellRecord, f, metric, kind string) Row {
 	var row Row
 	var accs []float64
 	row.Significant = true
@@ -155,20 +161,29 @@ func aggregate(recs []*CellRecord, f, kind string) Row {
 		if kind != KindAll {
 			score = fr.Extras.ByKind[kind]
 		}
-		accs = append(accs, score.Acc)
-		row.Low += score.Wilson[0] / float64(len(recs))
-		row.High += score.Wilson[1] / float64(len(recs))
+		acc, wilson := score.Acc, score.Wilson
+		vsBase, vsBaseByKind := fr.VsBase, fr.VsBaseByKind
+		if metric == evaluation.MetricContains {
+			vsBase, vsBaseByKind = fr.ContainsVsBase, fr.ContainsVsBaseByKind
+			acc, wilson = 0, [2]float64{}
+			if score.Contains != nil {
+				acc, wilson = score.Contains.Mean, score.Contains.Wilson
+			}
+		}
+		accs = append(accs, acc)
+		row.Low += wilson[0] / float64(len(recs))
+		row.High += wilson[1] / float64(len(recs))
 		row.N = score.N
 		var cmp *evaluation.Comparison
 		if kind == KindAll {
-			cmp = fr.VsBase
+			cmp = vsBase
 			for i, c := range fr.Predicted {
 				for len(row.Predicted) <= i {
 					row.Predicted = append(row.Predicted, 0)
 				}
 				row.Predicted[i] += c
 			}
-		} else if c, ok := fr.VsBaseByKind[kind]; ok {
+		} else if c, ok := vsBaseByKind[kind]; ok {
 			cmp = &c
 		}
 		if cmp == nil {
@@ -210,11 +225,35 @@ func FormatCell(r Row) string {
 	return s
 }
 
-// TableSection is one table of the report: a formulation and a question kind, one row per
-// (task, model) with a formatted cell (FormatCell, "–" when missing) per plots.Conditions.
+// TableSection is one table of the report: a formulation, one of its metrics and a question
+// kind, one row per (task, model) with a formatted cell (FormatCell, "–" when missing) per
+// plots.Conditions.
 type TableSection struct {
-	Formulation, Kind string
-	Rows              []TableRow
+	Formulation, Metric, Kind string
+	Rows                      []TableRow
+}
+
+// metricLabels name recall's scores in headings.
+var metricLabels = map[string]string{evaluation.MetricExactMatch: "exact match", evaluation.MetricContains: "contains the answer"}
+
+// Heading is the table's title: "cloze formulation, document-only questions", with the metric
+// for a formulation that reports several ("recall formulation (exact match), all questions").
+func (s TableSection) Heading() string {
+	metric := ""
+	if len(evaluation.Metrics(s.Formulation)) > 1 {
+		label := metricLabels[s.Metric]
+		if label == "" {
+			label = s.Metric
+		}
+		metric = " (" + label + ")"
+	}
+	return fmt.Sprintf("%s formulation%s, %s questions", s.Formulation, metric, strings.ReplaceAll(s.Kind, "_", "-"))
+}
+
+// Charted reports whether the section is the one its formulation's charts illustrate: all
+// questions, the formulation's first metric.
+func (s TableSection) Charted() bool {
+	return s.Kind == KindAll && s.Metric == evaluation.Metrics(s.Formulation)[0]
 }
 
 // TableRow is one (task, model) row of a TableSection.
@@ -228,18 +267,25 @@ type TableRow struct {
 // they first appear: the one layout results.md and index.html share.
 func TableSections(res *Results) []TableSection {
 	type tm struct{ task, model string }
-	byKey := map[[2]string]map[tm]map[string]Row{}
-	var keys [][2]string
+	type secKey struct{ form, metric, kind string }
+	byKey := map[secKey]map[tm]map[string]Row{}
 	var forms, kinds []string
+	metrics := map[string][]string{} // by formulation, in order of appearance
 	var pairs []tm
 	seenPair := map[tm]bool{}
 	for _, r := range res.Rows {
-		k := [2]string{r.Formulation, r.Kind}
+		metric := r.Metric
+		if metric == "" { // results.json written before rows named their metric
+			metric = evaluation.Metrics(r.Formulation)[0]
+		}
+		k := secKey{r.Formulation, metric, r.Kind}
 		if byKey[k] == nil {
 			byKey[k] = map[tm]map[string]Row{}
-			keys = append(keys, k)
 			if !contains(forms, r.Formulation) {
 				forms = append(forms, r.Formulation)
+			}
+			if !contains(metrics[r.Formulation], metric) {
+				metrics[r.Formulation] = append(metrics[r.Formulation], metric)
 			}
 			if !contains(kinds, r.Kind) {
 				kinds = append(kinds, r.Kind)
@@ -257,32 +303,57 @@ func TableSections(res *Results) []TableSection {
 	}
 	var out []TableSection
 	for _, f := range forms {
-		for _, kind := range kinds {
-			sec := byKey[[2]string{f, kind}]
-			if sec == nil {
-				continue
-			}
-			ts := TableSection{Formulation: f, Kind: kind}
-			for _, p := range pairs {
-				conds := sec[p]
-				if conds == nil {
+		for _, metric := range metrics[f] {
+			for _, kind := range kinds {
+				sec := byKey[secKey{f, metric, kind}]
+				if sec == nil {
 					continue
 				}
-				row := TableRow{Task: p.task, Model: p.model}
-				for _, c := range plots.Conditions {
-					if r, ok := conds[c]; ok {
-						row.Cells = append(row.Cells, FormatCell(r))
-						row.N = r.N
-					} else {
-						row.Cells = append(row.Cells, "–")
+				ts := TableSection{Formulation: f, Metric: metric, Kind: kind}
+				for _, p := range pairs {
+					conds := sec[p]
+					if conds == nil {
+						continue
 					}
+					row := TableRow{Task: p.task, Model: p.model}
+					for _, c := range plots.Conditions {
+						if r, ok := conds[c]; ok {
+							row.Cells = append(row.Cells, FormatCell(r))
+							row.N = r.N
+						} else {
+							row.Cells = append(row.Cells, "–")
+						}
+					}
+					ts.Rows = append(ts.Rows, row)
 				}
-				ts.Rows = append(ts.Rows, row)
+				out = append(out, ts)
 			}
-			out = append(out, ts)
 		}
 	}
 	return out
+}
+
+// hasRecall reports whether the results have recall rows.
+func hasRecall(res *Results) bool {
+	for _, r := range res.Rows {
+		if r.Formulation == evaluation.Recall {
+			return true
+		}
+	}
+	return false
+}
+
+// recallNote explains the recall tables of results.md and index.html, with the embedded recall
+// task's generation settings.
+func recallNote() string {
+	limit := ""
+	if t, err := evaluation.DefaultTask(evaluation.Recall); err == nil {
+		limit = fmt.Sprintf(" (at most %d tokens, ended by EOS or the first of %q)", t.GenerationKwargs.MaxGenToks, t.GenerationKwargs.Until)
+	}
+	return "Recall formulation: the question without its options, answered greedily" + limit + "; exact match is " +
+		"the share of answers equal to the gold option's text after SQuAD normalisation (lowercase, punctuation and " +
+		"a/an/the removed, whitespace collapsed), contains the share whose normalised answer contains the normalised " +
+		"gold answer as whole words. Same intervals and paired test as the other tables."
 }
 
 // Markdown renders results.md: for each formulation and question kind, the paper's table
@@ -298,14 +369,17 @@ func MarkdownWithCharts(res *Results, charts map[string]string) string {
 	fmt.Fprintf(&b, "# Results: suite %s\n\n", res.Suite)
 	fmt.Fprintf(&b, "Accuracy with its Wilson 95%% interval; † marks a difference from Base significant at %.2f "+
 		"(McNemar's exact test, paired over questions; with several seeds, significant for every seed).\n\n", Alpha)
+	if hasRecall(res) {
+		b.WriteString(recallNote() + "\n\n")
+	}
 	for _, sec := range TableSections(res) {
-		fmt.Fprintf(&b, "## %s formulation, %s questions\n\n", sec.Formulation, strings.ReplaceAll(sec.Kind, "_", "-"))
+		fmt.Fprintf(&b, "## %s\n\n", sec.Heading())
 		b.WriteString("| Task | Model | Base | Fine-tuned | RAG | Fine-tuned + RAG | n |\n|---|---|---|---|---|---|---|\n")
 		for _, r := range sec.Rows {
 			fmt.Fprintf(&b, "| %s | %s | %s | %d |\n", r.Task, r.Model, strings.Join(r.Cells, " | "), r.N)
 		}
 		b.WriteString("\n")
-		if sec.Kind == KindAll {
+		if sec.Charted() {
 			writeChartLinks(&b, res, sec.Formulation, charts)
 		}
 	}

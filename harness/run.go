@@ -423,10 +423,16 @@ type FormulationRecord struct {
 	// TaskName is the evaluation task's name (samples file: evaluation.SamplesFile(TaskName)).
 	TaskName string            `json:"task_name"`
 	Extras   evaluation.Extras `json:"extras"`
-	// VsBase compares with the base cell on all questions and per kind (absent for base).
+	// VsBase compares acc (recall: exact match) with the base cell on all questions and per kind
+	// (absent for base).
 	VsBase       *evaluation.Comparison           `json:"vs_base,omitempty"`
 	VsBaseByKind map[string]evaluation.Comparison `json:"vs_base_by_kind,omitempty"`
-	// Predicted counts the predicted choice indexes (letter bias: index 0 is "A").
+	// ContainsVsBase and ContainsVsBaseByKind compare recall's contains score the same way
+	// (recall only).
+	ContainsVsBase       *evaluation.Comparison           `json:"contains_vs_base,omitempty"`
+	ContainsVsBaseByKind map[string]evaluation.Comparison `json:"contains_vs_base_by_kind,omitempty"`
+	// Predicted counts the predicted choice indexes (letter bias: index 0 is "A"; none for
+	// recall, which predicts no choice).
 	Predicted []int `json:"predicted"`
 }
 
@@ -445,11 +451,16 @@ func (r *runner) cell(t *preparedTask, m *preparedModel, cond string, seed int64
 	if err != nil {
 		return nil, fmt.Errorf("task %s, model %s, %s: %w", t.Name, m.Name, cond, err)
 	}
-	key := cellKey([]any{"cell", t.Name, m.Name, m.ChatTemplate, cond, seed, modelHash, t.hash, indexKey, k, r.s.Formulations, r.s.Eval, baseKey}, topts, enc)
+	parts := []any{"cell", t.Name, m.Name, m.ChatTemplate, cond, seed, modelHash, t.hash, indexKey, k, r.s.Formulations, r.s.Eval, baseKey}
+	gen, err := generationParts(r.s.Formulations)
+	if err != nil {
+		return nil, err
+	}
+	key := cellKey(append(parts, gen...), topts, enc)
 	dir := filepath.Join(r.opt.Work, "cells", key[:32])
 	donePath := filepath.Join(dir, "cell.json")
 	var rec CellRecord
-	if err := readJSON(donePath, &rec); err == nil && rec.Key == key {
+	if err := readJSON(donePath, &rec); err == nil && rec.Key == key && rec.hasFormulations(r.s.Formulations) {
 		// The key pins the contents; the folders may have moved (e.g. a renamed results folder).
 		rec.dir, rec.ModelDir = dir, modelDir
 		if usesRAG(cond) {
@@ -499,15 +510,24 @@ func (r *runner) cell(t *preparedTask, m *preparedModel, cond string, seed int64
 		if r.opt.Progress != nil {
 			fmt.Fprintf(r.opt.Progress, "cell %s / %s / %s%s / %s\n", t.Name, m.Name, cond, seedSuffix(seed), f)
 		}
-		run, err := evaluation.Evaluate(t.cur.Test, evaluation.Options{Task: task, Encoder: r.enc, Scorer: r.loaded,
+		opt := evaluation.Options{Task: task, Encoder: r.enc, Scorer: r.loaded,
 			ModelKey: modelHash, Model: m.Name, BatchSize: r.s.Eval.BatchSize, Cache: cache, Retriever: retriever,
-			K: k, Limit: r.s.Eval.Limit, Progress: r.opt.Progress})
+			K: k, Limit: r.s.Eval.Limit, Progress: r.opt.Progress}
+		if task.Generates() {
+			if opt.Generation, err = GenerationFor(r.loaded, r.enc); err != nil {
+				return nil, fmt.Errorf("task %s, model %s, %s, %s: %w", t.Name, m.Name, cond, f, err)
+			}
+		}
+		run, err := evaluation.Evaluate(t.cur.Test, opt)
 		if err != nil {
 			return nil, fmt.Errorf("task %s, model %s, %s, %s: %w", t.Name, m.Name, cond, f, err)
 		}
 		runs = append(runs, run)
 		fr := &FormulationRecord{TaskName: task.Name}
 		for _, s := range run.Samples {
+			if s.Prediction < 0 { // recall predicts no choice
+				continue
+			}
 			for len(fr.Predicted) <= s.Prediction {
 				fr.Predicted = append(fr.Predicted, 0)
 			}
@@ -518,21 +538,15 @@ func (r *runner) cell(t *preparedTask, m *preparedModel, cond string, seed int64
 			if err != nil {
 				return nil, err
 			}
-			c, err := evaluation.Compare(baseSamples, run.Samples, r.s.Eval.Bootstrap, 1)
-			if err != nil {
-				return nil, err
-			}
-			fr.VsBase = &c
-			fr.VsBaseByKind = map[string]evaluation.Comparison{}
-			for _, kind := range kindsOf(run.Samples) {
-				var sub []evaluation.Sample
-				for _, s := range run.Samples {
-					if s.Kind == kind {
-						sub = append(sub, s)
-					}
+			for i, metric := range evaluation.Metrics(f) {
+				all, byKind, err := r.compare(baseSamples, run.Samples, metric)
+				if err != nil {
+					return nil, fmt.Errorf("task %s, model %s, %s, %s: %w", t.Name, m.Name, cond, f, err)
 				}
-				if c, err := evaluation.Compare(baseSamples, sub, r.s.Eval.Bootstrap, 1); err == nil {
-					fr.VsBaseByKind[kind] = c
+				if i == 0 {
+					fr.VsBase, fr.VsBaseByKind = all, byKind
+				} else if metric == evaluation.MetricContains {
+					fr.ContainsVsBase, fr.ContainsVsBaseByKind = all, byKind
 				}
 			}
 		}
@@ -554,6 +568,56 @@ func (r *runner) cell(t *preparedTask, m *preparedModel, cond string, seed int64
 	}
 	r.rep.CellsEvaluated++
 	return &rec, nil
+}
+
+// compare tests a metric of a cell's samples against the base cell's, on all questions and per
+// question kind.
+func (r *runner) compare(base, samples []evaluation.Sample, metric string) (*evaluation.Comparison, map[string]evaluation.Comparison, error) {
+	c, err := evaluation.CompareMetric(base, samples, metric, r.s.Eval.Bootstrap, 1)
+	if err != nil {
+		return nil, nil, err
+	}
+	byKind := map[string]evaluation.Comparison{}
+	for _, kind := range kindsOf(samples) {
+		var sub []evaluation.Sample
+		for _, s := range samples {
+			if s.Kind == kind {
+				sub = append(sub, s)
+			}
+		}
+		if c, err := evaluation.CompareMetric(base, sub, metric, r.s.Eval.Bootstrap, 1); err == nil {
+			byKind[kind] = c
+		}
+	}
+	return &c, byKind, nil
+}
+
+// hasFormulations reports whether a cell record holds every formulation (a cell.json written
+// without one is evaluated again rather than reported with a hole).
+func (rec *CellRecord) hasFormulations(forms []string) bool {
+	for _, f := range forms {
+		if rec.Formulations[f] == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// generationParts are what a cell's key adds for a formulation that generates (recall): its
+// embedded task, whose prompt, stop strings and max_gen_toks decide the answers. Formulations
+// that only score choices add nothing, so their cells' keys are what they were.
+func generationParts(forms []string) ([]any, error) {
+	var parts []any
+	for _, f := range forms {
+		t, err := evaluation.DefaultTask(f)
+		if err != nil {
+			return nil, err
+		}
+		if t.Generates() {
+			parts = append(parts, "generation_task", t)
+		}
+	}
+	return parts, nil
 }
 
 // cellKey is a cell's cache key: keyOf(parts), where what issue 16 added joins the parts only

@@ -67,7 +67,8 @@ type Suite struct {
 	Models []Model `yaml:"models" json:"models"`
 	// Conditions are among plots.Conditions (default all four).
 	Conditions []string `yaml:"conditions" json:"conditions"`
-	// Formulations are evaluation.Letters and/or evaluation.Cloze (default both).
+	// Formulations are among evaluation.Formulations: letters, cloze, recall (default letters and
+	// cloze).
 	Formulations []string `yaml:"formulations" json:"formulations"`
 	// Training is the fine-tuning recipe, passed to the FineTuner.
 	Training Recipe `yaml:"training" json:"training"`
@@ -219,10 +220,15 @@ func (s *Suite) normalize(source string, vars map[string]string) error {
 	if len(s.Formulations) == 0 {
 		s.Formulations = []string{evaluation.Letters, evaluation.Cloze}
 	}
+	seenForm := map[string]bool{}
 	for _, f := range s.Formulations {
-		if f != evaluation.Letters && f != evaluation.Cloze {
-			return fail("formulation %q is not %s or %s", f, evaluation.Letters, evaluation.Cloze)
+		if !contains(evaluation.Formulations, f) {
+			return fail("formulation %q is not one of %v", f, evaluation.Formulations)
 		}
+		if seenForm[f] {
+			return fail("formulation %q is listed twice", f)
+		}
+		seenForm[f] = true
 	}
 	if len(s.Seeds) == 0 {
 		s.Seeds = []int64{1}

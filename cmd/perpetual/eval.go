@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -29,7 +30,9 @@ func newEvalCmd() *cobra.Command {
 		Short: "Score a model on a multiple-choice test (lm-evaluation-harness semantics)",
 		Long: `Scores every question's choices by log-likelihood, as lm-evaluation-harness's multiple_choice
 tasks do, in the letters formulation (the paper's) and the cloze formulation, and writes
-results.json, samples_<task>.jsonl and a resumable cache.jsonl to --out. --test takes a curriculum
+results.json, samples_<task>.jsonl and a resumable cache.jsonl to --out. --formulation recall (or
+all) also asks each question without its options and scores the model's greedy answer against the
+gold option's text: SQuAD-normalised exact match and whole-word containment. --test takes a curriculum
 folder, a Perpetual folder or test.json, or a .jsonl of questions. --rag prepends the top --k
 chunks of a rag index. --base compares with an earlier run's output (McNemar, paired bootstrap).
 --max-length and --add-bos-token are lm-evaluation-harness's max_length and add_bos_token model
@@ -37,7 +40,7 @@ arguments: by default the window is the model's (for a model without one, such a
 tokenizer_config.json's model_max_length, else 2048, as the harness) and BOS follows the model.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			job.Formulations, job.Retriever, job.Progress = nil, nil, nil
+			job.Formulations, job.Retriever, job.Progress, job.Generation = nil, nil, nil, nil
 			if modelDir == "" || job.Test == "" || job.Out == "" {
 				return fmt.Errorf("eval: --model, --test and --out are required")
 			}
@@ -53,10 +56,12 @@ tokenizer_config.json's model_max_length, else 2048, as the harness) and BOS fol
 			switch formulation {
 			case "both":
 				job.Formulations = []string{evaluation.Letters, evaluation.Cloze}
-			case evaluation.Letters, evaluation.Cloze:
+			case "all":
+				job.Formulations = slices.Clone(evaluation.Formulations)
+			case evaluation.Letters, evaluation.Cloze, evaluation.Recall:
 				job.Formulations = []string{formulation}
 			default:
-				return fmt.Errorf("eval: --formulation %q is not letters, cloze or both", formulation)
+				return fmt.Errorf("eval: --formulation %q is not letters, cloze, recall, both (letters and cloze) or all", formulation)
 			}
 			if encoding.MaxLength < 0 {
 				return fmt.Errorf("eval: --max-length %d is negative: give the window in tokens, or 0 for the model's own", encoding.MaxLength)
@@ -74,9 +79,23 @@ tokenizer_config.json's model_max_length, else 2048, as the harness) and BOS fol
 			if !quiet {
 				job.Progress = os.Stderr
 			}
+			// The recall formulation (or a generate_until --task) generates answers.
+			generates := slices.Contains(job.Formulations, evaluation.Recall)
+			if job.TaskFile != "" {
+				t, err := evaluation.LoadTask(job.TaskFile)
+				if err != nil {
+					return err
+				}
+				generates = t.Generates()
+			}
 			model, enc, err := harness.LoadForEval(modelDir, lm.LoadOptions{}, encoding)
 			if err != nil {
 				return err
+			}
+			if generates {
+				if job.Generation, err = harness.GenerationFor(model, enc); err != nil {
+					return err
+				}
 			}
 			out, err := job.Run(model, enc, modelDir, model.Hash())
 			if err != nil {
@@ -92,7 +111,7 @@ tokenizer_config.json's model_max_length, else 2048, as the harness) and BOS fol
 	f.StringVar(&job.Out, "out", "", "output folder")
 	f.StringVar(&ragDir, "rag", "", "rag index folder: prepend retrieved chunks")
 	f.IntVar(&job.K, "k", 3, "passages to retrieve with --rag")
-	f.StringVar(&formulation, "formulation", "both", "letters, cloze or both")
+	f.StringVar(&formulation, "formulation", "both", "letters, cloze, recall, both (letters and cloze) or all three")
 	f.StringVar(&job.TaskFile, "task", "", "task YAML (lm-evaluation-harness shape) instead of the embedded tasks")
 	f.IntVar(&job.Limit, "limit", 0, "evaluate only the first N questions")
 	f.IntVar(&job.BatchSize, "batch-size", 8, "requests per forward batch")

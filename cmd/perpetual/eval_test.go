@@ -114,6 +114,32 @@ func TestEvalCommandEndToEnd(t *testing.T) {
 		r1.Results["perpetual_letters"]["acc,none"] != r2.Results["perpetual_letters"]["acc,none"] {
 		t.Errorf("re-run: %+v vs %+v", r2.Perpetual["perpetual_letters"], r1.Perpetual["perpetual_letters"])
 	}
+	// Recall: every formulation in one run, then recall alone with RAG compared with it (both
+	// scores), its answers generated once and read back from the cache on a rerun.
+	all := filepath.Join(dir, "all")
+	out, err = runCLI(t, "eval", "--model", model, "--test", cur, "--out", all, "--formulation", "all", "--quiet")
+	if err != nil || !strings.Contains(out, "perpetual_letters") || !strings.Contains(out, "perpetual_recall") || !strings.Contains(out, "exact_match") {
+		t.Fatalf("eval --formulation all: %v\n%s", err, out)
+	}
+	recalled, err := evaluation.ReadSamples(filepath.Join(all, evaluation.SamplesFile("perpetual_recall")))
+	if err != nil || len(recalled) != len(qs) || recalled[0].Recall == nil || len(recalled[0].Recall.TokenIDs) == 0 ||
+		recalled[0].Prompt != "Question: ox?\nAnswer:" || recalled[0].Recall.Gold != qs[0].Choices[qs[0].Answer] {
+		t.Fatalf("recall samples: %v %+v", err, recalled)
+	}
+	recallRAG := filepath.Join(dir, "recall-rag")
+	for range 2 {
+		out, err = runCLI(t, "eval", "--model", model, "--test", cur, "--out", recallRAG, "--rag", index, "--base", all,
+			"--formulation", "recall", "--quiet")
+		if err != nil || !strings.Contains(out, "contains vs base") || !strings.Contains(out, "recall@k") {
+			t.Fatalf("eval --formulation recall --rag: %v\n%s", err, out)
+		}
+	}
+	var rr evaluation.Results
+	raw, _ := os.ReadFile(filepath.Join(recallRAG, "results.json"))
+	json.Unmarshal(raw, &rr)
+	if ex := rr.Perpetual["perpetual_recall"]; ex.CachedRequests != ex.Requests || ex.Requests == 0 || rr.Results["perpetual_recall"]["contains,none"] == nil {
+		t.Errorf("recall rerun: %+v %v", ex, rr.Results["perpetual_recall"])
+	}
 	for _, bad := range [][]string{
 		{"eval", "--model", model, "--test", cur},
 		{"eval", "--model", filepath.Join(dir, "none"), "--test", cur, "--out", dir},

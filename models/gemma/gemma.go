@@ -1,5 +1,7 @@
 // Package gemma is the Gemma v1 architecture (Hugging Face GemmaForCausalLM, e.g.
-// google/gemma-2b-it) written once in GoMLX and registered with models/lm as "gemma".
+// google/gemma-2b-it) written once in GoMLX and registered with models/lm as "gemma"; Gemma 2
+// and Gemma 3 text ("gemma2", "gemma3_text") are Model2 in gemma2.go, which shares its graph
+// pieces (layers.go).
 //
 // The computation follows the Hugging Face modeling_gemma code, so a checkpoint folder loads with
 // its tensor names unchanged and produces the same logits:

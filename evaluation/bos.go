@@ -1,34 +1,20 @@
 package evaluation
 
 import (
-	"encoding/json"
-	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
+	"strings"
+
+	"github.com/perpetual-ml/perpetual/models/tokenizer"
 )
 
 // AddBOSFor decides whether requests start with BOS, as lm-evaluation-harness's HFLM does:
-// always for Gemma (the harness forces add_bos_token for it, and Gemma degrades without BOS),
-// otherwise what the model folder's tokenizer_config.json says in add_bos_token (false when the
-// file or the field is absent, the Hugging Face default for GPT-NeoX-style tokenizers as Mamba's).
+// always when the model_type contains "gemma" (gemma, gemma2, gemma3_text: the harness forces
+// add_bos_token for the Gemma family, which degrades without BOS), otherwise what the model
+// folder's tokenizer_config.json says in add_bos_token (false when the file or the field is
+// absent, the Hugging Face default for GPT-NeoX-style tokenizers as Mamba's).
 func AddBOSFor(modelDir, family string) (bool, error) {
-	if family == "gemma" {
+	if strings.Contains(family, "gemma") {
 		return true, nil
 	}
-	path := filepath.Join(modelDir, "tokenizer_config.json")
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("reading %s: %w", path, err)
-	}
-	var cfg struct {
-		AddBOS *bool `json:"add_bos_token"`
-	}
-	if err := json.Unmarshal(data, &cfg); err != nil {
-		return false, fmt.Errorf("%s: %w", path, err)
-	}
-	return cfg.AddBOS != nil && *cfg.AddBOS, nil
+	value, _, err := tokenizer.AddBOSToken(modelDir)
+	return value, err
 }

@@ -17,6 +17,9 @@ func TestAddBOSFor(t *testing.T) {
 		}
 	}
 	check("gemma", true)
+	check("gemma2", true) // HFLM: "gemma" in model_type
+	check("gemma3_text", true)
+	check("llama", false)
 	check("mamba", false) // no tokenizer_config.json
 	os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), []byte(`{"add_bos_token": true, "bos_token": "<s>"}`), 0o644)
 	check("mamba", true)

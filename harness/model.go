@@ -7,7 +7,7 @@ import (
 
 	"github.com/perpetual-ml/perpetual/evaluation"
 	"github.com/perpetual-ml/perpetual/models/checkpoint"
-	_ "github.com/perpetual-ml/perpetual/models/gemma" // registers the gemma family for lm.Load
+	_ "github.com/perpetual-ml/perpetual/models/gemma" // registers gemma, gemma2 and gemma3_text for lm.Load
 	_ "github.com/perpetual-ml/perpetual/models/llama" // registers llama, qwen2 and qwen3 for lm.Load
 	"github.com/perpetual-ml/perpetual/models/lm"
 	_ "github.com/perpetual-ml/perpetual/models/mamba" // registers the mamba family for lm.Load

@@ -64,8 +64,9 @@ type DataOptions struct {
 type Encoder struct {
 	Tok     tokenizer.Tokenizer
 	Options DataOptions
-	// UseBOS prefixes documents with the tokenizer's BOS (Gemma); flashcards get BOS only when
-	// the template writes it.
+	// UseBOS prefixes documents and flashcards with the tokenizer's BOS (set it when the model's
+	// tokenizer adds BOS: tokenizer.AddsBOS); without it flashcards get BOS only when the
+	// template writes it.
 	UseBOS bool
 }
 

@@ -311,8 +311,24 @@ func LRAt(lr float64, done, warmup, total int) float64 {
 	return lr * math.Max(0, float64(total-done)/float64(max(1, total-warmup)))
 }
 
+// CurriculumEncoder is the encoder Run turns curriculum items into examples with: tmpl renders
+// flashcards, o gives the mask, order and seed. Documents and flashcards start with BOS when the
+// model folder's tokenizer adds it (tokenizer.AddsBOS: tokenizer_config.json's add_bos_token, or
+// a post-processor template that starts with BOS), whatever the model family; a model without a
+// folder (lm.New) gets BOS only where the template writes it.
+func CurriculumEncoder(model *lm.Model, tok tokenizer.Tokenizer, tmpl prompt.Template, o Options) (*Encoder, error) {
+	useBOS := false
+	if dir := model.Dir(); dir != "" {
+		var err error
+		if useBOS, err = tokenizer.AddsBOS(dir); err != nil {
+			return nil, err
+		}
+	}
+	return &Encoder{Tok: tok, Options: DataOptions{Template: tmpl, Mask: o.Mask, Order: o.Order, Seed: o.Seed}, UseBOS: useBOS}, nil
+}
+
 // Run fine-tunes model on the curriculum's training split and leaves the trained (merged)
-// weights in model. tok is the model's tokenizer.
+// weights in model. tok is the model's tokenizer; items are encoded by CurriculumEncoder.
 func Run(model *lm.Model, tok tokenizer.Tokenizer, cur *curriculum.Curriculum, given Options) (*Result, error) {
 	if err := given.Validate(); err != nil {
 		return nil, err
@@ -332,8 +348,10 @@ func Run(model *lm.Model, tok tokenizer.Tokenizer, cur *curriculum.Curriculum, g
 		}
 		tmpl = &t
 	}
-	arch := model.Arch()
-	enc := &Encoder{Tok: tok, Options: DataOptions{Template: *tmpl, Mask: o.Mask, Order: o.Order, Seed: o.Seed}, UseBOS: arch.Family() == "gemma"}
+	enc, err := CurriculumEncoder(model, tok, *tmpl, o)
+	if err != nil {
+		return nil, err
+	}
 	exs, err := enc.Items("train", cur.Train)
 	if err != nil {
 		return nil, err

@@ -267,6 +267,39 @@ func refusesOtherSettings(t *testing.T, m *lm.Model, tok tokenizer.Tokenizer, c 
 	}
 }
 
+// Whether curriculum items start with BOS follows the model folder's tokenizer files
+// (tokenizer_config.json's add_bos_token), not the model family: a Gemma whose tokenizer says
+// false gets none, a Mamba whose tokenizer says true gets it.
+func TestCurriculumEncoderBOSFollowsTheTokenizer(t *testing.T) {
+	for _, cfg := range []map[string]any{zootest.TinyGemma, zootest.TinyMamba} {
+		family := cfg["model_type"].(string)
+		dir, m, tok := tinyModel(t, cfg)
+		tmpl, _ := prompt.Format("alpaca")
+		for _, addBOS := range []bool{true, false} {
+			tc := fmt.Sprintf(`{"bos_token": "<bos>", "eos_token": "<eos>", "add_bos_token": %v}`, addBOS)
+			if err := os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), []byte(tc), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			enc, err := training.CurriculumEncoder(m, tok, tmpl, training.Options{Mask: training.MaskAll})
+			if err != nil {
+				t.Fatal(err)
+			}
+			doc, err := enc.Doc("doc", "A river runs through the town.")
+			if err != nil {
+				t.Fatal(err)
+			}
+			card, err := enc.Flashcard("card", prompt.Example{Instruction: "Where?", Response: "Here."})
+			if err != nil {
+				t.Fatal(err)
+			}
+			bos := tok.Special().BOS
+			if (doc.IDs[0] == bos) != addBOS || (card.IDs[0] == bos) != addBOS {
+				t.Errorf("%s with add_bos_token %v: document starts %v, flashcard %v (BOS %d)", family, addBOS, doc.IDs[:2], card.IDs[:2], bos)
+			}
+		}
+	}
+}
+
 // Packing several items into a row (segments, restarting positions) gives the same loss as one
 // item per row: the loss of the very first step and the validation loss are equal.
 func TestPackingEqualsUnpacked(t *testing.T) {
@@ -275,7 +308,10 @@ func TestPackingEqualsUnpacked(t *testing.T) {
 			dir, m, tok := tinyModel(t, cfg)
 			c := tinyCurriculum(t, 4)
 			tmpl, _ := prompt.Format("alpaca")
-			enc := &training.Encoder{Tok: tok, Options: training.DataOptions{Template: tmpl, Mask: training.MaskAll}, UseBOS: cfg["model_type"] == "gemma"}
+			enc, err := training.CurriculumEncoder(m, tok, tmpl, training.Options{Mask: training.MaskAll})
+			if err != nil {
+				t.Fatal(err)
+			}
 			exs, err := enc.Items("train", c.Train)
 			if err != nil {
 				t.Fatal(err)

@@ -223,7 +223,7 @@ func Build(ctx context.Context, cfg *Config, name, dir string, opt Options) (*Ma
 			return nil, err
 		}
 	}
-	gen := fmt.Sprintf(`{"bos_token_id": 2, "eos_token_id": %s, "pad_token_id": 0}`+"\n", eosIDs(tok, mc.PromptFormat))
+	gen := fmt.Sprintf(`{"bos_token_id": 2, "eos_token_id": %s, "pad_token_id": 0}`+"\n", eosIDs(tok, tpl))
 	if err := atomicfile.WriteFile(filepath.Join(dir, "generation_config.json"), []byte(gen)); err != nil {
 		return nil, err
 	}
@@ -281,11 +281,15 @@ func WriteTokenizer(cfg *Config, name, dir string) error {
 	return nil
 }
 
-// eosIDs is generation_config's eos_token_id: Gemma chat turns also end at <end_of_turn>.
-func eosIDs(tok tokenizer.Tokenizer, format string) string {
+// eosIDs is generation_config's eos_token_id: the tokenizer's EOS, and the prompt format's end
+// of turn when the format has one and the vocabulary holds it (Gemma's <end_of_turn>, Llama 3's
+// <|eot_id|>, ChatML's <|im_end|>), since chat turns end there.
+func eosIDs(tok tokenizer.Tokenizer, tpl prompt.Template) string {
 	eos := tok.Special().EOS
-	if id, ok := tok.TokenID("<end_of_turn>"); ok && format == "gemma" {
-		return fmt.Sprintf("[%d, %d]", eos, id)
+	if tpl.EndOfTurn != "" {
+		if id, ok := tok.TokenID(tpl.EndOfTurn); ok && id != eos {
+			return fmt.Sprintf("[%d, %d]", eos, id)
+		}
 	}
 	return fmt.Sprint(eos)
 }

@@ -132,3 +132,19 @@ func TestDoctorModelLlamaFamilies(t *testing.T) {
 		}
 	}
 }
+
+// Gemma 2 and Gemma 3 text are wired in through models/gemma: doctor recognises their folders
+// (the golden fixtures of models/gemma) and lists them as registered.
+func TestDoctorModelGemma23Families(t *testing.T) {
+	for fixture, family := range map[string]string{"gemma2_sharded": "gemma2", "gemma3_pattern": "gemma3_text"} {
+		out, err := runCLI(t, "doctor", "--model", filepath.Join("..", "..", "models", "gemma", "testdata", fixture))
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", fixture, err, out)
+		}
+		for _, want := range []string{"family:   " + family, "gemma, gemma2, gemma3_text, llama", "model ok"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s: doctor output lacks %q:\n%s", fixture, want, out)
+			}
+		}
+	}
+}

@@ -1,5 +1,7 @@
 // Package gemma is the Gemma v1 architecture (Hugging Face GemmaForCausalLM, e.g.
-// google/gemma-2b-it) written once in GoMLX and registered with models/lm as "gemma".
+// google/gemma-2b-it) written once in GoMLX and registered with models/lm as "gemma"; Gemma 2
+// and Gemma 3 text ("gemma2", "gemma3_text") are Model2 in gemma2.go, which shares its graph
+// pieces (layers.go).
 //
 // The computation follows the Hugging Face modeling_gemma code, so a checkpoint folder loads with
 // its tensor names unchanged and produces the same logits:
@@ -266,18 +268,7 @@ var _ lm.FLOPCounter = (*Model)(nil)
 // CacheShapes implements lm.Architecture: per layer, keys then values, each
 // [1, num_key_value_heads, maxLength, head_dim].
 func (m *Model) CacheShapes(maxLength int, dtype dtypes.DType) []lm.CacheShape {
-	c := m.cfg
-	var out []lm.CacheShape
-	for l := range c.NumHiddenLayers {
-		for _, kind := range []string{"k", "v"} {
-			out = append(out, lm.CacheShape{
-				Name:       fmt.Sprintf("layers.%d.%s", l, kind),
-				DType:      dtype,
-				Dimensions: []int{1, c.NumKeyValueHeads, maxLength, c.HeadDim},
-			})
-		}
-	}
-	return out
+	return kvCacheShapes(m.cfg.NumHiddenLayers, m.cfg.NumKeyValueHeads, m.cfg.HeadDim, maxLength, dtype)
 }
 
 // Logits implements lm.Architecture.
@@ -317,52 +308,25 @@ func (m *Model) Step(p lm.Params, cache []*Node, tokens, start *Node) (*Node, []
 
 	x := m.embed(p, tokens)
 	cos, sin := m.rotary(positions, x.DType())
-	zero := ScalarZero(g, dtypes.Int32)
 	newCache := make([]*Node, len(cache))
 	for l := range m.cfg.NumHiddenLayers {
-		x = m.block(p, l, x, cos, sin, allowed, func(k, v *Node) (*Node, *Node) {
-			at := []*Node{zero, zero, start, zero}
-			newCache[2*l] = DynamicUpdateSlice(cache[2*l], ConvertDType(k, cache[2*l].DType()), at)
-			newCache[2*l+1] = DynamicUpdateSlice(cache[2*l+1], ConvertDType(v, cache[2*l+1].DType()), at)
-			return ConvertDType(newCache[2*l], k.DType()), ConvertDType(newCache[2*l+1], v.DType())
-		})
+		x = m.block(p, l, x, cos, sin, allowed, cacheWriter(cache, newCache, l, start))
 	}
 	return m.head(p, x), newCache
 }
 
-// embed looks up token embeddings and scales them by sqrt(hidden_size); Hugging Face casts the
-// normalizer to the hidden dtype first, which matters in bfloat16.
+// embed looks up token embeddings and scales them by sqrt(hidden_size).
 func (m *Model) embed(p lm.Params, tokens *Node) *Node {
-	table := p(embedName)
-	x := Gather(table, ExpandAxes(ConvertDType(tokens, dtypes.Int32), -1))
-	normalizer := Scalar(x.Graph(), x.DType(), math.Sqrt(float64(m.cfg.HiddenSize)))
-	return Mul(x, normalizer)
+	return scaledEmbedding(p(embedName), tokens, m.cfg.HiddenSize)
 }
 
 // head applies the final norm and the tied output projection; logits are float32.
 func (m *Model) head(p lm.Params, x *Node) *Node {
-	x = m.rmsNorm(x, p(finalNormName))
-	logits := DotGeneral(x, []int{2}, nil, p(embedName), []int{1}, nil)
-	return ConvertDType(logits, dtypes.Float32)
+	return tiedHead(m.rmsNorm(x, p(finalNormName)), p(embedName), 0)
 }
 
-// rmsNorm is Gemma's RMSNorm: computed in float32, weight applied as (1 + w), cast back.
-// It uses 1/Sqrt rather than Rsqrt because GoMLX has no gradient for Rsqrt.
-func (m *Model) rmsNorm(x, w *Node) *Node {
-	dtype := x.DType()
-	xf := ConvertDType(x, dtypes.Float32)
-	meanSq := ReduceAndKeep(Square(xf), ReduceMean, -1)
-	eps := Scalar(x.Graph(), dtypes.Float32, m.cfg.RMSNormEps)
-	normed := Div(xf, Sqrt(Add(meanSq, eps)))
-	scale := OnePlus(ConvertDType(w, dtypes.Float32))
-	normed = Mul(normed, ExpandLeftToRank(scale, normed.Rank()))
-	return ConvertDType(normed, dtype)
-}
-
-// linear is x W^T for a PyTorch-layout weight [out, in], contracting x's last axis.
-func linear(x, w *Node) *Node {
-	return DotGeneral(x, []int{x.Rank() - 1}, nil, w, []int{1}, nil)
-}
+// rmsNorm is Gemma's RMSNorm (see rmsNorm) with the config's epsilon.
+func (m *Model) rmsNorm(x, w *Node) *Node { return rmsNorm(x, w, m.cfg.RMSNormEps) }
 
 // rotary returns cos and sin [B, T, 1, head_dim] for the positions, in dtype. As in Hugging Face,
 // angles are computed in float32 (inv_freq = theta^(-2i/d)) and cast to the hidden dtype.
@@ -377,15 +341,6 @@ func (m *Model) rotary(positions *Node, dtype dtypes.DType) (cos, sin *Node) {
 	return ConvertDType(Cos(angles), dtype), ConvertDType(Sin(angles), dtype)
 }
 
-// applyRotary is x*cos + rotate_half(x)*sin with rotate_half(x) = [-x2, x1] on the head axis.
-func applyRotary(x, cos, sin *Node) *Node {
-	d := x.Shape().Dimensions[x.Rank()-1]
-	x1 := SliceAxis(x, -1, AxisRange(0, d/2))
-	x2 := SliceAxis(x, -1, AxisRange(d/2, d))
-	rotated := Concatenate([]*Node{Neg(x2), x1}, -1)
-	return Add(Mul(x, cos), Mul(rotated, sin))
-}
-
 // block is one decoder layer. kv receives this chunk's keys and values [B, KV, T, D] and returns
 // the keys and values to attend over (the same, or the updated cache). allowed is a boolean mask
 // broadcastable to [B, KV, group, T, S].
@@ -393,7 +348,6 @@ func (m *Model) block(p lm.Params, l int, x, cos, sin, allowed *Node, kv func(k,
 	c := m.cfg
 	B, T := x.Shape().Dimensions[0], x.Shape().Dimensions[1]
 	H, KV, D := c.NumAttentionHeads, c.NumKeyValueHeads, c.HeadDim
-	G := H / KV
 
 	a := m.rmsNorm(x, p(layerName(l, "input_layernorm.weight")))
 	q := Reshape(linear(a, p(layerName(l, "self_attn.q_proj.weight"))), B, T, H, D)
@@ -401,34 +355,12 @@ func (m *Model) block(p lm.Params, l int, x, cos, sin, allowed *Node, kv func(k,
 	v := Reshape(linear(a, p(layerName(l, "self_attn.v_proj.weight"))), B, T, KV, D)
 	q, k = applyRotary(q, cos, sin), applyRotary(k, cos, sin)
 
-	// Heads h = kv*G + g share kv head kv (Hugging Face's repeat_kv), so group q by kv head.
-	q = TransposeAllAxes(Reshape(q, B, T, KV, G, D), 0, 2, 3, 1, 4) // [B, KV, G, T, D]
-	q = Reshape(q, B, KV, G*T, D)
 	keys, values := kv(TransposeAllAxes(k, 0, 2, 1, 3), TransposeAllAxes(v, 0, 2, 1, 3)) // [B, KV, S, D]
-	S := keys.Shape().Dimensions[2]
-
-	scores := DotGeneral(q, []int{3}, []int{0, 1}, keys, []int{3}, []int{0, 1}) // [B, KV, G*T, S]
-	scores = MulScalar(scores, 1/math.Sqrt(float64(D)))
-	// Softmax in float32 as Hugging Face does, masked with a large negative value.
-	scores = Reshape(ConvertDType(scores, dtypes.Float32), B, KV, G, T, S)
-	mask := BroadcastToDims(allowed, B, KV, G, T, S)
-	scores = Where(mask, scores, BroadcastToDims(Scalar(x.Graph(), dtypes.Float32, -1e30), B, KV, G, T, S))
-	probs := ConvertDType(Softmax(scores, -1), x.DType())
-	probs = Reshape(probs, B, KV, G*T, S)
-	attn := DotGeneral(probs, []int{3}, []int{0, 1}, values, []int{2}, []int{0, 1}) // [B, KV, G*T, D]
-	attn = TransposeAllAxes(Reshape(attn, B, KV, G, T, D), 0, 3, 1, 2, 4)           // [B, T, KV, G, D]
-	attn = Reshape(attn, B, T, H*D)
+	attn := attention(q, keys, values, allowed, 1/math.Sqrt(float64(D)), 0)
 	x = Add(x, linear(attn, p(layerName(l, "self_attn.o_proj.weight"))))
 
 	h := m.rmsNorm(x, p(layerName(l, "post_attention_layernorm.weight")))
 	gate := geluTanh(linear(h, p(layerName(l, "mlp.gate_proj.weight"))))
 	up := linear(h, p(layerName(l, "mlp.up_proj.weight")))
 	return Add(x, linear(Mul(gate, up), p(layerName(l, "mlp.down_proj.weight"))))
-}
-
-// geluTanh is GELU with the tanh approximation (PyTorch's gelu(approximate="tanh")):
-// 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
-func geluTanh(x *Node) *Node {
-	inner := MulScalar(Add(x, MulScalar(Mul(Square(x), x), 0.044715)), math.Sqrt(2/math.Pi))
-	return Mul(MulScalar(x, 0.5), OnePlus(Tanh(inner)))
 }

@@ -53,6 +53,23 @@ func TestGemmaStrings(t *testing.T) {
 	}
 }
 
+// Gemma 2 and Gemma 3 instruct models use Gemma 1's turns, so "gemma" is their format too. Their
+// chat templates (gemma-2-2b-it: {{ bos_token }} ... {{ '<start_of_turn>' + role + '\n' +
+// message['content'] | trim + '<end_of_turn>\n' }} with role 'model' for 'assistant', then
+// '<start_of_turn>model\n' for add_generation_prompt; gemma-3-1b-it the same, a system message
+// being folded into the first user turn) render [user: Q, assistant: A] as below.
+func TestGemmaFormatIsGemma2And3Turns(t *testing.T) {
+	f := mustFormat(t, "gemma")
+	text, boundary := f.Render(Example{Instruction: "What is 2+2?", Response: "4."})
+	prompt := "<bos><start_of_turn>user\nWhat is 2+2?<end_of_turn>\n<start_of_turn>model\n"
+	if text != prompt+"4.<end_of_turn>\n" || boundary != len(prompt) {
+		t.Errorf("Render = %q (boundary %d)", text, boundary)
+	}
+	if f.BOS != "<bos>" || f.EndOfTurn != "<end_of_turn>" || f.AddEOS {
+		t.Errorf("bos %q, end_of_turn %q, add_eos %v", f.BOS, f.EndOfTurn, f.AddEOS)
+	}
+}
+
 // The chat formats render a one-turn conversation [user: instruction, assistant: response]
 // exactly as the models' Hugging Face chat templates do (the templates are quoted in each case);
 // the prompt is the template's rendering with add_generation_prompt=True of the user turn alone.

@@ -1,0 +1,229 @@
+package gemma_test
+
+// Test helpers for Gemma 2 and Gemma 3 text: the golden fixture folders written by
+// testdata/make_golden2.py, read and run through models/internal/goldentest (a minimal reader
+// independent of models/lm, so the golden tests check the graph code on its own). These tests
+// live in package gemma_test, apart from Gemma v1's (package gemma), and use only exported names.
+//
+// The fixture list below is written as the shared conformance suite (models/lm/lmtest, not yet
+// merged) takes it: once it lands, a TestGemma23Conformance is
+//
+//	var fs []lmtest.Fixture
+//	for _, f := range fixtures23 {
+//		fs = append(fs, lmtest.Fixture{Dir: f.Dir, Tolerance: f.Tolerance, BFloat16Tolerance: f.BFloat16Tolerance})
+//	}
+//	lmtest.Conformance(t, fs...)
+//
+// and the tests of gemma2_test.go and gemma2_lm_test.go whose comment starts with "Conformance"
+// can go (with the stepper and batch helpers); the family-specific ones (sliding windows beyond
+// the window, configs, refusals, discriminating fixtures, save names, training, LoRA) stay.
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/gomlx/compute/dtypes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
+	"github.com/gomlx/gomlx/core/tensors"
+
+	"github.com/perpetual-ml/perpetual/models/gemma"
+	"github.com/perpetual-ml/perpetual/models/internal/goldentest"
+	"github.com/perpetual-ml/perpetual/models/lm"
+)
+
+// fixtureSpec is one golden folder and the tolerances its reference allows (lmtest.Fixture's
+// fields: zero means the default).
+type fixtureSpec struct {
+	// Dir is the folder: config.json, safetensors weights, golden.json.
+	Dir string
+	// Tolerance bounds the relative L2 error of float32 logits and gradients (0: 1e-4).
+	Tolerance float64
+	// BFloat16Tolerance bounds bfloat16 compute against logits_bf16 (0: 5e-2).
+	BFloat16Tolerance float64
+}
+
+// fixtures23 are every folder testdata/make_golden2.py writes (sequences of 9, 20 and 5 tokens,
+// the first two longer than every sliding window):
+//   - gemma2_sharded: gemma2, layers 0 and 2 sliding (window 4), attention and final soft caps
+//     that bend these weights' scores (2 and 5), query_pre_attn_scalar 12 != head_dim, grouped
+//     query attention, two shards;
+//   - gemma2_bf16: gemma2, bf16 weights, multi-query, window 5, soft caps absent (the config
+//     class's 50 and 30 apply), tied head also stored as lm_head.weight; its reference has bf16
+//     logits too;
+//   - gemma3_pattern: gemma3_text, q/k norms, sliding_window_pattern 3 (layers 0 and 1 slide,
+//     window 6), local RoPE base 10 against a global base 1000 with linear scaling, no soft caps;
+//   - gemma3_layer_types: gemma3_text, layer_types (global, sliding, global) winning over a
+//     sliding_window_pattern that would make every layer slide, window 3, a final soft cap.
+var fixtures23 = []fixtureSpec{
+	{Dir: "testdata/gemma2_sharded"},
+	{Dir: "testdata/gemma2_bf16", BFloat16Tolerance: 3e-2},
+	{Dir: "testdata/gemma3_pattern"},
+	{Dir: "testdata/gemma3_layer_types"},
+}
+
+func (f fixtureSpec) name() string { return filepath.Base(f.Dir) }
+
+func (f fixtureSpec) tolerance() float64 {
+	if f.Tolerance == 0 {
+		return 1e-4
+	}
+	return f.Tolerance
+}
+
+// golden is the content of golden.json (see make_golden2.py; lmtest.Golden's format).
+type golden struct {
+	Sequences    [][]int32   `json:"sequences"`
+	Logits       [][]float64 `json:"logits"`
+	LogitsBF16   [][]float64 `json:"logits_bf16"`
+	WeightsDType string      `json:"weights_dtype"`
+	Loss         struct {
+		Tokens  []int32              `json:"tokens"`
+		Targets []int32              `json:"targets"`
+		Weights []float32            `json:"weights"`
+		Value   float64              `json:"value"`
+		Grads   map[string][]float64 `json:"grads"`
+	} `json:"loss"`
+}
+
+type fixture struct {
+	fixtureSpec
+	config  []byte
+	model   *gemma.Model2
+	weights map[string]goldentest.Tensor // by Hugging Face name, as stored (aliases included)
+	golden  golden
+}
+
+func loadFixture(t testing.TB, spec fixtureSpec) *fixture {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(spec.Dir, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	arch, err := lm.NewArchitecture(raw)
+	if err != nil {
+		t.Fatalf("%s: %v", spec.Dir, err)
+	}
+	f := &fixture{fixtureSpec: spec, config: raw, model: arch.(*gemma.Model2)}
+	if f.weights, err = goldentest.ReadWeights(spec.Dir); err != nil {
+		t.Fatal(err)
+	}
+	goldentest.ReadJSON(t, spec.Dir, "golden.json", &f.golden)
+	return f
+}
+
+// fixtureNamed returns the fixture whose folder is testdata/name.
+func fixtureNamed(t testing.TB, name string) *fixture {
+	t.Helper()
+	for _, f := range fixtures23 {
+		if f.name() == name {
+			return loadFixture(t, f)
+		}
+	}
+	t.Fatalf("no fixture %q", name)
+	return nil
+}
+
+// paramTensors returns the model's parameters in Specs order as tensors of dtype.
+func (f *fixture) paramTensors(t testing.TB, dtype dtypes.DType) []*tensors.Tensor {
+	t.Helper()
+	return goldentest.ParamTensors(t, f.name(), f.model.Specs(), f.weights, dtype)
+}
+
+// batch is a packed, padded batch: rows of tokens with per-token positions and segment ids.
+type batch struct {
+	tokens, positions, segments [][]int32
+}
+
+// row appends documents packed into one row, padded with segment 0 up to width. Padding tokens
+// and positions vary, so a leak of padding into real tokens cannot hide behind zeros.
+func (b *batch) row(width int, docs ...[]int32) {
+	var tok, pos, seg []int32
+	for i, d := range docs {
+		for j, id := range d {
+			tok, pos, seg = append(tok, id), append(pos, int32(j)), append(seg, int32(i+1))
+		}
+	}
+	for i := 0; len(tok) < width; i++ {
+		tok, pos, seg = append(tok, int32(3+i%5)), append(pos, int32(i)), append(seg, 0)
+	}
+	b.tokens, b.positions, b.segments = append(b.tokens, tok), append(b.positions, pos), append(b.segments, seg)
+}
+
+// logits runs arch.Logits on a batch with the fixture's parameters in dtype; returns [B][T][V].
+func (f *fixture) logitsOf(t testing.TB, arch lm.Architecture, dtype dtypes.DType, b batch) [][][]float32 {
+	t.Helper()
+	return goldentest.Logits(t, arch, f.paramTensors(t, dtype), b.tokens, b.positions, b.segments)
+}
+
+// logits runs the fixture's model.
+func (f *fixture) logits(t testing.TB, dtype dtypes.DType, b batch) [][][]float32 {
+	t.Helper()
+	return f.logitsOf(t, f.model, dtype, b)
+}
+
+// stepper runs Step with the KV cache kept between calls, as a generation loop does.
+type stepper struct {
+	exec   *Exec
+	params []any
+	cache  []*tensors.Tensor
+}
+
+func newStepper(t *testing.T, f *fixture, maxLen int) *stepper {
+	m := f.model
+	shapes := m.CacheShapes(maxLen, dtypes.Float32)
+	if len(shapes) != 2*m.Config().NumHiddenLayers {
+		t.Fatalf("CacheShapes: %d entries, want %d", len(shapes), 2*m.Config().NumHiddenLayers)
+	}
+	nParams, nCache := len(m.Specs()), len(shapes)
+	exec, err := NewExec(goldentest.Backend(t), func(inputs []*Node) []*Node {
+		p := goldentest.ParamsFrom(m.Specs(), inputs)
+		logits, cache := m.Step(p, inputs[nParams:nParams+nCache], inputs[nParams+nCache], inputs[nParams+nCache+1])
+		return append([]*Node{logits}, cache...)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &stepper{exec: exec}
+	for _, p := range f.paramTensors(t, dtypes.Float32) {
+		s.params = append(s.params, p)
+	}
+	for _, cs := range shapes {
+		size := 1
+		for _, d := range cs.Dimensions {
+			size *= d
+		}
+		s.cache = append(s.cache, tensors.FromFlatDataAndDimensions(make([]float32, size), cs.Dimensions...))
+	}
+	return s
+}
+
+func (s *stepper) step(t *testing.T, tokens []int32, start int) [][]float32 {
+	args := append([]any{}, s.params...)
+	for _, c := range s.cache {
+		args = append(args, c)
+	}
+	args = append(args, tensors.FromValue([][]int32{tokens}), tensors.FromScalar(int32(start)))
+	out, err := s.exec.Exec(args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.cache = out[1:]
+	return out[0].Value().([][][]float32)[0]
+}
+
+func positionsOf(n int) []int32 {
+	p := make([]int32, n)
+	for i := range p {
+		p[i] = int32(i)
+	}
+	return p
+}
+
+func onesOf(n int) []int32 {
+	p := make([]int32, n)
+	for i := range p {
+		p[i] = 1
+	}
+	return p
+}

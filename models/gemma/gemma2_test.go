@@ -1,0 +1,615 @@
+package gemma_test
+
+import (
+	"encoding/json"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/gomlx/compute/dtypes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
+	"github.com/gomlx/gomlx/core/tensors"
+
+	"github.com/perpetual-ml/perpetual/models/gemma"
+	"github.com/perpetual-ml/perpetual/models/internal/goldentest"
+	"github.com/perpetual-ml/perpetual/models/lm"
+)
+
+// Conformance: golden logits from the independent PyTorch reference (testdata/make_golden2.py),
+// each sequence run alone. bf16 checkpoints are compared after widening the weights to float32
+// (what the CPU runtime does), so they must match as tightly as f32 ones.
+func TestGemma23GoldenLogits(t *testing.T) {
+	for _, spec := range fixtures23 {
+		t.Run(spec.name(), func(t *testing.T) {
+			f := loadFixture(t, spec)
+			worst := 0.0
+			for i, seq := range f.golden.Sequences {
+				var b batch
+				b.row(len(seq), seq)
+				got := f.logits(t, dtypes.Float32, b)[0]
+				rel, maxAbs := goldentest.Compare(goldentest.Flatten(got), f.golden.Logits[i])
+				if rel > f.tolerance() || math.IsNaN(rel) {
+					t.Errorf("sequence %d: relative error %.2e (max abs %.2e) > %.0e", i, rel, maxAbs, f.tolerance())
+				}
+				worst = max(worst, rel)
+			}
+			t.Logf("worst relative error %.2e", worst)
+		})
+	}
+}
+
+// Conformance: bf16 weights and bf16 activations against the reference computed in bf16 by
+// PyTorch. Rounding differs between implementations, so the tolerance is that of bf16.
+func TestGemma23GoldenLogitsBF16Compute(t *testing.T) {
+	f := fixtureNamed(t, "gemma2_bf16")
+	if len(f.golden.LogitsBF16) == 0 {
+		t.Fatal("golden.json has no logits_bf16")
+	}
+	for i, seq := range f.golden.Sequences {
+		var b batch
+		b.row(len(seq), seq)
+		got := f.logits(t, dtypes.BFloat16, b)[0]
+		rel, maxAbs := goldentest.Compare(goldentest.Flatten(got), f.golden.LogitsBF16[i])
+		relF32, _ := goldentest.Compare(goldentest.Flatten(got), f.golden.Logits[i])
+		t.Logf("sequence %d: vs torch bf16 %.2e (max abs %.2e), vs f32 %.2e", i, rel, maxAbs, relF32)
+		if rel > f.BFloat16Tolerance || math.IsNaN(rel) {
+			t.Errorf("sequence %d: relative error %.2e vs PyTorch bf16 > %.0e", i, rel, f.BFloat16Tolerance)
+		}
+	}
+}
+
+// Conformance: several sequences batched with padding, documents longer than the sliding window
+// packed behind others (positions restart, so windows follow each document's own positions) and
+// extra padding: every real token must get the logits it gets alone, and padding stays finite.
+func TestGemma23BatchPaddingAndPacking(t *testing.T) {
+	for _, spec := range fixtures23 {
+		t.Run(spec.name(), func(t *testing.T) {
+			f := loadFixture(t, spec)
+			s := f.golden.Sequences
+			var b batch
+			width := len(s[0]) + len(s[1]) + 3
+			b.row(width, s[0])             // padded
+			b.row(width, s[0], s[1])       // a long document packed after another
+			b.row(width, s[2], s[1])       // the other order of lengths
+			b.row(width, s[1], s[2], s[2]) // three documents
+			b.row(width)                   // padding only
+			got := f.logits(t, dtypes.Float32, b)
+			check := func(row, offset, seq int) {
+				t.Helper()
+				n := len(s[seq])
+				rel, maxAbs := goldentest.Compare(goldentest.Flatten(got[row][offset:offset+n]), f.golden.Logits[seq])
+				if rel > f.tolerance() || math.IsNaN(rel) {
+					t.Errorf("row %d, sequence %d at offset %d: relative error %.2e (max abs %.2e)", row, seq, offset, rel, maxAbs)
+				}
+			}
+			check(0, 0, 0)
+			check(1, 0, 0)
+			check(1, len(s[0]), 1)
+			check(2, 0, 2)
+			check(2, len(s[2]), 1)
+			check(3, 0, 1)
+			check(3, len(s[1]), 2)
+			check(3, len(s[1])+len(s[2]), 2)
+			for _, row := range got {
+				for _, v := range goldentest.Flatten(row) {
+					if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+						t.Fatal("non-finite logits (padding rows must stay finite)")
+					}
+				}
+			}
+		})
+	}
+}
+
+// Conformance: cached decoding (a prefill, a chunk, then single tokens, well past the sliding
+// window) equals recomputing the full sequence with Logits, and both equal the PyTorch reference.
+func TestGemma23StepMatchesLogits(t *testing.T) {
+	for _, spec := range fixtures23 {
+		t.Run(spec.name(), func(t *testing.T) {
+			f := loadFixture(t, spec)
+			seq := f.golden.Sequences[1]
+			if w := *f.model.Config().SlidingWindow; len(seq) < 2*w {
+				t.Fatalf("sequence of %d tokens does not reach twice the window %d", len(seq), w)
+			}
+			var full batch
+			full.row(len(seq), seq)
+			want := f.logits(t, dtypes.Float32, full)[0]
+			s := newStepper(t, f, len(seq)+3) // cache longer than the sequence: unused slots must be masked
+			var got [][]float32
+			for start, chunk := 0, 3; start < len(seq); start += chunk {
+				if start >= 8 {
+					chunk = 1 // decoding one token at a time after a prefill and a chunk
+				} else if start > 0 {
+					chunk = 5 // a chunk longer than some windows: the window holds inside it too
+				}
+				end := min(start+chunk, len(seq))
+				got = append(got, s.step(t, seq[start:end], start)...)
+			}
+			for i := range seq {
+				rel, maxAbs := goldentest.Compare(got[i], goldentest.Float64s(want[i]))
+				if rel > 1e-5 {
+					t.Errorf("position %d: cached vs full relative error %.2e (max abs %.2e)", i, rel, maxAbs)
+				}
+			}
+			if rel, _ := goldentest.Compare(goldentest.Flatten(got), f.golden.Logits[1]); rel > f.tolerance() {
+				t.Errorf("cached logits vs PyTorch: relative error %.2e", rel)
+			}
+			// A cache exactly as long as the sequence, filled by one prefill.
+			exact := newStepper(t, f, len(seq)).step(t, seq, 0)
+			if rel, _ := goldentest.Compare(goldentest.Flatten(exact), f.golden.Logits[1]); rel > f.tolerance() {
+				t.Errorf("single prefill into an exact-size cache vs PyTorch: relative error %.2e", rel)
+			}
+		})
+	}
+}
+
+// withConfig returns the fixture's architecture with its config changed by edit.
+func withConfig(t testing.TB, f *fixture, edit func(c *gemma.Config2)) *gemma.Model2 {
+	t.Helper()
+	cfg := f.model.Config()
+	edit(&cfg)
+	m, err := gemma.New2(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// With every layer sliding, a token at position p sees nothing at positions <= p - layers *
+// (window - 1): changing the first token leaves those logits exactly unchanged, in Logits and in
+// cached decoding, while it changes the positions that still reach it.
+func TestGemma23SlidingWindowBoundsWhatATokenSees(t *testing.T) {
+	for _, name := range []string{"gemma2_sharded", "gemma3_layer_types"} {
+		t.Run(name, func(t *testing.T) {
+			f := fixtureNamed(t, name)
+			layers, window := f.model.Config().NumHiddenLayers, *f.model.Config().SlidingWindow
+			f.model = withConfig(t, f, func(c *gemma.Config2) {
+				c.LayerTypes = make([]string, layers)
+				for i := range c.LayerTypes {
+					c.LayerTypes[i] = gemma.SlidingAttention
+				}
+			})
+			seq := f.golden.Sequences[1]
+			other := append([]int32{seq[0] + 1}, seq[1:]...)
+			reach := layers * (window - 1) // position p depends on positions >= p - reach
+			var b batch
+			b.row(len(seq), seq)
+			b.row(len(seq), other)
+			got := f.logits(t, dtypes.Float32, b)
+			stepped := [][][]float32{nil, nil}
+			for r, s := range [][]int32{seq, other} {
+				st := newStepper(t, f, len(s))
+				for i := range s {
+					stepped[r] = append(stepped[r], st.step(t, s[i:i+1], i)...)
+				}
+			}
+			for p := range seq {
+				for _, pair := range [][2][]float32{{got[0][p], got[1][p]}, {stepped[0][p], stepped[1][p]}} {
+					equal := true
+					for j := range pair[0] {
+						if pair[0][j] != pair[1][j] {
+							equal = false
+						}
+					}
+					if p > reach && !equal {
+						t.Errorf("position %d (> %d) depends on position 0", p, reach)
+					}
+					if p <= reach && equal {
+						t.Errorf("position %d (<= %d) does not depend on position 0", p, reach)
+					}
+				}
+			}
+		})
+	}
+}
+
+// Conformance: training-style loss (mean next-token cross-entropy over chosen positions) and its
+// gradients w.r.t. a few parameters (the tied embedding, the four layer norms, q/k norms),
+// computed with graph.Gradient, against PyTorch autograd.
+func TestGemma23GoldenLossAndGradients(t *testing.T) {
+	for _, spec := range fixtures23 {
+		t.Run(spec.name(), func(t *testing.T) {
+			f := loadFixture(t, spec)
+			L := f.golden.Loss
+			specs := f.model.Specs()
+			index := map[string]int{}
+			for i, s := range specs {
+				index[s.Name] = i
+			}
+			var gradNames []string
+			for n := range L.Grads {
+				if _, ok := index[n]; !ok {
+					t.Fatalf("golden gradient of %s, not a parameter", n)
+				}
+				gradNames = append(gradNames, n)
+			}
+			nParams := len(specs)
+			exec, err := NewExec(goldentest.Backend(t), func(inputs []*Node) []*Node {
+				p := goldentest.ParamsFrom(specs, inputs)
+				tokens, targets, weights := inputs[nParams], inputs[nParams+1], inputs[nParams+2]
+				positions := Iota(tokens.Graph(), tokens.Shape(), 1)
+				logits := f.model.Logits(p, tokens, positions, OnesLike(tokens))
+				logp := LogSoftmax(logits, -1)
+				picked := ReduceSum(Mul(logp, OneHot(targets, f.model.VocabSize(), dtypes.Float32)), -1) // [1, T]
+				loss := Div(Neg(ReduceAllSum(Mul(picked, weights))), ReduceAllSum(weights))
+				var wrt []*Node
+				for _, n := range gradNames {
+					wrt = append(wrt, inputs[index[n]])
+				}
+				return append([]*Node{loss}, Gradient(loss, wrt...)...)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var args []any
+			for _, p := range f.paramTensors(t, dtypes.Float32) {
+				args = append(args, p)
+			}
+			args = append(args, tensors.FromValue([][]int32{L.Tokens}), tensors.FromValue([][]int32{L.Targets}),
+				tensors.FromValue([][]float32{L.Weights}))
+			out, err := exec.Exec(args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			loss := float64(out[0].Value().(float32))
+			if math.Abs(loss-L.Value) > f.tolerance()/10*math.Abs(L.Value) {
+				t.Errorf("loss %.7f, PyTorch %.7f", loss, L.Value)
+			}
+			worst := 0.0
+			for i, n := range gradNames {
+				got := tensors.MustCopyFlatData[float32](out[1+i])
+				rel, maxAbs := goldentest.Compare(got, L.Grads[n])
+				if rel > f.tolerance() || math.IsNaN(rel) {
+					t.Errorf("gradient of %s: relative error %.2e (max abs %.2e)", n, rel, maxAbs)
+				}
+				worst = max(worst, rel)
+			}
+			t.Logf("loss %.7f (PyTorch %.7f); worst gradient relative error %.2e over %d tensors", loss, L.Value, worst, len(gradNames))
+		})
+	}
+}
+
+// Specs name exactly the checkpoint's tensors (plus the tied-head alias), with the Hugging Face
+// names the reference wrote.
+func TestGemma23SpecsMatchCheckpoints(t *testing.T) {
+	for _, spec := range fixtures23 {
+		f := loadFixture(t, spec)
+		want := map[string]bool{}
+		for _, s := range f.model.Specs() {
+			want[s.Name] = true
+			if _, ok := f.weights[s.Name]; !ok {
+				t.Errorf("%s: spec %s not in the checkpoint", spec.name(), s.Name)
+			}
+		}
+		for n := range f.weights {
+			if !want[n] && n != "lm_head.weight" {
+				t.Errorf("%s: checkpoint tensor %s is not in Specs", spec.name(), n)
+			}
+		}
+	}
+}
+
+// The fixtures discriminate: each feature switched off or changed (sliding windows, soft caps,
+// the attention scale, Gemma 3's local RoPE base, rope_scaling, q/k norms, layer_types) misses
+// the reference by far more than the tolerance, so the golden tests above check it.
+func TestGemma23FixturesDiscriminate(t *testing.T) {
+	allFull := func(c *gemma.Config2) {
+		c.LayerTypes = make([]string, c.NumHiddenLayers)
+		for i := range c.LayerTypes {
+			c.LayerTypes[i] = gemma.FullAttention
+		}
+	}
+	cases := []struct {
+		fixture, change string
+		edit            func(c *gemma.Config2)
+	}{
+		{"gemma2_sharded", "no sliding window", allFull},
+		{"gemma2_sharded", "no attention soft cap", func(c *gemma.Config2) { c.AttnLogitSoftcapping = nil }},
+		{"gemma2_sharded", "no final soft cap", func(c *gemma.Config2) { c.FinalLogitSoftcapping = nil }},
+		{"gemma2_sharded", "scale by head_dim", func(c *gemma.Config2) { c.QueryPreAttnScalar = float64(c.HeadDim) }},
+		{"gemma2_sharded", "odd layers sliding", func(c *gemma.Config2) {
+			c.LayerTypes = []string{gemma.FullAttention, gemma.SlidingAttention, gemma.FullAttention}
+		}},
+		{"gemma2_bf16", "no sliding window", allFull},
+		{"gemma2_bf16", "final soft cap null (not the default 30)", func(c *gemma.Config2) { c.FinalLogitSoftcapping = nil }},
+		{"gemma3_pattern", "no sliding window", allFull},
+		{"gemma3_pattern", "global RoPE base on sliding layers", func(c *gemma.Config2) { c.RopeLocalBaseFreq = c.RopeTheta }},
+		{"gemma3_pattern", "no rope_scaling", func(c *gemma.Config2) { c.RopeScaling = nil }},
+		{"gemma3_layer_types", "sliding_window_pattern instead of layer_types", func(c *gemma.Config2) { c.LayerTypes = nil }},
+		{"gemma3_layer_types", "no final soft cap", func(c *gemma.Config2) { c.FinalLogitSoftcapping = nil }},
+	}
+	for _, c := range cases {
+		f := fixtureNamed(t, c.fixture)
+		m := withConfig(t, f, c.edit)
+		seq := f.golden.Sequences[1]
+		var b batch
+		b.row(len(seq), seq)
+		rel, _ := goldentest.Compare(goldentest.Flatten(f.logitsOf(t, m, dtypes.Float32, b)[0]), f.golden.Logits[1])
+		t.Logf("%s with %s: relative error %.2e", c.fixture, c.change, rel)
+		if rel < 100*f.tolerance() {
+			t.Errorf("%s with %s is within %.2e of the reference: the fixture does not test it", c.fixture, c.change, rel)
+		}
+	}
+	// Gemma 3 with unit q/k norms ((1 + w) with w = 0).
+	f := fixtureNamed(t, "gemma3_pattern")
+	params := f.paramTensors(t, dtypes.Float32)
+	for i, s := range f.model.Specs() {
+		if strings.HasSuffix(s.Name, "q_norm.weight") || strings.HasSuffix(s.Name, "k_norm.weight") {
+			params[i] = tensors.FromFlatDataAndDimensions(make([]float32, s.Shape[0]), s.Shape...)
+		}
+	}
+	seq := f.golden.Sequences[1]
+	got := goldentest.Logits(t, f.model, params, [][]int32{seq}, [][]int32{positionsOf(len(seq))}, [][]int32{onesOf(len(seq))})
+	if rel, _ := goldentest.Compare(goldentest.Flatten(got[0]), f.golden.Logits[1]); rel < 100*f.tolerance() {
+		t.Errorf("gemma3 with unit q/k norms is within %.2e of the reference", rel)
+	}
+}
+
+// Real configs (as published on the Hugging Face hub) parse, their parameter counts are the
+// published ones and their layers slide as Transformers has them.
+var realConfigs23 = map[string]struct {
+	config  string
+	params  int
+	globals []int // layers with full attention
+}{
+	// google/gemma-2-2b: 2,614,341,888 parameters; even layers slide.
+	"gemma-2-2b": {`{"architectures":["Gemma2ForCausalLM"],"attention_bias":false,"attention_dropout":0.0,
+"attn_logit_softcapping":50.0,"bos_token_id":2,"cache_implementation":"hybrid","eos_token_id":1,
+"final_logit_softcapping":30.0,"head_dim":256,"hidden_act":"gelu_pytorch_tanh","hidden_activation":"gelu_pytorch_tanh",
+"hidden_size":2304,"initializer_range":0.02,"intermediate_size":9216,"max_position_embeddings":8192,
+"model_type":"gemma2","num_attention_heads":8,"num_hidden_layers":26,"num_key_value_heads":4,"pad_token_id":0,
+"query_pre_attn_scalar":256,"rms_norm_eps":1e-06,"rope_theta":10000.0,"sliding_window":4096,
+"torch_dtype":"float32","transformers_version":"4.42.4","use_cache":true,"vocab_size":256000}`,
+		2614341888, []int{1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25}},
+	// google/gemma-3-1b-it: 999,885,952 parameters; every sixth layer is global.
+	"gemma-3-1b-it": {`{"architectures":["Gemma3ForCausalLM"],"attention_bias":false,"attention_dropout":0.0,
+"attn_logit_softcapping":null,"bos_token_id":2,"cache_implementation":"hybrid","eos_token_id":[1,106],
+"final_logit_softcapping":null,"head_dim":256,"hidden_activation":"gelu_pytorch_tanh","hidden_size":1152,
+"initializer_range":0.02,"intermediate_size":6912,"max_position_embeddings":32768,"model_type":"gemma3_text",
+"num_attention_heads":4,"num_hidden_layers":26,"num_key_value_heads":1,"pad_token_id":0,"query_pre_attn_scalar":256,
+"rms_norm_eps":1e-06,"rope_local_base_freq":10000,"rope_scaling":null,"rope_theta":1000000,"sliding_window":512,
+"sliding_window_pattern":6,"torch_dtype":"bfloat16","transformers_version":"4.50.0.dev0","use_cache":true,
+"vocab_size":262144}`, 999885952, []int{5, 11, 17, 23}},
+}
+
+func TestGemma23RealConfigs(t *testing.T) {
+	for name, rc := range realConfigs23 {
+		arch, err := lm.NewArchitecture(json.RawMessage(rc.config))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		m := arch.(*gemma.Model2)
+		if n := m.NumParams(); n != rc.params {
+			t.Errorf("%s: NumParams = %d, want %d", name, n, rc.params)
+		}
+		var globals []int
+		for l, s := range m.Config().Sliding() {
+			if !s {
+				globals = append(globals, l)
+			}
+		}
+		if !equalInts(globals, rc.globals) {
+			t.Errorf("%s: global layers %v, want %v", name, globals, rc.globals)
+		}
+		cs := m.CacheShapes(1024, dtypes.BFloat16)
+		c := m.Config()
+		if len(cs) != 2*c.NumHiddenLayers || cs[0].Dimensions[1] != c.NumKeyValueHeads || cs[0].Dimensions[3] != c.HeadDim {
+			t.Errorf("%s: CacheShapes %+v", name, cs[0])
+		}
+	}
+}
+
+func equalInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+const validGemma2 = `{"model_type":"gemma2","vocab_size":1000,"hidden_size":64,"intermediate_size":128,
+"num_hidden_layers":4,"num_attention_heads":4,"num_key_value_heads":2,"head_dim":16,"sliding_window":32,
+"query_pre_attn_scalar":16,"attn_logit_softcapping":50.0,"final_logit_softcapping":30.0}`
+
+const validGemma3 = `{"model_type":"gemma3_text","vocab_size":1000,"hidden_size":64,"intermediate_size":128,
+"num_hidden_layers":4,"num_attention_heads":4,"num_key_value_heads":2,"head_dim":16,"sliding_window":32,
+"sliding_window_pattern":2,"rope_theta":1000000.0,"rope_local_base_freq":10000.0,
+"rope_scaling":{"rope_type":"linear","factor":8.0},"attn_logit_softcapping":null,"final_logit_softcapping":null}`
+
+// edited returns base with the JSON fields of edit replaced.
+func edited(t *testing.T, base, edit string) []byte {
+	t.Helper()
+	var cfg map[string]any
+	if err := json.Unmarshal([]byte(base), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	var e map[string]any
+	if err := json.Unmarshal([]byte("{"+edit+"}"), &e); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range e {
+		cfg[k] = v
+	}
+	raw, _ := json.Marshal(cfg)
+	return raw
+}
+
+// without returns base without the named fields.
+func without(t *testing.T, base string, fields ...string) []byte {
+	t.Helper()
+	var cfg map[string]any
+	if err := json.Unmarshal([]byte(base), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fields {
+		delete(cfg, f)
+	}
+	raw, _ := json.Marshal(cfg)
+	return raw
+}
+
+// What is not implemented is refused, with an error naming the config.json field.
+func TestGemma23ConfigErrorsNameTheField(t *testing.T) {
+	cases := []struct{ base, edit, field string }{
+		{validGemma2, `"vocab_size":0`, "vocab_size"},
+		{validGemma2, `"hidden_size":-1`, "hidden_size"},
+		{validGemma2, `"num_key_value_heads":3`, "num_key_value_heads"},
+		{validGemma2, `"head_dim":7`, "head_dim"},
+		{validGemma2, `"head_dim":null`, "head_dim"}, // no default size
+		{validGemma2, `"num_key_value_heads":null`, "num_key_value_heads"},
+		{validGemma2, `"rms_norm_eps":-1`, "rms_norm_eps"},
+		{validGemma2, `"rope_theta":0.5`, "rope_theta"},
+		{validGemma2, `"vocab_size":"many"`, "vocab_size"},
+		{validGemma2, `"num_hidden_layers":1000000000000`, "num_hidden_layers"},
+		{validGemma2, `"query_pre_attn_scalar":0`, "query_pre_attn_scalar"},
+		{validGemma2, `"attn_logit_softcapping":0`, "attn_logit_softcapping"},
+		{validGemma2, `"final_logit_softcapping":-30`, "final_logit_softcapping"},
+		{validGemma2, `"sliding_window":0`, "sliding_window"},
+		{validGemma2, `"sliding_window":null`, "sliding_window"},
+		{validGemma2, `"layer_types":["sliding_attention","full_attention"]`, "layer_types"},
+		{validGemma2, `"layer_types":["sliding_attention","full_attention","chunked_attention","full_attention"]`, "layer_types[2]"},
+		{validGemma2, `"hidden_activation":"gelu"`, "hidden_activation"},
+		{validGemma2, `"attention_bias":true`, "attention_bias"},
+		{validGemma2, `"tie_word_embeddings":false`, "tie_word_embeddings"},
+		{validGemma2, `"rope_scaling":{"rope_type":"linear","factor":2.0}`, "rope_scaling"},
+		{validGemma2, `"rope_parameters":{"rope_type":"default","rope_theta":10000.0}`, "rope_parameters"},
+		{validGemma3, `"attn_logit_softcapping":50.0`, "attn_logit_softcapping"},
+		{validGemma3, `"sliding_window_pattern":0`, "sliding_window_pattern"},
+		{validGemma3, `"rope_local_base_freq":1`, "rope_local_base_freq"},
+		{validGemma3, `"rope_scaling":{"rope_type":"yarn","factor":8.0}`, "rope_scaling.rope_type"},
+		{validGemma3, `"rope_scaling":{"rope_type":"linear","factor":0.5}`, "rope_scaling.factor"},
+		{validGemma3, `"use_bidirectional_attention":true`, "use_bidirectional_attention"},
+		{validGemma3, `"model_type":"gemma3"`, "model_type"}, // the multimodal wrapper is not registered
+	}
+	for _, c := range cases {
+		_, err := lm.NewArchitecture(edited(t, c.base, c.edit))
+		if err == nil || !strings.Contains(err.Error(), c.field) {
+			t.Errorf("%s: error %v does not name %s", c.edit, err, c.field)
+		}
+	}
+	if _, err := gemma.ParseConfig2(edited(t, validGemma3, `"model_type":"gemma"`)); err == nil || !strings.Contains(err.Error(), "model_type") {
+		t.Errorf("ParseConfig2 of a v1 config: %v", err)
+	}
+	// Accepted spellings: the older "type" key, "default", gelu_new (the same tanh formula).
+	for _, edit := range []string{`"rope_scaling":{"type":"linear","factor":2.0}`, `"rope_scaling":{"rope_type":"default"}`,
+		`"hidden_activation":"gelu_new"`, `"layer_types":["full_attention","full_attention","sliding_attention","sliding_attention"]`} {
+		if _, err := lm.NewArchitecture(edited(t, validGemma3, edit)); err != nil {
+			t.Errorf("%s: %v", edit, err)
+		}
+	}
+}
+
+// Absent fields take the Transformers config classes' defaults; an explicit null soft cap is no
+// cap (Gemma 2's defaults are 50 and 30, Gemma 3's none).
+func TestGemma23Defaults(t *testing.T) {
+	cfg, err := gemma.ParseConfig2(without(t, validGemma2, "attn_logit_softcapping", "final_logit_softcapping",
+		"query_pre_attn_scalar", "sliding_window"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *cfg.AttnLogitSoftcapping != 50 || *cfg.FinalLogitSoftcapping != 30 || cfg.QueryPreAttnScalar != 256 ||
+		*cfg.SlidingWindow != 4096 || cfg.RopeTheta != 10000 || cfg.RMSNormEps != 1e-6 || cfg.MaxPositionEmbeddings != 8192 ||
+		cfg.HiddenActivation != "gelu_pytorch_tanh" {
+		t.Errorf("gemma2 defaults not applied: %+v", cfg)
+	}
+	cfg, err = gemma.ParseConfig2(edited(t, validGemma2, `"attn_logit_softcapping":null,"final_logit_softcapping":null`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.AttnLogitSoftcapping != nil || cfg.FinalLogitSoftcapping != nil {
+		t.Errorf("explicit null soft caps read as %v, %v", cfg.AttnLogitSoftcapping, cfg.FinalLogitSoftcapping)
+	}
+	cfg, err = gemma.ParseConfig2(without(t, validGemma3, "attn_logit_softcapping", "final_logit_softcapping",
+		"sliding_window_pattern", "rope_theta", "rope_local_base_freq", "rope_scaling"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.AttnLogitSoftcapping != nil || cfg.FinalLogitSoftcapping != nil || cfg.SlidingWindowPattern != 6 ||
+		cfg.RopeTheta != 1e6 || cfg.RopeLocalBaseFreq != 10000 || cfg.MaxPositionEmbeddings != 131072 {
+		t.Errorf("gemma3_text defaults not applied: %+v", cfg)
+	}
+	// Gemma 2 slides on even layers, Gemma 3 on all but every pattern-th; layer_types wins.
+	for _, c := range []struct {
+		raw  []byte
+		want []bool
+	}{
+		{[]byte(validGemma2), []bool{true, false, true, false}},
+		{[]byte(validGemma3), []bool{true, false, true, false}},
+		{edited(t, validGemma3, `"sliding_window_pattern":3`), []bool{true, true, false, true}},
+		{edited(t, validGemma3, `"sliding_window_pattern":1`), []bool{false, false, false, false}},
+		{edited(t, validGemma2, `"layer_types":["full_attention","sliding_attention","sliding_attention","full_attention"]`),
+			[]bool{false, true, true, false}},
+	} {
+		cfg, err := gemma.ParseConfig2(c.raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := cfg.Sliding()
+		for i := range got {
+			if got[i] != c.want[i] {
+				t.Errorf("%s: sliding %v, want %v", c.raw, got, c.want)
+				break
+			}
+		}
+	}
+}
+
+// Which tensors each model type has: Gemma 3 adds q/k norms; both have four norms per layer and
+// no lm_head.weight spec (the tied head is an alias of the embedding).
+func TestGemma23SpecsPerModelType(t *testing.T) {
+	for _, c := range []struct {
+		raw    string
+		qkNorm bool
+	}{{validGemma2, false}, {validGemma3, true}} {
+		arch, err := lm.NewArchitecture(json.RawMessage(c.raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		names := map[string]bool{}
+		for _, s := range arch.Specs() {
+			names[s.Name] = true
+		}
+		for _, n := range []string{"input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm", "post_feedforward_layernorm"} {
+			if !names["model.layers.3."+n+".weight"] {
+				t.Errorf("%s: no %s", arch.Family(), n)
+			}
+		}
+		if names["model.layers.0.self_attn.q_norm.weight"] != c.qkNorm || names["model.layers.0.self_attn.k_norm.weight"] != c.qkNorm {
+			t.Errorf("%s: q/k norm specs present=%v, want %v", arch.Family(), names["model.layers.0.self_attn.q_norm.weight"], c.qkNorm)
+		}
+		if names["lm_head.weight"] {
+			t.Errorf("%s: tied model has an lm_head.weight spec", arch.Family())
+		}
+	}
+}
+
+// Arbitrary config.json bytes never panic; an accepted config yields a usable architecture.
+func FuzzParseConfig2(f *testing.F) {
+	f.Add([]byte(validGemma2))
+	f.Add([]byte(validGemma3))
+	for _, rc := range realConfigs23 {
+		f.Add([]byte(rc.config))
+	}
+	f.Add([]byte(`{"model_type":"gemma3_text","vocab_size":10,"hidden_size":8,"intermediate_size":4,"num_hidden_layers":1,"num_attention_heads":2,"num_key_value_heads":1,"head_dim":4,"layer_types":["full_attention"]}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		cfg, err := gemma.ParseConfig2(raw)
+		if err != nil {
+			if !strings.Contains(err.Error(), "config.json") {
+				t.Fatalf("error does not name config.json: %v", err)
+			}
+			return
+		}
+		m, err := gemma.New2(cfg)
+		if err != nil {
+			t.Fatalf("ParseConfig2 accepted a config New2 rejects: %v", err)
+		}
+		if len(m.Specs()) < 2+11*cfg.NumHiddenLayers || m.NumParams() <= 0 || len(cfg.Sliding()) != cfg.NumHiddenLayers {
+			t.Fatalf("specs %d, params %d", len(m.Specs()), m.NumParams())
+		}
+	})
+}

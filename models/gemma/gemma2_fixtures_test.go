@@ -5,20 +5,12 @@ package gemma_test
 // independent of models/lm, so the golden tests check the graph code on its own). These tests
 // live in package gemma_test, apart from Gemma v1's (package gemma), and use only exported names.
 //
-// The fixture list below is written as the shared conformance suite (models/lm/lmtest, not yet
-// merged) takes it: once it lands, a TestGemma23Conformance is
-//
-//	var fs []lmtest.Fixture
-//	for _, f := range fixtures23 {
-//		fs = append(fs, lmtest.Fixture{Dir: f.Dir, Tolerance: f.Tolerance, BFloat16Tolerance: f.BFloat16Tolerance})
-//	}
-//	lmtest.Conformance(t, fs...)
-//
-// and the tests of gemma2_test.go and gemma2_lm_test.go whose comment starts with "Conformance"
-// can go (with the stepper and batch helpers); the family-specific ones (sliding windows beyond
-// the window, configs, refusals, discriminating fixtures, save names, training, LoRA) stay.
+// The fixture list is what TestGemma23Conformance (gemma2_conformance_test.go) hands
+// lmtest.Conformance; the tests here are the family-specific ones (sliding windows, configs,
+// refusals, discriminating fixtures, save names, training, LoRA).
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -108,7 +100,13 @@ func loadFixture(t testing.TB, spec fixtureSpec) *fixture {
 	if f.weights, err = goldentest.ReadWeights(spec.Dir); err != nil {
 		t.Fatal(err)
 	}
-	goldentest.ReadJSON(t, spec.Dir, "golden.json", &f.golden)
+	data, err := os.ReadFile(filepath.Join(spec.Dir, "golden.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &f.golden); err != nil {
+		t.Fatalf("%s/golden.json: %v", spec.Dir, err)
+	}
 	return f
 }
 
@@ -127,7 +125,11 @@ func fixtureNamed(t testing.TB, name string) *fixture {
 // paramTensors returns the model's parameters in Specs order as tensors of dtype.
 func (f *fixture) paramTensors(t testing.TB, dtype dtypes.DType) []*tensors.Tensor {
 	t.Helper()
-	return goldentest.ParamTensors(t, f.name(), f.model.Specs(), f.weights, dtype)
+	ps, err := goldentest.ParamTensors(f.name(), f.model.Specs(), f.weights, dtype)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ps
 }
 
 // batch is a packed, padded batch: rows of tokens with per-token positions and segment ids.

@@ -235,15 +235,7 @@ func (m *Model) Specs() []lm.ParamSpec {
 
 // NumParams is the number of parameters (the tied head counted once).
 func (m *Model) NumParams() int {
-	n := 0
-	for _, s := range m.Specs() {
-		size := 1
-		for _, d := range s.Shape {
-			size *= d
-		}
-		n += size
-	}
-	return n
+	return lm.NumParams(m.Specs())
 }
 
 // LogitsFLOPs implements lm.FLOPCounter: the matrix products of Logits on one row of T tokens,

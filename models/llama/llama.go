@@ -398,15 +398,7 @@ func (m *Model) Specs() []lm.ParamSpec {
 
 // NumParams is the number of parameters (a tied head counted once).
 func (m *Model) NumParams() int {
-	n := 0
-	for _, s := range m.Specs() {
-		size := 1
-		for _, d := range s.Shape {
-			size *= d
-		}
-		n += size
-	}
-	return n
+	return lm.NumParams(m.Specs())
 }
 
 // CacheShapes implements lm.Architecture: per layer, keys then values, each

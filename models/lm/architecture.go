@@ -29,6 +29,19 @@ type ParamSpec struct {
 	Aliases []string
 }
 
+// NumParams is the number of scalars in specs: a tensor with aliases (a tied head) counts once.
+func NumParams(specs []ParamSpec) int {
+	n := 0
+	for _, s := range specs {
+		size := 1
+		for _, d := range s.Shape {
+			size *= d
+		}
+		n += size
+	}
+	return n
+}
+
 // Params gives the graph node of a parameter by its Hugging Face name while a graph is built.
 // Nodes have the model's compute dtype (float32 on CPU, possibly bfloat16 on GPU).
 type Params func(name string) *graph.Node

@@ -670,3 +670,17 @@ func TestScoringShape(t *testing.T) {
 		t.Errorf("with a two-row budget: ScoringShape(5, 10, 8) = %d, %d, %d; want 3, 5, 16", calls, padded, T)
 	}
 }
+
+func TestNumParamsCountsAliasedTensorsOnce(t *testing.T) {
+	specs := []ParamSpec{
+		{Name: "model.embed_tokens.weight", Shape: []int{10, 4}, Aliases: []string{"lm_head.weight"}},
+		{Name: "model.norm.weight", Shape: []int{4}},
+		{Name: "scalar", Shape: []int{}},
+	}
+	if got := NumParams(specs); got != 10*4+4+1 {
+		t.Errorf("NumParams = %d, want 45", got)
+	}
+	if got := NumParams(nil); got != 0 {
+		t.Errorf("NumParams(nil) = %d, want 0", got)
+	}
+}

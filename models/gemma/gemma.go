@@ -1,7 +1,7 @@
 // Package gemma is the Gemma v1 architecture (Hugging Face GemmaForCausalLM, e.g.
 // google/gemma-2b-it) written once in GoMLX and registered with models/lm as "gemma"; Gemma 2
 // and Gemma 3 text ("gemma2", "gemma3_text") are Model2 in gemma2.go, which shares its graph
-// pieces (layers.go).
+// pieces (layers.go). Attention, RoPE, the masks and the cache are models/internal/attention's.
 //
 // The computation follows the Hugging Face modeling_gemma code, so a checkpoint folder loads with
 // its tensor names unchanged and produces the same logits:
@@ -18,8 +18,8 @@
 // packed in one row and padding (segment 0) never leaks into real tokens.
 //
 // Every size comes from config.json: the tiny golden-test models and the 2b model run the same
-// code. The package has no dependency beyond GoMLX and models/lm: a family file is graph code only;
-// loading, batching and dtype policy live in models/lm.
+// code. The package has no dependency beyond GoMLX, models/lm and models/internal/attention: a
+// family file is graph code only; loading, batching and dtype policy live in models/lm.
 package gemma
 
 import (
@@ -31,6 +31,7 @@ import (
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph code reads like the equations.
 
+	"github.com/perpetual-ml/perpetual/models/internal/attention"
 	"github.com/perpetual-ml/perpetual/models/lm"
 )
 
@@ -250,9 +251,9 @@ func (m *Model) LogitsFLOPs(T int) float64 {
 	d, hd, kvd := float64(c.HiddenSize), float64(c.NumAttentionHeads*c.HeadDim), float64(c.NumKeyValueHeads*c.HeadDim)
 	t := float64(T)
 	perToken := 2*d*hd + 2*2*d*kvd + 2*hd*d + 3*2*d*float64(c.IntermediateSize)
-	attention := 2 * 2 * hd * t * t
+	scores := 2 * 2 * hd * t * t
 	layers := float64(c.NumHiddenLayers)
-	return layers*(t*perToken+attention) + t*2*d*float64(c.VocabSize)
+	return layers*(t*perToken+scores) + t*2*d*float64(c.VocabSize)
 }
 
 var _ lm.FLOPCounter = (*Model)(nil)
@@ -260,25 +261,16 @@ var _ lm.FLOPCounter = (*Model)(nil)
 // CacheShapes implements lm.Architecture: per layer, keys then values, each
 // [1, num_key_value_heads, maxLength, head_dim].
 func (m *Model) CacheShapes(maxLength int, dtype dtypes.DType) []lm.CacheShape {
-	return kvCacheShapes(m.cfg.NumHiddenLayers, m.cfg.NumKeyValueHeads, m.cfg.HeadDim, maxLength, dtype)
+	return attention.CacheShapes(m.cfg.NumHiddenLayers, m.cfg.NumKeyValueHeads, m.cfg.HeadDim, maxLength, dtype)
 }
 
-// Logits implements lm.Architecture.
+// Logits implements lm.Architecture: each token attends to the earlier tokens of its own segment.
 func (m *Model) Logits(p lm.Params, tokens, positions, segments *Node) *Node {
-	g := tokens.Graph()
-	T := tokens.Shape().Dimensions[1]
-	// allowed[b, q, k]: same segment and k not after q. Every token sees at least itself, so no
-	// softmax row is empty (padding rows see earlier padding: finite garbage, never read).
-	same := Equal(ExpandAxes(segments, -1), ExpandAxes(segments, 1))
-	causal := GreaterOrEqual(Iota(g, shapes.Make(dtypes.Int32, 1, T, T), 1), Iota(g, shapes.Make(dtypes.Int32, 1, T, T), 2))
-	allowed := LogicalAnd(same, BroadcastToDims(causal, same.Shape().Dimensions...))
-	// [B, 1 (kv heads), 1 (group), T, T]: broadcast over heads.
-	allowed = ExpandAxes(allowed, 1, 2)
-
+	allowed := attention.PackedMask(positions, segments, 0)
 	x := m.embed(p, tokens)
 	cos, sin := m.rotary(positions, x.DType())
 	for l := range m.cfg.NumHiddenLayers {
-		x = m.block(p, l, x, cos, sin, allowed, func(k, v *Node) (*Node, *Node) { return k, v })
+		x = m.block(p, l, x, cos, sin, allowed, attention.Uncached)
 	}
 	return m.head(p, x)
 }
@@ -287,22 +279,13 @@ func (m *Model) Logits(p lm.Params, tokens, positions, segments *Node) *Node {
 // start, and the chunk attends to cached positions < start+S (causally within the chunk).
 // The caller must keep start+S <= the cache length (DynamicUpdateSlice would clamp otherwise).
 func (m *Model) Step(p lm.Params, cache []*Node, tokens, start *Node) (*Node, []*Node) {
-	g := tokens.Graph()
-	S := tokens.Shape().Dimensions[1]
-	maxLen := cache[0].Shape().Dimensions[2]
-	start = ConvertDType(start, dtypes.Int32)
-	positions := Add(Iota(g, shapes.Make(dtypes.Int32, 1, S), 1), start)
-	// allowed[q, k]: cache slot k holds position k; query i is at position start+i.
-	allowed := GreaterOrEqual(
-		Iota(g, shapes.Make(dtypes.Int32, S, maxLen), 0),
-		Sub(Iota(g, shapes.Make(dtypes.Int32, S, maxLen), 1), start))
-	allowed = Reshape(allowed, 1, 1, 1, S, maxLen)
-
+	S, maxLen := tokens.Shape().Dimensions[1], cache[0].Shape().Dimensions[2]
+	allowed := attention.StepMask(start, S, maxLen, 0)
 	x := m.embed(p, tokens)
-	cos, sin := m.rotary(positions, x.DType())
+	cos, sin := m.rotary(attention.StepPositions(start, S), x.DType())
 	newCache := make([]*Node, len(cache))
 	for l := range m.cfg.NumHiddenLayers {
-		x = m.block(p, l, x, cos, sin, allowed, cacheWriter(cache, newCache, l, start))
+		x = m.block(p, l, x, cos, sin, allowed, attention.CacheWriter(cache, newCache, l, start))
 	}
 	return m.head(p, x), newCache
 }
@@ -320,23 +303,20 @@ func (m *Model) head(p lm.Params, x *Node) *Node {
 // rmsNorm is Gemma's RMSNorm (see rmsNorm) with the config's epsilon.
 func (m *Model) rmsNorm(x, w *Node) *Node { return rmsNorm(x, w, m.cfg.RMSNormEps) }
 
-// rotary returns cos and sin [B, T, 1, head_dim] for the positions, in dtype. As in Hugging Face,
-// angles are computed in float32 (inv_freq = theta^(-2i/d)) and cast to the hidden dtype.
+// rotary returns cos and sin [B, T, 1, head_dim] for the positions, in dtype. As in Hugging
+// Face's GemmaRotaryEmbedding, inv_freq = theta^(-2i/d) is computed in float32 (in the graph,
+// unlike Gemma 2/3 and Llama, which compute it on the host in float64), then the angles in
+// float32, cast to the hidden dtype.
 func (m *Model) rotary(positions *Node, dtype dtypes.DType) (cos, sin *Node) {
 	g := positions.Graph()
-	half := m.cfg.HeadDim / 2
-	exponents := DivScalar(MulScalar(Iota(g, shapes.Make(dtypes.Float32, half), 0), 2), float64(m.cfg.HeadDim))
+	exponents := DivScalar(MulScalar(Iota(g, shapes.Make(dtypes.Float32, m.cfg.HeadDim/2), 0), 2), float64(m.cfg.HeadDim))
 	invFreq := Reciprocal(Pow(Scalar(g, dtypes.Float32, m.cfg.RopeTheta), exponents))
-	angles := Mul(ExpandAxes(ConvertDType(positions, dtypes.Float32), -1), Reshape(invFreq, 1, 1, half)) // [B, T, half]
-	angles = Concatenate([]*Node{angles, angles}, -1)
-	angles = ExpandAxes(angles, 2) // broadcast over heads
-	return ConvertDType(Cos(angles), dtype), ConvertDType(Sin(angles), dtype)
+	return attention.RotaryTablesFrom(positions, invFreq, dtype)
 }
 
-// block is one decoder layer. kv receives this chunk's keys and values [B, KV, T, D] and returns
-// the keys and values to attend over (the same, or the updated cache). allowed is a boolean mask
-// broadcastable to [B, KV, group, T, S].
-func (m *Model) block(p lm.Params, l int, x, cos, sin, allowed *Node, kv func(k, v *Node) (*Node, *Node)) *Node {
+// block is one decoder layer. kv gives the keys and values to attend over (the chunk's own, or
+// the cache once the chunk is written into it); allowed is the attention mask.
+func (m *Model) block(p lm.Params, l int, x, cos, sin, allowed *Node, kv attention.KV) *Node {
 	c := m.cfg
 	B, T := x.Shape().Dimensions[0], x.Shape().Dimensions[1]
 	H, KV, D := c.NumAttentionHeads, c.NumKeyValueHeads, c.HeadDim
@@ -345,10 +325,8 @@ func (m *Model) block(p lm.Params, l int, x, cos, sin, allowed *Node, kv func(k,
 	q := Reshape(linear(a, p(layerName(l, "self_attn.q_proj.weight"))), B, T, H, D)
 	k := Reshape(linear(a, p(layerName(l, "self_attn.k_proj.weight"))), B, T, KV, D)
 	v := Reshape(linear(a, p(layerName(l, "self_attn.v_proj.weight"))), B, T, KV, D)
-	q, k = applyRotary(q, cos, sin), applyRotary(k, cos, sin)
-
-	keys, values := kv(TransposeAllAxes(k, 0, 2, 1, 3), TransposeAllAxes(v, 0, 2, 1, 3)) // [B, KV, S, D]
-	attn := attention(q, keys, values, allowed, 1/math.Sqrt(float64(D)), 0)
+	q, k = attention.ApplyRotary(q, cos, sin), attention.ApplyRotary(k, cos, sin)
+	attn := attention.GroupedQuery(q, k, v, kv, allowed, 1/math.Sqrt(float64(D)), 0) // [B, T, H*D]
 	x = Add(x, linear(attn, p(layerName(l, "self_attn.o_proj.weight"))))
 
 	h := m.rmsNorm(x, p(layerName(l, "post_attention_layernorm.weight")))

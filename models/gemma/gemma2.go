@@ -31,9 +31,9 @@ import (
 	"math"
 
 	"github.com/gomlx/compute/dtypes"
-	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph code reads like the equations.
 
+	"github.com/perpetual-ml/perpetual/models/internal/attention"
 	"github.com/perpetual-ml/perpetual/models/lm"
 )
 
@@ -297,9 +297,9 @@ func (c Config2) Sliding() []bool {
 
 // invFreq returns RoPE's inverse frequencies theta^(-2i/head_dim), divided by factor.
 func invFreq(theta float64, headDim int, factor float64) []float64 {
-	inv := make([]float64, headDim/2)
+	inv := attention.InvFreq(theta, headDim)
 	for i := range inv {
-		inv[i] = 1 / math.Pow(theta, float64(2*i)/float64(headDim)) / factor
+		inv[i] /= factor
 	}
 	return inv
 }
@@ -393,28 +393,18 @@ func (m *Model2) NumParams() int {
 // [1, num_key_value_heads, maxLength, head_dim]. Sliding layers keep every position too (the
 // mask, not the cache, bounds what they see).
 func (m *Model2) CacheShapes(maxLength int, dtype dtypes.DType) []lm.CacheShape {
-	return kvCacheShapes(m.cfg.NumHiddenLayers, m.cfg.NumKeyValueHeads, m.cfg.HeadDim, maxLength, dtype)
+	return attention.CacheShapes(m.cfg.NumHiddenLayers, m.cfg.NumKeyValueHeads, m.cfg.HeadDim, maxLength, dtype)
 }
 
-// Logits implements lm.Architecture.
+// Logits implements lm.Architecture: each token attends to the earlier tokens of its own
+// segment, on sliding layers only to those within sliding_window positions of its own (a packed
+// item's positions restart at 0).
 func (m *Model2) Logits(p lm.Params, tokens, positions, segments *Node) *Node {
-	g := tokens.Graph()
-	T := tokens.Shape().Dimensions[1]
-	// full[b, q, k]: same segment and k not after q. Every token sees at least itself, so no
-	// softmax row is empty (padding rows see earlier padding: finite garbage, never read).
-	same := Equal(ExpandAxes(segments, -1), ExpandAxes(segments, 1))
-	causal := GreaterOrEqual(Iota(g, shapes.Make(dtypes.Int32, 1, T, T), 1), Iota(g, shapes.Make(dtypes.Int32, 1, T, T), 2))
-	full := LogicalAnd(same, BroadcastToDims(causal, same.Shape().Dimensions...))
-	// local: also within the window, by the tokens' own positions (a packed item's restart at 0).
-	pos := ConvertDType(positions, dtypes.Int32)
-	near := LessThan(Sub(ExpandAxes(pos, -1), ExpandAxes(pos, 1)), Scalar(g, dtypes.Int32, m.window))
-	local := LogicalAnd(full, near)
-
+	masks := [2]*Node{attention.PackedMask(positions, segments, 0), attention.PackedMask(positions, segments, m.window)}
 	x := m.embed(p, tokens)
 	rope := m.rotary(positions, x.DType())
-	masks := [2]*Node{ExpandAxes(full, 1, 2), ExpandAxes(local, 1, 2)} // [B, 1 (kv heads), 1 (group), T, T]
 	for l := range m.cfg.NumHiddenLayers {
-		x = m.block(p, l, x, rope, masks, func(k, v *Node) (*Node, *Node) { return k, v })
+		x = m.block(p, l, x, rope, masks, attention.Uncached)
 	}
 	return m.head(p, x)
 }
@@ -424,23 +414,13 @@ func (m *Model2) Logits(p lm.Params, tokens, positions, segments *Node) *Node {
 // sliding layers only positions > its own - sliding_window). The caller must keep start+S <= the
 // cache length (DynamicUpdateSlice would clamp otherwise).
 func (m *Model2) Step(p lm.Params, cache []*Node, tokens, start *Node) (*Node, []*Node) {
-	g := tokens.Graph()
-	S := tokens.Shape().Dimensions[1]
-	maxLen := cache[0].Shape().Dimensions[2]
-	start = ConvertDType(start, dtypes.Int32)
-	positions := Add(Iota(g, shapes.Make(dtypes.Int32, 1, S), 1), start)
-	// Cache slot k holds position k; query i is at position start+i.
-	qPos := Add(Iota(g, shapes.Make(dtypes.Int32, S, maxLen), 0), start)
-	kPos := Iota(g, shapes.Make(dtypes.Int32, S, maxLen), 1)
-	full := GreaterOrEqual(qPos, kPos)
-	local := LogicalAnd(full, LessThan(Sub(qPos, kPos), Scalar(g, dtypes.Int32, m.window)))
-	masks := [2]*Node{Reshape(full, 1, 1, 1, S, maxLen), Reshape(local, 1, 1, 1, S, maxLen)}
-
+	S, maxLen := tokens.Shape().Dimensions[1], cache[0].Shape().Dimensions[2]
+	masks := [2]*Node{attention.StepMask(start, S, maxLen, 0), attention.StepMask(start, S, maxLen, m.window)}
 	x := m.embed(p, tokens)
-	rope := m.rotary(positions, x.DType())
+	rope := m.rotary(attention.StepPositions(start, S), x.DType())
 	newCache := make([]*Node, len(cache))
 	for l := range m.cfg.NumHiddenLayers {
-		x = m.block(p, l, x, rope, masks, cacheWriter(cache, newCache, l, start))
+		x = m.block(p, l, x, rope, masks, attention.CacheWriter(cache, newCache, l, start))
 	}
 	return m.head(p, x), newCache
 }
@@ -450,10 +430,10 @@ type rope2 struct{ globalCos, globalSin, localCos, localSin *Node }
 
 func (m *Model2) rotary(positions *Node, dtype dtypes.DType) rope2 {
 	var r rope2
-	r.globalCos, r.globalSin = rotaryFromInvFreq(positions, m.globalInv, dtype)
+	r.globalCos, r.globalSin = attention.RotaryTables(positions, m.globalInv, dtype)
 	r.localCos, r.localSin = r.globalCos, r.globalSin
 	if m.cfg.ModelType == ModelType3 {
-		r.localCos, r.localSin = rotaryFromInvFreq(positions, m.localInv, dtype)
+		r.localCos, r.localSin = attention.RotaryTables(positions, m.localInv, dtype)
 	}
 	return r
 }
@@ -469,10 +449,9 @@ func (m *Model2) head(p lm.Params, x *Node) *Node {
 	return tiedHead(rmsNorm(x, p(finalNormName), m.cfg.RMSNormEps), p(embedName), m.finalCap)
 }
 
-// block is one decoder layer. kv receives this chunk's keys and values [B, KV, T, D] and returns
-// the keys and values to attend over (the same, or the updated cache). masks are the full and
-// the sliding boolean masks, broadcastable to [B, KV, group, T, S].
-func (m *Model2) block(p lm.Params, l int, x *Node, rope rope2, masks [2]*Node, kv func(k, v *Node) (*Node, *Node)) *Node {
+// block is one decoder layer. kv gives the keys and values to attend over (the chunk's own, or
+// the cache once the chunk is written into it); masks are the full and the sliding masks.
+func (m *Model2) block(p lm.Params, l int, x *Node, rope rope2, masks [2]*Node, kv attention.KV) *Node {
 	c := m.cfg
 	B, T := x.Shape().Dimensions[0], x.Shape().Dimensions[1]
 	H, KV, D := c.NumAttentionHeads, c.NumKeyValueHeads, c.HeadDim
@@ -491,9 +470,8 @@ func (m *Model2) block(p lm.Params, l int, x *Node, rope rope2, masks [2]*Node, 
 	if m.qkNorm { // Gemma 3: RMSNorm of each head's query and key, before RoPE
 		q, k = norm(q, "self_attn.q_norm.weight"), norm(k, "self_attn.k_norm.weight")
 	}
-	q, k = applyRotary(q, cos, sin), applyRotary(k, cos, sin)
-	keys, values := kv(TransposeAllAxes(k, 0, 2, 1, 3), TransposeAllAxes(v, 0, 2, 1, 3)) // [B, KV, S, D]
-	attn := attention(q, keys, values, allowed, m.scale, m.attnCap)
+	q, k = attention.ApplyRotary(q, cos, sin), attention.ApplyRotary(k, cos, sin)
+	attn := attention.GroupedQuery(q, k, v, kv, allowed, m.scale, m.attnCap) // [B, T, H*D]
 	x = Add(x, norm(linear(attn, w("self_attn.o_proj.weight")), "post_attention_layernorm.weight"))
 
 	h := norm(x, "pre_feedforward_layernorm.weight")

@@ -35,6 +35,9 @@
 // What would compute something else is refused with an error naming the config field: other
 // rope_scaling types (dynamic, yarn, longrope), partial rotary embeddings, sliding-window
 // attention (Qwen2/Qwen3 use_sliding_window, layer_types), activations other than SiLU.
+//
+// The masks, RoPE's tables and rotation, grouped-query attention and the decoding cache are
+// models/internal/attention's, shared with Gemma; the norms, projections and MLP are this file's.
 package llama
 
 import (
@@ -44,9 +47,9 @@ import (
 	"math"
 
 	"github.com/gomlx/compute/dtypes"
-	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph code reads like the equations.
 
+	"github.com/perpetual-ml/perpetual/models/internal/attention"
 	"github.com/perpetual-ml/perpetual/models/lm"
 )
 
@@ -262,11 +265,7 @@ func (c Config) invFreq() ([]float64, error) {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%s config.json: rope_scaling.%s", c.ModelType, fmt.Sprintf(format, args...))
 	}
-	half := c.HeadDim / 2
-	inv := make([]float64, half)
-	for i := range inv {
-		inv[i] = 1 / math.Pow(c.RopeTheta, float64(2*i)/float64(c.HeadDim))
-	}
+	inv := attention.InvFreq(c.RopeTheta, c.HeadDim)
 	r := c.RopeScaling
 	switch r.kind() {
 	case "default":
@@ -404,36 +403,16 @@ func (m *Model) NumParams() int {
 // CacheShapes implements lm.Architecture: per layer, keys then values, each
 // [1, num_key_value_heads, maxLength, head_dim]. Keys are stored after RoPE (and q/k norm).
 func (m *Model) CacheShapes(maxLength int, dtype dtypes.DType) []lm.CacheShape {
-	c := m.cfg
-	var out []lm.CacheShape
-	for l := range c.NumHiddenLayers {
-		for _, kind := range []string{"k", "v"} {
-			out = append(out, lm.CacheShape{
-				Name:       fmt.Sprintf("layers.%d.%s", l, kind),
-				DType:      dtype,
-				Dimensions: []int{1, c.NumKeyValueHeads, maxLength, c.HeadDim},
-			})
-		}
-	}
-	return out
+	return attention.CacheShapes(m.cfg.NumHiddenLayers, m.cfg.NumKeyValueHeads, m.cfg.HeadDim, maxLength, dtype)
 }
 
-// Logits implements lm.Architecture.
+// Logits implements lm.Architecture: each token attends to the earlier tokens of its own segment.
 func (m *Model) Logits(p lm.Params, tokens, positions, segments *Node) *Node {
-	g := tokens.Graph()
-	T := tokens.Shape().Dimensions[1]
-	// allowed[b, q, k]: same segment and k not after q. Every token sees at least itself, so no
-	// softmax row is empty (padding rows see earlier padding: finite garbage, never read).
-	same := Equal(ExpandAxes(segments, -1), ExpandAxes(segments, 1))
-	causal := GreaterOrEqual(Iota(g, shapes.Make(dtypes.Int32, 1, T, T), 1), Iota(g, shapes.Make(dtypes.Int32, 1, T, T), 2))
-	allowed := LogicalAnd(same, BroadcastToDims(causal, same.Shape().Dimensions...))
-	// [B, 1 (kv heads), 1 (group), T, T]: broadcast over heads.
-	allowed = ExpandAxes(allowed, 1, 2)
-
+	allowed := attention.PackedMask(positions, segments, 0)
 	x := m.embed(p, tokens)
-	cos, sin := m.rotary(positions, x.DType())
+	cos, sin := attention.RotaryTables(positions, m.invFreq, x.DType())
 	for l := range m.cfg.NumHiddenLayers {
-		x = m.block(p, l, x, cos, sin, allowed, func(k, v *Node) (*Node, *Node) { return k, v })
+		x = m.block(p, l, x, cos, sin, allowed, attention.Uncached)
 	}
 	return m.head(p, x)
 }
@@ -442,28 +421,13 @@ func (m *Model) Logits(p lm.Params, tokens, positions, segments *Node) *Node {
 // start, and the chunk attends to cached positions < start+S (causally within the chunk).
 // The caller must keep start+S <= the cache length (DynamicUpdateSlice would clamp otherwise).
 func (m *Model) Step(p lm.Params, cache []*Node, tokens, start *Node) (*Node, []*Node) {
-	g := tokens.Graph()
-	S := tokens.Shape().Dimensions[1]
-	maxLen := cache[0].Shape().Dimensions[2]
-	start = ConvertDType(start, dtypes.Int32)
-	positions := Add(Iota(g, shapes.Make(dtypes.Int32, 1, S), 1), start)
-	// allowed[q, k]: cache slot k holds position k; query i is at position start+i.
-	allowed := GreaterOrEqual(
-		Iota(g, shapes.Make(dtypes.Int32, S, maxLen), 0),
-		Sub(Iota(g, shapes.Make(dtypes.Int32, S, maxLen), 1), start))
-	allowed = Reshape(allowed, 1, 1, 1, S, maxLen)
-
+	S, maxLen := tokens.Shape().Dimensions[1], cache[0].Shape().Dimensions[2]
+	allowed := attention.StepMask(start, S, maxLen, 0)
 	x := m.embed(p, tokens)
-	cos, sin := m.rotary(positions, x.DType())
-	zero := ScalarZero(g, dtypes.Int32)
+	cos, sin := attention.RotaryTables(attention.StepPositions(start, S), m.invFreq, x.DType())
 	newCache := make([]*Node, len(cache))
 	for l := range m.cfg.NumHiddenLayers {
-		x = m.block(p, l, x, cos, sin, allowed, func(k, v *Node) (*Node, *Node) {
-			at := []*Node{zero, zero, start, zero}
-			newCache[2*l] = DynamicUpdateSlice(cache[2*l], ConvertDType(k, cache[2*l].DType()), at)
-			newCache[2*l+1] = DynamicUpdateSlice(cache[2*l+1], ConvertDType(v, cache[2*l+1].DType()), at)
-			return ConvertDType(newCache[2*l], k.DType()), ConvertDType(newCache[2*l+1], v.DType())
-		})
+		x = m.block(p, l, x, cos, sin, allowed, attention.CacheWriter(cache, newCache, l, start))
 	}
 	return m.head(p, x), newCache
 }
@@ -515,39 +479,14 @@ func (m *Model) proj(p lm.Params, l int, name string, bias bool, x *Node) *Node 
 	return linear(x, p(layerName(l, name+".weight")), b)
 }
 
-// rotary returns cos and sin [B, T, 1, head_dim] for the positions, in dtype. As in Hugging
-// Face, angles are position x inv_freq in float32, cast to the hidden dtype; the inverse
-// frequencies (rope_scaling applied) are computed once on the host.
-func (m *Model) rotary(positions *Node, dtype dtypes.DType) (cos, sin *Node) {
-	g := positions.Graph()
-	half := len(m.invFreq)
-	inv := make([]float32, half)
-	for i, f := range m.invFreq {
-		inv[i] = float32(f)
-	}
-	angles := Mul(ExpandAxes(ConvertDType(positions, dtypes.Float32), -1), Reshape(Const(g, inv), 1, 1, half)) // [B, T, half]
-	angles = Concatenate([]*Node{angles, angles}, -1)
-	angles = ExpandAxes(angles, 2) // broadcast over heads
-	return ConvertDType(Cos(angles), dtype), ConvertDType(Sin(angles), dtype)
-}
-
-// applyRotary is x*cos + rotate_half(x)*sin with rotate_half(x) = [-x2, x1] on the head axis.
-func applyRotary(x, cos, sin *Node) *Node {
-	d := x.Shape().Dimensions[x.Rank()-1]
-	x1 := SliceAxis(x, -1, AxisRange(0, d/2))
-	x2 := SliceAxis(x, -1, AxisRange(d/2, d))
-	rotated := Concatenate([]*Node{Neg(x2), x1}, -1)
-	return Add(Mul(x, cos), Mul(rotated, sin))
-}
-
-// block is one decoder layer. kv receives this chunk's keys and values [B, KV, T, D] and returns
-// the keys and values to attend over (the same, or the updated cache). allowed is a boolean mask
-// broadcastable to [B, KV, group, T, S].
-func (m *Model) block(p lm.Params, l int, x, cos, sin, allowed *Node, kv func(k, v *Node) (*Node, *Node)) *Node {
+// block is one decoder layer. kv gives the keys and values to attend over (the chunk's own, or
+// the cache once the chunk is written into it); allowed is the attention mask. cos and sin are
+// RoPE's tables for the chunk's positions (inverse frequencies with rope_scaling applied,
+// computed once on the host).
+func (m *Model) block(p lm.Params, l int, x, cos, sin, allowed *Node, kv attention.KV) *Node {
 	c := m.cfg
 	B, T := x.Shape().Dimensions[0], x.Shape().Dimensions[1]
 	H, KV, D := c.NumAttentionHeads, c.NumKeyValueHeads, c.HeadDim
-	G := H / KV
 
 	a := m.rmsNorm(x, p(layerName(l, "input_layernorm.weight")))
 	q := Reshape(m.proj(p, l, "self_attn.q_proj", m.qkvBias, a), B, T, H, D)
@@ -557,25 +496,8 @@ func (m *Model) block(p lm.Params, l int, x, cos, sin, allowed *Node, kv func(k,
 		q = m.rmsNorm(q, p(layerName(l, "self_attn.q_norm.weight")))
 		k = m.rmsNorm(k, p(layerName(l, "self_attn.k_norm.weight")))
 	}
-	q, k = applyRotary(q, cos, sin), applyRotary(k, cos, sin)
-
-	// Heads h = kv*G + g share kv head kv (Hugging Face's repeat_kv), so group q by kv head.
-	q = TransposeAllAxes(Reshape(q, B, T, KV, G, D), 0, 2, 3, 1, 4) // [B, KV, G, T, D]
-	q = Reshape(q, B, KV, G*T, D)
-	keys, values := kv(TransposeAllAxes(k, 0, 2, 1, 3), TransposeAllAxes(v, 0, 2, 1, 3)) // [B, KV, S, D]
-	S := keys.Shape().Dimensions[2]
-
-	scores := DotGeneral(q, []int{3}, []int{0, 1}, keys, []int{3}, []int{0, 1}) // [B, KV, G*T, S]
-	scores = MulScalar(scores, 1/math.Sqrt(float64(D)))
-	// Softmax in float32 as Hugging Face does, masked with a large negative value.
-	scores = Reshape(ConvertDType(scores, dtypes.Float32), B, KV, G, T, S)
-	mask := BroadcastToDims(allowed, B, KV, G, T, S)
-	scores = Where(mask, scores, BroadcastToDims(Scalar(x.Graph(), dtypes.Float32, -1e30), B, KV, G, T, S))
-	probs := ConvertDType(Softmax(scores, -1), x.DType())
-	probs = Reshape(probs, B, KV, G*T, S)
-	attn := DotGeneral(probs, []int{3}, []int{0, 1}, values, []int{2}, []int{0, 1}) // [B, KV, G*T, D]
-	attn = TransposeAllAxes(Reshape(attn, B, KV, G, T, D), 0, 3, 1, 2, 4)           // [B, T, KV, G, D]
-	attn = Reshape(attn, B, T, H*D)
+	q, k = attention.ApplyRotary(q, cos, sin), attention.ApplyRotary(k, cos, sin)
+	attn := attention.GroupedQuery(q, k, v, kv, allowed, 1/math.Sqrt(float64(D)), 0) // [B, T, H*D]
 	x = Add(x, m.proj(p, l, "self_attn.o_proj", m.oBias, attn))
 
 	h := m.rmsNorm(x, p(layerName(l, "post_attention_layernorm.weight")))

@@ -303,13 +303,16 @@ func LRAt(lr float64, done, warmup, total int) float64 {
 }
 
 // Run fine-tunes model on the curriculum's training split and leaves the trained (merged)
-// weights in model. tok is the model's tokenizer.
+// weights in model. tok is the model's tokenizer. It encodes the training items with the prompt
+// template (Alpaca by default), mixes in Options.ReplayFile's records, encodes the validation
+// items (whose loss metrics.jsonl reports) and hands the examples to Fit.
 func Run(model *lm.Model, tok tokenizer.Tokenizer, cur *curriculum.Curriculum, given Options) (*Result, error) {
 	if err := given.Validate(); err != nil {
 		return nil, err
 	}
-	// Fit applies the defaults to given itself: Defaults is not idempotent (a WarmupSteps of -1
-	// becomes 0, "none", which a second call would read as "default"), so this copy is only read.
+	// o, the defaulted options, is only read here; Fit gets given and applies the defaults
+	// itself. Defaults is not idempotent (a WarmupSteps of -1 becomes 0, "none", which a second
+	// call would read as "default"), so the defaulted copy must not be passed on.
 	o := given
 	o.Defaults()
 	if cur == nil || len(cur.Train) == 0 {
@@ -323,8 +326,7 @@ func Run(model *lm.Model, tok tokenizer.Tokenizer, cur *curriculum.Curriculum, g
 		}
 		tmpl = &t
 	}
-	arch := model.Arch()
-	enc := &Encoder{Tok: tok, Options: DataOptions{Template: *tmpl, Mask: o.Mask, Order: o.Order, Seed: o.Seed}, UseBOS: arch.Family() == "gemma"}
+	enc := &Encoder{Tok: tok, Options: DataOptions{Template: *tmpl, Mask: o.Mask, Order: o.Order, Seed: o.Seed}, UseBOS: model.Arch().Family() == "gemma"}
 	exs, err := enc.Items("train", cur.Train)
 	if err != nil {
 		return nil, err

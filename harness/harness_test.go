@@ -830,3 +830,81 @@ eval: {batch_size: 16, bootstrap: 100, limit: 3}
 		t.Errorf("recall adds %v (%v) to the cell key", parts, err)
 	}
 }
+
+// The local suite takes any checkpoint folder: a tiny random Qwen3 (models/llama) whose
+// tokenizer_config.json carries a ChatML chat template gets the qwen3 prompt format by
+// prompt_format: auto and runs the four conditions in every formulation; auto is refused for a
+// zoo model and for a folder without a chat template, before any work.
+func TestLocalSuiteAnyFamily(t *testing.T) {
+	dir := t.TempDir()
+	model := filepath.Join(dir, "qwen3")
+	cfg := map[string]any{"architectures": []string{"Qwen3ForCausalLM"}, "model_type": "qwen3", "vocab_size": 512,
+		"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+		"head_dim": 8, "rms_norm_eps": 1e-6, "rope_theta": 10000.0, "max_position_embeddings": 1024, "hidden_act": "silu",
+		"tie_word_embeddings": true, "bos_token_id": 2, "eos_token_id": 1, "pad_token_id": 0, "torch_dtype": "float32"}
+	if err := zoo.RandomModel(model, cfg, 5); err != nil {
+		t.Fatal(err)
+	}
+	setChatTemplate := func(dir string, tpl any) {
+		path := filepath.Join(dir, "tokenizer_config.json")
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var tc map[string]any
+		if err := json.Unmarshal(raw, &tc); err != nil {
+			t.Fatal(err)
+		}
+		tc["chat_template"] = tpl
+		raw, _ = json.Marshal(tc)
+		if err := os.WriteFile(path, raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setChatTemplate(model, "{{- '<|im_start|>' + message.role + '\\n' + content }}{{- '<think>\\n\\n</think>\\n\\n' }}")
+	s, err := Load("local", map[string]string{"MODEL": model})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := s.Models[0]; m.PromptFormat != "qwen3" || !strings.Contains(m.ChatTemplate, "<|im_start|>user\n{prompt}<|im_end|>") {
+		t.Fatalf("local suite model: format %q, chat template %q", m.PromptFormat, m.ChatTemplate)
+	}
+	// The same model through a small suite: every condition and formulation runs.
+	small := strings.Replace(strings.Replace(miniSuite, "path: zoo:gemma-tiny\n    chat_template: \"<start_of_turn>user\\n{prompt}<end_of_turn>\\n<start_of_turn>model\\n\"",
+		"path: ${MODEL}\n    prompt_format: auto", 1), "  - name: other\n    path: ${OTHER_MODEL}\n", "", 1)
+	small = strings.Replace(small, "seeds: [1, 2]", "seeds: [1]", 1)
+	ms, err := Parse([]byte(small), "small.yaml", dir, map[string]string{"MODEL": model})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Run(context.Background(), ms, Options{Out: filepath.Join(dir, "results"), FineTuner: &scaleTuner{}, Zoo: zootest.Random{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.CellsEvaluated != 4 || rep.FineTuned != 1 {
+		t.Fatalf("run: %+v", rep)
+	}
+	res, err := LoadResults(filepath.Join(dir, "results"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, c := range res.Cells {
+		seen[c.Condition+"/"+c.Formulation] = true
+	}
+	for _, cond := range []string{"base", "finetuned", "rag", "finetuned+rag"} {
+		for _, f := range []string{"letters", "cloze", "recall"} {
+			if !seen[cond+"/"+f] {
+				t.Errorf("no %s cell in %s", f, cond)
+			}
+		}
+	}
+	// Refusals before work.
+	if _, err := Parse([]byte(strings.Replace(small, "path: ${MODEL}", "path: zoo:gemma-tiny", 1)), "z.yaml", dir, nil); err == nil || !strings.Contains(err.Error(), "auto") {
+		t.Errorf("auto on a zoo model: %v", err)
+	}
+	setChatTemplate(model, nil)
+	if _, err := Load("local", map[string]string{"MODEL": model}); err == nil || !strings.Contains(err.Error(), "tokenizer_config.json") {
+		t.Errorf("auto without a chat template: %v", err)
+	}
+}

@@ -44,8 +44,11 @@ var paperSuite []byte
 //go:embed suites/generalise.yaml
 var generaliseSuite []byte
 
+//go:embed suites/local.yaml
+var localSuite []byte
+
 // Embedded lists the suites built into the binary by name.
-var Embedded = map[string][]byte{"default": defaultSuite, "paper": paperSuite, "generalise": generaliseSuite}
+var Embedded = map[string][]byte{"default": defaultSuite, "paper": paperSuite, "generalise": generaliseSuite, "local": localSuite}
 
 // EmbeddedNames lists the embedded suites, sorted.
 func EmbeddedNames() []string {
@@ -56,6 +59,10 @@ func EmbeddedNames() []string {
 	sort.Strings(names)
 	return names
 }
+
+// AutoPromptFormat as a model's prompt_format picks the format from its checkpoint's
+// chat_template.
+const AutoPromptFormat = "auto"
 
 // Suite is a suite file: what to evaluate and how.
 type Suite struct {
@@ -123,7 +130,8 @@ type Model struct {
 	// Path is a model folder (Hugging Face layout) or "zoo:NAME" (see Zoo).
 	Path string `yaml:"path" json:"path"`
 	// PromptFormat names a format of package models/prompt ("gemma", "alpaca", "plain"): the
-	// format the model is fine-tuned with and evaluated in (it sets ChatTemplate).
+	// format the model is fine-tuned with and evaluated in (it sets ChatTemplate). "auto"
+	// (AutoPromptFormat) picks it from the model folder's chat_template (prompt.Detect).
 	PromptFormat string `yaml:"prompt_format,omitempty" json:"prompt_format,omitempty"`
 	// ChatTemplate wraps every prompt, {prompt} marking where it goes (see evaluation.Task);
 	// give it or PromptFormat, not both.
@@ -330,6 +338,16 @@ func (s *Suite) normalize(source string, vars map[string]string) error {
 		var err error
 		if m.Path, err = expand("model "+m.Name+": path", m.Path); err != nil {
 			return err
+		}
+		if m.PromptFormat == AutoPromptFormat {
+			if strings.HasPrefix(m.Path, "zoo:") {
+				return fail("model %s: prompt_format %s reads a model folder's chat_template; name the zoo model's format", m.Name, AutoPromptFormat)
+			}
+			name, err := prompt.Detect(m.Path)
+			if err != nil {
+				return fail("model %s: %v", m.Name, err)
+			}
+			m.PromptFormat = name
 		}
 		if m.PromptFormat != "" {
 			if m.ChatTemplate != "" {

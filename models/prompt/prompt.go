@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -36,6 +37,9 @@ type Template struct {
 	// EndOfTurn is the piece that closes the model's turn ("<end_of_turn>", "<|eot_id|>",
 	// "<|im_end|>"), if any: generation stops there as at EOS.
 	EndOfTurn string `json:"end_of_turn,omitempty"`
+	// Detect lists pieces that, all present in a checkpoint's chat_template
+	// (tokenizer_config.json), identify this format (see Detect).
+	Detect []string `json:"detect,omitempty"`
 }
 
 // Example is one instruction, its optional input (context) and the response.
@@ -61,6 +65,78 @@ func Format(name string) (Template, error) {
 		return Template{}, fmt.Errorf("prompt: unknown format %q (known: %s)", name, strings.Join(Names(), ", "))
 	}
 	return t, nil
+}
+
+// Detect names the built-in format of the checkpoint in dir from the chat_template of its
+// tokenizer_config.json: the format whose Detect pieces all occur in it, the one with the most
+// pieces when several do (qwen2.5 over chatml). A checkpoint without a chat template, or with one
+// no format matches (or two match equally), is an error that names the file: give the format.
+func Detect(dir string) (string, error) {
+	file := filepath.Join(dir, "tokenizer_config.json")
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("prompt: cannot detect the chat format: %w (give the prompt format by name)", err)
+	}
+	var cfg struct {
+		ChatTemplate json.RawMessage `json:"chat_template"`
+	}
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		return "", fmt.Errorf("prompt: %s: %v", file, err)
+	}
+	tpl, err := chatTemplateText(cfg.ChatTemplate)
+	if err != nil {
+		return "", fmt.Errorf("prompt: %s: chat_template: %v", file, err)
+	}
+	if tpl == "" {
+		return "", fmt.Errorf("prompt: %s has no chat_template (a base model?): give the prompt format by name (%s)", file, strings.Join(Names(), ", "))
+	}
+	best, bestN, tie := "", 0, false
+	for _, name := range Names() {
+		pieces := builtin[name].Detect
+		if len(pieces) == 0 {
+			continue
+		}
+		all := true
+		for _, p := range pieces {
+			all = all && strings.Contains(tpl, p)
+		}
+		switch {
+		case !all:
+		case len(pieces) > bestN:
+			best, bestN, tie = name, len(pieces), false
+		case len(pieces) == bestN:
+			tie = true
+		}
+	}
+	if best == "" || tie {
+		return "", fmt.Errorf("prompt: %s: its chat_template matches none (or more than one) of the known formats (%s): give the prompt format by name", file, strings.Join(Names(), ", "))
+	}
+	return best, nil
+}
+
+// chatTemplateText is a tokenizer_config.json chat_template: a string, or a list of named
+// templates of which "default" (else the first) is the chat template.
+func chatTemplateText(raw json.RawMessage) (string, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil {
+		return s, nil
+	}
+	var named []struct{ Name, Template string }
+	if err := json.Unmarshal(raw, &named); err != nil {
+		return "", fmt.Errorf("neither a string nor a list of {name, template}")
+	}
+	for _, n := range named {
+		if n.Name == "default" {
+			return n.Template, nil
+		}
+	}
+	if len(named) > 0 {
+		return named[0].Template, nil
+	}
+	return "", nil
 }
 
 // Names lists the built-in formats, sorted.

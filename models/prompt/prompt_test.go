@@ -1,6 +1,7 @@
 package prompt
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -243,5 +244,45 @@ func TestEncodeMasksPromptAndAddsSpecials(t *testing.T) {
 	noEOS := trainedTokenizer(t, nil)
 	if _, err := alpaca.Encode(noEOS, ex); err == nil {
 		t.Error("alpaca with a tokenizer without EOS: no error")
+	}
+}
+
+// Detect names the format from a checkpoint's chat_template (abridged from the published
+// tokenizer_config.json files), the most specific match winning, and refuses what it cannot name.
+func TestDetect(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		tpl  any
+		want string // "" = an error
+	}{
+		{"gemma-2b-it", "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'assistant') %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}{% endif %}{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}{% if add_generation_prompt %}{{'<start_of_turn>model\n'}}{% endif %}", "gemma"},
+		{"Llama-3", "{% for message in loop_messages %}{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}", "llama3"},
+		{"Qwen2.5-Instruct", "{%- else %}{{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\\n' }}{%- endif %}{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>' + '\\n' }}", "qwen2.5"},
+		{"Qwen3", "{{- '<|im_start|>' + message.role + '\\n' + content }}{%- if enable_thinking is defined and enable_thinking is false %}{{- '<think>\\n\\n</think>\\n\\n' }}{%- endif %}", "qwen3"},
+		{"SmolLM2-Instruct (ChatML)", "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}", "chatml"},
+		{"named templates", []map[string]string{{"name": "tool_use", "template": "x"}, {"name": "default", "template": "<start_of_turn>user"}}, "gemma"},
+		{"base model", nil, ""},
+		{"unknown template", "[INST] {{ message['content'] }} [/INST]", ""},
+		{"not a template", 42, ""},
+	} {
+		dir := t.TempDir()
+		cfg := map[string]any{"bos_token": "<bos>"}
+		if c.tpl != nil {
+			cfg["chat_template"] = c.tpl
+		}
+		data, _ := json.Marshal(cfg)
+		if err := os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		got, err := Detect(dir)
+		switch {
+		case c.want == "" && (err == nil || !strings.Contains(err.Error(), "tokenizer_config.json")):
+			t.Errorf("%s: got %q, %v; want an error naming tokenizer_config.json", c.name, got, err)
+		case c.want != "" && (err != nil || got != c.want):
+			t.Errorf("%s: got %q, %v; want %s", c.name, got, err, c.want)
+		}
+	}
+	if _, err := Detect(t.TempDir()); err == nil || !strings.Contains(err.Error(), "tokenizer_config.json") {
+		t.Errorf("a folder without tokenizer_config.json: %v", err)
 	}
 }

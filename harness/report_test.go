@@ -11,6 +11,7 @@ import (
 	"github.com/perpetual-ml/perpetual/curriculum"
 	"github.com/perpetual-ml/perpetual/curriculum/leakage"
 	"github.com/perpetual-ml/perpetual/curriculum/synthetic"
+	"github.com/perpetual-ml/perpetual/harness/results"
 	"github.com/perpetual-ml/perpetual/plots"
 )
 
@@ -65,7 +66,7 @@ func TestReportGolden(t *testing.T) {
 		t.Errorf("results.json rebuilt from the records differs from the file (%d bytes, want %d)", len(got), len(raw))
 	}
 	// The report pages, with the charts the run linked (HTML pages: it ran without PNGs).
-	summary, err := plots.Load(reportFixture)
+	summary, err := results.Load(reportFixture)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/perpetual-ml/perpetual/curriculum/leakage"
 	"github.com/perpetual-ml/perpetual/evaluation"
 	"github.com/perpetual-ml/perpetual/evaluation/stats"
+	"github.com/perpetual-ml/perpetual/harness/results"
 	"github.com/perpetual-ml/perpetual/plots"
 	"github.com/perpetual-ml/perpetual/rag"
 )
@@ -25,13 +26,14 @@ const KindAll = "all"
 // Alpha is the significance level of the marks in the table.
 const Alpha = 0.05
 
-// Results is results.json: the cells, loss and recall lists package plots reads, plus the
-// per-kind table rows, each task's leakage and baselines, and the cell records.
+// Results is results.json as the harness writes it: the lists of results.Summary that every
+// reader shares (cells, loss, recall, retention), plus the harness's own per-kind table rows,
+// each task's leakage and baselines, and the cell records.
 type Results struct {
-	Suite  string              `json:"suite"`
-	Cells  []plots.Cell        `json:"cells"`
-	Loss   []plots.LossPoint   `json:"loss"`
-	Recall []plots.RecallPoint `json:"recall"`
+	Suite  string                `json:"suite"`
+	Cells  []results.Cell        `json:"cells"`
+	Loss   []results.LossPoint   `json:"loss"`
+	Recall []results.RecallPoint `json:"recall"`
 	// Rows are every (task, model, condition, formulation, metric, kind), seeds aggregated.
 	Rows []Row `json:"rows"`
 	// Tasks are per-task facts: curriculum, leakage, baselines.
@@ -86,10 +88,10 @@ type TaskInfo struct {
 }
 
 // buildResults aggregates cell records into the table.
-func buildResults(s *Suite, tasks []*preparedTask, records []*CellRecord, losses []plots.LossPoint) *Results {
-	res := &Results{Suite: s.Name, Loss: losses, Records: records, Cells: []plots.Cell{}, Recall: []plots.RecallPoint{}}
+func buildResults(s *Suite, tasks []*preparedTask, records []*CellRecord, losses []results.LossPoint) *Results {
+	res := &Results{Suite: s.Name, Loss: losses, Records: records, Cells: []results.Cell{}, Recall: []results.RecallPoint{}}
 	if res.Loss == nil {
-		res.Loss = []plots.LossPoint{}
+		res.Loss = []results.LossPoint{}
 	}
 	for _, t := range tasks {
 		info := TaskInfo{Name: t.Name, Curriculum: t.dir, Counts: t.cur.ComputeCounts(), Leakage: t.leakage,
@@ -104,7 +106,7 @@ func buildResults(s *Suite, tasks []*preparedTask, records []*CellRecord, losses
 		if t.recall != nil {
 			info.Retriever, info.K = t.RAG.Retriever, t.RAG.K
 			for i, k := range t.recall.Ks {
-				res.Recall = append(res.Recall, plots.RecallPoint{Task: t.Name, Retriever: t.RAG.Retriever, K: k, Recall: t.recall.Recall[i]})
+				res.Recall = append(res.Recall, results.RecallPoint{Task: t.Name, Retriever: t.RAG.Retriever, K: k, Recall: t.recall.Recall[i]})
 			}
 		}
 		res.Tasks = append(res.Tasks, info)
@@ -139,7 +141,7 @@ func buildResults(s *Suite, tasks []*preparedTask, records []*CellRecord, losses
 					row.Task, row.Model, row.Condition, row.Formulation, row.Metric, row.Kind = g.task, g.model, g.cond, f, metric, kind
 					res.Rows = append(res.Rows, row)
 					if kind == KindAll && i == 0 { // the charts show each formulation's first score
-						res.Cells = append(res.Cells, plots.Cell{Task: g.task, Model: g.model, Condition: g.cond, Formulation: f,
+						res.Cells = append(res.Cells, results.Cell{Task: g.task, Model: g.model, Condition: g.cond, Formulation: f,
 							Acc: row.Acc, Low: row.Low, High: row.High, N: row.N, DeltaVsBase: row.DeltaVsBase,
 							PValue: row.PValue, Significant: row.Significant})
 					}
@@ -227,7 +229,7 @@ func FormatCell(r Row) string {
 
 // TableSection is one table of the report: a formulation, one of its metrics and a question
 // kind, one row per (task, model) with a formatted cell (FormatCell, "–" when missing) per
-// plots.Conditions.
+// results.Conditions.
 type TableSection struct {
 	Formulation, Metric, Kind string
 	Rows                      []TableRow
@@ -316,7 +318,7 @@ func TableSections(res *Results) []TableSection {
 						continue
 					}
 					row := TableRow{Task: p.task, Model: p.model}
-					for _, c := range plots.Conditions {
+					for _, c := range results.Conditions {
 						if r, ok := conds[c]; ok {
 							row.Cells = append(row.Cells, FormatCell(r))
 							row.N = r.N
@@ -504,7 +506,7 @@ func (r *runner) writeOutputs(res *Results, records []*CellRecord) error {
 			}
 		}
 	}
-	if err := writeJSON(filepath.Join(out, plots.ResultsFile), res); err != nil {
+	if err := writeJSON(filepath.Join(out, results.File), res); err != nil {
 		return err
 	}
 	charts, err := r.renderCharts()
@@ -529,7 +531,7 @@ func (r *runner) renderCharts() (map[string]string, error) {
 	if !r.opt.Charts {
 		return nil, nil
 	}
-	pr, err := plots.Load(out)
+	pr, err := results.Load(out)
 	if err != nil {
 		return nil, err
 	}
@@ -573,11 +575,11 @@ func sameContent(src, dst string) bool {
 // LoadResults reads a results folder's results.json as the harness wrote it.
 func LoadResults(dir string) (*Results, error) {
 	var res Results
-	if err := readJSON(filepath.Join(dir, plots.ResultsFile), &res); err != nil {
+	if err := readJSON(filepath.Join(dir, results.File), &res); err != nil {
 		return nil, fmt.Errorf("results %s: %w", dir, err)
 	}
 	if res.Suite == "" || len(res.Records) == 0 {
-		return nil, fmt.Errorf("results %s: %s is not a harness results file (no suite or records)", dir, plots.ResultsFile)
+		return nil, fmt.Errorf("results %s: %s is not a harness results file (no suite or records)", dir, results.File)
 	}
 	return &res, nil
 }

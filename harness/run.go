@@ -15,8 +15,8 @@ import (
 	"github.com/perpetual-ml/perpetual/curriculum/perpetualfmt"
 	"github.com/perpetual-ml/perpetual/curriculum/synthetic"
 	"github.com/perpetual-ml/perpetual/evaluation"
+	"github.com/perpetual-ml/perpetual/harness/results"
 	"github.com/perpetual-ml/perpetual/models/lm"
-	"github.com/perpetual-ml/perpetual/plots"
 	"github.com/perpetual-ml/perpetual/rag"
 )
 
@@ -113,11 +113,11 @@ func Run(ctx context.Context, s *Suite, opt Options) (*Report, error) {
 	opt.Work = work
 	// Fine-tuned models are keyed by the fine-tuner's version, so none can be found without one:
 	// say so before any work.
-	if (s.Needs(plots.FineTuned) || s.Needs(plots.FineTunedRAG)) && opt.FineTuner == nil {
+	if (s.Needs(results.FineTuned) || s.Needs(results.FineTunedRAG)) && opt.FineTuner == nil {
 		return nil, fmt.Errorf("results: suite %s asks for fine-tuned conditions but no fine-tuner is available", s.Name)
 	}
 	// A recipe the fine-tuner would refuse is refused now, not after the base and RAG cells ran.
-	if v, ok := opt.FineTuner.(RecipeValidator); ok && (s.Needs(plots.FineTuned) || s.Needs(plots.FineTunedRAG)) {
+	if v, ok := opt.FineTuner.(RecipeValidator); ok && (s.Needs(results.FineTuned) || s.Needs(results.FineTunedRAG)) {
 		if err := v.ValidateRecipe(s.Training); err != nil {
 			return nil, fmt.Errorf("results: suite %s: training: %w", s.Name, err)
 		}
@@ -170,7 +170,7 @@ func Run(ctx context.Context, s *Suite, opt Options) (*Report, error) {
 		_ = bar.RenderBlank() // start the clock now, not at the first update (rates and ETA)
 	}
 	var records []*CellRecord
-	var losses []plots.LossPoint
+	var losses []results.LossPoint
 	for _, t := range tasks {
 		for _, m := range models {
 			cells, loss, err := r.runTaskModel(t, m, bar)
@@ -192,10 +192,12 @@ func Run(ctx context.Context, s *Suite, opt Options) (*Report, error) {
 }
 
 func isFineTuned(condition string) bool {
-	return condition == plots.FineTuned || condition == plots.FineTunedRAG
+	return condition == results.FineTuned || condition == results.FineTunedRAG
 }
 
-func usesRAG(condition string) bool { return condition == plots.RAG || condition == plots.FineTunedRAG }
+func usesRAG(condition string) bool {
+	return condition == results.RAG || condition == results.FineTunedRAG
+}
 
 // prepareTask builds (or finds) the task's curriculum and index, and its leakage and recall.
 func (r *runner) prepareTask(t Task) (*preparedTask, error) {
@@ -256,7 +258,7 @@ func (r *runner) prepareTask(t Task) (*preparedTask, error) {
 	pt.hash = h
 	pt.leakage = leakage.Analyze(c, leakage.DefaultThreshold)
 
-	if !r.s.Needs(plots.RAG) && !r.s.Needs(plots.FineTunedRAG) {
+	if !r.s.Needs(results.RAG) && !r.s.Needs(results.FineTunedRAG) {
 		return pt, nil
 	}
 	encoderHash := ""
@@ -304,9 +306,9 @@ func (r *runner) prepareTask(t Task) (*preparedTask, error) {
 
 // runTaskModel runs every condition (and seed) of one task and model, base first so the other
 // cells can be compared with it.
-func (r *runner) runTaskModel(t *preparedTask, m *preparedModel, bar *progressbar.ProgressBar) ([]*CellRecord, []plots.LossPoint, error) {
+func (r *runner) runTaskModel(t *preparedTask, m *preparedModel, bar *progressbar.ProgressBar) ([]*CellRecord, []results.LossPoint, error) {
 	var out []*CellRecord
-	var losses []plots.LossPoint
+	var losses []results.LossPoint
 	var base *CellRecord
 	step := func() {
 		if bar != nil {
@@ -314,7 +316,7 @@ func (r *runner) runTaskModel(t *preparedTask, m *preparedModel, bar *progressba
 		}
 	}
 	// Base conditions first: the base cell is what the others are compared with.
-	for _, cond := range []string{plots.Base, plots.RAG} {
+	for _, cond := range []string{results.Base, results.RAG} {
 		if !r.s.Needs(cond) {
 			continue
 		}
@@ -322,13 +324,13 @@ func (r *runner) runTaskModel(t *preparedTask, m *preparedModel, bar *progressba
 		if err != nil {
 			return nil, nil, err
 		}
-		if cond == plots.Base {
+		if cond == results.Base {
 			base = rec
 		}
 		out = append(out, rec)
 		step()
 	}
-	if !r.s.Needs(plots.FineTuned) && !r.s.Needs(plots.FineTunedRAG) {
+	if !r.s.Needs(results.FineTuned) && !r.s.Needs(results.FineTunedRAG) {
 		return out, nil, nil
 	}
 	for _, seed := range r.s.Seeds {
@@ -344,9 +346,9 @@ func (r *runner) runTaskModel(t *preparedTask, m *preparedModel, bar *progressba
 			r.retention = append(r.retention, RetentionRow{Task: t.Name, Model: m.Name, Seed: seed, Retention: *ft.Retention})
 		}
 		for _, l := range ft.Loss {
-			losses = append(losses, plots.LossPoint{Model: name, Task: t.Name, Step: l.Step, Loss: l.Loss, ValLoss: l.ValLoss})
+			losses = append(losses, results.LossPoint{Model: name, Task: t.Name, Step: l.Step, Loss: l.Loss, ValLoss: l.ValLoss})
 		}
-		for _, cond := range []string{plots.FineTuned, plots.FineTunedRAG} {
+		for _, cond := range []string{results.FineTuned, results.FineTunedRAG} {
 			if !r.s.Needs(cond) {
 				continue
 			}
@@ -533,7 +535,7 @@ func (r *runner) cell(t *preparedTask, m *preparedModel, cond string, seed int64
 			}
 			fr.Predicted[s.Prediction]++
 		}
-		if base != nil && cond != plots.Base {
+		if base != nil && cond != results.Base {
 			baseSamples, err := evaluation.ReadSamples(filepath.Join(base.dir, evaluation.SamplesFile(base.Formulations[f].TaskName)))
 			if err != nil {
 				return nil, err

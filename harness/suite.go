@@ -2,8 +2,8 @@
 // (base, fine-tuned, RAG, fine-tuned + RAG) it builds the curriculum (package curriculum), the
 // retrieval index (rag), fine-tunes where a fine-tuned model is missing (through a FineTuner, the
 // training package), evaluates the cell (evaluation), and writes a results folder: results.md in
-// the layout of the paper's table, results.json in the shape package plots reads, per-sample logs
-// and the charts (plots.Render).
+// the layout of the paper's table, results.json (its shared part's schema is package
+// harness/results), per-sample logs and the charts (plots.Render).
 //
 // Every expensive step is cached on disk under a key that hashes its inputs (the suite entry, the
 // model's files, the curriculum's files, the recipe and the harness's code version), so a second
@@ -29,9 +29,9 @@ import (
 
 	"github.com/perpetual-ml/perpetual/curriculum/synthetic"
 	"github.com/perpetual-ml/perpetual/evaluation"
+	"github.com/perpetual-ml/perpetual/harness/results"
 	"github.com/perpetual-ml/perpetual/models/lm"
 	"github.com/perpetual-ml/perpetual/models/prompt"
-	"github.com/perpetual-ml/perpetual/plots"
 	"github.com/perpetual-ml/perpetual/rag"
 )
 
@@ -65,7 +65,7 @@ type Suite struct {
 	Tasks []Task `yaml:"tasks" json:"tasks"`
 	// Models are the instruct-tuned models to teach.
 	Models []Model `yaml:"models" json:"models"`
-	// Conditions are among plots.Conditions (default all four).
+	// Conditions are among results.Conditions (default all four).
 	Conditions []string `yaml:"conditions" json:"conditions"`
 	// Formulations are among evaluation.Formulations: letters, cloze, recall (default letters and
 	// cloze).
@@ -210,11 +210,11 @@ func (s *Suite) normalize(source string, vars map[string]string) error {
 		return fail("a suite needs at least one task and one model")
 	}
 	if len(s.Conditions) == 0 {
-		s.Conditions = append([]string(nil), plots.Conditions...)
+		s.Conditions = append([]string(nil), results.Conditions...)
 	}
 	for _, c := range s.Conditions {
-		if !contains(plots.Conditions, c) {
-			return fail("condition %q is not one of %v", c, plots.Conditions)
+		if !contains(results.Conditions, c) {
+			return fail("condition %q is not one of %v", c, results.Conditions)
 		}
 	}
 	if len(s.Formulations) == 0 {

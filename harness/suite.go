@@ -1,19 +1,3 @@
-// Package harness runs a suite of experiments end to end: for every task x model x condition
-// (base, fine-tuned, RAG, fine-tuned + RAG) it builds the curriculum (package curriculum), the
-// retrieval index (rag), fine-tunes where a fine-tuned model is missing (through a FineTuner, the
-// training package), evaluates the cell (evaluation), and writes a results folder: results.md in
-// the layout of the paper's table, results.json (its shared part's schema is package
-// harness/results), per-sample logs and the charts (plots.Render).
-//
-// Every expensive step is cached on disk under a key that hashes its inputs (the suite entry, the
-// model's files, the curriculum's files, the recipe and the harness's code version), so a second
-// run with nothing changed only re-reads small JSON files, and changing one model reruns only its
-// cells. Writes are atomic (temporary file or folder, then rename), so an interrupted run resumes
-// cell by cell.
-//
-// The harness knows nothing of tensors: it drives the packages through their Go APIs.
-// Suites are YAML (gopkg.in/yaml.v3, already used by evaluation's task files); progress bars are
-// github.com/schollz/progressbar/v3, as in evaluation.
 package harness
 
 import (
@@ -362,6 +346,14 @@ func (s *Suite) taskOptions(t Task) evaluation.TaskOptions {
 
 // Needs reports whether the suite has a condition.
 func (s *Suite) Needs(condition string) bool { return contains(s.Conditions, condition) }
+
+// needsFineTuning reports whether the suite has a fine-tuned condition.
+func (s *Suite) needsFineTuning() bool {
+	return s.Needs(results.FineTuned) || s.Needs(results.FineTunedRAG)
+}
+
+// needsRAG reports whether the suite has a condition that retrieves.
+func (s *Suite) needsRAG() bool { return s.Needs(results.RAG) || s.Needs(results.FineTunedRAG) }
 
 func contains(list []string, x string) bool {
 	for _, y := range list {

@@ -41,30 +41,7 @@ type FineTuneResult struct {
 	Loss []LossStep `json:"loss"`
 	// Retention, when the recipe asks for it, measures assistant behaviour on held-out general
 	// instructions before and after the fine-tuning.
-	Retention *Retention `json:"retention,omitempty"`
-}
-
-// Retention is assistant behaviour before and after a fine-tuning, on general instructions
-// held out from every training set: the perplexity of the reference answers (lower is better)
-// and the share of prompts answered with a greedy reply that ends (EOS) within the limit.
-type Retention struct {
-	Prompts          int     `json:"prompts"`
-	PerplexityBefore float64 `json:"perplexity_before"`
-	PerplexityAfter  float64 `json:"perplexity_after"`
-	StopRateBefore   float64 `json:"stop_rate_before"`
-	StopRateAfter    float64 `json:"stop_rate_after"`
-	// SampleBefore and SampleAfter are the greedy answers to the first prompt.
-	Prompt       string `json:"prompt"`
-	SampleBefore string `json:"sample_before"`
-	SampleAfter  string `json:"sample_after"`
-}
-
-// RetentionRow is one fine-tuning's Retention in results.json.
-type RetentionRow struct {
-	Task  string `json:"task"`
-	Model string `json:"model"`
-	Seed  int64  `json:"seed"`
-	Retention
+	Retention *results.Retention `json:"retention,omitempty"`
 }
 
 // RecipeValidator is implemented by fine-tuners that can check a suite's training recipe
@@ -125,7 +102,7 @@ func (r *runner) fineTuning(t *preparedTask, m *preparedModel, seed int64) (fine
 		name = fmt.Sprintf("%s seed %d", m.Name, seed)
 	}
 	if res.Retention != nil {
-		r.retention = append(r.retention, RetentionRow{Task: t.Name, Model: m.Name, Seed: seed, Retention: *res.Retention})
+		r.retention = append(r.retention, results.RetentionPoint{Task: t.Name, Model: m.Name, Seed: seed, Retention: *res.Retention})
 	}
 	for _, l := range res.Loss {
 		r.losses = append(r.losses, results.LossPoint{Model: name, Task: t.Name, Step: l.Step, Loss: l.Loss, ValLoss: l.ValLoss})

@@ -62,7 +62,7 @@ func (s *scaleTuner) FineTune(_ context.Context, req FineTuneRequest) (*FineTune
 	for step := 1; step <= req.Recipe.Epochs; step++ {
 		loss = append(loss, LossStep{Step: step, Loss: float64(factor) / float64(step)})
 	}
-	ret := &Retention{Prompts: 2, PerplexityBefore: 5, PerplexityAfter: 5 * float64(factor), StopRateBefore: 1, StopRateAfter: 0.5,
+	ret := &results.Retention{Prompts: 2, PerplexityBefore: 5, PerplexityAfter: 5 * float64(factor), StopRateBefore: 1, StopRateAfter: 0.5,
 		Prompt: "Name a river.", SampleBefore: "The Lune.", SampleAfter: "Lune Lune"}
 	return &FineTuneResult{Loss: loss, Retention: ret}, nil
 }

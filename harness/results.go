@@ -37,7 +37,7 @@ type Results struct {
 	Records []*CellRecord `json:"records"`
 	// Retention is assistant behaviour before and after each fine-tuning (recipes with
 	// `retention: N`).
-	Retention []RetentionRow `json:"retention,omitempty"`
+	Retention []results.RetentionPoint `json:"retention,omitempty"`
 }
 
 // Row is one number of the table: a formulation's score over a question kind, averaged over

@@ -67,7 +67,7 @@ type runner struct {
 	// losses and retention collect the fine-tunings' loss curves and retention measurements, in
 	// run order.
 	losses    []results.LossPoint
-	retention []RetentionRow
+	retention []results.RetentionPoint
 }
 
 // Run executes the suite: everything missing is built, trained and evaluated; everything else is

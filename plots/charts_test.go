@@ -263,8 +263,8 @@ func TestGainRetentionCharts(t *testing.T) {
 			{Task: "research", Model: "m", Condition: results.FineTuned, Formulation: "cloze", Acc: 0.3, Low: 0.2, High: 0.4, N: 100, DeltaVsBase: 0.05},
 		},
 		Retention: []results.RetentionPoint{
-			{Task: "products", Model: "g", Seed: 1, PerplexityBefore: 10, PerplexityAfter: 15, StopRateBefore: 1, StopRateAfter: 1},
-			{Task: "research", Model: "m", Seed: 1, PerplexityBefore: 20, PerplexityAfter: 20, StopRateBefore: 1, StopRateAfter: 0.5},
+			{Task: "products", Model: "g", Seed: 1, Retention: results.Retention{PerplexityBefore: 10, PerplexityAfter: 15, StopRateBefore: 1, StopRateAfter: 1}},
+			{Task: "research", Model: "m", Seed: 1, Retention: results.Retention{PerplexityBefore: 20, PerplexityAfter: 20, StopRateBefore: 1, StopRateAfter: 0.5}},
 		},
 	}
 	if err := res.Validate(); err != nil {

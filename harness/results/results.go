@@ -75,16 +75,28 @@ type CurvePoint struct {
 	Value float64 `json:"value"`
 }
 
-// RetentionPoint is assistant behaviour before and after one fine-tuning (the harness's
-// retention rows): the perplexity of held-out general answers and the share of replies that end.
-type RetentionPoint struct {
-	Task             string  `json:"task"`
-	Model            string  `json:"model"`
-	Seed             int64   `json:"seed"`
+// Retention is assistant behaviour before and after a fine-tuning, on general instructions
+// held out from every training set: the perplexity of the reference answers (lower is better)
+// and the share of prompts answered with a greedy reply that ends (EOS) within the limit. A
+// FineTuner reports it (harness.FineTuneResult); results.json keeps it per fine-tuning.
+type Retention struct {
+	Prompts          int     `json:"prompts"`
 	PerplexityBefore float64 `json:"perplexity_before"`
 	PerplexityAfter  float64 `json:"perplexity_after"`
 	StopRateBefore   float64 `json:"stop_rate_before"`
 	StopRateAfter    float64 `json:"stop_rate_after"`
+	// SampleBefore and SampleAfter are the greedy answers to the first prompt.
+	Prompt       string `json:"prompt"`
+	SampleBefore string `json:"sample_before"`
+	SampleAfter  string `json:"sample_after"`
+}
+
+// RetentionPoint is one fine-tuning's Retention: a model fine-tuned on a task with a seed.
+type RetentionPoint struct {
+	Task  string `json:"task"`
+	Model string `json:"model"`
+	Seed  int64  `json:"seed"`
+	Retention
 }
 
 // Summary is the part of results.json every reader shares:

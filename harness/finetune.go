@@ -2,7 +2,12 @@ package harness
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/perpetual-ml/perpetual/harness/results"
 )
 
 // FineTuneRequest asks for one fine-tuning run: a base model folder trained on a curriculum.
@@ -36,30 +41,7 @@ type FineTuneResult struct {
 	Loss []LossStep `json:"loss"`
 	// Retention, when the recipe asks for it, measures assistant behaviour on held-out general
 	// instructions before and after the fine-tuning.
-	Retention *Retention `json:"retention,omitempty"`
-}
-
-// Retention is assistant behaviour before and after a fine-tuning, on general instructions
-// held out from every training set: the perplexity of the reference answers (lower is better)
-// and the share of prompts answered with a greedy reply that ends (EOS) within the limit.
-type Retention struct {
-	Prompts          int     `json:"prompts"`
-	PerplexityBefore float64 `json:"perplexity_before"`
-	PerplexityAfter  float64 `json:"perplexity_after"`
-	StopRateBefore   float64 `json:"stop_rate_before"`
-	StopRateAfter    float64 `json:"stop_rate_after"`
-	// SampleBefore and SampleAfter are the greedy answers to the first prompt.
-	Prompt       string `json:"prompt"`
-	SampleBefore string `json:"sample_before"`
-	SampleAfter  string `json:"sample_after"`
-}
-
-// RetentionRow is one fine-tuning's Retention in results.json.
-type RetentionRow struct {
-	Task  string `json:"task"`
-	Model string `json:"model"`
-	Seed  int64  `json:"seed"`
-	Retention
+	Retention *results.Retention `json:"retention,omitempty"`
 }
 
 // RecipeValidator is implemented by fine-tuners that can check a suite's training recipe
@@ -74,4 +56,91 @@ type FineTuner interface {
 	// model's cache key, so changing it retrains.
 	Version() string
 	FineTune(ctx context.Context, req FineTuneRequest) (*FineTuneResult, error)
+}
+
+// checkFineTuner refuses, before any work, a suite with fine-tuned conditions and no fine-tuner
+// (fine-tuned models are keyed by the fine-tuner's version, so none can be found without one),
+// and a recipe the fine-tuner would refuse (now, not after the base and RAG cells ran).
+func checkFineTuner(s *Suite, ft FineTuner) error {
+	if !s.needsFineTuning() {
+		return nil
+	}
+	if ft == nil {
+		return fmt.Errorf("results: suite %s asks for fine-tuned conditions but no fine-tuner is available", s.Name)
+	}
+	if v, ok := ft.(RecipeValidator); ok {
+		if err := v.ValidateRecipe(s.Training); err != nil {
+			return fmt.Errorf("results: suite %s: training: %w", s.Name, err)
+		}
+	}
+	return nil
+}
+
+// fineTuning is a fine-tuned model of a run: its folder and hash.
+type fineTuning struct{ dir, hash string }
+
+// fineTuningKey names a fine-tuning of a run: a model trained on a task with a seed.
+type fineTuningKey struct {
+	task  *preparedTask
+	model *preparedModel
+	seed  int64
+}
+
+// fineTuning returns model m fine-tuned on task t with seed, trained when its folder is missing,
+// once per run: the first call also collects its loss curve and retention for results.json.
+func (r *runner) fineTuning(t *preparedTask, m *preparedModel, seed int64) (fineTuning, error) {
+	k := fineTuningKey{t, m, seed}
+	if ft, ok := r.fineTunings[k]; ok {
+		return ft, nil
+	}
+	dir, hash, res, err := r.fineTuned(t, m, seed)
+	if err != nil {
+		return fineTuning{}, err
+	}
+	name := m.Name
+	if len(r.s.Seeds) > 1 {
+		name = fmt.Sprintf("%s seed %d", m.Name, seed)
+	}
+	if res.Retention != nil {
+		r.retention = append(r.retention, results.RetentionPoint{Task: t.Name, Model: m.Name, Seed: seed, Retention: *res.Retention})
+	}
+	for _, l := range res.Loss {
+		r.losses = append(r.losses, results.LossPoint{Model: name, Task: t.Name, Step: l.Step, Loss: l.Loss, ValLoss: l.ValLoss})
+	}
+	if r.fineTunings == nil {
+		r.fineTunings = map[fineTuningKey]fineTuning{}
+	}
+	r.fineTunings[k] = fineTuning{dir: dir, hash: hash}
+	return r.fineTunings[k], nil
+}
+
+// fineTuned returns the fine-tuned model folder for (task, model, seed) under Work/finetuned,
+// keyed by the model, the curriculum, the recipe, the prompt format, the seed and the
+// fine-tuner's version, training it if missing.
+func (r *runner) fineTuned(t *preparedTask, m *preparedModel, seed int64) (dir, hash string, res FineTuneResult, err error) {
+	key := keyOf("finetune", m.hash, t.hash, r.s.Training, m.PromptFormat, seed, r.opt.FineTuner.Version())
+	dir = filepath.Join(r.opt.Work, "finetuned", fmt.Sprintf("%s-%s-s%d-%s", t.Name, m.Name, seed, key[:16]))
+	lossPath := filepath.Join(dir, "harness-loss.json")
+	if _, statErr := os.Stat(lossPath); statErr != nil {
+		err = buildDir(dir, func(tmp string) error {
+			res, err := r.opt.FineTuner.FineTune(r.ctx, FineTuneRequest{BaseModel: m.dir, Curriculum: t.dir, Out: tmp,
+				PromptFormat: m.PromptFormat, Recipe: r.s.Training, Seed: seed, Progress: r.opt.Progress})
+			if err != nil {
+				return fmt.Errorf("fine-tuning %s on %s (seed %d): %w", m.Name, t.Name, seed, err)
+			}
+			r.rep.FineTuned++
+			return writeJSON(filepath.Join(tmp, "harness-loss.json"), res)
+		})
+		if err != nil {
+			return "", "", res, err
+		}
+	}
+	if err := readJSON(lossPath, &res); err != nil {
+		return "", "", res, err
+	}
+	hash, err = r.hasher.Hash(dir)
+	if err != nil {
+		return "", "", res, err
+	}
+	return dir, hash, res, nil
 }

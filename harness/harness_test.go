@@ -17,6 +17,7 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/perpetual-ml/perpetual/evaluation"
+	"github.com/perpetual-ml/perpetual/harness/results"
 	"github.com/perpetual-ml/perpetual/models/checkpoint"
 	"github.com/perpetual-ml/perpetual/models/lm"
 	"github.com/perpetual-ml/perpetual/plots"
@@ -61,7 +62,7 @@ func (s *scaleTuner) FineTune(_ context.Context, req FineTuneRequest) (*FineTune
 	for step := 1; step <= req.Recipe.Epochs; step++ {
 		loss = append(loss, LossStep{Step: step, Loss: float64(factor) / float64(step)})
 	}
-	ret := &Retention{Prompts: 2, PerplexityBefore: 5, PerplexityAfter: 5 * float64(factor), StopRateBefore: 1, StopRateAfter: 0.5,
+	ret := &results.Retention{Prompts: 2, PerplexityBefore: 5, PerplexityAfter: 5 * float64(factor), StopRateBefore: 1, StopRateAfter: 0.5,
 		Prompt: "Name a river.", SampleBefore: "The Lune.", SampleAfter: "Lune Lune"}
 	return &FineTuneResult{Loss: loss, Retention: ret}, nil
 }
@@ -191,7 +192,7 @@ func TestRunCachesCellByCell(t *testing.T) {
 	if strings.Count(string(md), "charts/delta-recall.html") != 1 {
 		t.Errorf("the recall delta chart is linked %d times", strings.Count(string(md), "charts/delta-recall.html"))
 	}
-	pr, err := plots.Load(out)
+	pr, err := results.Load(out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +203,7 @@ func TestRunCachesCellByCell(t *testing.T) {
 		if c.N != 8 || c.Low > c.Acc || c.High < c.Acc {
 			t.Errorf("cell %+v", c)
 		}
-		if c.Condition == plots.Base && (c.Significant || c.DeltaVsBase != 0) {
+		if c.Condition == results.Base && (c.Significant || c.DeltaVsBase != 0) {
 			t.Errorf("base cell compared with itself: %+v", c)
 		}
 	}
@@ -215,13 +216,13 @@ func TestRunCachesCellByCell(t *testing.T) {
 	for _, r := range rep.Results.Rows {
 		if r.Formulation == evaluation.Recall && r.Kind == KindAll {
 			recallRows[r.Metric+" "+r.Condition]++
-			if r.N != 8 || r.Low > r.Acc || r.High < r.Acc || r.Compared != (r.Condition != plots.Base) || r.Predicted != nil {
+			if r.N != 8 || r.Low > r.Acc || r.High < r.Acc || r.Compared != (r.Condition != results.Base) || r.Predicted != nil {
 				t.Errorf("recall row %+v", r)
 			}
 		}
 	}
 	for _, metric := range []string{evaluation.MetricExactMatch, evaluation.MetricContains} {
-		for _, c := range plots.Conditions {
+		for _, c := range results.Conditions {
 			if recallRows[metric+" "+c] != 2 { // two models
 				t.Errorf("%d recall %s rows for %s", recallRows[metric+" "+c], metric, c)
 			}
@@ -241,7 +242,7 @@ func TestRunCachesCellByCell(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec, err := loaded.Record("products", "other", plots.FineTunedRAG)
+	rec, err := loaded.Record("products", "other", results.FineTunedRAG)
 	if err != nil || rec.Seed != 1 || rec.Index == "" || rec.K != 1 {
 		t.Fatalf("record: %+v, %v", rec, err)
 	}
@@ -249,7 +250,7 @@ func TestRunCachesCellByCell(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := EvaluateOne(loaded, "products", "other", plots.FineTunedRAG, evaluation.Letters, 3, nil)
+	again, err := EvaluateOne(loaded, "products", "other", results.FineTunedRAG, evaluation.Letters, 3, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +258,7 @@ func TestRunCachesCellByCell(t *testing.T) {
 		again.Samples[2].LogLiks[1] != logged[2].LogLiks[1] {
 		t.Errorf("interactive evaluation differs from the log: %+v vs %+v", again.Samples[2], logged[2])
 	}
-	if _, err := loaded.Record("products", "nobody", plots.Base); err == nil {
+	if _, err := loaded.Record("products", "nobody", results.Base); err == nil {
 		t.Error("unknown cell: no error")
 	}
 	if _, err := LoadResults(filepath.Join("..", "plots", "testdata", "results")); err == nil {
@@ -327,7 +328,7 @@ func TestRunWithoutFineTunerFailsClearly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Conditions = []string{plots.FineTuned}
+	s.Conditions = []string{results.FineTuned}
 	_, err = Run(context.Background(), s, Options{Out: filepath.Join(dir, "out"), Zoo: zootest.Random{}})
 	if err == nil || !strings.Contains(err.Error(), "no fine-tuner") {
 		t.Fatalf("err = %v", err)
@@ -612,8 +613,8 @@ eval: {batch_size: 16, bootstrap: 100, limit: 3}
 		return rec, samples
 	}
 	rep := run(suite, 4)
-	gemma, gs := record(rep, "gemma-tiny", plots.RAG)
-	mamba, ms := record(rep, "mamba-tiny", plots.Base)
+	gemma, gs := record(rep, "gemma-tiny", results.RAG)
+	mamba, ms := record(rep, "mamba-tiny", results.Base)
 	// Gemma: its own window and BOS, as before.
 	if gemma.MaxLength != zootest.TinyGemma["max_position_embeddings"] || !gemma.AddBOS || gemma.Key == "" {
 		t.Errorf("gemma cell: max_length %d, BOS %v", gemma.MaxLength, gemma.AddBOS)
@@ -639,7 +640,7 @@ eval: {batch_size: 16, bootstrap: 100, limit: 3}
 	// lm-eval's apply_chat_template delimiter: the bare letter after the model turn, for the model
 	// with a chat template; the other model's prompts are unchanged, but the option is in the key.
 	rep = run(strings.Replace(suite, "limit: 3}", "limit: 3, chat_target_delimiter: \"\"}", 1), 4)
-	gemma, gs = record(rep, "gemma-tiny", plots.RAG)
+	gemma, gs = record(rep, "gemma-tiny", results.RAG)
 	if gs[0].Args[0][1] != "A" || len(gs[0].ContinuationTokenIDs[0]) != 2 { // "\n" "A"
 		t.Errorf("lm-eval chat delimiter: arguments %q, continuation ids %v", gs[0].Args[0], gs[0].ContinuationTokenIDs[0])
 	}
@@ -647,7 +648,7 @@ eval: {batch_size: 16, bootstrap: 100, limit: 3}
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := EvaluateOne(loaded, "products", "gemma-tiny", plots.RAG, evaluation.Letters, 1, nil)
+	again, err := EvaluateOne(loaded, "products", "gemma-tiny", results.RAG, evaluation.Letters, 1, nil)
 	if err != nil || again.Samples[0].Args[0][1] != "A" || !nearlyEqual(again.Samples[0].LogLiks[0], gs[0].LogLiks[0]) {
 		t.Errorf("EvaluateOne does not reproduce the cell: %v %+v", err, again)
 	}
@@ -656,7 +657,7 @@ eval: {batch_size: 16, bootstrap: 100, limit: 3}
 	paper := strings.Replace(suite, "rag: {k: 2}", `rag: {k: 2}
     template: {strip_question: true, strip_passages: true, passage_delimiter: "\n"}`, 1)
 	rep = run(paper, 4)
-	_, gs = record(rep, "gemma-tiny", plots.RAG)
+	_, gs = record(rep, "gemma-tiny", results.RAG)
 	two := slices.IndexFunc(gs, func(x evaluation.Sample) bool { return len(x.Retrieved) == 2 })
 	if two < 0 {
 		t.Fatal("no question retrieved two passages")
@@ -664,7 +665,7 @@ eval: {batch_size: 16, bootstrap: 100, limit: 3}
 	if p := gs[two].Prompt; strings.Count(p, "\n\n") != 1 || !strings.Contains(p, "\n\n"+gs[two].Doc.Question+"\nA.") {
 		t.Errorf("paper rendering: passages should be joined by one newline, then a blank line before the question: %q", p)
 	}
-	again, err = EvaluateOne(mustLoadResults(t, opt.Out), "products", "gemma-tiny", plots.RAG, evaluation.Letters, 1, nil)
+	again, err = EvaluateOne(mustLoadResults(t, opt.Out), "products", "gemma-tiny", results.RAG, evaluation.Letters, 1, nil)
 	if err != nil || again.Samples[0].Prompt != gs[0].Prompt {
 		t.Errorf("EvaluateOne does not reproduce the paper rendering: %v", err)
 	}
@@ -672,11 +673,11 @@ eval: {batch_size: 16, bootstrap: 100, limit: 3}
 
 	// max_length and add_bos_token.
 	rep = run(strings.Replace(suite, "limit: 3}", "limit: 3, max_length: 24, add_bos_token: false}", 1), 4)
-	gemma, gs = record(rep, "gemma-tiny", plots.Base)
+	gemma, gs = record(rep, "gemma-tiny", results.Base)
 	if gemma.MaxLength != 24 || gemma.AddBOS || gs[0].TruncatedTokens == 0 || gs[0].ContextTokenIDs[0] == 2 {
 		t.Errorf("max_length 24, no BOS: cell %d %v, sample truncated %d, context %v", gemma.MaxLength, gemma.AddBOS, gs[0].TruncatedTokens, gs[0].ContextTokenIDs)
 	}
-	again, err = EvaluateOne(mustLoadResults(t, opt.Out), "products", "gemma-tiny", plots.Base, evaluation.Letters, 1, nil)
+	again, err = EvaluateOne(mustLoadResults(t, opt.Out), "products", "gemma-tiny", results.Base, evaluation.Letters, 1, nil)
 	if err != nil || again.Samples[0].TruncatedTokens != gs[0].TruncatedTokens || !nearlyEqual(again.Samples[0].LogLiks[0], gs[0].LogLiks[0]) {
 		t.Errorf("EvaluateOne does not reproduce max_length/add_bos_token: %v, %+v vs %+v", err, again.Samples[0], gs[0])
 	}
@@ -687,7 +688,7 @@ eval: {batch_size: 16, bootstrap: 100, limit: 3}
 // Without issue 16's options, and with the window and BOS the harness used before, a cell's key
 // is what harness-v1 computed: cached cells stay valid.
 func TestCellKeyUnchangedWithoutOptions(t *testing.T) {
-	parts := []any{"cell", "products", "gemma-tiny", "", plots.Base, int64(0), "hash", "cur", "", 0, []string{"letters"}, EvalSettings{BatchSize: 8}, ""}
+	parts := []any{"cell", "products", "gemma-tiny", "", results.Base, int64(0), "hash", "cur", "", 0, []string{"letters"}, EvalSettings{BatchSize: 8}, ""}
 	legacy := keyOf(parts...)
 	// The eval settings hash as before when the new fields are unset.
 	if b, _ := json.Marshal(EvalSettings{BatchSize: 16, Bootstrap: 2000}); string(b) != `{"batch_size":16,"limit":0,"bootstrap":2000}` {
@@ -782,7 +783,7 @@ eval: {batch_size: 16, bootstrap: 100, limit: 3}
 	run(suite, 2)
 	withRecall := strings.Replace(suite, "formulations: [letters]", "formulations: [letters, recall]", 1)
 	rep := run(withRecall, 2)
-	rec, err := rep.Results.Record("products", "gemma-tiny", plots.RAG)
+	rec, err := rep.Results.Record("products", "gemma-tiny", results.RAG)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -794,7 +795,7 @@ eval: {batch_size: 16, bootstrap: 100, limit: 3}
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := EvaluateOne(mustLoadResults(t, opt.Out), "products", "gemma-tiny", plots.RAG, evaluation.Recall, 2, nil)
+	again, err := EvaluateOne(mustLoadResults(t, opt.Out), "products", "gemma-tiny", results.RAG, evaluation.Recall, 2, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -817,7 +818,7 @@ eval: {batch_size: 16, bootstrap: 100, limit: 3}
 		t.Fatal(err)
 	}
 	rep = run(withRecall, 1)
-	if rec, _ = rep.Results.Record("products", "gemma-tiny", plots.RAG); rec.Formulations[evaluation.Recall] == nil ||
+	if rec, _ = rep.Results.Record("products", "gemma-tiny", results.RAG); rec.Formulations[evaluation.Recall] == nil ||
 		rec.Formulations[evaluation.Recall].Extras.CachedRequests != 3 {
 		t.Errorf("re-evaluated cell: %+v", rec.Formulations[evaluation.Recall])
 	}

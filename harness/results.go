@@ -1,20 +1,16 @@
 package harness
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 
 	"github.com/perpetual-ml/perpetual/curriculum"
 	"github.com/perpetual-ml/perpetual/curriculum/leakage"
 	"github.com/perpetual-ml/perpetual/evaluation"
 	"github.com/perpetual-ml/perpetual/evaluation/stats"
-	"github.com/perpetual-ml/perpetual/plots"
+	"github.com/perpetual-ml/perpetual/harness/results"
 	"github.com/perpetual-ml/perpetual/rag"
 )
 
@@ -25,13 +21,14 @@ const KindAll = "all"
 // Alpha is the significance level of the marks in the table.
 const Alpha = 0.05
 
-// Results is results.json: the cells, loss and recall lists package plots reads, plus the
-// per-kind table rows, each task's leakage and baselines, and the cell records.
+// Results is results.json as the harness writes it: the lists of results.Summary that every
+// reader shares (cells, loss, recall, retention), plus the harness's own per-kind table rows,
+// each task's leakage and baselines, and the cell records.
 type Results struct {
-	Suite  string              `json:"suite"`
-	Cells  []plots.Cell        `json:"cells"`
-	Loss   []plots.LossPoint   `json:"loss"`
-	Recall []plots.RecallPoint `json:"recall"`
+	Suite  string                `json:"suite"`
+	Cells  []results.Cell        `json:"cells"`
+	Loss   []results.LossPoint   `json:"loss"`
+	Recall []results.RecallPoint `json:"recall"`
 	// Rows are every (task, model, condition, formulation, metric, kind), seeds aggregated.
 	Rows []Row `json:"rows"`
 	// Tasks are per-task facts: curriculum, leakage, baselines.
@@ -40,7 +37,7 @@ type Results struct {
 	Records []*CellRecord `json:"records"`
 	// Retention is assistant behaviour before and after each fine-tuning (recipes with
 	// `retention: N`).
-	Retention []RetentionRow `json:"retention,omitempty"`
+	Retention []results.RetentionPoint `json:"retention,omitempty"`
 }
 
 // Row is one number of the table: a formulation's score over a question kind, averaged over
@@ -85,69 +82,105 @@ type TaskInfo struct {
 	KindCounts map[string]int    `json:"kind_counts"`
 }
 
-// buildResults aggregates cell records into the table.
-func buildResults(s *Suite, tasks []*preparedTask, records []*CellRecord, losses []plots.LossPoint) *Results {
-	res := &Results{Suite: s.Name, Loss: losses, Records: records, Cells: []plots.Cell{}, Recall: []plots.RecallPoint{}}
+// buildResults makes results.json from a run: each task's facts and recall@k, and the table's
+// rows (and the chart cells) aggregated over each cell's seeds.
+func buildResults(s *Suite, tasks []*preparedTask, records []*CellRecord, losses []results.LossPoint) *Results {
+	res := &Results{Suite: s.Name, Loss: losses, Records: records, Cells: []results.Cell{}, Recall: []results.RecallPoint{}}
 	if res.Loss == nil {
-		res.Loss = []plots.LossPoint{}
+		res.Loss = []results.LossPoint{}
 	}
 	for _, t := range tasks {
-		info := TaskInfo{Name: t.Name, Curriculum: t.dir, Counts: t.cur.ComputeCounts(), Leakage: t.leakage,
-			Recall: t.recall, KindCounts: map[string]int{}}
-		var gold, nChoices []int
-		for _, q := range t.cur.Test {
-			gold = append(gold, q.Answer)
-			nChoices = append(nChoices, len(q.Choices))
-			info.KindCounts[q.Kind]++
-		}
-		info.Baselines, _ = stats.ComputeBaselines(gold, nChoices)
-		if t.recall != nil {
-			info.Retriever, info.K = t.RAG.Retriever, t.RAG.K
-			for i, k := range t.recall.Ks {
-				res.Recall = append(res.Recall, plots.RecallPoint{Task: t.Name, Retriever: t.RAG.Retriever, K: k, Recall: t.recall.Recall[i]})
-			}
-		}
-		res.Tasks = append(res.Tasks, info)
+		res.Tasks = append(res.Tasks, taskInfo(t))
+		res.Recall = append(res.Recall, recallPoints(t)...)
 	}
-	// Group records by (task, model, condition); seeds go together.
-	type group struct {
-		task, model, cond string
-		recs              []*CellRecord
+	for _, g := range seedGroups(records) {
+		rows, cells := g.rows(s.Formulations)
+		res.Rows = append(res.Rows, rows...)
+		res.Cells = append(res.Cells, cells...)
 	}
-	var groups []*group
-	byKey := map[string]*group{}
+	return res
+}
+
+// taskInfo is what the report says about a task: its curriculum's counts, leakage, baselines
+// and retrieval.
+func taskInfo(t *preparedTask) TaskInfo {
+	info := TaskInfo{Name: t.Name, Curriculum: t.dir, Counts: t.cur.ComputeCounts(), Leakage: t.leakage,
+		Recall: t.recall, KindCounts: map[string]int{}}
+	var gold, nChoices []int
+	for _, q := range t.cur.Test {
+		gold = append(gold, q.Answer)
+		nChoices = append(nChoices, len(q.Choices))
+		info.KindCounts[q.Kind]++
+	}
+	info.Baselines, _ = stats.ComputeBaselines(gold, nChoices)
+	if t.recall != nil {
+		info.Retriever, info.K = t.RAG.Retriever, t.RAG.K
+	}
+	return info
+}
+
+// recallPoints are a task's recall@k measurements (none when the suite does not retrieve).
+func recallPoints(t *preparedTask) []results.RecallPoint {
+	if t.recall == nil {
+		return nil
+	}
+	var out []results.RecallPoint
+	for i, k := range t.recall.Ks {
+		out = append(out, results.RecallPoint{Task: t.Name, Retriever: t.RAG.Retriever, K: k, Recall: t.recall.Recall[i]})
+	}
+	return out
+}
+
+// seedGroup is the records of one (task, model, condition): one per seed for fine-tuned
+// conditions.
+type seedGroup struct {
+	task, model, cond string
+	recs              []*CellRecord
+}
+
+// seedGroups groups records by (task, model, condition), in the order they first appear.
+func seedGroups(records []*CellRecord) []*seedGroup {
+	var groups []*seedGroup
+	byKey := map[string]*seedGroup{}
 	for _, rec := range records {
 		k := rec.Task + "\x00" + rec.Model + "\x00" + rec.Condition
 		g := byKey[k]
 		if g == nil {
-			g = &group{task: rec.Task, model: rec.Model, cond: rec.Condition}
+			g = &seedGroup{task: rec.Task, model: rec.Model, cond: rec.Condition}
 			byKey[k] = g
 			groups = append(groups, g)
 		}
 		g.recs = append(g.recs, rec)
 	}
-	for _, g := range groups {
-		for _, f := range s.Formulations {
-			kinds := []string{KindAll}
-			for kind := range g.recs[0].Formulations[f].Extras.ByKind {
-				kinds = append(kinds, kind)
-			}
-			sort.Strings(kinds[1:])
-			for i, metric := range evaluation.Metrics(f) {
-				for _, kind := range kinds {
-					row := aggregate(g.recs, f, metric, kind)
-					row.Task, row.Model, row.Condition, row.Formulation, row.Metric, row.Kind = g.task, g.model, g.cond, f, metric, kind
-					res.Rows = append(res.Rows, row)
-					if kind == KindAll && i == 0 { // the charts show each formulation's first score
-						res.Cells = append(res.Cells, plots.Cell{Task: g.task, Model: g.model, Condition: g.cond, Formulation: f,
-							Acc: row.Acc, Low: row.Low, High: row.High, N: row.N, DeltaVsBase: row.DeltaVsBase,
-							PValue: row.PValue, Significant: row.Significant})
-					}
+	return groups
+}
+
+// rows are the group's table rows, per formulation, metric and question kind (all questions
+// first, then the kinds sorted), and its chart cells: each formulation's first metric on all
+// questions.
+func (g *seedGroup) rows(formulations []string) ([]Row, []results.Cell) {
+	var rows []Row
+	var cells []results.Cell
+	for _, f := range formulations {
+		kinds := []string{KindAll}
+		for kind := range g.recs[0].Formulations[f].Extras.ByKind {
+			kinds = append(kinds, kind)
+		}
+		sort.Strings(kinds[1:])
+		for i, metric := range evaluation.Metrics(f) {
+			for _, kind := range kinds {
+				row := aggregate(g.recs, f, metric, kind)
+				row.Task, row.Model, row.Condition, row.Formulation, row.Metric, row.Kind = g.task, g.model, g.cond, f, metric, kind
+				rows = append(rows, row)
+				if kind == KindAll && i == 0 { // the charts show each formulation's first score
+					cells = append(cells, results.Cell{Task: g.task, Model: g.model, Condition: g.cond, Formulation: f,
+						Acc: row.Acc, Low: row.Low, High: row.High, N: row.N, DeltaVsBase: row.DeltaVsBase,
+						PValue: row.PValue, Significant: row.Significant})
 				}
 			}
 		}
 	}
-	return res
+	return rows, cells
 }
 
 // aggregate averages one formulation's metric over a kind of questions and a group's seeds.
@@ -212,372 +245,14 @@ func aggregate(recs []*CellRecord, f, metric, kind string) Row {
 	return row
 }
 
-// FormatCell is a table cell: "0.412 [0.36, 0.47]", "†" when significant versus base, and
-// "± spread (n seeds)" when seeds were averaged.
-func FormatCell(r Row) string {
-	s := fmt.Sprintf("%.3f [%.2f, %.2f]", r.Acc, r.Low, r.High)
-	if r.Seeds > 1 {
-		s += fmt.Sprintf(" ±%.3f (%d seeds)", r.Spread, r.Seeds)
-	}
-	if r.Significant {
-		s += " †"
-	}
-	return s
-}
-
-// TableSection is one table of the report: a formulation, one of its metrics and a question
-// kind, one row per (task, model) with a formatted cell (FormatCell, "–" when missing) per
-// plots.Conditions.
-type TableSection struct {
-	Formulation, Metric, Kind string
-	Rows                      []TableRow
-}
-
-// metricLabels name recall's scores in headings.
-var metricLabels = map[string]string{evaluation.MetricExactMatch: "exact match", evaluation.MetricContains: "contains the answer"}
-
-// Heading is the table's title: "cloze formulation, document-only questions", with the metric
-// for a formulation that reports several ("recall formulation (exact match), all questions").
-func (s TableSection) Heading() string {
-	metric := ""
-	if len(evaluation.Metrics(s.Formulation)) > 1 {
-		label := metricLabels[s.Metric]
-		if label == "" {
-			label = s.Metric
-		}
-		metric = " (" + label + ")"
-	}
-	return fmt.Sprintf("%s formulation%s, %s questions", s.Formulation, metric, strings.ReplaceAll(s.Kind, "_", "-"))
-}
-
-// Charted reports whether the section is the one its formulation's charts illustrate: all
-// questions, the formulation's first metric.
-func (s TableSection) Charted() bool {
-	return s.Kind == KindAll && s.Metric == evaluation.Metrics(s.Formulation)[0]
-}
-
-// TableRow is one (task, model) row of a TableSection.
-type TableRow struct {
-	Task, Model string
-	Cells       []string
-	N           int
-}
-
-// TableSections groups res.Rows into the report's tables, formulations and kinds in the order
-// they first appear: the one layout results.md and index.html share.
-func TableSections(res *Results) []TableSection {
-	type tm struct{ task, model string }
-	type secKey struct{ form, metric, kind string }
-	byKey := map[secKey]map[tm]map[string]Row{}
-	var forms, kinds []string
-	metrics := map[string][]string{} // by formulation, in order of appearance
-	var pairs []tm
-	seenPair := map[tm]bool{}
-	for _, r := range res.Rows {
-		metric := r.Metric
-		if metric == "" { // results.json written before rows named their metric
-			metric = evaluation.Metrics(r.Formulation)[0]
-		}
-		k := secKey{r.Formulation, metric, r.Kind}
-		if byKey[k] == nil {
-			byKey[k] = map[tm]map[string]Row{}
-			if !contains(forms, r.Formulation) {
-				forms = append(forms, r.Formulation)
-			}
-			if !contains(metrics[r.Formulation], metric) {
-				metrics[r.Formulation] = append(metrics[r.Formulation], metric)
-			}
-			if !contains(kinds, r.Kind) {
-				kinds = append(kinds, r.Kind)
-			}
-		}
-		p := tm{r.Task, r.Model}
-		if byKey[k][p] == nil {
-			byKey[k][p] = map[string]Row{}
-		}
-		byKey[k][p][r.Condition] = r
-		if !seenPair[p] {
-			seenPair[p] = true
-			pairs = append(pairs, p)
-		}
-	}
-	var out []TableSection
-	for _, f := range forms {
-		for _, metric := range metrics[f] {
-			for _, kind := range kinds {
-				sec := byKey[secKey{f, metric, kind}]
-				if sec == nil {
-					continue
-				}
-				ts := TableSection{Formulation: f, Metric: metric, Kind: kind}
-				for _, p := range pairs {
-					conds := sec[p]
-					if conds == nil {
-						continue
-					}
-					row := TableRow{Task: p.task, Model: p.model}
-					for _, c := range plots.Conditions {
-						if r, ok := conds[c]; ok {
-							row.Cells = append(row.Cells, FormatCell(r))
-							row.N = r.N
-						} else {
-							row.Cells = append(row.Cells, "–")
-						}
-					}
-					ts.Rows = append(ts.Rows, row)
-				}
-				out = append(out, ts)
-			}
-		}
-	}
-	return out
-}
-
-// hasRecall reports whether the results have recall rows.
-func hasRecall(res *Results) bool {
-	for _, r := range res.Rows {
-		if r.Formulation == evaluation.Recall {
-			return true
-		}
-	}
-	return false
-}
-
-// recallNote explains the recall tables of results.md and index.html, with the embedded recall
-// task's generation settings.
-func recallNote() string {
-	limit := ""
-	if t, err := evaluation.DefaultTask(evaluation.Recall); err == nil {
-		limit = fmt.Sprintf(" (at most %d tokens, ended by EOS or the first of %q)", t.GenerationKwargs.MaxGenToks, t.GenerationKwargs.Until)
-	}
-	return "Recall formulation: the question without its options, answered greedily" + limit + "; exact match is " +
-		"the share of answers equal to the gold option's text after SQuAD normalisation (lowercase, punctuation and " +
-		"a/an/the removed, whitespace collapsed), contains the share whose normalised answer contains the normalised " +
-		"gold answer as whole words. Same intervals and paired test as the other tables."
-}
-
-// Markdown renders results.md: for each formulation and question kind, the paper's table
-// (Task, Model, Base, Fine-tuned, RAG, Fine-tuned + RAG), then baselines, letter bias, retrieval
-// recall and each task's leakage report.
-func Markdown(res *Results) string { return MarkdownWithCharts(res, nil) }
-
-// MarkdownWithCharts is Markdown with each accuracy and delta chart linked next to the table it
-// illustrates: charts maps a chart name (plots.Chart.Name) to its path relative to results.md
-// (a PNG shows inline, an HTML page is a link). Charts not in the map are left out.
-func MarkdownWithCharts(res *Results, charts map[string]string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "# Results: suite %s\n\n", res.Suite)
-	fmt.Fprintf(&b, "Accuracy with its Wilson 95%% interval; † marks a difference from Base significant at %.2f "+
-		"(McNemar's exact test, paired over questions; with several seeds, significant for every seed).\n\n", Alpha)
-	if hasRecall(res) {
-		b.WriteString(recallNote() + "\n\n")
-	}
-	for _, sec := range TableSections(res) {
-		fmt.Fprintf(&b, "## %s\n\n", sec.Heading())
-		b.WriteString("| Task | Model | Base | Fine-tuned | RAG | Fine-tuned + RAG | n |\n|---|---|---|---|---|---|---|\n")
-		for _, r := range sec.Rows {
-			fmt.Fprintf(&b, "| %s | %s | %s | %d |\n", r.Task, r.Model, strings.Join(r.Cells, " | "), r.N)
-		}
-		b.WriteString("\n")
-		if sec.Charted() {
-			writeChartLinks(&b, res, sec.Formulation, charts)
-		}
-	}
-	b.WriteString("## Baselines\n\n| Task | Questions | Chance | Always A | Always B | Always C | Always D |\n|---|---|---|---|---|---|---|\n")
-	for _, t := range res.Tasks {
-		fmt.Fprintf(&b, "| %s | %d | %.3f |", t.Name, t.Counts.Test, t.Baselines.Chance)
-		for _, l := range []string{"A", "B", "C", "D"} {
-			fmt.Fprintf(&b, " %.3f |", t.Baselines.Always[l])
-		}
-		b.WriteString("\n")
-	}
-	if len(res.Retention) > 0 {
-		b.WriteString("\n## Assistant behaviour kept after fine-tuning (retention)\n\n" +
-			"General instructions held out from every training set: the perplexity of their reference answers " +
-			"(lower is better) and the share answered with a reply that ends (EOS) within the limit, " +
-			"before -> after fine-tuning.\n\n" +
-			"| Task | Model | Seed | Prompts | Perplexity | Answers that end |\n|---|---|---|---|---|---|\n")
-		for _, r := range res.Retention {
-			fmt.Fprintf(&b, "| %s | %s | %d | %d | %.2f -> %.2f | %.2f -> %.2f |\n", r.Task, r.Model, r.Seed, r.Prompts,
-				r.PerplexityBefore, r.PerplexityAfter, r.StopRateBefore, r.StopRateAfter)
-		}
-		if r := res.Retention[0]; r.Prompt != "" {
-			fmt.Fprintf(&b, "\nFirst prompt (%s, %s): %q\n\n- before: %q\n- after: %q\n", r.Task, r.Model, r.Prompt, r.SampleBefore, r.SampleAfter)
-		}
-	}
-	b.WriteString("\n## Letter bias (letters formulation: share of predictions per letter)\n\n" +
-		"| Task | Model | Condition | A | B | C | D |\n|---|---|---|---|---|---|---|\n")
-	for _, r := range res.Rows {
-		if r.Formulation != evaluation.Letters || r.Kind != KindAll {
-			continue
-		}
-		total := 0
-		for _, c := range r.Predicted {
-			total += c
-		}
-		fmt.Fprintf(&b, "| %s | %s | %s |", r.Task, r.Model, r.Condition)
-		for i := range 4 {
-			share := 0.0
-			if i < len(r.Predicted) && total > 0 {
-				share = float64(r.Predicted[i]) / float64(total)
-			}
-			fmt.Fprintf(&b, " %.2f |", share)
-		}
-		b.WriteString("\n")
-	}
-	if len(res.Recall) > 0 {
-		b.WriteString("\n## Retrieval recall@k\n\n| Task | Retriever | k | Recall |\n|---|---|---|---|\n")
-		for _, p := range res.Recall {
-			fmt.Fprintf(&b, "| %s | %s | %d | %.3f |\n", p.Task, p.Retriever, p.K, p.Recall)
-		}
-	}
-	for _, t := range res.Tasks {
-		fmt.Fprintf(&b, "\n## Leakage: %s\n\n", t.Name)
-		fmt.Fprintf(&b, "Questions by kind: %s.\n\n```\n", formatCounts(t.KindCounts))
-		var lb bytes.Buffer
-		t.Leakage.Format(&lb)
-		b.Write(lb.Bytes())
-		b.WriteString("```\n")
-	}
-	return b.String()
-}
-
-// writeChartLinks links formulation f's accuracy charts (one per task) and its delta chart.
-func writeChartLinks(b *strings.Builder, res *Results, f string, charts map[string]string) {
-	var names []string
-	for _, t := range res.Tasks {
-		names = append(names, plots.Slug(plots.KindAccuracy, t.Name, f))
-	}
-	names = append(names, plots.Slug(plots.KindDelta, f))
-	wrote := false
-	for _, n := range names {
-		path, ok := charts[n]
-		if !ok {
-			continue
-		}
-		if strings.HasSuffix(path, ".png") {
-			fmt.Fprintf(b, "![%s](%s)\n", n, path)
-		} else {
-			fmt.Fprintf(b, "- chart: [%s](%s)\n", n, path)
-		}
-		wrote = true
-	}
-	if wrote {
-		b.WriteString("\n")
-	}
-}
-
-func formatCounts(m map[string]int) string {
-	var keys []string
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var parts []string
-	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
-	}
-	return strings.Join(parts, ", ")
-}
-
-// SamplesDir is where a cell's per-sample logs go inside a results folder.
-func SamplesDir(out string, rec *CellRecord) string {
-	name := rec.Condition
-	if rec.Seed != 0 {
-		name = fmt.Sprintf("%s-seed%d", rec.Condition, rec.Seed)
-	}
-	return filepath.Join(out, "samples", rec.Task, rec.Model, strings.ReplaceAll(name, "+", "_"))
-}
-
-// writeOutputs writes results.json, results.md, the per-sample logs and the charts.
-func (r *runner) writeOutputs(res *Results, records []*CellRecord) error {
-	out := r.opt.Out
-	for _, rec := range records {
-		for _, fr := range rec.Formulations {
-			name := evaluation.SamplesFile(fr.TaskName)
-			dst := filepath.Join(SamplesDir(out, rec), name)
-			if sameContent(filepath.Join(rec.dir, name), dst) {
-				continue
-			}
-			if err := copyFile(filepath.Join(rec.dir, name), dst); err != nil {
-				return err
-			}
-		}
-	}
-	if err := writeJSON(filepath.Join(out, plots.ResultsFile), res); err != nil {
-		return err
-	}
-	charts, err := r.renderCharts()
-	if err != nil {
-		return err
-	}
-	if err := writeAtomic(filepath.Join(out, "results.md"), []byte(MarkdownWithCharts(res, charts))); err != nil {
-		return err
-	}
-	page, err := IndexHTML(res, charts)
-	if err != nil {
-		return err
-	}
-	return writeAtomic(filepath.Join(out, IndexFile), page)
-}
-
-// renderCharts draws the charts of out/results.json into out/charts (only when what they show
-// changed: the PNGs take seconds) and returns every chart file by chart name, relative to out,
-// PNG where there is one.
-func (r *runner) renderCharts() (map[string]string, error) {
-	out := r.opt.Out
-	if !r.opt.Charts {
-		return nil, nil
-	}
-	pr, err := plots.Load(out)
-	if err != nil {
-		return nil, err
-	}
-	stampKey := keyOf("charts", pr, r.opt.PNG)
-	dir := filepath.Join(out, "charts")
-	stamp := filepath.Join(dir, ".stamp")
-	if old, err := os.ReadFile(stamp); err != nil || string(old) != stampKey {
-		outs, err := plots.Render(context.WithoutCancel(r.ctx), pr, dir, plots.Options{PNG: r.opt.PNG, Chromium: r.opt.Chromium})
-		if err != nil {
-			return nil, fmt.Errorf("charts: %w", err)
-		}
-		for _, o := range outs {
-			if o.PNG == "" { // a PNG of an earlier run would no longer show this chart
-				_ = os.Remove(strings.TrimSuffix(o.HTML, ".html") + ".png")
-			}
-		}
-		r.rep.ChartsRendered = true
-		if err := writeAtomic(stamp, []byte(stampKey)); err != nil {
-			return nil, err
-		}
-	}
-	files := map[string]string{}
-	for _, c := range plots.Build(pr) {
-		for _, ext := range []string{".png", ".html"} { // a PNG shows inline: it wins
-			if _, err := os.Stat(filepath.Join(dir, c.Name+ext)); err == nil {
-				files[c.Name] = "charts/" + c.Name + ext
-				break
-			}
-		}
-	}
-	return files, nil
-}
-
-// sameContent reports whether dst exists with src's content (so unchanged logs are not rewritten).
-func sameContent(src, dst string) bool {
-	a, err1 := os.ReadFile(src)
-	b, err2 := os.ReadFile(dst)
-	return err1 == nil && err2 == nil && bytes.Equal(a, b)
-}
-
 // LoadResults reads a results folder's results.json as the harness wrote it.
 func LoadResults(dir string) (*Results, error) {
 	var res Results
-	if err := readJSON(filepath.Join(dir, plots.ResultsFile), &res); err != nil {
+	if err := readJSON(filepath.Join(dir, results.File), &res); err != nil {
 		return nil, fmt.Errorf("results %s: %w", dir, err)
 	}
 	if res.Suite == "" || len(res.Records) == 0 {
-		return nil, fmt.Errorf("results %s: %s is not a harness results file (no suite or records)", dir, plots.ResultsFile)
+		return nil, fmt.Errorf("results %s: %s is not a harness results file (no suite or records)", dir, results.File)
 	}
 	return &res, nil
 }

@@ -1,19 +1,3 @@
-// Package harness runs a suite of experiments end to end: for every task x model x condition
-// (base, fine-tuned, RAG, fine-tuned + RAG) it builds the curriculum (package curriculum), the
-// retrieval index (rag), fine-tunes where a fine-tuned model is missing (through a FineTuner, the
-// training package), evaluates the cell (evaluation), and writes a results folder: results.md in
-// the layout of the paper's table, results.json in the shape package plots reads, per-sample logs
-// and the charts (plots.Render).
-//
-// Every expensive step is cached on disk under a key that hashes its inputs (the suite entry, the
-// model's files, the curriculum's files, the recipe and the harness's code version), so a second
-// run with nothing changed only re-reads small JSON files, and changing one model reruns only its
-// cells. Writes are atomic (temporary file or folder, then rename), so an interrupted run resumes
-// cell by cell.
-//
-// The harness knows nothing of tensors: it drives the packages through their Go APIs.
-// Suites are YAML (gopkg.in/yaml.v3, already used by evaluation's task files); progress bars are
-// github.com/schollz/progressbar/v3, as in evaluation.
 package harness
 
 import (
@@ -29,9 +13,9 @@ import (
 
 	"github.com/perpetual-ml/perpetual/curriculum/synthetic"
 	"github.com/perpetual-ml/perpetual/evaluation"
+	"github.com/perpetual-ml/perpetual/harness/results"
 	"github.com/perpetual-ml/perpetual/models/lm"
 	"github.com/perpetual-ml/perpetual/models/prompt"
-	"github.com/perpetual-ml/perpetual/plots"
 	"github.com/perpetual-ml/perpetual/rag"
 )
 
@@ -72,7 +56,7 @@ type Suite struct {
 	Tasks []Task `yaml:"tasks" json:"tasks"`
 	// Models are the instruct-tuned models to teach.
 	Models []Model `yaml:"models" json:"models"`
-	// Conditions are among plots.Conditions (default all four).
+	// Conditions are among results.Conditions (default all four).
 	Conditions []string `yaml:"conditions" json:"conditions"`
 	// Formulations are among evaluation.Formulations: letters, cloze, recall (default letters and
 	// cloze).
@@ -218,11 +202,11 @@ func (s *Suite) normalize(source string, vars map[string]string) error {
 		return fail("a suite needs at least one task and one model")
 	}
 	if len(s.Conditions) == 0 {
-		s.Conditions = append([]string(nil), plots.Conditions...)
+		s.Conditions = append([]string(nil), results.Conditions...)
 	}
 	for _, c := range s.Conditions {
-		if !contains(plots.Conditions, c) {
-			return fail("condition %q is not one of %v", c, plots.Conditions)
+		if !contains(results.Conditions, c) {
+			return fail("condition %q is not one of %v", c, results.Conditions)
 		}
 	}
 	if len(s.Formulations) == 0 {
@@ -380,6 +364,14 @@ func (s *Suite) taskOptions(t Task) evaluation.TaskOptions {
 
 // Needs reports whether the suite has a condition.
 func (s *Suite) Needs(condition string) bool { return contains(s.Conditions, condition) }
+
+// needsFineTuning reports whether the suite has a fine-tuned condition.
+func (s *Suite) needsFineTuning() bool {
+	return s.Needs(results.FineTuned) || s.Needs(results.FineTunedRAG)
+}
+
+// needsRAG reports whether the suite has a condition that retrieves.
+func (s *Suite) needsRAG() bool { return s.Needs(results.RAG) || s.Needs(results.FineTunedRAG) }
 
 func contains(list []string, x string) bool {
 	for _, y := range list {

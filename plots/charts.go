@@ -10,6 +10,8 @@ import (
 	"github.com/go-echarts/go-echarts/v2/opts"
 	"github.com/go-echarts/go-echarts/v2/render"
 	"github.com/go-echarts/go-echarts/v2/types"
+
+	"github.com/perpetual-ml/perpetual/harness/results"
 )
 
 // Chart is one chart ready to be written as HTML, photographed as PNG or shown in a notebook.
@@ -38,10 +40,10 @@ const (
 
 // conditionColour keeps a condition's colour the same on every chart.
 var conditionColour = map[string]string{
-	Base:         "#8c8c8c",
-	FineTuned:    "#5470c6",
-	RAG:          "#3ba272",
-	FineTunedRAG: "#ee6666",
+	results.Base:         "#8c8c8c",
+	results.FineTuned:    "#5470c6",
+	results.RAG:          "#3ba272",
+	results.FineTunedRAG: "#ee6666",
 }
 
 // palette colours series that are not conditions (models, retrievers), in first-seen order.
@@ -76,7 +78,7 @@ const errorBarJS = `function (params, api) {
 // Build makes every chart the results support: accuracy and delta charts per task and
 // formulation when there are cells, a loss chart per task with logged training, a recall chart
 // per task with retrieval measurements. The order is stable (by kind, then name).
-func Build(res *Results) []*Chart {
+func Build(res *results.Summary) []*Chart {
 	var out []*Chart
 	out = append(out, AccuracyCharts(res.Cells)...)
 	out = append(out, DeltaCharts(res.Cells)...)
@@ -97,13 +99,13 @@ func Build(res *Results) []*Chart {
 
 // AccuracyCharts makes one bar chart per task and formulation: models on the x axis, one bar per
 // condition with its 95% interval as a whisker, accuracy on a fixed 0..1 axis.
-func AccuracyCharts(cells []Cell) []*Chart {
+func AccuracyCharts(cells []results.Cell) []*Chart {
 	var out []*Chart
-	for _, g := range groupCells(cells, func(c Cell) string { return c.Task + "\x00" + c.Formulation }) {
+	for _, g := range groupCells(cells, func(c results.Cell) string { return c.Task + "\x00" + c.Formulation }) {
 		task, form := g[0].Task, g[0].Formulation
-		models := uniqueInOrder(g, func(c Cell) string { return c.Model })
+		models := uniqueInOrder(g, func(c results.Cell) string { return c.Model })
 		conds := presentConditions(g)
-		byKey := map[[2]string]Cell{}
+		byKey := map[[2]string]results.Cell{}
 		for _, c := range g {
 			byKey[[2]string{c.Model, c.Condition}] = c
 		}
@@ -151,22 +153,22 @@ func AccuracyCharts(cells []Cell) []*Chart {
 // DeltaCharts makes one bar chart per formulation with every task and model on the x axis and one
 // bar per non-base condition: its accuracy minus base. Significant differences are solid and
 // marked "*", the others are faded.
-func DeltaCharts(cells []Cell) []*Chart {
+func DeltaCharts(cells []results.Cell) []*Chart {
 	var out []*Chart
-	for _, g := range groupCells(cells, func(c Cell) string { return c.Formulation }) {
+	for _, g := range groupCells(cells, func(c results.Cell) string { return c.Formulation }) {
 		form := g[0].Formulation
-		var nonBase []Cell
+		var nonBase []results.Cell
 		for _, c := range g {
-			if c.Condition != Base {
+			if c.Condition != results.Base {
 				nonBase = append(nonBase, c)
 			}
 		}
 		if len(nonBase) == 0 {
 			continue
 		}
-		cats := uniqueInOrder(nonBase, func(c Cell) string { return c.Task + " / " + c.Model })
+		cats := uniqueInOrder(nonBase, func(c results.Cell) string { return c.Task + " / " + c.Model })
 		conds := presentConditions(nonBase)
-		byKey := map[[2]string]Cell{}
+		byKey := map[[2]string]results.Cell{}
 		for _, c := range nonBase {
 			byKey[[2]string{c.Task + " / " + c.Model, c.Condition}] = c
 		}
@@ -239,8 +241,8 @@ func sortedKeys[T any](items []T, key func(T) string) []string {
 
 // LossCharts makes one line chart per task: training loss against step for every model, and the
 // validation loss as a dashed line of the same colour where it was logged.
-func LossCharts(points []LossPoint) []*Chart {
-	byTask := map[string][]LossPoint{}
+func LossCharts(points []results.LossPoint) []*Chart {
+	byTask := map[string][]results.LossPoint{}
 	var tasks []string
 	for _, p := range points {
 		if _, ok := byTask[p.Task]; !ok {
@@ -251,9 +253,9 @@ func LossCharts(points []LossPoint) []*Chart {
 	sort.Strings(tasks)
 	var out []*Chart
 	for _, task := range tasks {
-		ps := append([]LossPoint(nil), byTask[task]...)
+		ps := append([]results.LossPoint(nil), byTask[task]...)
 		sort.SliceStable(ps, func(i, j int) bool { return ps[i].Step < ps[j].Step })
-		models := sortedKeys(ps, func(p LossPoint) string { return p.Model })
+		models := sortedKeys(ps, func(p results.LossPoint) string { return p.Model })
 		title := "Training loss: " + task
 		ch := &Chart{Name: slug(KindLoss, task), Title: title, Width: 900, Height: 480}
 		ch.build = func(init opts.Initialization) render.Renderer {
@@ -290,8 +292,8 @@ func LossCharts(points []LossPoint) []*Chart {
 
 // CurveCharts makes one line chart per model: every probe's score against the training step
 // (the learning curve, where a plateau and the change after it show).
-func CurveCharts(points []CurvePoint) []*Chart {
-	byModel := map[string][]CurvePoint{}
+func CurveCharts(points []results.CurvePoint) []*Chart {
+	byModel := map[string][]results.CurvePoint{}
 	var models []string
 	for _, p := range points {
 		if _, ok := byModel[p.Model]; !ok {
@@ -302,9 +304,9 @@ func CurveCharts(points []CurvePoint) []*Chart {
 	sort.Strings(models)
 	var out []*Chart
 	for _, model := range models {
-		ps := append([]CurvePoint(nil), byModel[model]...)
+		ps := append([]results.CurvePoint(nil), byModel[model]...)
 		sort.SliceStable(ps, func(i, j int) bool { return ps[i].Step < ps[j].Step })
-		probes := sortedKeys(ps, func(p CurvePoint) string { return p.Probe })
+		probes := sortedKeys(ps, func(p results.CurvePoint) string { return p.Probe })
 		title := "Learning curve: " + model
 		ch := &Chart{Name: slug(KindCurve, model), Title: title, Width: 900, Height: 480}
 		ch.build = func(init opts.Initialization) render.Renderer {
@@ -332,7 +334,7 @@ func CurveCharts(points []CurvePoint) []*Chart {
 // GainRetentionCharts makes one scatter chart per formulation: for every fine-tuning (a task and
 // a model; seeds averaged), the new-knowledge gain (fine-tuned accuracy minus base) against the
 // retention loss (held-out answer perplexity after / before, 1 = unchanged), one series per model.
-func GainRetentionCharts(cells []Cell, ret []RetentionPoint) []*Chart {
+func GainRetentionCharts(cells []results.Cell, ret []results.RetentionPoint) []*Chart {
 	if len(ret) == 0 {
 		return nil
 	}
@@ -345,7 +347,7 @@ func GainRetentionCharts(cells []Cell, ret []RetentionPoint) []*Chart {
 	var forms []string
 	gain := map[string]map[tm]float64{}
 	for _, c := range cells {
-		if c.Condition != FineTuned {
+		if c.Condition != results.FineTuned {
 			continue
 		}
 		if _, ok := ratio[tm{c.Task, c.Model}]; !ok {
@@ -418,8 +420,8 @@ func contains(list []string, s string) bool {
 }
 
 // RecallCharts makes one line chart per task: recall@k against k for every retriever.
-func RecallCharts(points []RecallPoint) []*Chart {
-	byTask := map[string][]RecallPoint{}
+func RecallCharts(points []results.RecallPoint) []*Chart {
+	byTask := map[string][]results.RecallPoint{}
 	var tasks []string
 	for _, p := range points {
 		if _, ok := byTask[p.Task]; !ok {
@@ -430,7 +432,7 @@ func RecallCharts(points []RecallPoint) []*Chart {
 	sort.Strings(tasks)
 	var out []*Chart
 	for _, task := range tasks {
-		ps := append([]RecallPoint(nil), byTask[task]...)
+		ps := append([]results.RecallPoint(nil), byTask[task]...)
 		sort.SliceStable(ps, func(i, j int) bool { return ps[i].K < ps[j].K })
 		var retrievers []string
 		seen := map[string]bool{}
@@ -515,8 +517,8 @@ func labelRotation(categories int) float64 {
 }
 
 // groupCells splits cells by key, groups sorted by key, cells in input order.
-func groupCells(cells []Cell, key func(Cell) string) [][]Cell {
-	m := map[string][]Cell{}
+func groupCells(cells []results.Cell, key func(results.Cell) string) [][]results.Cell {
+	m := map[string][]results.Cell{}
 	var keys []string
 	for _, c := range cells {
 		k := key(c)
@@ -526,14 +528,14 @@ func groupCells(cells []Cell, key func(Cell) string) [][]Cell {
 		m[k] = append(m[k], c)
 	}
 	sort.Strings(keys)
-	out := make([][]Cell, len(keys))
+	out := make([][]results.Cell, len(keys))
 	for i, k := range keys {
 		out[i] = m[k]
 	}
 	return out
 }
 
-func uniqueInOrder(cells []Cell, key func(Cell) string) []string {
+func uniqueInOrder(cells []results.Cell, key func(results.Cell) string) []string {
 	var out []string
 	seen := map[string]bool{}
 	for _, c := range cells {
@@ -546,9 +548,9 @@ func uniqueInOrder(cells []Cell, key func(Cell) string) []string {
 }
 
 // presentConditions returns the conditions that occur in cells, in the canonical order.
-func presentConditions(cells []Cell) []string {
+func presentConditions(cells []results.Cell) []string {
 	var out []string
-	for _, cond := range Conditions {
+	for _, cond := range results.Conditions {
 		for _, c := range cells {
 			if c.Condition == cond {
 				out = append(out, cond)

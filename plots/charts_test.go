@@ -9,12 +9,44 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/perpetual-ml/perpetual/harness/results"
 	"github.com/perpetual-ml/perpetual/third_party/echarts"
 )
 
-func loadFixture(t *testing.T) *Results {
+// fixture is a results folder in the harness's schema (package results) for the chart tests.
+const fixture = "testdata/results"
+
+func TestLoadFixture(t *testing.T) {
+	res, err := results.Load(fixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Cells) != 24 || len(res.Loss) != 42 || len(res.Recall) != 20 {
+		t.Fatalf("fixture: %d cells, %d loss points, %d recall points; want 24, 42, 20", len(res.Cells), len(res.Loss), len(res.Recall))
+	}
+	withVal := 0
+	for _, p := range res.Loss {
+		if p.ValLoss != nil {
+			withVal++
+		}
+	}
+	if withVal != 10 {
+		t.Errorf("%d loss points carry val_loss, want 10", withVal)
+	}
+	sig := 0
+	for _, c := range res.Cells {
+		if c.Significant {
+			sig++
+		}
+	}
+	if sig == 0 || sig == len(res.Cells) {
+		t.Errorf("fixture should mix significant and not significant cells, got %d of %d", sig, len(res.Cells))
+	}
+}
+
+func loadFixture(t *testing.T) *results.Summary {
 	t.Helper()
-	res, err := Load(fixture)
+	res, err := results.Load(fixture)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +68,7 @@ func TestBuildMakesEveryChart(t *testing.T) {
 }
 
 func TestBuildNumbersCollidingNames(t *testing.T) {
-	res := &Results{Recall: []RecallPoint{
+	res := &results.Summary{Recall: []results.RecallPoint{
 		{Task: "a b", Retriever: "r", K: 1, Recall: 0.5},
 		{Task: "a-b", Retriever: "r", K: 1, Recall: 0.5},
 	}}
@@ -46,7 +78,7 @@ func TestBuildNumbersCollidingNames(t *testing.T) {
 	}
 }
 
-func chartByName(t *testing.T, res *Results, name string) *Chart {
+func chartByName(t *testing.T, res *results.Summary, name string) *Chart {
 	t.Helper()
 	for _, c := range Build(res) {
 		if c.Name == name {
@@ -82,9 +114,9 @@ func TestHTMLUsesLocalAssetAndCarriesData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cell Cell
+	var cell results.Cell
 	for _, c := range res.Cells {
-		if c.Task == "products" && c.Model == "mamba-tiny" && c.Condition == RAG && c.Formulation == "letters" {
+		if c.Task == "products" && c.Model == "mamba-tiny" && c.Condition == results.RAG && c.Formulation == "letters" {
 			cell = c
 		}
 	}
@@ -163,10 +195,10 @@ func TestNotebookHTML(t *testing.T) {
 // A model evaluated under fewer conditions leaves a gap ("-") in its group and no whisker, while
 // the whiskers of the other bars keep their series index and count.
 func TestAccuracyChartWithMissingCell(t *testing.T) {
-	cells := []Cell{
-		{Task: "t", Model: "a", Condition: Base, Acc: 0.3, Low: 0.2, High: 0.4, N: 50},
-		{Task: "t", Model: "a", Condition: RAG, Acc: 0.6, Low: 0.5, High: 0.7, N: 50, DeltaVsBase: 0.3, Significant: true},
-		{Task: "t", Model: "b", Condition: Base, Acc: 0.35, Low: 0.25, High: 0.45, N: 50},
+	cells := []results.Cell{
+		{Task: "t", Model: "a", Condition: results.Base, Acc: 0.3, Low: 0.2, High: 0.4, N: 50},
+		{Task: "t", Model: "a", Condition: results.RAG, Acc: 0.6, Low: 0.5, High: 0.7, N: 50, DeltaVsBase: 0.3, Significant: true},
+		{Task: "t", Model: "b", Condition: results.Base, Acc: 0.35, Low: 0.25, High: 0.45, N: 50},
 	}
 	chs := AccuracyCharts(cells)
 	if len(chs) != 1 || chs[0].Name != "accuracy-t" {
@@ -190,7 +222,7 @@ func TestAccuracyChartWithMissingCell(t *testing.T) {
 // A learning curve is one chart per model with a line per probe carrying its points; bad
 // points are refused with the item named.
 func TestCurveCharts(t *testing.T) {
-	res := &Results{Curves: []CurvePoint{
+	res := &results.Summary{Curves: []results.CurvePoint{
 		{Model: "gemma-tiny", Probe: "read_cloze", Step: 100, Value: 0.25},
 		{Model: "gemma-tiny", Probe: "read_cloze", Step: 200, Value: 0.61},
 		{Model: "gemma-tiny", Probe: "book_cloze", Step: 100, Value: 0.3},
@@ -212,11 +244,11 @@ func TestCurveCharts(t *testing.T) {
 			t.Errorf("page lacks %s", want)
 		}
 	}
-	bad := &Results{Curves: []CurvePoint{{Model: "m", Probe: "p", Step: -1}}}
+	bad := &results.Summary{Curves: []results.CurvePoint{{Model: "m", Probe: "p", Step: -1}}}
 	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "curves[0]") {
 		t.Fatalf("negative step: %v", err)
 	}
-	if _, err := Read(strings.NewReader(`{"curves": [{"model": "m", "probe": "p", "step": 1, "value": 0.5}]}`), "c.json"); err != nil {
+	if _, err := results.Read(strings.NewReader(`{"curves": [{"model": "m", "probe": "p", "step": 1, "value": 0.5}]}`), "c.json"); err != nil {
 		t.Fatalf("a curves-only file: %v", err)
 	}
 }
@@ -224,15 +256,15 @@ func TestCurveCharts(t *testing.T) {
 // The gain-versus-retention chart puts every fine-tuning at (perplexity after / before, gain
 // over base), one series per model; bad retention values are refused.
 func TestGainRetentionCharts(t *testing.T) {
-	res := &Results{
-		Cells: []Cell{
-			{Task: "products", Model: "g", Condition: Base, Formulation: "cloze", Acc: 0.25, Low: 0.2, High: 0.3, N: 100},
-			{Task: "products", Model: "g", Condition: FineTuned, Formulation: "cloze", Acc: 0.45, Low: 0.4, High: 0.5, N: 100, DeltaVsBase: 0.2},
-			{Task: "research", Model: "m", Condition: FineTuned, Formulation: "cloze", Acc: 0.3, Low: 0.2, High: 0.4, N: 100, DeltaVsBase: 0.05},
+	res := &results.Summary{
+		Cells: []results.Cell{
+			{Task: "products", Model: "g", Condition: results.Base, Formulation: "cloze", Acc: 0.25, Low: 0.2, High: 0.3, N: 100},
+			{Task: "products", Model: "g", Condition: results.FineTuned, Formulation: "cloze", Acc: 0.45, Low: 0.4, High: 0.5, N: 100, DeltaVsBase: 0.2},
+			{Task: "research", Model: "m", Condition: results.FineTuned, Formulation: "cloze", Acc: 0.3, Low: 0.2, High: 0.4, N: 100, DeltaVsBase: 0.05},
 		},
-		Retention: []RetentionPoint{
-			{Task: "products", Model: "g", Seed: 1, PerplexityBefore: 10, PerplexityAfter: 15, StopRateBefore: 1, StopRateAfter: 1},
-			{Task: "research", Model: "m", Seed: 1, PerplexityBefore: 20, PerplexityAfter: 20, StopRateBefore: 1, StopRateAfter: 0.5},
+		Retention: []results.RetentionPoint{
+			{Task: "products", Model: "g", Seed: 1, Retention: results.Retention{PerplexityBefore: 10, PerplexityAfter: 15, StopRateBefore: 1, StopRateAfter: 1}},
+			{Task: "research", Model: "m", Seed: 1, Retention: results.Retention{PerplexityBefore: 20, PerplexityAfter: 20, StopRateBefore: 1, StopRateAfter: 0.5}},
 		},
 	}
 	if err := res.Validate(); err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/perpetual-ml/perpetual/third_party/echarts"
 
+	"github.com/perpetual-ml/perpetual/harness/results"
 	"github.com/perpetual-ml/perpetual/internal/atomicfile"
 )
 
@@ -113,7 +114,7 @@ type Options struct {
 // Render writes every chart of res into dir as NAME.html (plus NAME.png when o.PNG), with the
 // ECharts script in dir/AssetsDir. Every PNG is checked not to be blank, which catches a page
 // whose script failed to load.
-func Render(ctx context.Context, res *Results, dir string, o Options) ([]Output, error) {
+func Render(ctx context.Context, res *results.Summary, dir string, o Options) ([]Output, error) {
 	if err := res.Validate(); err != nil {
 		return nil, fmt.Errorf("plots: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/perpetual-ml/perpetual/harness/results"
 	"github.com/perpetual-ml/perpetual/plots"
 )
 
@@ -21,7 +22,7 @@ func newPlotsCmd() *cobra.Command {
 			"--png=false, as PNG screenshots taken with headless Chromium ($" + plots.ChromiumEnv + " overrides).",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			res, err := plots.Load(args[0])
+			res, err := results.Load(args[0])
 			if err != nil {
 				return err
 			}

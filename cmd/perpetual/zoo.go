@@ -20,6 +20,7 @@ import (
 	"github.com/perpetual-ml/perpetual/training"
 	"github.com/perpetual-ml/perpetual/zoo"
 
+	"github.com/perpetual-ml/perpetual/harness/results"
 	"github.com/perpetual-ml/perpetual/internal/atomicfile"
 )
 
@@ -146,7 +147,7 @@ func newZooCurveCmd() *cobra.Command {
 			"(curves) and one chart per model, as `perpetual plots` does.",
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			res := &plots.Results{}
+			res := &results.Summary{}
 			for _, src := range args {
 				pts, err := curvePoints(src)
 				if err != nil {
@@ -154,7 +155,7 @@ func newZooCurveCmd() *cobra.Command {
 				}
 				res.Curves = append(res.Curves, pts...)
 			}
-			slices.SortStableFunc(res.Curves, func(a, b plots.CurvePoint) int {
+			slices.SortStableFunc(res.Curves, func(a, b results.CurvePoint) int {
 				return cmp.Or(cmp.Compare(a.Model, b.Model), cmp.Compare(a.Probe, b.Probe), cmp.Compare(a.Step, b.Step))
 			})
 			if len(res.Curves) == 0 {
@@ -163,7 +164,7 @@ func newZooCurveCmd() *cobra.Command {
 			if err := os.MkdirAll(out, 0o755); err != nil {
 				return err
 			}
-			if err := atomicfile.WriteJSON(filepath.Join(out, plots.ResultsFile), res); err != nil {
+			if err := atomicfile.WriteJSON(filepath.Join(out, results.File), res); err != nil {
 				return err
 			}
 			outputs, err := plots.Render(cmd.Context(), res, out, plots.Options{PNG: png})
@@ -183,8 +184,8 @@ func newZooCurveCmd() *cobra.Command {
 
 // curvePoints reads the probe points of a zoo model folder (manifest.json) or of a training
 // metrics.jsonl (named after the work folder it is in: WORK/MODEL/PHASE/metrics.jsonl).
-func curvePoints(src string) ([]plots.CurvePoint, error) {
-	var out []plots.CurvePoint
+func curvePoints(src string) ([]results.CurvePoint, error) {
+	var out []results.CurvePoint
 	if st, err := os.Stat(src); err == nil && st.IsDir() {
 		data, err := os.ReadFile(filepath.Join(src, zoo.ManifestFile))
 		if err != nil {
@@ -197,7 +198,7 @@ func curvePoints(src string) ([]plots.CurvePoint, error) {
 		for _, ph := range m.Phases {
 			for _, p := range ph.Probes {
 				for probe, v := range p.Scores {
-					out = append(out, plots.CurvePoint{Model: m.Name, Probe: probe, Step: p.Step, Value: v})
+					out = append(out, results.CurvePoint{Model: m.Name, Probe: probe, Step: p.Step, Value: v})
 				}
 			}
 		}
@@ -217,7 +218,7 @@ func curvePoints(src string) ([]plots.CurvePoint, error) {
 			return nil, fmt.Errorf("zoo curve: %s line %d: %w", src, line, err)
 		}
 		for probe, v := range m.Probe {
-			out = append(out, plots.CurvePoint{Model: model, Probe: probe, Step: m.Step, Value: v})
+			out = append(out, results.CurvePoint{Model: model, Probe: probe, Step: m.Step, Value: v})
 		}
 	}
 	return out, sc.Err()

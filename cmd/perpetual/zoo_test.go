@@ -11,8 +11,8 @@ import (
 	"testing"
 
 	"github.com/perpetual-ml/perpetual/harness"
+	"github.com/perpetual-ml/perpetual/harness/results"
 	"github.com/perpetual-ml/perpetual/models/lm"
-	"github.com/perpetual-ml/perpetual/plots"
 	"github.com/perpetual-ml/perpetual/zoo"
 	"github.com/perpetual-ml/perpetual/zoo/zootest"
 )
@@ -100,11 +100,11 @@ func TestZooCurveCommand(t *testing.T) {
 	if msg, err := runCLI(t, "zoo", "curve", "--out", out, filepath.Join(work, "metrics.jsonl"), model); err != nil {
 		t.Fatalf("%v\n%s", err, msg)
 	}
-	res, err := plots.Load(out)
+	res, err := results.Load(out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []plots.CurvePoint{{Model: "gemma-x", Probe: "book_cloze", Step: 2, Value: 0.3}, {Model: "gemma-x", Probe: "book_cloze", Step: 4, Value: 0.35},
+	want := []results.CurvePoint{{Model: "gemma-x", Probe: "book_cloze", Step: 2, Value: 0.3}, {Model: "gemma-x", Probe: "book_cloze", Step: 4, Value: 0.35},
 		{Model: "gemma-x", Probe: "read_cloze", Step: 2, Value: 0.25}, {Model: "gemma-x", Probe: "read_cloze", Step: 4, Value: 0.5}, {Model: "mamba-x", Probe: "read_cloze", Step: 10, Value: 0.4}}
 	if fmt.Sprint(res.Curves) != fmt.Sprint(want) {
 		t.Fatalf("curves %v, want %v", res.Curves, want)

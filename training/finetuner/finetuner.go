@@ -10,6 +10,7 @@ import (
 
 	"github.com/perpetual-ml/perpetual/curriculum/synthetic"
 	"github.com/perpetual-ml/perpetual/harness"
+	"github.com/perpetual-ml/perpetual/harness/results"
 	"github.com/perpetual-ml/perpetual/training"
 )
 
@@ -164,7 +165,7 @@ func (FineTuner) FineTune(ctx context.Context, req harness.FineTuneRequest) (*ha
 	}
 	out := &harness.FineTuneResult{}
 	if r := res.Retention; r != nil {
-		out.Retention = &harness.Retention{Prompts: len(set), PerplexityBefore: r.Before.Perplexity, PerplexityAfter: r.After.Perplexity,
+		out.Retention = &results.Retention{Prompts: len(set), PerplexityBefore: r.Before.Perplexity, PerplexityAfter: r.After.Perplexity,
 			StopRateBefore: r.Before.StopRate, StopRateAfter: r.After.StopRate, Prompt: set[0].Instruction,
 			SampleBefore: r.Before.Sample, SampleAfter: r.After.Sample}
 	}

@@ -1,18 +1,10 @@
-// Package plots turns a results directory into charts: accuracy by condition with 95% error bars,
-// accuracy delta versus base, training loss curves and retrieval recall@k.
-//
-// Charts are built with github.com/go-echarts/go-echarts/v2 (the Go binding of Apache ECharts:
-// interactive HTML from Go values, no JavaScript toolchain needed) and written as HTML pages that
-// load echarts.min.js from an "assets" folder copied next to them (the vendored copy in
-// third_party/echarts), so they work offline. PNG images are screenshots of those pages taken by a
-// headless Chromium (Debian's chromium package) driven through github.com/chromedp/chromedp, which
-// keeps one browser open for all charts; the pages people open are the ones photographed, so the
-// two never disagree. Notebooks display the charts inline through
-// NotebookHTML, which inlines the script instead of pointing at a folder.
-//
-// The input is the file results.json in a results directory (see Results for its layout); the
-// harness writes it, tests and notebooks use the fixture in plots/testdata/results.
-package plots
+// Package results owns the schema of a results folder's results.json: the condition names and
+// the lists every reader shares (the Summary: accuracy cells, fine-tuning loss, retrieval recall,
+// learning curves, retention), with Load, Read and Validate. The harness writes these lists
+// (beside its own rows, tasks and records, which it defines on top), `perpetual zoo curve`
+// writes curves, and package plots charts a Summary it is handed. The package imports neither
+// harness nor plots, so both depend on it and not on each other.
+package results
 
 import (
 	"encoding/json"
@@ -24,10 +16,10 @@ import (
 	"path/filepath"
 )
 
-// ResultsFile is the name of the file Load reads inside a results directory.
-const ResultsFile = "results.json"
+// File is the name of the file Load reads inside a results directory.
+const File = "results.json"
 
-// The four evaluation conditions of the study, in the order charts show them.
+// The four evaluation conditions of the study, in the order tables and charts show them.
 const (
 	Base         = "base"
 	FineTuned    = "finetuned"
@@ -83,25 +75,38 @@ type CurvePoint struct {
 	Value float64 `json:"value"`
 }
 
-// RetentionPoint is assistant behaviour before and after one fine-tuning (the harness's
-// retention rows): the perplexity of held-out general answers and the share of replies that end.
-type RetentionPoint struct {
-	Task             string  `json:"task"`
-	Model            string  `json:"model"`
-	Seed             int64   `json:"seed"`
+// Retention is assistant behaviour before and after a fine-tuning, on general instructions
+// held out from every training set: the perplexity of the reference answers (lower is better)
+// and the share of prompts answered with a greedy reply that ends (EOS) within the limit. A
+// FineTuner reports it (harness.FineTuneResult); results.json keeps it per fine-tuning.
+type Retention struct {
+	Prompts          int     `json:"prompts"`
 	PerplexityBefore float64 `json:"perplexity_before"`
 	PerplexityAfter  float64 `json:"perplexity_after"`
 	StopRateBefore   float64 `json:"stop_rate_before"`
 	StopRateAfter    float64 `json:"stop_rate_after"`
+	// SampleBefore and SampleAfter are the greedy answers to the first prompt.
+	Prompt       string `json:"prompt"`
+	SampleBefore string `json:"sample_before"`
+	SampleAfter  string `json:"sample_after"`
 }
 
-// Results is what plots reads from results.json:
+// RetentionPoint is one fine-tuning's Retention: a model fine-tuned on a task with a seed.
+type RetentionPoint struct {
+	Task  string `json:"task"`
+	Model string `json:"model"`
+	Seed  int64  `json:"seed"`
+	Retention
+}
+
+// Summary is the part of results.json every reader shares:
 //
-//	{"cells": [Cell...], "loss": [LossPoint...], "recall": [RecallPoint...], "curves": [CurvePoint...]}
+//	{"cells": [Cell...], "loss": [LossPoint...], "recall": [RecallPoint...], "curves": [CurvePoint...],
+//	 "retention": [RetentionPoint...]}
 //
-// Other top-level keys are ignored, so the harness may keep more in the same file. Every list may
+// Other top-level keys are ignored, so the harness keeps more in the same file. Every list may
 // be empty; charts are made for what is there.
-type Results struct {
+type Summary struct {
 	Cells  []Cell        `json:"cells"`
 	Loss   []LossPoint   `json:"loss"`
 	Recall []RecallPoint `json:"recall"`
@@ -111,18 +116,18 @@ type Results struct {
 }
 
 // Load reads and validates dir/results.json.
-func Load(dir string) (*Results, error) {
-	path := filepath.Join(dir, ResultsFile)
+func Load(dir string) (*Summary, error) {
+	path := filepath.Join(dir, File)
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("plots: %w", err)
+		return nil, fmt.Errorf("results: %w", err)
 	}
 	defer f.Close()
 	return Read(f, path)
 }
 
 // Read decodes and validates results JSON from r; name (usually the file path) prefixes errors.
-func Read(r io.Reader, name string) (*Results, error) {
+func Read(r io.Reader, name string) (*Summary, error) {
 	var top map[string]json.RawMessage
 	if err := json.NewDecoder(r).Decode(&top); err != nil {
 		if errors.Is(err, io.EOF) {
@@ -138,7 +143,7 @@ func Read(r io.Reader, name string) (*Results, error) {
 		// E.g. an evaluation run's lm-evaluation-harness results.json, which is a different file.
 		return nil, fmt.Errorf("%s: no \"cells\", \"loss\", \"recall\" or \"curves\" key: not a harness results file", name)
 	}
-	var res Results
+	var res Summary
 	for key, dst := range map[string]any{"cells": &res.Cells, "loss": &res.Loss, "recall": &res.Recall, "curves": &res.Curves, "retention": &res.Retention} {
 		if raw, ok := top[key]; ok {
 			if err := json.Unmarshal(raw, dst); err != nil {
@@ -154,7 +159,7 @@ func Read(r io.Reader, name string) (*Results, error) {
 
 // Validate checks every value a chart depends on, so that rendering never meets a NaN, an
 // unknown condition or an interval that does not contain its accuracy.
-func (r *Results) Validate() error {
+func (r *Summary) Validate() error {
 	seen := map[[4]string]int{}
 	for i, c := range r.Cells {
 		at := func(format string, args ...any) error {

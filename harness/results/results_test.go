@@ -1,4 +1,4 @@
-package plots
+package results
 
 import (
 	"os"
@@ -6,36 +6,6 @@ import (
 	"strings"
 	"testing"
 )
-
-const fixture = "testdata/results"
-
-func TestLoadFixture(t *testing.T) {
-	res, err := Load(fixture)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(res.Cells) != 24 || len(res.Loss) != 42 || len(res.Recall) != 20 {
-		t.Fatalf("fixture: %d cells, %d loss points, %d recall points; want 24, 42, 20", len(res.Cells), len(res.Loss), len(res.Recall))
-	}
-	withVal := 0
-	for _, p := range res.Loss {
-		if p.ValLoss != nil {
-			withVal++
-		}
-	}
-	if withVal != 10 {
-		t.Errorf("%d loss points carry val_loss, want 10", withVal)
-	}
-	sig := 0
-	for _, c := range res.Cells {
-		if c.Significant {
-			sig++
-		}
-	}
-	if sig == 0 || sig == len(res.Cells) {
-		t.Errorf("fixture should mix significant and not significant cells, got %d of %d", sig, len(res.Cells))
-	}
-}
 
 func TestLoadErrorsNameFileAndProblem(t *testing.T) {
 	good := `{"task":"t","model":"m","condition":"rag","formulation":"letters","acc":0.5,"low":0.4,"high":0.6,"n":10,"delta_vs_base":0.1,"p_value":0.2}`
@@ -62,19 +32,19 @@ func TestLoadErrorsNameFileAndProblem(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
-			if err := os.WriteFile(filepath.Join(dir, ResultsFile), []byte(c.body), 0o644); err != nil {
+			if err := os.WriteFile(filepath.Join(dir, File), []byte(c.body), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			_, err := Load(dir)
 			if err == nil {
 				t.Fatalf("Load accepted %s", c.body)
 			}
-			if !strings.Contains(err.Error(), filepath.Join(dir, ResultsFile)) || !strings.Contains(err.Error(), c.want) {
+			if !strings.Contains(err.Error(), filepath.Join(dir, File)) || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("error %q should name the file and contain %q", err, c.want)
 			}
 		})
 	}
-	if _, err := Load(t.TempDir()); err == nil || !strings.Contains(err.Error(), ResultsFile) {
+	if _, err := Load(t.TempDir()); err == nil || !strings.Contains(err.Error(), File) {
 		t.Fatalf("missing file: got %v", err)
 	}
 }
@@ -82,11 +52,11 @@ func TestLoadErrorsNameFileAndProblem(t *testing.T) {
 func TestValidateRejectsNonFinite(t *testing.T) {
 	nan := 0.0
 	nan = nan / nan
-	r := &Results{Loss: []LossPoint{{Model: "m", Task: "t", Step: 1, Loss: 1, ValLoss: &nan}}}
+	r := &Summary{Loss: []LossPoint{{Model: "m", Task: "t", Step: 1, Loss: 1, ValLoss: &nan}}}
 	if err := r.Validate(); err == nil || !strings.Contains(err.Error(), "val_loss") {
 		t.Fatalf("NaN val_loss: got %v", err)
 	}
-	r = &Results{Cells: []Cell{{Task: "t", Model: "m", Condition: Base, Acc: nan}}}
+	r = &Summary{Cells: []Cell{{Task: "t", Model: "m", Condition: Base, Acc: nan}}}
 	if err := r.Validate(); err == nil || !strings.Contains(err.Error(), "acc") {
 		t.Fatalf("NaN acc: got %v", err)
 	}

@@ -47,6 +47,9 @@ type ReadingConfig struct {
 	// its queries. Without it every lookup is within ~70 tokens, and the lookup learned there
 	// does not reach a passage a few hundred tokens back (measured: docs/zoo.md, "Reach").
 	DrillReach int `yaml:"drill_reach,omitempty" json:"drill_reach,omitempty"`
+	// DrillReachFrom is the first epoch (0-based) with long drills; earlier epochs keep every
+	// drill short, so the lookup can form where it forms fastest before it is asked to reach.
+	DrillReachFrom int `yaml:"drill_reach_from,omitempty" json:"drill_reach_from,omitempty"`
 	// AnswerWeight, when set, puts the loss of reading conversations on every token (passages,
 	// questions, the chat format) and weighs the answers' tokens AnswerWeight times as much;
 	// without it the loss is on the answers only. Reading the passage as text teaches the
@@ -84,6 +87,8 @@ func (r *ReadingConfig) check() error {
 		return fmt.Errorf("reading.drills must not be negative, got %d", r.Drills)
 	case r.AnswerWeight < 0 || math.IsNaN(r.AnswerWeight) || math.IsInf(r.AnswerWeight, 0):
 		return fmt.Errorf("reading.answer_weight must be 0 (loss on answers only) or a positive weight, got %g", r.AnswerWeight)
+	case r.DrillReachFrom < 0 || (r.DrillReachFrom > 0 && r.DrillReach == 0):
+		return fmt.Errorf("reading.drill_reach_from (%d) needs reading.drill_reach and must not be negative", r.DrillReachFrom)
 	case r.DrillReach != 0 && (r.DrillReach < minDrillReach || r.DrillReach+longDrillSlack > r.SeqLen):
 		return fmt.Errorf("reading.drill_reach must be 0 or between %d and reading.seq_len - %d (%d), got %d",
 			minDrillReach, longDrillSlack, r.SeqLen-longDrillSlack, r.DrillReach)
@@ -104,6 +109,14 @@ func (r *ReadingConfig) check() error {
 		}
 	}
 	return nil
+}
+
+// reachAt is the long drills' reach in epoch e (0-based): none before DrillReachFrom.
+func (r *ReadingConfig) reachAt(e int) int {
+	if e < r.DrillReachFrom {
+		return 0
+	}
+	return r.DrillReach
 }
 
 // passagesAt is the largest context size of epoch e (0-based).
@@ -381,7 +394,7 @@ func readingEpoch(tok tokenizer.Tokenizer, tpl prompt.Template, useBOS bool, r *
 	vocab := drillVocab(tok)
 	var out []training.Example
 	for d := range r.Drills {
-		out = append(out, drill(vocab, r.DrillReach, d, rng))
+		out = append(out, drill(vocab, r.reachAt(epoch), d, rng))
 	}
 	seqChars := r.SeqLen * 2 // a conservative bytes-per-token bound for the passages
 	for i, task := range synthetic.Tasks {

@@ -280,6 +280,7 @@ func TestReadingConfigErrors(t *testing.T) {
 		{func(r *ReadingConfig) { r.Schedule = "wsd" }, "reading.decay_fraction"},
 		{func(r *ReadingConfig) { r.DrillReach = 10 }, "reading.drill_reach"},
 		{func(r *ReadingConfig) { r.AnswerWeight = -1 }, "reading.answer_weight"},
+		{func(r *ReadingConfig) { r.DrillReachFrom = 2 }, "reading.drill_reach_from"},
 		{func(r *ReadingConfig) { r.DrillReach = 64 }, "reading.drill_reach"}, // 64 + slack > seq_len 64
 	} {
 		r := good()
@@ -448,5 +449,19 @@ func TestDrillReachZeroKeepsShortDrills(t *testing.T) {
 	}
 	if long != 20 {
 		t.Fatalf("%d of 40 drills are long with a reach, want half", long)
+	}
+}
+
+// With drill_reach_from, the epochs before it have short drills only, and the later ones the
+// long half.
+func TestDrillReachFrom(t *testing.T) {
+	r := &ReadingConfig{DrillReach: 400, DrillReachFrom: 3}
+	for e, want := range []int{0, 0, 0, 400, 400} {
+		if got := r.reachAt(e); got != want {
+			t.Errorf("epoch %d: reach %d, want %d", e, got, want)
+		}
+	}
+	if (&ReadingConfig{DrillReach: 400}).reachAt(0) != 400 {
+		t.Error("without drill_reach_from the long drills start at once")
 	}
 }

@@ -19,7 +19,6 @@ import (
 
 	"github.com/perpetual-ml/perpetual/models/gemma"
 	"github.com/perpetual-ml/perpetual/models/internal/goldentest"
-	"github.com/perpetual-ml/perpetual/models/lm"
 	"github.com/perpetual-ml/perpetual/models/lm/lmtest"
 )
 
@@ -80,16 +79,10 @@ func (b *batch) row(width int, docs ...[]int32) {
 	b.tokens, b.positions, b.segments = append(b.tokens, tok), append(b.positions, pos), append(b.segments, seg)
 }
 
-// logitsOf runs arch.Logits on a batch with the fixture's parameters in dtype; returns [B][T][V].
-func (f *fixture) logitsOf(t testing.TB, arch lm.Architecture, dtype dtypes.DType, b batch) [][][]float32 {
-	t.Helper()
-	return goldentest.Logits(t, arch, f.ParamTensors(t, dtype), b.tokens, b.positions, b.segments)
-}
-
-// logits runs the fixture's model.
+// logits runs the fixture's model on a batch with its parameters in dtype; returns [B][T][V].
 func (f *fixture) logits(t testing.TB, dtype dtypes.DType, b batch) [][][]float32 {
 	t.Helper()
-	return f.logitsOf(t, f.model(), dtype, b)
+	return goldentest.Logits(t, f.model(), f.ParamTensors(t, dtype), b.tokens, b.positions, b.segments)
 }
 
 // stepper runs Step with the KV cache kept between calls, as a generation loop does.

@@ -185,6 +185,17 @@ func Backend(t testing.TB) compute.Backend {
 // segment ids; it returns [B][T][V].
 func Logits(t testing.TB, arch lm.Architecture, params []*tensors.Tensor, tokens, positions, segments [][]int32) [][][]float32 {
 	t.Helper()
+	out, err := logitsExec(t, arch).Exec(logitsArgs(params, tokens, positions, segments)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out[0].Value().([][][]float32)
+}
+
+// logitsExec builds arch.Logits with the parameters (in Specs order), then tokens, positions and
+// segment ids as its inputs.
+func logitsExec(t testing.TB, arch lm.Architecture) *Exec {
+	t.Helper()
 	specs := arch.Specs()
 	exec, err := NewExec(Backend(t), func(inputs []*Node) *Node {
 		n := len(specs)
@@ -193,16 +204,16 @@ func Logits(t testing.TB, arch lm.Architecture, params []*tensors.Tensor, tokens
 	if err != nil {
 		t.Fatal(err)
 	}
-	var args []any
+	return exec
+}
+
+// logitsArgs are logitsExec's arguments.
+func logitsArgs(params []*tensors.Tensor, tokens, positions, segments [][]int32) []any {
+	args := make([]any, 0, len(params)+3)
 	for _, p := range params {
 		args = append(args, p)
 	}
-	args = append(args, tensors.FromValue(tokens), tensors.FromValue(positions), tensors.FromValue(segments))
-	out, err := exec.Exec(args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out[0].Value().([][][]float32)
+	return append(args, tensors.FromValue(tokens), tensors.FromValue(positions), tensors.FromValue(segments))
 }
 
 // Compare returns the relative L2 error ||got-want|| / ||want|| (the absolute L2 error for an
@@ -269,19 +280,7 @@ func SequenceLogits(t testing.TB, arch lm.Architecture, params []*tensors.Tensor
 // the timer starts.
 func BenchLogits(b *testing.B, arch lm.Architecture, params []*tensors.Tensor, tokens, positions, segments [][]int32) {
 	b.Helper()
-	specs := arch.Specs()
-	exec, err := NewExec(Backend(b), func(inputs []*Node) *Node {
-		n := len(specs)
-		return arch.Logits(ParamsFrom(specs, inputs), inputs[n], inputs[n+1], inputs[n+2])
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	args := make([]any, 0, len(params)+3)
-	for _, p := range params {
-		args = append(args, p)
-	}
-	args = append(args, tensors.FromValue(tokens), tensors.FromValue(positions), tensors.FromValue(segments))
+	exec, args := logitsExec(b, arch), logitsArgs(params, tokens, positions, segments)
 	run := func() {
 		out, err := exec.Exec(args...)
 		if err != nil {

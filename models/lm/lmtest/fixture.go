@@ -196,3 +196,17 @@ func CheckSaveReloadHFNames(t *testing.T, l *Loaded, m *lm.Model, notSaved ...st
 		}
 	}
 }
+
+// CheckMissesReference checks that arch run with params (in Specs order) on the fixture's second
+// golden sequence alone misses the reference logits by more than 100 times the fixture's
+// tolerance: the change to the model or its weights that what names matters on this fixture, so
+// the golden checks test it (the fixture discriminates).
+func CheckMissesReference(t testing.TB, l *Loaded, arch lm.Architecture, params []*tensors.Tensor, what string) {
+	t.Helper()
+	got := goldentest.SequenceLogits(t, arch, params, l.Golden.Sequences[1])
+	rel, _ := goldentest.Compare(goldentest.Flatten(got), l.Golden.Logits[1])
+	t.Logf("%s with %s: relative error %.2e", l.Name(), what, rel)
+	if rel < 100*l.Tolerance {
+		t.Errorf("%s with %s is within %.2e of the reference: the fixture does not test it", l.Name(), what, rel)
+	}
+}

@@ -276,10 +276,7 @@ def main():
         cfg = dict(cfg, torch_dtype=gc.dtype_name(dtype))
         gen = torch.Generator().manual_seed(3000 + index)
         W = {k: v.to(dtype) for k, v in random_weights(cfg, gen).items()}
-        folder = gc.fresh_folder(os.path.join(HERE, name))
-        gc.write_json(os.path.join(folder, "config.json"), cfg, indent=1)
-        gc.write_checkpoint(folder, W, shards, alias)
-
+        folder = gc.write_folder(os.path.join(HERE, name), cfg, W, shards, alias)
         sequences = gc.random_sequences(gen, cfg["vocab_size"], (9, 20, 5), cfg["bos_token_id"])
         golden = gc.golden(lambda P, seq: forward(P, cfg, torch.tensor([seq]))[0], W, dtype, torch.float64,
                            sequences, grad_params(cfg), gc.flat)

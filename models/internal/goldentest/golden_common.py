@@ -110,6 +110,15 @@ def fresh_folder(folder):
     return folder
 
 
+def write_folder(folder, cfg, W, shards, alias):
+    """Makes folder a fresh model folder (fresh_folder): config.json holding cfg, and the weights
+    W as write_checkpoint writes them. Returns folder."""
+    fresh_folder(folder)
+    write_json(os.path.join(folder, "config.json"), cfg, indent=1)
+    write_checkpoint(folder, W, shards, alias)
+    return folder
+
+
 def flat(t):
     """Values flattened, rounded to 8 significant digits (JSON then writes at most 8)."""
     return [float(f"{x:.8g}") for x in t.detach().double().reshape(-1).tolist()]

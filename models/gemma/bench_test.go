@@ -12,40 +12,27 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/gomlx/core/tensors"
 
-	"github.com/perpetual-ml/perpetual/bench"
 	"github.com/perpetual-ml/perpetual/models/internal/goldentest"
 	"github.com/perpetual-ml/perpetual/models/lm"
 	"github.com/perpetual-ml/perpetual/models/lm/lmtest"
 )
 
-// benchConfig is ~9.7M parameters: MQA with 4 heads of 64 like gemma-2b's 8 heads of 256.
-func benchConfig(t testing.TB) json.RawMessage {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("testdata", "bench_config.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
-}
+// benchConfig is testdata/bench_config.json, ~9.7M parameters: MQA with 4 heads of 64 like
+// gemma-2b's 8 heads of 256.
+func benchConfig(t testing.TB) json.RawMessage { return lmtest.BenchConfig(t) }
 
 const benchBatch, benchSeq = 8, 256
 
-// benchModel is the benchmark model with the random weights of bench.RandomModel (seed 1), the
-// ones `perpetual bench --config testdata/bench_config.json` times.
+// benchModel is lmtest.BenchModel (the random weights `perpetual bench` times) and its
+// architecture.
 func benchModel(b *testing.B) (*Model, *lm.Model) {
-	m, err := bench.RandomModel(benchConfig(b), 1, lm.LoadOptions{Backend: goldentest.Backend(b)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	arch := m.Arch().(*Model)
-	b.Logf("parameters: %d", arch.NumParams())
-	return arch, m
+	m := lmtest.BenchModel(b)
+	return m.Arch().(*Model), m
 }
 
 func benchTokens(vocab int) (tokens, targets [][]int32) {

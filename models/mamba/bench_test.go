@@ -10,37 +10,24 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"testing"
 
-	"github.com/perpetual-ml/perpetual/bench"
 	"github.com/perpetual-ml/perpetual/models/internal/goldentest"
 	"github.com/perpetual-ml/perpetual/models/lm"
 	"github.com/perpetual-ml/perpetual/models/lm/lmtest"
 )
 
-// benchConfig is 9,981,696 parameters: mamba-2.8b's layer shape scaled down (state 16, expand 2,
-// conv 4, time_step_rank auto).
-func benchConfig(t testing.TB) json.RawMessage {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("testdata", "bench_config.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
-}
+// benchConfig is testdata/bench_config.json, 9,981,696 parameters: mamba-2.8b's layer shape
+// scaled down (state 16, expand 2, conv 4, time_step_rank auto).
+func benchConfig(t testing.TB) json.RawMessage { return lmtest.BenchConfig(t) }
 
 // benchShapes are the (batch, sequence) shapes measured; each is 2,048 tokens.
 var benchShapes = [][2]int{{8, 256}, {1, 2048}}
 
-// benchModel is the benchmark model with the random weights of bench.RandomModel (seed 1), the
-// ones `perpetual bench --config testdata/bench_config.json` times.
+// benchModel is lmtest.BenchModel (the random weights `perpetual bench` times) and its
+// architecture.
 func benchModel(b *testing.B) (*Model, *lm.Model) {
-	m, err := bench.RandomModel(benchConfig(b), 1, lm.LoadOptions{Backend: goldentest.Backend(b)})
-	if err != nil {
-		b.Fatal(err)
-	}
+	m := lmtest.BenchModel(b)
 	return m.Arch().(*Model), m
 }
 

@@ -48,9 +48,10 @@
 // Beyond Conformance, the package holds what the families' own tests share: Load reads a fixture
 // as data (config, weights as stored, golden.json) for family-specific checks;
 // CheckSpecsNameTheCheckpoint and CheckSaveReloadHFNames check the Hugging Face names of a
-// checkpoint and of a saved folder; and the training checks (CheckTrainingLowersLoss,
-// CheckLoRATargets, CheckPackedLossEqualsUnpacked, BenchTrainStep) run a family through the
-// trainer (package training), which Conformance itself does not use.
+// checkpoint and of a saved folder; CheckMissesReference that a fixture discriminates; the
+// training checks (CheckTrainingLowersLoss, CheckLoRATargets, CheckPackedLossEqualsUnpacked) run
+// a family through the trainer (package training), which Conformance itself does not use; and
+// BenchConfig, BenchModel and BenchTrainStep are the families' benchmark model and train step.
 package lmtest
 
 import (

@@ -1,8 +1,7 @@
 package lmtest
 
 // Training checks a family runs on its own choice of fixtures, through the trainer itself
-// (training.Fit, training.Pack, training.Steps, training.Bench): what fine-tuning calls on a
-// family's folder. They are not part of Conformance, which checks the lm.Architecture contract
+// (training.Fit, training.Pack, training.Steps): what fine-tuning calls on a family's folder. They are not part of Conformance, which checks the lm.Architecture contract
 // alone; a family calls the ones that apply to it.
 
 import (
@@ -144,34 +143,4 @@ func CheckPackedLossEqualsUnpacked(t *testing.T, m *lm.Model, exs []training.Exa
 	if math.Abs(a-b) > tol*math.Abs(b) {
 		t.Errorf("packed loss %v != unpacked %v", a, b)
 	}
-}
-
-// BenchTrainStep times the trainer's own optimizer step (training.Bench, the step Fit runs and
-// `perpetual bench` times) on model: batch packed rows of seq tokens, the summed cross-entropy
-// and its gradient, global-norm clipping and AdamW on every parameter at the default options.
-// The first step (the compile) runs before the timer; it reports tokens/s and fails when three
-// or more steps do not lower the loss.
-func BenchTrainStep(b *testing.B, model *lm.Model, batch, seq int) {
-	b.Helper()
-	tb, err := training.NewBench(model, batch, seq, 1)
-	if err != nil {
-		b.Fatal(err)
-	}
-	first, err := tb.Step() // compile
-	if err != nil {
-		b.Fatal(err)
-	}
-	last := first
-	b.ResetTimer()
-	for range b.N {
-		if last, err = tb.Step(); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.N*tb.Tokens())/b.Elapsed().Seconds(), "tokens/s")
-	b.StopTimer()
-	if math.IsNaN(last.Loss()) || (b.N >= 3 && !(last.Loss() < first.Loss())) {
-		b.Fatalf("training did not reduce the loss: %g -> %g", first.Loss(), last.Loss())
-	}
-	b.Logf("loss %.4f -> %.4f after %d steps", first.Loss(), last.Loss(), b.N+1)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/perpetual-ml/perpetual/curriculum"
 	"github.com/perpetual-ml/perpetual/curriculum/synthetic"
 	"github.com/perpetual-ml/perpetual/models/lm"
+	"github.com/perpetual-ml/perpetual/models/lm/lmtest"
 	"github.com/perpetual-ml/perpetual/models/prompt"
 	"github.com/perpetual-ml/perpetual/models/tokenizer"
 	"github.com/perpetual-ml/perpetual/training"
@@ -305,7 +306,7 @@ func TestCurriculumEncoderBOSFollowsTheTokenizer(t *testing.T) {
 func TestPackingEqualsUnpacked(t *testing.T) {
 	for _, cfg := range []map[string]any{zootest.TinyGemma, zootest.TinyMamba} {
 		t.Run(cfg["model_type"].(string), func(t *testing.T) {
-			dir, m, tok := tinyModel(t, cfg)
+			_, m, tok := tinyModel(t, cfg)
 			c := tinyCurriculum(t, 4)
 			tmpl, _ := prompt.Format("alpaca")
 			enc, err := training.CurriculumEncoder(m, tok, tmpl, training.Options{Mask: training.MaskAll})
@@ -316,38 +317,7 @@ func TestPackingEqualsUnpacked(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			packed, err := training.Pack(exs, 512, true)
-			if err != nil {
-				t.Fatal(err)
-			}
-			single, err := training.Pack(exs, 512, false)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(packed) >= len(single) {
-				t.Fatalf("packing made %d rows from %d items", len(packed), len(single))
-			}
-			steps, err := training.NewSteps(m.Backend(), training.FullSetup(m.Arch(), m.DType()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			lossOf := func(rows []training.Row) float64 {
-				var sum, n float64
-				for _, r := range rows {
-					s, c, err := steps.Loss(nil, m.WeightList(), training.MakeBatch([]training.Row{r}, 1, 512))
-					if err != nil {
-						t.Fatal(err)
-					}
-					sum, n = sum+s, n+c
-				}
-				return sum / n
-			}
-			a, b := lossOf(packed), lossOf(single)
-			t.Logf("packed %d rows loss %.6f, unpacked %d rows loss %.6f", len(packed), a, len(single), b)
-			if math.Abs(a-b) > 1e-4*math.Abs(b) {
-				t.Errorf("packed loss %v != unpacked %v", a, b)
-			}
-			_ = dir
+			lmtest.CheckPackedLossEqualsUnpacked(t, m, exs, 512, 1e-4)
 		})
 	}
 }

@@ -12,41 +12,27 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/gomlx/compute/dtypes"
-	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
 	"github.com/gomlx/gomlx/core/tensors"
 
-	"github.com/perpetual-ml/perpetual/bench"
 	"github.com/perpetual-ml/perpetual/models/internal/goldentest"
 	"github.com/perpetual-ml/perpetual/models/lm"
-	"github.com/perpetual-ml/perpetual/training"
+	"github.com/perpetual-ml/perpetual/models/lm/lmtest"
 )
 
-// benchConfig is ~9.7M parameters: MQA with 4 heads of 64 like gemma-2b's 8 heads of 256.
-func benchConfig(t testing.TB) json.RawMessage {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("testdata", "bench_config.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
-}
+// benchConfig is testdata/bench_config.json, ~9.7M parameters: MQA with 4 heads of 64 like
+// gemma-2b's 8 heads of 256.
+func benchConfig(t testing.TB) json.RawMessage { return lmtest.BenchConfig(t) }
 
 const benchBatch, benchSeq = 8, 256
 
-// benchModel is the benchmark model with the random weights of bench.RandomModel (seed 1), the
-// ones `perpetual bench --config testdata/bench_config.json` times.
+// benchModel is lmtest.BenchModel (the random weights `perpetual bench` times) and its
+// architecture.
 func benchModel(b *testing.B) (*Model, *lm.Model) {
-	m, err := bench.RandomModel(benchConfig(b), 1, lm.LoadOptions{Backend: goldentest.Backend(b)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	arch := m.Arch().(*Model)
-	b.Logf("parameters: %d", arch.NumParams())
-	return arch, m
+	m := lmtest.BenchModel(b)
+	return m.Arch().(*Model), m
 }
 
 func benchTokens(vocab int) (tokens, targets [][]int32) {
@@ -96,33 +82,8 @@ func benchForward(b *testing.B, dtype dtypes.DType) {
 			params[i] = goldentest.ToTensor(tensors.MustCopyFlatData[float32](p), dtype, p.Shape().Dimensions)
 		}
 	}
-	n := len(params)
-	exec, err := NewExec(goldentest.Backend(b), func(inputs []*Node) *Node {
-		p := goldentest.ParamsFrom(m.Specs(), inputs)
-		return m.Logits(p, inputs[n], inputs[n+1], inputs[n+2])
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
 	tokens, _ := benchTokens(m.VocabSize())
-	args := make([]any, 0, n+3)
-	for _, p := range params {
-		args = append(args, p)
-	}
-	args = append(args, tensors.FromValue(tokens), tensors.FromValue(positionRows()), tensors.FromValue(constRows(1)))
-	run := func() {
-		out, err := exec.Exec(args...)
-		if err != nil {
-			b.Fatal(err)
-		}
-		out[0].MustFinalizeAll()
-	}
-	run() // compile
-	b.ResetTimer()
-	for range b.N {
-		run()
-	}
-	b.ReportMetric(float64(b.N*benchBatch*benchSeq)/b.Elapsed().Seconds(), "tokens/s")
+	goldentest.BenchLogits(b, m, params, tokens, positionRows(), constRows(1))
 }
 
 // BenchmarkTrainStep times the trainer's own optimizer step (training.Bench, the step Fit runs
@@ -130,27 +91,7 @@ func benchForward(b *testing.B, dtype dtypes.DType) {
 // gradient, global-norm clipping and AdamW on every parameter at the default options.
 func BenchmarkTrainStep(b *testing.B) {
 	_, model := benchModel(b)
-	tb, err := training.NewBench(model, benchBatch, benchSeq, 1)
-	if err != nil {
-		b.Fatal(err)
-	}
-	first, err := tb.Step() // compile
-	if err != nil {
-		b.Fatal(err)
-	}
-	last := first
-	b.ResetTimer()
-	for range b.N {
-		if last, err = tb.Step(); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.N*tb.Tokens())/b.Elapsed().Seconds(), "tokens/s")
-	b.StopTimer()
-	if math.IsNaN(last.Loss()) || (b.N >= 3 && !(last.Loss() < first.Loss())) {
-		b.Fatalf("training did not reduce the loss: %g -> %g", first.Loss(), last.Loss())
-	}
-	b.Logf("loss %.4f -> %.4f after %d steps", first.Loss(), last.Loss(), b.N+1)
+	lmtest.BenchTrainStep(b, model, benchBatch, benchSeq)
 }
 
 // BenchmarkForward2BShapes times one sequence of 512 tokens through gemma-2b's real shapes with
@@ -164,18 +105,12 @@ func BenchmarkForward2BShapes(b *testing.B) {
 	}
 	for _, layers := range []int{1, 2} {
 		b.Run(fmt.Sprintf("layers=%d", layers), func(b *testing.B) {
-			var cfgMap map[string]any
-			if err := json.Unmarshal([]byte(validConfig), &cfgMap); err != nil {
-				b.Fatal(err)
-			}
-			cfgMap["num_hidden_layers"] = layers
-			raw, _ := json.Marshal(cfgMap)
-			cfg, err := ParseConfig(raw)
+			cfg, err := ParseConfig(goldentest.Edited(b, validConfig, fmt.Sprintf(`"num_hidden_layers":%d`, layers)))
 			if err != nil {
 				b.Fatal(err)
 			}
 			m, _ := New(cfg)
-			var params []any
+			var params []*tensors.Tensor
 			state := uint32(1)
 			for _, s := range m.Specs() {
 				size := 1
@@ -191,32 +126,12 @@ func BenchmarkForward2BShapes(b *testing.B) {
 				}
 				params = append(params, tensors.FromFlatDataAndDimensions(data, s.Shape...))
 			}
-			n := len(params)
-			exec, err := NewExec(goldentest.Backend(b), func(inputs []*Node) *Node {
-				return m.Logits(goldentest.ParamsFrom(m.Specs(), inputs), inputs[n], inputs[n+1], inputs[n+2])
-			})
-			if err != nil {
-				b.Fatal(err)
-			}
 			const T = 512
 			tok, pos, seg := make([]int32, T), make([]int32, T), make([]int32, T)
 			for i := range T {
 				tok[i], pos[i], seg[i] = int32(i*7919%256000), int32(i), 1
 			}
-			args := append(params, tensors.FromValue([][]int32{tok}), tensors.FromValue([][]int32{pos}), tensors.FromValue([][]int32{seg}))
-			run := func() {
-				out, err := exec.Exec(args...)
-				if err != nil {
-					b.Fatal(err)
-				}
-				out[0].MustFinalizeAll()
-			}
-			run()
-			b.ResetTimer()
-			for range b.N {
-				run()
-			}
-			b.ReportMetric(float64(b.N*T)/b.Elapsed().Seconds(), "tokens/s")
+			goldentest.BenchLogits(b, m, params, [][]int32{tok}, [][]int32{pos}, [][]int32{seg})
 		})
 	}
 }

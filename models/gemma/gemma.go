@@ -111,40 +111,11 @@ func ParseConfig(raw json.RawMessage) (Config, error) {
 
 // Validate checks every field the graphs rely on.
 func (c Config) Validate() error {
-	positive := []struct {
-		name  string
-		value int
-	}{
-		{"vocab_size", c.VocabSize}, {"hidden_size", c.HiddenSize},
-		{"intermediate_size", c.IntermediateSize}, {"num_hidden_layers", c.NumHiddenLayers},
-		{"num_attention_heads", c.NumAttentionHeads}, {"num_key_value_heads", c.NumKeyValueHeads},
-		{"head_dim", c.HeadDim}, {"max_position_embeddings", c.MaxPositionEmbeddings},
-	}
-	for _, f := range positive {
-		if f.value <= 0 {
-			return fmt.Errorf("gemma config.json: %s must be a positive integer, got %d", f.name, f.value)
-		}
-	}
-	// Absurd sizes (a corrupt or hostile config) must fail here, not exhaust memory in Specs.
-	h, layers := float64(c.HiddenSize), float64(c.NumHiddenLayers)
-	heads := float64(c.NumAttentionHeads) + float64(c.NumKeyValueHeads)
-	perLayer := 2*h*heads*float64(c.HeadDim) + 3*h*float64(c.IntermediateSize)
-	if n := float64(c.VocabSize)*h + layers*perLayer; n > maxParams || layers > maxLayers {
-		return fmt.Errorf("gemma config.json: sizes imply %.3g parameters in %d layers (num_hidden_layers, hidden_size, "+
-			"intermediate_size, vocab_size); refusing more than %.0g parameters or %d layers", n, c.NumHiddenLayers, maxParams, maxLayers)
-	}
-	if c.NumAttentionHeads%c.NumKeyValueHeads != 0 {
-		return fmt.Errorf("gemma config.json: num_attention_heads (%d) must be a multiple of num_key_value_heads (%d)",
-			c.NumAttentionHeads, c.NumKeyValueHeads)
-	}
-	if c.HeadDim%2 != 0 {
-		return fmt.Errorf("gemma config.json: head_dim must be even for rotary embeddings, got %d", c.HeadDim)
-	}
-	if !(c.RMSNormEps > 0) || math.IsInf(c.RMSNormEps, 0) {
-		return fmt.Errorf("gemma config.json: rms_norm_eps must be a positive number, got %g", c.RMSNormEps)
-	}
-	if !(c.RopeTheta > 1) || math.IsInf(c.RopeTheta, 0) {
-		return fmt.Errorf("gemma config.json: rope_theta must be a number > 1, got %g", c.RopeTheta)
+	sizes := attention.Sizes{VocabSize: c.VocabSize, HiddenSize: c.HiddenSize, IntermediateSize: c.IntermediateSize,
+		NumHiddenLayers: c.NumHiddenLayers, NumAttentionHeads: c.NumAttentionHeads, NumKeyValueHeads: c.NumKeyValueHeads,
+		HeadDim: c.HeadDim, MaxPositionEmbeddings: c.MaxPositionEmbeddings, RMSNormEps: c.RMSNormEps, RopeTheta: c.RopeTheta}
+	if err := sizes.Check(attention.Limits{MaxParams: maxParams, MaxLayers: maxLayers, VocabMatrices: 1}); err != nil {
+		return fmt.Errorf("gemma config.json: %w", err)
 	}
 	if _, err := c.activation(); err != nil {
 		return err

@@ -175,41 +175,13 @@ func (c Config2) Validate() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%s config.json: %s", c.ModelType, fmt.Sprintf(format, args...))
 	}
-	positive := []struct {
-		name  string
-		value int
-	}{
-		{"vocab_size", c.VocabSize}, {"hidden_size", c.HiddenSize},
-		{"intermediate_size", c.IntermediateSize}, {"num_hidden_layers", c.NumHiddenLayers},
-		{"num_attention_heads", c.NumAttentionHeads}, {"num_key_value_heads", c.NumKeyValueHeads},
-		{"head_dim", c.HeadDim}, {"max_position_embeddings", c.MaxPositionEmbeddings},
-	}
-	for _, f := range positive {
-		if f.value <= 0 {
-			return bad("%s must be a positive integer, got %d", f.name, f.value)
-		}
-	}
-	// Absurd sizes (a corrupt or hostile config) must fail here, not exhaust memory in Specs.
-	h, layers := float64(c.HiddenSize), float64(c.NumHiddenLayers)
-	heads := float64(c.NumAttentionHeads) + float64(c.NumKeyValueHeads)
-	perLayer := 2*h*heads*float64(c.HeadDim) + 3*h*float64(c.IntermediateSize)
-	if n := float64(c.VocabSize)*h + layers*perLayer; n > maxParams || layers > maxLayers {
-		return bad("sizes imply %.3g parameters in %d layers (num_hidden_layers, hidden_size, intermediate_size, "+
-			"vocab_size); refusing more than %.0g parameters or %d layers", n, c.NumHiddenLayers, maxParams, maxLayers)
-	}
-	if c.NumAttentionHeads%c.NumKeyValueHeads != 0 {
-		return bad("num_attention_heads (%d) must be a multiple of num_key_value_heads (%d)", c.NumAttentionHeads, c.NumKeyValueHeads)
-	}
-	if c.HeadDim%2 != 0 {
-		return bad("head_dim must be even for rotary embeddings, got %d", c.HeadDim)
+	sizes := attention.Sizes{VocabSize: c.VocabSize, HiddenSize: c.HiddenSize, IntermediateSize: c.IntermediateSize,
+		NumHiddenLayers: c.NumHiddenLayers, NumAttentionHeads: c.NumAttentionHeads, NumKeyValueHeads: c.NumKeyValueHeads,
+		HeadDim: c.HeadDim, MaxPositionEmbeddings: c.MaxPositionEmbeddings, RMSNormEps: c.RMSNormEps, RopeTheta: c.RopeTheta}
+	if err := sizes.Check(attention.Limits{MaxParams: maxParams, MaxLayers: maxLayers, VocabMatrices: 1}); err != nil {
+		return bad("%v", err)
 	}
 	finite := func(v float64) bool { return !math.IsInf(v, 0) && !math.IsNaN(v) }
-	if !(c.RMSNormEps > 0) || !finite(c.RMSNormEps) {
-		return bad("rms_norm_eps must be a positive number, got %g", c.RMSNormEps)
-	}
-	if !(c.RopeTheta > 1) || !finite(c.RopeTheta) {
-		return bad("rope_theta must be a number > 1, got %g", c.RopeTheta)
-	}
 	if !(c.QueryPreAttnScalar > 0) || !finite(c.QueryPreAttnScalar) {
 		return bad("query_pre_attn_scalar must be a positive number, got %g", c.QueryPreAttnScalar)
 	}

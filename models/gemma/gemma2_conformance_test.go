@@ -9,9 +9,5 @@ import (
 // The lm.Architecture contract on every Gemma 2 / Gemma 3 golden fixture of
 // testdata/make_golden2.py (see fixtures23), sequences longer than the sliding windows included.
 func TestGemma23Conformance(t *testing.T) {
-	var fs []lmtest.Fixture
-	for _, f := range fixtures23 {
-		fs = append(fs, lmtest.Fixture{Dir: f.Dir, Tolerance: f.Tolerance, BFloat16Tolerance: f.BFloat16Tolerance})
-	}
-	lmtest.Conformance(t, fs...)
+	lmtest.Conformance(t, fixtures23...)
 }

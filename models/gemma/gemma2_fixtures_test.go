@@ -1,8 +1,9 @@
 package gemma_test
 
 // Test helpers for Gemma 2 and Gemma 3 text: the golden fixture folders written by
-// testdata/make_golden2.py, read and run through models/internal/goldentest (a minimal reader
-// independent of models/lm, so the golden tests check the graph code on its own). These tests
+// testdata/make_golden2.py, read by lmtest.Load with models/internal/goldentest's reader (a
+// minimal one independent of models/lm, so the golden tests check the graph code on its own)
+// and run through goldentest. These tests
 // live in package gemma_test, apart from Gemma v1's (package gemma), and use only exported names.
 //
 // The fixture list is what TestGemma23Conformance (gemma2_conformance_test.go) hands
@@ -10,9 +11,6 @@ package gemma_test
 // refusals, discriminating fixtures, save names, training, LoRA).
 
 import (
-	"encoding/json"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/gomlx/compute/dtypes"
@@ -21,19 +19,8 @@ import (
 
 	"github.com/perpetual-ml/perpetual/models/gemma"
 	"github.com/perpetual-ml/perpetual/models/internal/goldentest"
-	"github.com/perpetual-ml/perpetual/models/lm"
+	"github.com/perpetual-ml/perpetual/models/lm/lmtest"
 )
-
-// fixtureSpec is one golden folder and the tolerances its reference allows (lmtest.Fixture's
-// fields: zero means the default).
-type fixtureSpec struct {
-	// Dir is the folder: config.json, safetensors weights, golden.json.
-	Dir string
-	// Tolerance bounds the relative L2 error of float32 logits and gradients (0: 1e-4).
-	Tolerance float64
-	// BFloat16Tolerance bounds bfloat16 compute against logits_bf16 (0: 5e-2).
-	BFloat16Tolerance float64
-}
 
 // fixtures23 are every folder testdata/make_golden2.py writes (sequences of 9, 20 and 5 tokens,
 // the first two longer than every sliding window):
@@ -47,89 +34,29 @@ type fixtureSpec struct {
 //     window 6), local RoPE base 10 against a global base 1000 with linear scaling, no soft caps;
 //   - gemma3_layer_types: gemma3_text, layer_types (global, sliding, global) winning over a
 //     sliding_window_pattern that would make every layer slide, window 3, a final soft cap.
-var fixtures23 = []fixtureSpec{
+var fixtures23 = []lmtest.Fixture{
 	{Dir: "testdata/gemma2_sharded"},
 	{Dir: "testdata/gemma2_bf16", BFloat16Tolerance: 3e-2},
 	{Dir: "testdata/gemma3_pattern"},
 	{Dir: "testdata/gemma3_layer_types"},
 }
 
-func (f fixtureSpec) name() string { return filepath.Base(f.Dir) }
+// fixture is a golden folder read (config, weights as stored, golden.json, tolerances with their
+// defaults) with its Gemma 2/3 architecture.
+type fixture struct{ *lmtest.Loaded }
 
-func (f fixtureSpec) tolerance() float64 {
-	if f.Tolerance == 0 {
-		return 1e-4
-	}
-	return f.Tolerance
-}
+// model is the fixture's architecture (a test may replace Arch with a changed config's).
+func (f *fixture) model() *gemma.Model2 { return f.Arch.(*gemma.Model2) }
 
-// golden is the content of golden.json (see make_golden2.py; lmtest.Golden's format).
-type golden struct {
-	Sequences    [][]int32   `json:"sequences"`
-	Logits       [][]float64 `json:"logits"`
-	LogitsBF16   [][]float64 `json:"logits_bf16"`
-	WeightsDType string      `json:"weights_dtype"`
-	Loss         struct {
-		Tokens  []int32              `json:"tokens"`
-		Targets []int32              `json:"targets"`
-		Weights []float32            `json:"weights"`
-		Value   float64              `json:"value"`
-		Grads   map[string][]float64 `json:"grads"`
-	} `json:"loss"`
-}
-
-type fixture struct {
-	fixtureSpec
-	config  []byte
-	model   *gemma.Model2
-	weights map[string]goldentest.Tensor // by Hugging Face name, as stored (aliases included)
-	golden  golden
-}
-
-func loadFixture(t testing.TB, spec fixtureSpec) *fixture {
+func loadFixture(t testing.TB, spec lmtest.Fixture) *fixture {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(spec.Dir, "config.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	arch, err := lm.NewArchitecture(raw)
-	if err != nil {
-		t.Fatalf("%s: %v", spec.Dir, err)
-	}
-	f := &fixture{fixtureSpec: spec, config: raw, model: arch.(*gemma.Model2)}
-	if f.weights, err = goldentest.ReadWeights(spec.Dir); err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(filepath.Join(spec.Dir, "golden.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(data, &f.golden); err != nil {
-		t.Fatalf("%s/golden.json: %v", spec.Dir, err)
-	}
-	return f
+	return &fixture{lmtest.MustLoad(t, spec)}
 }
 
 // fixtureNamed returns the fixture whose folder is testdata/name.
 func fixtureNamed(t testing.TB, name string) *fixture {
 	t.Helper()
-	for _, f := range fixtures23 {
-		if f.name() == name {
-			return loadFixture(t, f)
-		}
-	}
-	t.Fatalf("no fixture %q", name)
-	return nil
-}
-
-// paramTensors returns the model's parameters in Specs order as tensors of dtype.
-func (f *fixture) paramTensors(t testing.TB, dtype dtypes.DType) []*tensors.Tensor {
-	t.Helper()
-	ps, err := goldentest.ParamTensors(f.name(), f.model.Specs(), f.weights, dtype)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ps
+	return &fixture{lmtest.MustLoadNamed(t, fixtures23, name)}
 }
 
 // batch is a packed, padded batch: rows of tokens with per-token positions and segment ids.
@@ -152,16 +79,10 @@ func (b *batch) row(width int, docs ...[]int32) {
 	b.tokens, b.positions, b.segments = append(b.tokens, tok), append(b.positions, pos), append(b.segments, seg)
 }
 
-// logits runs arch.Logits on a batch with the fixture's parameters in dtype; returns [B][T][V].
-func (f *fixture) logitsOf(t testing.TB, arch lm.Architecture, dtype dtypes.DType, b batch) [][][]float32 {
-	t.Helper()
-	return goldentest.Logits(t, arch, f.paramTensors(t, dtype), b.tokens, b.positions, b.segments)
-}
-
-// logits runs the fixture's model.
+// logits runs the fixture's model on a batch with its parameters in dtype; returns [B][T][V].
 func (f *fixture) logits(t testing.TB, dtype dtypes.DType, b batch) [][][]float32 {
 	t.Helper()
-	return f.logitsOf(t, f.model, dtype, b)
+	return goldentest.Logits(t, f.model(), f.ParamTensors(t, dtype), b.tokens, b.positions, b.segments)
 }
 
 // stepper runs Step with the KV cache kept between calls, as a generation loop does.
@@ -172,7 +93,7 @@ type stepper struct {
 }
 
 func newStepper(t *testing.T, f *fixture, maxLen int) *stepper {
-	m := f.model
+	m := f.model()
 	shapes := m.CacheShapes(maxLen, dtypes.Float32)
 	if len(shapes) != 2*m.Config().NumHiddenLayers {
 		t.Fatalf("CacheShapes: %d entries, want %d", len(shapes), 2*m.Config().NumHiddenLayers)
@@ -187,7 +108,7 @@ func newStepper(t *testing.T, f *fixture, maxLen int) *stepper {
 		t.Fatal(err)
 	}
 	s := &stepper{exec: exec}
-	for _, p := range f.paramTensors(t, dtypes.Float32) {
+	for _, p := range f.ParamTensors(t, dtypes.Float32) {
 		s.params = append(s.params, p)
 	}
 	for _, cs := range shapes {
@@ -212,20 +133,4 @@ func (s *stepper) step(t *testing.T, tokens []int32, start int) [][]float32 {
 	}
 	s.cache = out[1:]
 	return out[0].Value().([][][]float32)[0]
-}
-
-func positionsOf(n int) []int32 {
-	p := make([]int32, n)
-	for i := range p {
-		p[i] = int32(i)
-	}
-	return p
-}
-
-func onesOf(n int) []int32 {
-	p := make([]int32, n)
-	for i := range p {
-		p[i] = 1
-	}
-	return p
 }

@@ -11,12 +11,13 @@ import (
 	"github.com/perpetual-ml/perpetual/models/gemma"
 	"github.com/perpetual-ml/perpetual/models/internal/goldentest"
 	"github.com/perpetual-ml/perpetual/models/lm"
+	"github.com/perpetual-ml/perpetual/models/lm/lmtest"
 )
 
 // withConfig returns the fixture's architecture with its config changed by edit.
 func withConfig(t testing.TB, f *fixture, edit func(c *gemma.Config2)) *gemma.Model2 {
 	t.Helper()
-	cfg := f.model.Config()
+	cfg := f.model().Config()
 	edit(&cfg)
 	m, err := gemma.New2(cfg)
 	if err != nil {
@@ -32,14 +33,14 @@ func TestGemma23SlidingWindowBoundsWhatATokenSees(t *testing.T) {
 	for _, name := range []string{"gemma2_sharded", "gemma3_layer_types"} {
 		t.Run(name, func(t *testing.T) {
 			f := fixtureNamed(t, name)
-			layers, window := f.model.Config().NumHiddenLayers, *f.model.Config().SlidingWindow
-			f.model = withConfig(t, f, func(c *gemma.Config2) {
+			layers, window := f.model().Config().NumHiddenLayers, *f.model().Config().SlidingWindow
+			f.Arch = withConfig(t, f, func(c *gemma.Config2) {
 				c.LayerTypes = make([]string, layers)
 				for i := range c.LayerTypes {
 					c.LayerTypes[i] = gemma.SlidingAttention
 				}
 			})
-			seq := f.golden.Sequences[1]
+			seq := f.Golden.Sequences[1]
 			other := append([]int32{seq[0] + 1}, seq[1:]...)
 			reach := layers * (window - 1) // position p depends on positions >= p - reach
 			var b batch
@@ -77,19 +78,7 @@ func TestGemma23SlidingWindowBoundsWhatATokenSees(t *testing.T) {
 // names the reference wrote.
 func TestGemma23SpecsMatchCheckpoints(t *testing.T) {
 	for _, spec := range fixtures23 {
-		f := loadFixture(t, spec)
-		want := map[string]bool{}
-		for _, s := range f.model.Specs() {
-			want[s.Name] = true
-			if _, ok := f.weights[s.Name]; !ok {
-				t.Errorf("%s: spec %s not in the checkpoint", spec.name(), s.Name)
-			}
-		}
-		for n := range f.weights {
-			if !want[n] && n != "lm_head.weight" {
-				t.Errorf("%s: checkpoint tensor %s is not in Specs", spec.name(), n)
-			}
-		}
+		lmtest.CheckSpecsNameTheCheckpoint(t, lmtest.MustLoad(t, spec), "lm_head.weight")
 	}
 }
 
@@ -124,29 +113,17 @@ func TestGemma23FixturesDiscriminate(t *testing.T) {
 	}
 	for _, c := range cases {
 		f := fixtureNamed(t, c.fixture)
-		m := withConfig(t, f, c.edit)
-		seq := f.golden.Sequences[1]
-		var b batch
-		b.row(len(seq), seq)
-		rel, _ := goldentest.Compare(goldentest.Flatten(f.logitsOf(t, m, dtypes.Float32, b)[0]), f.golden.Logits[1])
-		t.Logf("%s with %s: relative error %.2e", c.fixture, c.change, rel)
-		if rel < 100*f.tolerance() {
-			t.Errorf("%s with %s is within %.2e of the reference: the fixture does not test it", c.fixture, c.change, rel)
-		}
+		lmtest.CheckMissesReference(t, f.Loaded, withConfig(t, f, c.edit), f.ParamTensors(t, dtypes.Float32), c.change)
 	}
 	// Gemma 3 with unit q/k norms ((1 + w) with w = 0).
 	f := fixtureNamed(t, "gemma3_pattern")
-	params := f.paramTensors(t, dtypes.Float32)
-	for i, s := range f.model.Specs() {
+	params := f.ParamTensors(t, dtypes.Float32)
+	for i, s := range f.model().Specs() {
 		if strings.HasSuffix(s.Name, "q_norm.weight") || strings.HasSuffix(s.Name, "k_norm.weight") {
 			params[i] = tensors.FromFlatDataAndDimensions(make([]float32, s.Shape[0]), s.Shape...)
 		}
 	}
-	seq := f.golden.Sequences[1]
-	got := goldentest.Logits(t, f.model, params, [][]int32{seq}, [][]int32{positionsOf(len(seq))}, [][]int32{onesOf(len(seq))})
-	if rel, _ := goldentest.Compare(goldentest.Flatten(got[0]), f.golden.Logits[1]); rel < 100*f.tolerance() {
-		t.Errorf("gemma3 with unit q/k norms is within %.2e of the reference", rel)
-	}
+	lmtest.CheckMissesReference(t, f.Loaded, f.model(), params, "unit q/k norms")
 }
 
 // Real configs (as published on the Hugging Face hub) parse, their parameter counts are the
@@ -224,38 +201,6 @@ const validGemma3 = `{"model_type":"gemma3_text","vocab_size":1000,"hidden_size"
 "sliding_window_pattern":2,"rope_theta":1000000.0,"rope_local_base_freq":10000.0,
 "rope_scaling":{"rope_type":"linear","factor":8.0},"attn_logit_softcapping":null,"final_logit_softcapping":null}`
 
-// edited returns base with the JSON fields of edit replaced.
-func edited(t *testing.T, base, edit string) []byte {
-	t.Helper()
-	var cfg map[string]any
-	if err := json.Unmarshal([]byte(base), &cfg); err != nil {
-		t.Fatal(err)
-	}
-	var e map[string]any
-	if err := json.Unmarshal([]byte("{"+edit+"}"), &e); err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range e {
-		cfg[k] = v
-	}
-	raw, _ := json.Marshal(cfg)
-	return raw
-}
-
-// without returns base without the named fields.
-func without(t *testing.T, base string, fields ...string) []byte {
-	t.Helper()
-	var cfg map[string]any
-	if err := json.Unmarshal([]byte(base), &cfg); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range fields {
-		delete(cfg, f)
-	}
-	raw, _ := json.Marshal(cfg)
-	return raw
-}
-
 // What is not implemented is refused, with an error naming the config.json field.
 func TestGemma23ConfigErrorsNameTheField(t *testing.T) {
 	cases := []struct{ base, edit, field string }{
@@ -290,18 +235,18 @@ func TestGemma23ConfigErrorsNameTheField(t *testing.T) {
 		{validGemma3, `"model_type":"gemma3"`, "model_type"}, // the multimodal wrapper is not registered
 	}
 	for _, c := range cases {
-		_, err := lm.NewArchitecture(edited(t, c.base, c.edit))
+		_, err := lm.NewArchitecture(goldentest.Edited(t, c.base, c.edit))
 		if err == nil || !strings.Contains(err.Error(), c.field) {
 			t.Errorf("%s: error %v does not name %s", c.edit, err, c.field)
 		}
 	}
-	if _, err := gemma.ParseConfig2(edited(t, validGemma3, `"model_type":"gemma"`)); err == nil || !strings.Contains(err.Error(), "model_type") {
+	if _, err := gemma.ParseConfig2(goldentest.Edited(t, validGemma3, `"model_type":"gemma"`)); err == nil || !strings.Contains(err.Error(), "model_type") {
 		t.Errorf("ParseConfig2 of a v1 config: %v", err)
 	}
 	// Accepted spellings: the older "type" key, "default", gelu_new (the same tanh formula).
 	for _, edit := range []string{`"rope_scaling":{"type":"linear","factor":2.0}`, `"rope_scaling":{"rope_type":"default"}`,
 		`"hidden_activation":"gelu_new"`, `"layer_types":["full_attention","full_attention","sliding_attention","sliding_attention"]`} {
-		if _, err := lm.NewArchitecture(edited(t, validGemma3, edit)); err != nil {
+		if _, err := lm.NewArchitecture(goldentest.Edited(t, validGemma3, edit)); err != nil {
 			t.Errorf("%s: %v", edit, err)
 		}
 	}
@@ -310,7 +255,7 @@ func TestGemma23ConfigErrorsNameTheField(t *testing.T) {
 // Absent fields take the Transformers config classes' defaults; an explicit null soft cap is no
 // cap (Gemma 2's defaults are 50 and 30, Gemma 3's none).
 func TestGemma23Defaults(t *testing.T) {
-	cfg, err := gemma.ParseConfig2(without(t, validGemma2, "attn_logit_softcapping", "final_logit_softcapping",
+	cfg, err := gemma.ParseConfig2(goldentest.Without(t, validGemma2, "attn_logit_softcapping", "final_logit_softcapping",
 		"query_pre_attn_scalar", "sliding_window"))
 	if err != nil {
 		t.Fatal(err)
@@ -320,14 +265,14 @@ func TestGemma23Defaults(t *testing.T) {
 		cfg.HiddenActivation != "gelu_pytorch_tanh" {
 		t.Errorf("gemma2 defaults not applied: %+v", cfg)
 	}
-	cfg, err = gemma.ParseConfig2(edited(t, validGemma2, `"attn_logit_softcapping":null,"final_logit_softcapping":null`))
+	cfg, err = gemma.ParseConfig2(goldentest.Edited(t, validGemma2, `"attn_logit_softcapping":null,"final_logit_softcapping":null`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.AttnLogitSoftcapping != nil || cfg.FinalLogitSoftcapping != nil {
 		t.Errorf("explicit null soft caps read as %v, %v", cfg.AttnLogitSoftcapping, cfg.FinalLogitSoftcapping)
 	}
-	cfg, err = gemma.ParseConfig2(without(t, validGemma3, "attn_logit_softcapping", "final_logit_softcapping",
+	cfg, err = gemma.ParseConfig2(goldentest.Without(t, validGemma3, "attn_logit_softcapping", "final_logit_softcapping",
 		"sliding_window_pattern", "rope_theta", "rope_local_base_freq", "rope_scaling"))
 	if err != nil {
 		t.Fatal(err)
@@ -343,9 +288,9 @@ func TestGemma23Defaults(t *testing.T) {
 	}{
 		{[]byte(validGemma2), []bool{true, false, true, false}},
 		{[]byte(validGemma3), []bool{true, false, true, false}},
-		{edited(t, validGemma3, `"sliding_window_pattern":3`), []bool{true, true, false, true}},
-		{edited(t, validGemma3, `"sliding_window_pattern":1`), []bool{false, false, false, false}},
-		{edited(t, validGemma2, `"layer_types":["full_attention","sliding_attention","sliding_attention","full_attention"]`),
+		{goldentest.Edited(t, validGemma3, `"sliding_window_pattern":3`), []bool{true, true, false, true}},
+		{goldentest.Edited(t, validGemma3, `"sliding_window_pattern":1`), []bool{false, false, false, false}},
+		{goldentest.Edited(t, validGemma2, `"layer_types":["full_attention","sliding_attention","sliding_attention","full_attention"]`),
 			[]bool{false, true, true, false}},
 	} {
 		cfg, err := gemma.ParseConfig2(c.raw)

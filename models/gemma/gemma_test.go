@@ -60,19 +60,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{`"head_dim":4611686018427387904`, "num_hidden_layers"}, // (heads+kv)*head_dim overflows int64
 	}
 	for _, c := range cases {
-		var cfg map[string]any
-		if err := json.Unmarshal([]byte(validConfig), &cfg); err != nil {
-			t.Fatal(err)
-		}
-		var edit map[string]any
-		if err := json.Unmarshal([]byte("{"+c.edit+"}"), &edit); err != nil {
-			t.Fatal(err)
-		}
-		for k, v := range edit {
-			cfg[k] = v
-		}
-		raw, _ := json.Marshal(cfg)
-		_, err := lm.NewArchitecture(raw)
+		_, err := lm.NewArchitecture(goldentest.Edited(t, validConfig, c.edit))
 		if err == nil || !strings.Contains(err.Error(), c.field) {
 			t.Errorf("%s: error %v does not name %s", c.edit, err, c.field)
 		}

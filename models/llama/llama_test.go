@@ -11,6 +11,7 @@ import (
 
 	"github.com/perpetual-ml/perpetual/models/internal/goldentest"
 	"github.com/perpetual-ml/perpetual/models/lm"
+	"github.com/perpetual-ml/perpetual/models/lm/lmtest"
 )
 
 // Specs name exactly the checkpoint's tensors (plus the tied-head alias), with the Hugging Face
@@ -18,18 +19,11 @@ import (
 func TestSpecsMatchCheckpoints(t *testing.T) {
 	for _, spec := range fixtures {
 		f := loadFixture(t, spec)
-		want := map[string]bool{}
-		for _, s := range f.model.Specs() {
-			want[s.Name] = true
-			if _, ok := f.weights[s.Name]; !ok {
-				t.Errorf("%s: spec %s not in the checkpoint", spec.name(), s.Name)
-			}
+		var tiedHead []string
+		if f.model().cfg.TieWordEmbeddings {
+			tiedHead = append(tiedHead, headName)
 		}
-		for n := range f.weights {
-			if !want[n] && !(n == headName && f.model.cfg.TieWordEmbeddings) {
-				t.Errorf("%s: checkpoint tensor %s is not in Specs", spec.name(), n)
-			}
-		}
+		lmtest.CheckSpecsNameTheCheckpoint(t, f.Loaded, tiedHead...)
 	}
 }
 
@@ -39,23 +33,17 @@ func TestSpecsMatchCheckpoints(t *testing.T) {
 func TestFixturesDiscriminate(t *testing.T) {
 	for _, name := range []string{"llama3_gqa", "llama_bf16"} {
 		f := fixtureNamed(t, name)
-		cfg := f.model.cfg
+		cfg := f.model().cfg
 		cfg.RopeScaling = nil
 		plain, err := New(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		seq := f.golden.Sequences[1]
-		got := goldentest.Logits(t, plain, f.paramTensors(t, dtypes.Float32), [][]int32{seq}, [][]int32{positionsOf(len(seq))}, [][]int32{onesOf(len(seq))})
-		rel, _ := goldentest.Compare(goldentest.Flatten(got[0]), f.golden.Logits[1])
-		t.Logf("%s without rope_scaling: relative error %.2e", name, rel)
-		if rel < 100*f.tolerance() {
-			t.Errorf("%s: plain RoPE is within %.2e of the reference: the fixture does not test rope_scaling", name, rel)
-		}
+		lmtest.CheckMissesReference(t, f.Loaded, plain, f.ParamTensors(t, dtypes.Float32), "plain RoPE (no rope_scaling)")
 	}
 	f := fixtureNamed(t, "qwen3_qknorm")
-	params := f.paramTensors(t, dtypes.Float32)
-	for i, s := range f.model.Specs() {
+	params := f.ParamTensors(t, dtypes.Float32)
+	for i, s := range f.model().Specs() {
 		if strings.HasSuffix(s.Name, "q_norm.weight") || strings.HasSuffix(s.Name, "k_norm.weight") {
 			ones := make([]float32, s.Shape[0])
 			for j := range ones {
@@ -64,27 +52,7 @@ func TestFixturesDiscriminate(t *testing.T) {
 			params[i] = tensors.FromFlatDataAndDimensions(ones, s.Shape...)
 		}
 	}
-	seq := f.golden.Sequences[1]
-	got := goldentest.Logits(t, f.model, params, [][]int32{seq}, [][]int32{positionsOf(len(seq))}, [][]int32{onesOf(len(seq))})
-	if rel, _ := goldentest.Compare(goldentest.Flatten(got[0]), f.golden.Logits[1]); rel < 100*f.tolerance() {
-		t.Errorf("qwen3 with unit q/k norm weights is within %.2e of the reference", rel)
-	}
-}
-
-func positionsOf(n int) []int32 {
-	p := make([]int32, n)
-	for i := range p {
-		p[i] = int32(i)
-	}
-	return p
-}
-
-func onesOf(n int) []int32 {
-	p := make([]int32, n)
-	for i := range p {
-		p[i] = 1
-	}
-	return p
+	lmtest.CheckMissesReference(t, f.Loaded, f.model(), params, "unit q/k norm weights")
 }
 
 // Real configs (as published on the Hugging Face hub) parse, and their parameter counts are the
@@ -174,24 +142,6 @@ const validLlama = `{"model_type":"llama","vocab_size":1000,"hidden_size":64,"in
 "rope_theta":500000.0,"max_position_embeddings":4096,"hidden_act":"silu",
 "rope_scaling":{"rope_type":"llama3","factor":8.0,"low_freq_factor":1.0,"high_freq_factor":4.0,"original_max_position_embeddings":1024}}`
 
-// edited returns base with the JSON fields of edit replaced (null deletes nothing: it sets null).
-func edited(t *testing.T, base, edit string) []byte {
-	t.Helper()
-	var cfg map[string]any
-	if err := json.Unmarshal([]byte(base), &cfg); err != nil {
-		t.Fatal(err)
-	}
-	var e map[string]any
-	if err := json.Unmarshal([]byte("{"+edit+"}"), &e); err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range e {
-		cfg[k] = v
-	}
-	raw, _ := json.Marshal(cfg)
-	return raw
-}
-
 // What is not implemented is refused, with an error naming the config.json field.
 func TestConfigErrorsNameTheField(t *testing.T) {
 	cases := []struct{ base, edit, field string }{
@@ -225,7 +175,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{validLlama, `"model_type":"qwen2","num_key_value_heads":null`, "num_key_value_heads"}, // Qwen's default (32) is not heads
 	}
 	for _, c := range cases {
-		_, err := lm.NewArchitecture(edited(t, c.base, c.edit))
+		_, err := lm.NewArchitecture(goldentest.Edited(t, c.base, c.edit))
 		if err == nil || !strings.Contains(err.Error(), c.field) {
 			t.Errorf("%s: error %v does not name %s", c.edit, err, c.field)
 		}
@@ -241,7 +191,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		t.Errorf("defaults not applied: %+v", cfg)
 	}
 	// Newer Transformers write rope_theta and the scaling keys as rope_parameters.
-	cfg, err = ParseConfig(edited(t, validLlama, `"rope_scaling":null,"rope_theta":null,
+	cfg, err = ParseConfig(goldentest.Edited(t, validLlama, `"rope_scaling":null,"rope_theta":null,
 		"rope_parameters":{"rope_type":"linear","factor":2.0,"rope_theta":1000.0}`))
 	if err != nil {
 		t.Fatal(err)
@@ -253,7 +203,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 	for _, edit := range []string{`"rope_scaling":{"type":"linear","factor":2.0}`, `"rope_scaling":{"rope_type":"default"}`,
 		`"model_type":"qwen2","use_sliding_window":false,"sliding_window":4096`,
 		`"model_type":"qwen3","layer_types":["full_attention","full_attention"]`, `"hidden_act":"swish"`} {
-		if _, err := lm.NewArchitecture(edited(t, validLlama, edit)); err != nil {
+		if _, err := lm.NewArchitecture(goldentest.Edited(t, validLlama, edit)); err != nil {
 			t.Errorf("%s: %v", edit, err)
 		}
 	}
@@ -282,7 +232,7 @@ func TestSpecsPerModelType(t *testing.T) {
 		{`"model_type":"qwen3","attention_bias":true,"tie_word_embeddings":true`, true, true, false, true, false},
 	}
 	for _, c := range cases {
-		arch, err := lm.NewArchitecture(edited(t, validLlama, c.edit))
+		arch, err := lm.NewArchitecture(goldentest.Edited(t, validLlama, c.edit))
 		if err != nil {
 			t.Fatalf("%s: %v", c.edit, err)
 		}

@@ -9,42 +9,25 @@ package mamba
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"testing"
 
-	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
-	"github.com/gomlx/gomlx/core/tensors"
-
-	"github.com/perpetual-ml/perpetual/bench"
 	"github.com/perpetual-ml/perpetual/models/internal/goldentest"
 	"github.com/perpetual-ml/perpetual/models/lm"
-	"github.com/perpetual-ml/perpetual/training"
+	"github.com/perpetual-ml/perpetual/models/lm/lmtest"
 )
 
-// benchConfig is 9,981,696 parameters: mamba-2.8b's layer shape scaled down (state 16, expand 2,
-// conv 4, time_step_rank auto).
-func benchConfig(t testing.TB) json.RawMessage {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("testdata", "bench_config.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
-}
+// benchConfig is testdata/bench_config.json, 9,981,696 parameters: mamba-2.8b's layer shape
+// scaled down (state 16, expand 2, conv 4, time_step_rank auto).
+func benchConfig(t testing.TB) json.RawMessage { return lmtest.BenchConfig(t) }
 
 // benchShapes are the (batch, sequence) shapes measured; each is 2,048 tokens.
 var benchShapes = [][2]int{{8, 256}, {1, 2048}}
 
-// benchModel is the benchmark model with the random weights of bench.RandomModel (seed 1), the
-// ones `perpetual bench --config testdata/bench_config.json` times.
+// benchModel is lmtest.BenchModel (the random weights `perpetual bench` times) and its
+// architecture.
 func benchModel(b *testing.B) (*Model, *lm.Model) {
-	m, err := bench.RandomModel(benchConfig(b), 1, lm.LoadOptions{Backend: goldentest.Backend(b)})
-	if err != nil {
-		b.Fatal(err)
-	}
+	m := lmtest.BenchModel(b)
 	return m.Arch().(*Model), m
 }
 
@@ -70,33 +53,8 @@ func BenchmarkForward(b *testing.B) {
 	for _, bt := range benchShapes {
 		b.Run(fmt.Sprintf("B=%d,T=%d", bt[0], bt[1]), func(b *testing.B) {
 			m, model := benchModel(b)
-			params := model.WeightList()
-			n := len(params)
-			exec, err := NewExec(goldentest.Backend(b), func(inputs []*Node) *Node {
-				return m.Logits(goldentest.ParamsFrom(m.Specs(), inputs), inputs[n], inputs[n+1], inputs[n+2])
-			})
-			if err != nil {
-				b.Fatal(err)
-			}
 			tokens, _, positions, segments := benchTokens(m.VocabSize(), bt[0], bt[1])
-			args := make([]any, 0, n+3)
-			for _, p := range params {
-				args = append(args, p)
-			}
-			args = append(args, tensors.FromValue(tokens), tensors.FromValue(positions), tensors.FromValue(segments))
-			run := func() {
-				out, err := exec.Exec(args...)
-				if err != nil {
-					b.Fatal(err)
-				}
-				out[0].MustFinalizeAll()
-			}
-			run() // compile
-			b.ResetTimer()
-			for range b.N {
-				run()
-			}
-			b.ReportMetric(float64(b.N*bt[0]*bt[1])/b.Elapsed().Seconds(), "tokens/s")
+			goldentest.BenchLogits(b, m, model.WeightList(), tokens, positions, segments)
 		})
 	}
 }
@@ -106,31 +64,9 @@ func BenchmarkForward(b *testing.B) {
 // the scan, global-norm clipping and AdamW on every parameter at the default options.
 func BenchmarkTrainStep(b *testing.B) {
 	for _, bt := range benchShapes {
-		b.Run(fmt.Sprintf("B=%d,T=%d", bt[0], bt[1]), func(b *testing.B) { benchTrain(b, bt[0], bt[1]) })
+		b.Run(fmt.Sprintf("B=%d,T=%d", bt[0], bt[1]), func(b *testing.B) {
+			_, model := benchModel(b)
+			lmtest.BenchTrainStep(b, model, bt[0], bt[1])
+		})
 	}
-}
-
-func benchTrain(b *testing.B, B, T int) {
-	_, model := benchModel(b)
-	tb, err := training.NewBench(model, B, T, 1)
-	if err != nil {
-		b.Fatal(err)
-	}
-	first, err := tb.Step() // compile
-	if err != nil {
-		b.Fatal(err)
-	}
-	last := first
-	b.ResetTimer()
-	for range b.N {
-		if last, err = tb.Step(); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.N*tb.Tokens())/b.Elapsed().Seconds(), "tokens/s")
-	b.StopTimer()
-	if math.IsNaN(last.Loss()) || (b.N >= 3 && !(last.Loss() < first.Loss())) {
-		b.Fatalf("training did not reduce the loss: %g -> %g", first.Loss(), last.Loss())
-	}
-	b.Logf("loss %.4f -> %.4f after %d steps", first.Loss(), last.Loss(), b.N+1)
 }

@@ -219,19 +219,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{`"use_bias":"yes"`, "use_bias"},
 	}
 	for _, c := range cases {
-		var cfg map[string]any
-		if err := json.Unmarshal([]byte(realConfig), &cfg); err != nil {
-			t.Fatal(err)
-		}
-		var edit map[string]any
-		if err := json.Unmarshal([]byte("{"+c.edit+"}"), &edit); err != nil {
-			t.Fatal(err)
-		}
-		for k, v := range edit {
-			cfg[k] = v
-		}
-		raw, _ := json.Marshal(cfg)
-		_, err := lm.NewArchitecture(raw)
+		_, err := lm.NewArchitecture(goldentest.Edited(t, realConfig, c.edit))
 		if err == nil || !strings.Contains(err.Error(), c.field) {
 			t.Errorf("%s: error %v does not name %s", c.edit, err, c.field)
 		}

@@ -3,8 +3,8 @@
 
 Writes testdata/tiny/{config.json, vocab.txt, model.safetensors, golden.json}. Plain torch
 (1.13) following Hugging Face's BertModel and BertTokenizer step by step; no transformers, no
-safetensors package (the file is written by hand: 8-byte little-endian header length, JSON
-header, raw little-endian tensors).
+safetensors package (the file is written by hand, by the writer the model families' scripts share:
+models/internal/goldentest/golden_common.py).
 
 golden.json holds, for each text: the WordPiece ids (BertTokenizer: clean text, CJK spacing,
 lowercase + NFD accent stripping, punctuation split, greedy longest-match WordPiece, [CLS] ...
@@ -17,12 +17,14 @@ Run: /usr/bin/python3 models/bert/testdata/make_golden.py
 import json
 import math
 import os
-import struct
+import sys
 import unicodedata
 
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "internal", "goldentest"))
+import golden_common as gc  # noqa: E402  (the safetensors writer the families' scripts share)
 OUT = os.path.join(HERE, "tiny")
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -211,24 +213,6 @@ def cls_embedding(hidden):
     return cls / cls.norm(dim=-1, keepdim=True)
 
 
-def write_safetensors(path, tensors):
-    header, blobs, offset = {}, [], 0
-    for name in sorted(tensors):
-        t = tensors[name].contiguous().float()
-        data = t.numpy().astype("<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    header["__metadata__"] = {"format": "pt"}
-    hb = json.dumps(header, separators=(",", ":")).encode()
-    hb += b" " * ((8 - len(hb) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(hb)))
-        f.write(hb)
-        for b in blobs:
-            f.write(b)
-
-
 def main():
     os.makedirs(OUT, exist_ok=True)
     gen = torch.Generator().manual_seed(20241123)
@@ -253,7 +237,7 @@ def main():
         f.write("\n")
     with open(os.path.join(OUT, "vocab.txt"), "w", encoding="utf-8") as f:
         f.write("\n".join(VOCAB) + "\n")
-    write_safetensors(os.path.join(OUT, "model.safetensors"), w)
+    gc.write_safetensors(os.path.join(OUT, "model.safetensors"), {k: v.float() for k, v in w.items()})
     golden = {"max_length": max_len, "cases": [
         {"text": t, "tokens": [VOCAB[i] for i in s], "ids": s, "embedding": e.tolist()}
         for t, s, e in zip(TEXTS, seqs, embs)]}

@@ -5,7 +5,8 @@ An independent plain-PyTorch re-implementation of Hugging Face's GemmaForCausalL
 (modeling_gemma: scaled embeddings, float32 RMSNorm with (1 + w), rotate_half RoPE, repeat_kv
 GQA/MQA, float32 softmax, GeGLU with tanh GELU, final norm, tied head, float32 logits). No
 `transformers` or `safetensors` package is needed: checkpoints are written by hand in the
-safetensors format (8-byte little-endian header length, JSON header, raw little-endian data).
+safetensors format by models/internal/goldentest/golden_common.py, the writer and golden.json
+harness (logits, loss, autograd gradients of this script's forward) the families' scripts share.
 
 Each model folder gets config.json, model.safetensors (or shards + model.safetensors.index.json)
 and golden.json with:
@@ -17,15 +18,15 @@ and golden.json with:
 
 Run from anywhere: /usr/bin/python3 models/gemma/testdata/make_golden.py
 """
-import json
 import math
 import os
-import struct
+import sys
 
-import numpy as np
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "internal", "goldentest"))
+import golden_common as gc  # noqa: E402  (safetensors writer, golden.json harness)
 
 # name, config overrides, weight dtype, number of shards, write lm_head.weight alias
 MODELS = [
@@ -59,6 +60,7 @@ BASE_CONFIG = {
     "tie_word_embeddings": True,
 }
 
+# the parameters golden.json has gradients for
 GRAD_PARAMS = [
     "model.embed_tokens.weight",
     "model.layers.0.self_attn.q_proj.weight",
@@ -163,101 +165,18 @@ def forward(W, c, tokens):
     return (h @ embed.T).float()
 
 
-# ---------------------------------------------------------------- safetensors writer
-
-ST_DTYPE = {torch.float32: "F32", torch.bfloat16: "BF16"}
-
-
-def tensor_bytes(t):
-    t = t.contiguous()
-    if t.dtype == torch.bfloat16:
-        return t.view(torch.int16).numpy().astype("<i2").tobytes()
-    return t.numpy().astype("<f4").tobytes()
-
-
-def write_safetensors(path, tensors):
-    header, blobs, offset = {}, [], 0
-    for name in sorted(tensors):
-        data = tensor_bytes(tensors[name])
-        header[name] = {"dtype": ST_DTYPE[tensors[name].dtype], "shape": list(tensors[name].shape),
-                        "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    header["__metadata__"] = {"format": "pt"}
-    head = json.dumps(header, separators=(",", ":")).encode()
-    head += b" " * (-len(head) % 8)  # the format allows padding the header with spaces to align data
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(head)))
-        f.write(head)
-        for b in blobs:
-            f.write(b)
-    return offset
-
-
-def write_checkpoint(folder, W, shards, alias):
-    tensors = dict(W)
-    if alias:
-        tensors["lm_head.weight"] = W["model.embed_tokens.weight"]
-    if shards == 1:
-        write_safetensors(os.path.join(folder, "model.safetensors"), tensors)
-        return
-    names = sorted(tensors)
-    weight_map, total = {}, 0
-    for i in range(shards):
-        fname = f"model-{i + 1:05d}-of-{shards:05d}.safetensors"
-        part = {n: tensors[n] for n in names[i::shards]}
-        total += write_safetensors(os.path.join(folder, fname), part)
-        weight_map.update({n: fname for n in part})
-    with open(os.path.join(folder, "model.safetensors.index.json"), "w") as f:
-        json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f, indent=1, sort_keys=True)
-
-
-def flat(t):
-    return [float(x) for x in t.detach().float().reshape(-1).tolist()]
-
-
 def main():
-    torch.manual_seed(0)
+    gc.seed()
     for index, (name, overrides, dtype, shards, alias) in enumerate(MODELS):
-        cfg = dict(BASE_CONFIG, **overrides)
-        cfg["torch_dtype"] = "bfloat16" if dtype == torch.bfloat16 else "float32"
+        cfg = dict(BASE_CONFIG, **overrides, torch_dtype=gc.dtype_name(dtype))
         gen = torch.Generator().manual_seed(1000 + index)
         W = {k: v.to(dtype) for k, v in random_weights(cfg, gen).items()}
-        folder = os.path.join(HERE, name)
-        os.makedirs(folder, exist_ok=True)
-        for old in os.listdir(folder):
-            os.remove(os.path.join(folder, old))
-        with open(os.path.join(folder, "config.json"), "w") as f:
-            json.dump(cfg, f, indent=1)
-        write_checkpoint(folder, W, shards, alias)
-
-        V = cfg["vocab_size"]
-        sequences = [torch.randint(3, V, (n,), generator=gen).tolist() for n in (9, 14, 5)]
-        sequences[0][0] = cfg["bos_token_id"]
-        W32 = {k: v.float() for k, v in W.items()}
-        golden = {"sequences": sequences, "logits": [], "weights_dtype": cfg["torch_dtype"]}
-        with torch.no_grad():
-            for seq in sequences:
-                golden["logits"].append(flat(forward(W32, cfg, torch.tensor([seq]))[0]))
-            if dtype == torch.bfloat16:
-                golden["logits_bf16"] = [flat(forward(W, cfg, torch.tensor([seq]))[0]) for seq in sequences]
-
-        # Training-style loss: mean cross-entropy of next tokens over chosen positions.
-        seq = sequences[1]
-        tokens, targets = seq[:-1], seq[1:]
-        weights = [0.0] * 4 + [1.0] * (len(tokens) - 4)
-        P = {k: v.detach().clone().requires_grad_(True) for k, v in W32.items()}
-        logits = forward(P, cfg, torch.tensor([tokens]))[0]
-        logp = torch.log_softmax(logits, dim=-1)
-        nll = -logp[torch.arange(len(tokens)), torch.tensor(targets)]
-        w = torch.tensor(weights)
-        loss = (nll * w).sum() / w.sum()
-        loss.backward()
-        golden["loss"] = {"tokens": tokens, "targets": targets, "weights": weights, "value": float(loss),
-                          "grads": {n: flat(P[n].grad) for n in GRAD_PARAMS}}
-        with open(os.path.join(folder, "golden.json"), "w") as f:
-            json.dump(golden, f)
-        print(f"{name}: loss {float(loss):.6f}, logits[0][:3] {golden['logits'][0][:3]}")
+        folder = gc.write_folder(os.path.join(HERE, name), cfg, W, shards, alias)
+        sequences = gc.random_sequences(gen, cfg["vocab_size"], (9, 14, 5), cfg["bos_token_id"])
+        golden = gc.golden(lambda P, seq: forward(P, cfg, torch.tensor([seq]))[0], W, dtype, torch.float32,
+                           sequences, GRAD_PARAMS, gc.flat_f32)
+        gc.write_json(os.path.join(folder, "golden.json"), golden)
+        print(f"{name}: loss {golden['loss']['value']:.6f}, logits[0][:3] {golden['logits'][0][:3]}")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ global). Absent fields take Gemma2Config's / Gemma3TextConfig's defaults (Gemma 
 and 30; Gemma 3: none).
 
 No `transformers` or `safetensors` package is needed: checkpoints are written by hand in the
-safetensors format (8-byte little-endian header length, JSON header, raw little-endian data).
+safetensors format by models/internal/goldentest/golden_common.py, the writer and golden.json
+harness (logits, loss, autograd gradients of this script's forward) the families' scripts share.
 The float32 references are computed in float64 from the stored weights (a bf16 checkpoint's
 weights widened exactly), so they are the exact values a float32 implementation approximates.
 
@@ -33,14 +34,15 @@ deterministic: rerunning it rewrites identical files.
 
 Run from anywhere: /usr/bin/python3 models/gemma/testdata/make_golden2.py
 """
-import json
 import math
 import os
-import struct
+import sys
 
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "internal", "goldentest"))
+import golden_common as gc  # noqa: E402  (safetensors writer, golden.json harness)
 
 BASE = {
     "vocab_size": 61,
@@ -256,60 +258,6 @@ def forward(W, c, tokens):
     return logits.to(acc)
 
 
-# ---------------------------------------------------------------- safetensors writer
-
-ST_DTYPE = {torch.float32: "F32", torch.bfloat16: "BF16"}
-
-
-def tensor_bytes(t):
-    t = t.contiguous()
-    if t.dtype == torch.bfloat16:
-        return t.view(torch.int16).numpy().astype("<i2").tobytes()
-    return t.numpy().astype("<f4").tobytes()
-
-
-def write_safetensors(path, tensors):
-    header, blobs, offset = {}, [], 0
-    for name in sorted(tensors):
-        data = tensor_bytes(tensors[name])
-        header[name] = {"dtype": ST_DTYPE[tensors[name].dtype], "shape": list(tensors[name].shape),
-                        "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    header["__metadata__"] = {"format": "pt"}
-    head = json.dumps(header, separators=(",", ":")).encode()
-    head += b" " * (-len(head) % 8)  # the format allows padding the header with spaces to align data
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(head)))
-        f.write(head)
-        for b in blobs:
-            f.write(b)
-    return offset
-
-
-def write_checkpoint(folder, W, shards, alias):
-    tensors = dict(W)
-    if alias:
-        tensors["lm_head.weight"] = W["model.embed_tokens.weight"]
-    if shards == 1:
-        write_safetensors(os.path.join(folder, "model.safetensors"), tensors)
-        return
-    names = sorted(tensors)
-    weight_map, total = {}, 0
-    for i in range(shards):
-        fname = f"model-{i + 1:05d}-of-{shards:05d}.safetensors"
-        part = {n: tensors[n] for n in names[i::shards]}
-        total += write_safetensors(os.path.join(folder, fname), part)
-        weight_map.update({n: fname for n in part})
-    with open(os.path.join(folder, "model.safetensors.index.json"), "w") as f:
-        json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f, indent=1, sort_keys=True)
-
-
-def flat(t):
-    """Values rounded to 8 significant digits (JSON then writes at most 8)."""
-    return [float(f"{x:.8g}") for x in t.detach().double().reshape(-1).tolist()]
-
-
 def grad_params(c):
     """Gradients checked: the tied embedding, attention and MLP weights of a sliding and a global
     layer, the four layer norms, and Gemma 3's q/k norms."""
@@ -323,47 +271,17 @@ def grad_params(c):
 
 
 def main():
-    torch.manual_seed(0)
+    gc.seed()
     for index, (name, cfg, dtype, shards, alias) in enumerate(MODELS):
-        cfg = dict(cfg)
-        cfg["torch_dtype"] = "bfloat16" if dtype == torch.bfloat16 else "float32"
+        cfg = dict(cfg, torch_dtype=gc.dtype_name(dtype))
         gen = torch.Generator().manual_seed(3000 + index)
         W = {k: v.to(dtype) for k, v in random_weights(cfg, gen).items()}
-        folder = os.path.join(HERE, name)
-        os.makedirs(folder, exist_ok=True)
-        for old in os.listdir(folder):
-            os.remove(os.path.join(folder, old))
-        with open(os.path.join(folder, "config.json"), "w") as f:
-            json.dump(cfg, f, indent=1)
-        write_checkpoint(folder, W, shards, alias)
-
-        V = cfg["vocab_size"]
-        sequences = [torch.randint(3, V, (n,), generator=gen).tolist() for n in (9, 20, 5)]
-        sequences[0][0] = cfg["bos_token_id"]
-        W64 = {k: v.double() for k, v in W.items()}
-        golden = {"sequences": sequences, "logits": [], "weights_dtype": cfg["torch_dtype"]}
-        with torch.no_grad():
-            for seq in sequences:
-                golden["logits"].append(flat(forward(W64, cfg, torch.tensor([seq]))[0]))
-            if dtype == torch.bfloat16:
-                golden["logits_bf16"] = [flat(forward(W, cfg, torch.tensor([seq]))[0]) for seq in sequences]
-
-        # Training-style loss: mean cross-entropy of next tokens over chosen positions.
-        seq = sequences[1]
-        tokens, targets = seq[:-1], seq[1:]
-        weights = [0.0] * 4 + [1.0] * (len(tokens) - 4)
-        P = {k: v.detach().clone().requires_grad_(True) for k, v in W64.items()}
-        logits = forward(P, cfg, torch.tensor([tokens]))[0]
-        logp = torch.log_softmax(logits, dim=-1)
-        nll = -logp[torch.arange(len(tokens)), torch.tensor(targets)]
-        w = torch.tensor(weights, dtype=torch.float64)
-        loss = (nll * w).sum() / w.sum()
-        loss.backward()
-        golden["loss"] = {"tokens": tokens, "targets": targets, "weights": weights, "value": float(loss),
-                          "grads": {n: flat(P[n].grad) for n in grad_params(cfg)}}
-        with open(os.path.join(folder, "golden.json"), "w") as f:
-            json.dump(golden, f, separators=(",", ":"))
-        print(f"{name}: sliding {sliding_layers(cfg)}, loss {float(loss):.6f}, logits[0][:3] {golden['logits'][0][:3]}")
+        folder = gc.write_folder(os.path.join(HERE, name), cfg, W, shards, alias)
+        sequences = gc.random_sequences(gen, cfg["vocab_size"], (9, 20, 5), cfg["bos_token_id"])
+        golden = gc.golden(lambda P, seq: forward(P, cfg, torch.tensor([seq]))[0], W, dtype, torch.float64,
+                           sequences, grad_params(cfg), gc.flat)
+        gc.write_json(os.path.join(folder, "golden.json"), golden, separators=(",", ":"))
+        print(f"{name}: sliding {sliding_layers(cfg)}, loss {golden['loss']['value']:.6f}, logits[0][:3] {golden['logits'][0][:3]}")
 
 
 if __name__ == "__main__":

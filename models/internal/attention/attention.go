@@ -1,7 +1,8 @@
 // Package attention is the causal self-attention the transformer families (models/gemma,
 // models/llama) share: the masks of packed scoring and of cached decoding, optionally sliding,
-// rotary position embeddings, grouped-query attention and the key/value cache's layout. Each
-// piece is the same mathematics in every family that calls it, written once:
+// rotary position embeddings, grouped-query attention and the key/value cache's layout (and, in
+// config.go, the checks of the config.json sizes these pieces rely on). Each piece is the same
+// mathematics in every family that calls it, written once:
 //
 //	allowed(q, k) = seg(q) == seg(k) && k <= q [&& pos(q) - pos(k) < window]   (PackedMask)
 //	allowed(i, s) = s <= start+i [&& start+i - s < window]                      (StepMask: slot s holds position s)

@@ -3,7 +3,12 @@
 // architecture's graphs with the fixture's weights as graph inputs. The reader is deliberately
 // separate from models/safetensors, models/checkpoint and lm.Load (F32/BF16 only, optional
 // index.json), so the conformance suite (models/lm/lmtest) checks a family's graph code on its
-// own; the families' own tests and benchmarks use the graph helpers.
+// own; the families' own tests and benchmarks use the graph helpers (Logits, SequenceLogits,
+// BenchLogits) and the config.json editors (Edited, Without).
+//
+// The scripts that write the fixtures share golden_common.py, beside this file: the safetensors
+// writer this reader mirrors, and the harness that computes golden.json from each family's own
+// reference forward pass.
 package goldentest
 
 import (
@@ -180,6 +185,17 @@ func Backend(t testing.TB) compute.Backend {
 // segment ids; it returns [B][T][V].
 func Logits(t testing.TB, arch lm.Architecture, params []*tensors.Tensor, tokens, positions, segments [][]int32) [][][]float32 {
 	t.Helper()
+	out, err := logitsExec(t, arch).Exec(logitsArgs(params, tokens, positions, segments)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out[0].Value().([][][]float32)
+}
+
+// logitsExec builds arch.Logits with the parameters (in Specs order), then tokens, positions and
+// segment ids as its inputs.
+func logitsExec(t testing.TB, arch lm.Architecture) *Exec {
+	t.Helper()
 	specs := arch.Specs()
 	exec, err := NewExec(Backend(t), func(inputs []*Node) *Node {
 		n := len(specs)
@@ -188,16 +204,16 @@ func Logits(t testing.TB, arch lm.Architecture, params []*tensors.Tensor, tokens
 	if err != nil {
 		t.Fatal(err)
 	}
-	var args []any
+	return exec
+}
+
+// logitsArgs are logitsExec's arguments.
+func logitsArgs(params []*tensors.Tensor, tokens, positions, segments [][]int32) []any {
+	args := make([]any, 0, len(params)+3)
 	for _, p := range params {
 		args = append(args, p)
 	}
-	args = append(args, tensors.FromValue(tokens), tensors.FromValue(positions), tensors.FromValue(segments))
-	out, err := exec.Exec(args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out[0].Value().([][][]float32)
+	return append(args, tensors.FromValue(tokens), tensors.FromValue(positions), tensors.FromValue(segments))
 }
 
 // Compare returns the relative L2 error ||got-want|| / ||want|| (the absolute L2 error for an
@@ -246,4 +262,36 @@ func Outputs(t testing.TB, exec *Exec, args ...any) [][]float32 {
 		res[i] = tensors.MustCopyFlatData[float32](o)
 	}
 	return res
+}
+
+// SequenceLogits runs arch.Logits with params (in Specs order) on one sequence alone (batch 1,
+// positions 0..T-1, one segment); it returns [T][V].
+func SequenceLogits(t testing.TB, arch lm.Architecture, params []*tensors.Tensor, seq []int32) [][]float32 {
+	t.Helper()
+	positions, segments := make([]int32, len(seq)), make([]int32, len(seq))
+	for i := range seq {
+		positions[i], segments[i] = int32(i), 1
+	}
+	return Logits(t, arch, params, [][]int32{seq}, [][]int32{positions}, [][]int32{segments})[0]
+}
+
+// BenchLogits times arch.Logits with params (in Specs order) on a batch of tokens, positions
+// and segment ids, and reports tokens/s. The graph is built and compiled (a first run) before
+// the timer starts.
+func BenchLogits(b *testing.B, arch lm.Architecture, params []*tensors.Tensor, tokens, positions, segments [][]int32) {
+	b.Helper()
+	exec, args := logitsExec(b, arch), logitsArgs(params, tokens, positions, segments)
+	run := func() {
+		out, err := exec.Exec(args...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		out[0].MustFinalizeAll()
+	}
+	run() // compile
+	b.ResetTimer()
+	for range b.N {
+		run()
+	}
+	b.ReportMetric(float64(b.N*len(tokens)*len(tokens[0]))/b.Elapsed().Seconds(), "tokens/s")
 }

@@ -44,12 +44,19 @@
 // The graph-level checks read the weights with models/internal/goldentest's own safetensors
 // reader, so they check the family's graph code apart from models/checkpoint and lm.Load; the
 // runtime checks go through lm.Load as evaluation and training do.
+//
+// Beyond Conformance, the package holds what the families' own tests share: Load reads a fixture
+// as data (config, weights as stored, golden.json) for family-specific checks;
+// CheckSpecsNameTheCheckpoint and CheckSaveReloadHFNames check the Hugging Face names of a
+// checkpoint and of a saved folder; CheckMissesReference that a fixture discriminates; the
+// training checks (CheckTrainingLowersLoss, CheckLoRATargets, CheckPackedLossEqualsUnpacked) run
+// a family through the trainer (package training), which Conformance itself does not use; and
+// BenchConfig, BenchModel and BenchTrainStep are the families' benchmark model and train step.
 package lmtest
 
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -209,28 +216,12 @@ type session struct {
 }
 
 func open(f Fixture, logf func(string, ...any)) (*session, error) {
-	s := &session{fix: f.withDefaults(), logf: logf, params: map[dtypes.DType][]*tensors.Tensor{}}
-	var err error
-	if s.config, err = os.ReadFile(filepath.Join(f.Dir, "config.json")); err != nil {
+	l, err := Load(f)
+	if err != nil {
 		return nil, err
 	}
-	var head struct {
-		ModelType string `json:"model_type"`
-	}
-	if err := json.Unmarshal(s.config, &head); err != nil {
-		return nil, fmt.Errorf("%s/config.json: %w", f.Dir, err)
-	}
-	s.modelType = head.ModelType
-	if s.arch, err = lm.NewArchitecture(s.config); err != nil {
-		return nil, fmt.Errorf("%s: %w (is the family's package imported?)", f.Dir, err)
-	}
-	if s.golden, err = ReadGolden(f.Dir); err != nil {
-		return nil, err
-	}
-	s.vocab = s.golden.vocab()
-	if s.weights, err = goldentest.ReadWeights(f.Dir); err != nil {
-		return nil, err
-	}
+	s := &session{fix: l.Fixture, config: l.Config, modelType: l.ModelType, arch: l.Arch, golden: l.Golden,
+		vocab: l.Golden.vocab(), weights: l.Weights, logf: logf, params: map[dtypes.DType][]*tensors.Tensor{}}
 	if s.backend, err = backend.Shared(); err != nil {
 		return nil, err
 	}

@@ -3,7 +3,8 @@
 
 Independent reference: a plain-torch re-implementation of Hugging Face's MambaForCausalLM with the
 slow path of MambaMixer (sequential scan over time steps), computed in float64. No transformers,
-no safetensors package: config.json and model.safetensors are written by hand.
+no safetensors package: config.json and model.safetensors are written by hand, with the writer
+and loss/gradient harness the families' scripts share (models/internal/goldentest/golden_common.py).
 
 For each model folder it writes config.json, model.safetensors and golden.json with
   sequences:  token id lists, each run alone
@@ -13,16 +14,16 @@ For each model folder it writes config.json, model.safetensors and golden.json w
 
 Run from the repository root:  /usr/bin/python3 models/mamba/testdata/make_golden.py
 """
-import json
 import math
 import os
-import struct
+import sys
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "internal", "goldentest"))
+import golden_common as gc  # noqa: E402  (safetensors writer, loss harness)
 
 MODELS = {
     # conv_kernel 4, all biases, state 16, float32 weights.
@@ -98,33 +99,6 @@ def make_weights(spec, gen):
     return w
 
 
-def to_stored(t, dtype):
-    """Round to the stored dtype; returns (float64 tensor of the stored values, raw bytes)."""
-    if dtype == "F32":
-        a = t.to(torch.float32)
-        return a.to(torch.float64), a.numpy().astype("<f4").tobytes()
-    a = t.to(torch.bfloat16)
-    bits = a.view(torch.int16).numpy().astype("<i2").tobytes()
-    return a.to(torch.float64), bits
-
-
-def write_safetensors(path, tensors):
-    """tensors: name -> (dtype str, shape, bytes)."""
-    header, offset, blobs = {}, 0, []
-    for name, (dtype, shape, data) in tensors.items():
-        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + len(data)]}
-        offset += len(data)
-        blobs.append(data)
-    header["__metadata__"] = {"format": "pt"}
-    hb = json.dumps(header, separators=(",", ":")).encode()
-    hb += b" " * ((8 - len(hb) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(hb)))
-        f.write(hb)
-        for b in blobs:
-            f.write(b)
-
-
 def rms_norm(x, w, eps):
     var = x.pow(2).mean(-1, keepdim=True)
     return w * (x * torch.rsqrt(var + eps))
@@ -170,17 +144,13 @@ def main():
         gen = torch.Generator().manual_seed(1000 + mi)
         cfg = config_for(spec)
         cfg_run = dict(cfg, _rank=spec.get("rank", math.ceil(spec["hidden_size"] / 16)))
-        raw = make_weights(spec, gen)
-        stored, files = {}, {}
-        for n_, t in raw.items():
-            v, data = to_stored(t, spec["dtype"])
-            stored[n_] = v
-            files[n_] = (spec["dtype"], tuple(t.shape), data)
+        # the weights rounded to the stored dtype, and those values widened for the reference
+        files = {n_: t.to(gc.TORCH_DTYPE[spec["dtype"]]) for n_, t in make_weights(spec, gen).items()}
+        stored = {n_: t.double() for n_, t in files.items()}
         d = os.path.join(HERE, name)
         os.makedirs(d, exist_ok=True)
-        with open(os.path.join(d, "config.json"), "w") as f:
-            json.dump(cfg, f, indent=2)
-        write_safetensors(os.path.join(d, "model.safetensors"), files)
+        gc.write_json(os.path.join(d, "config.json"), cfg, indent=2)
+        gc.write_safetensors(os.path.join(d, "model.safetensors"), files, sort_names=False)
 
         seqs = [torch.randint(0, VOCAB, (T,), generator=gen).tolist() for T in (9, 17, 5)]
         golden = {"sequences": seqs, "weights_dtype": spec["dtype"], "logits": []}
@@ -191,28 +161,17 @@ def main():
 
         # Loss and gradients on one sequence: mean weighted cross-entropy of next tokens.
         T = 12
-        seq = torch.randint(0, VOCAB, (T + 1,), generator=gen)
-        tokens, targets = seq[:T], seq[1:]
-        weights = torch.tensor([0.0] * 3 + [1.0] * (T - 3), dtype=torch.float64)
-        params = {k_: v.clone().requires_grad_(True) for k_, v in stored.items()}
-        lg = forward(params, tokens[None], cfg_run)[0]
-        nll = -torch.log_softmax(lg, -1).gather(-1, targets[:, None])[:, 0]
-        loss = (nll * weights).sum() / weights.sum()
-        loss.backward()
+        seq = torch.randint(0, VOCAB, (T + 1,), generator=gen).tolist()
         grad_names = ["backbone.layers.0.mixer.A_log", "backbone.layers.1.mixer.conv1d.weight",
                       "backbone.layers.0.mixer.dt_proj.bias", "backbone.layers.1.mixer.in_proj.weight",
                       "backbone.embeddings.weight"]
-        golden["loss"] = {
-            "tokens": tokens.tolist(), "targets": targets.tolist(), "weights": weights.tolist(),
-            "value": loss.item(),
-            "grads": {g: [round(v, 12) for v in params[g].grad.flatten().tolist()] for g in grad_names},
-        }
-        with open(os.path.join(d, "golden.json"), "w") as f:
-            json.dump(golden, f)
-        print(name, "loss", loss.item())
+        golden["loss"] = gc.golden_loss(lambda P, tokens: forward(P, torch.tensor([tokens]), cfg_run)[0], stored,
+                                        seq[:T], seq[1:], [0.0] * 3 + [1.0] * (T - 3), grad_names,
+                                        lambda g: [round(v, 12) for v in g.flatten().tolist()])
+        gc.write_json(os.path.join(d, "golden.json"), golden)
+        print(name, "loss", golden["loss"]["value"])
 
 
 if __name__ == "__main__":
-    torch.manual_seed(0)
-    np.random.seed(0)
+    gc.seed()
     main()

@@ -1,0 +1,74 @@
+package lmtest
+
+// The benchmark model and the trainer's step benchmark the families' bench_test.go files share.
+
+import (
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/perpetual-ml/perpetual/bench"
+	"github.com/perpetual-ml/perpetual/models/backend"
+	"github.com/perpetual-ml/perpetual/models/lm"
+	"github.com/perpetual-ml/perpetual/training"
+)
+
+// BenchConfig is the family's benchmark config, testdata/bench_config.json of the package under
+// test (also read by scripts/bench_peer.py and `perpetual bench --config`).
+func BenchConfig(t testing.TB) json.RawMessage {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("testdata", "bench_config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+// BenchModel is the benchmark model of BenchConfig with the random weights of bench.RandomModel
+// (seed 1), the ones `perpetual bench --config testdata/bench_config.json` times, on the shared
+// backend; it logs the parameter count.
+func BenchModel(b *testing.B) *lm.Model {
+	b.Helper()
+	be, err := backend.Shared()
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := bench.RandomModel(BenchConfig(b), 1, lm.LoadOptions{Backend: be})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("parameters: %d", lm.NumParams(m.Arch().Specs()))
+	return m
+}
+
+// BenchTrainStep times the trainer's own optimizer step (training.Bench, the step Fit runs and
+// `perpetual bench` times) on model: batch packed rows of seq tokens, the summed cross-entropy
+// and its gradient, global-norm clipping and AdamW on every parameter at the default options.
+// The first step (the compile) runs before the timer; it reports tokens/s and fails when three
+// or more steps do not lower the loss.
+func BenchTrainStep(b *testing.B, model *lm.Model, batch, seq int) {
+	b.Helper()
+	tb, err := training.NewBench(model, batch, seq, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	first, err := tb.Step() // compile
+	if err != nil {
+		b.Fatal(err)
+	}
+	last := first
+	b.ResetTimer()
+	for range b.N {
+		if last, err = tb.Step(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*tb.Tokens())/b.Elapsed().Seconds(), "tokens/s")
+	b.StopTimer()
+	if math.IsNaN(last.Loss()) || (b.N >= 3 && !(last.Loss() < first.Loss())) {
+		b.Fatalf("training did not reduce the loss: %g -> %g", first.Loss(), last.Loss())
+	}
+	b.Logf("loss %.4f -> %.4f after %d steps", first.Loss(), last.Loss(), b.N+1)
+}

@@ -70,22 +70,24 @@ func doctorModelCheck(cmd *cobra.Command) func(*cobra.Command) error {
 	}
 }
 
-// printMemory prints lm.EstimateMemory for scoring and for full fine-tuning of arch on batch
-// rows of length tokens (capped at the model's window) computed in dtype, and the decoding
-// cache of one sequence of that length.
+// printMemory prints lm.EstimateMemory for scoring (one LogLikelihood call: batch rows within
+// the default logits budget) and for full fine-tuning of arch on batch rows of length tokens
+// (capped at the model's window) computed in dtype, and the decoding cache of one sequence of
+// that length.
 func printMemory(out io.Writer, arch lm.Architecture, batch, length int, dtype dtypes.DType) {
 	if ml := arch.MaxLength(); ml > 0 && length > ml {
 		length = ml
 	}
 	fmt.Fprintf(out, "memory:   %s, %d x %d tokens (lm.EstimateMemory; --batch, --length, --dtype change it)\n", dtype, batch, length)
-	for _, mode := range []lm.MemoryMode{lm.Scoring, lm.Training} {
-		e := lm.EstimateMemory(arch, lm.MemoryRequest{Mode: mode, Batch: batch, Length: length, DType: dtype})
-		label := "scoring:  "
-		if mode == lm.Training {
-			label = "training: " // full fine-tuning; LoRA trains fewer parameters
-		}
-		fmt.Fprintf(out, "  %s%s\n", label, e)
+	// LogLikelihood runs at most lm.ScoringRows rows per call, padded to a power of two.
+	rows := 1
+	for rows < min(batch, lm.ScoringRows(arch, length, 0)) {
+		rows *= 2
 	}
+	e := lm.EstimateMemory(arch, lm.MemoryRequest{Mode: lm.Scoring, Batch: rows, Length: length, DType: dtype})
+	fmt.Fprintf(out, "  scoring:  %s (%d row(s) per call)\n", e, rows)
+	e = lm.EstimateMemory(arch, lm.MemoryRequest{Mode: lm.Training, Batch: batch, Length: length, DType: dtype})
+	fmt.Fprintf(out, "  training: %s (full fine-tuning; LoRA trains fewer parameters)\n", e)
 	var cache int64
 	for _, c := range arch.CacheShapes(length, dtype) {
 		n := int64(c.DType.Size())

@@ -53,10 +53,11 @@ const (
 	// moments (5 float32).
 	TrainedBytesPerParam = 5 * 4
 	// PooledBytesPerParam is what the Go backend holds per trained scalar beyond that at the
-	// peak of a training step, measured (about 3 float32: fitted over 19 runs of 9 configs,
-	// docs/runtime.md), most likely AdamW's parameter-sized temporaries of the previous update
-	// waiting in the backend's buffer pools, which only a garbage collection empties.
-	PooledBytesPerParam = 3 * 4
+	// peak of a training step: 2 float32, fitted on the measured peaks of 23 runs of 13
+	// configs (docs/runtime.md). Most likely AdamW's parameter-sized temporaries of the
+	// previous update, waiting in the backend's buffer pools, which only a garbage collection
+	// empties.
+	PooledBytesPerParam = 2 * 4
 	// TrainingLossLogits is how many float32 [B, T, V] tensors the trainer's loss and its
 	// gradient add to the logits at their peak (training.TokenLoss: the exponentials of the
 	// shifted logits, the gather's dense gradient, the broadcast gradient of the sum and their

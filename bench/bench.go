@@ -149,11 +149,14 @@ type Phase struct {
 	Width      int `json:"width,omitempty"`
 
 	// Training: loss targets per step, the mean loss of the first and last step run (the
-	// same batch every step, so it falls), and the trainer's memory estimate for the step.
-	Targets        int     `json:"targets,omitempty"`
-	LossFirst      float64 `json:"loss_first,omitempty"`
-	LossLast       float64 `json:"loss_last,omitempty"`
-	EstimatedBytes int64   `json:"estimated_bytes,omitempty"`
+	// same batch every step, so it falls).
+	Targets   int     `json:"targets,omitempty"`
+	LossFirst float64 `json:"loss_first,omitempty"`
+	LossLast  float64 `json:"loss_last,omitempty"`
+
+	// EstimatedBytes is lm.EstimateMemory for the phase (training: the trainer's pre-flight
+	// check; scoring: the largest call), to compare with Memory.PeakRSSBytes.
+	EstimatedBytes int64 `json:"estimated_bytes,omitempty"`
 }
 
 // Memory is what a phase used at its peak.
@@ -229,6 +232,7 @@ func Run(model *lm.Model, source string, o Options) (*Report, error) {
 		}
 		p.Tokens = o.Batch * o.Length
 		p.Calls, p.PaddedRows, p.Width = model.ScoringShape(o.Batch, o.Length, o.Batch)
+		p.EstimatedBytes = scoringEstimate(model, p)
 		if counts {
 			p.FLOPs = float64(p.PaddedRows) * counter.LogitsFLOPs(p.Width)
 		}
@@ -280,9 +284,9 @@ func Run(model *lm.Model, source string, o Options) (*Report, error) {
 }
 
 // checkTrainingMemory refuses a training phase whose memory estimate (the trainer's pre-flight
-// check: weights, 5 float32 copies of every trained tensor, logits and activations) exceeds
-// o.MemoryLimit or MemAvailable, before the float32 master copies are made. The estimate is
-// rough (Mamba's scan buffers are not in it, docs/training.md), so it only stops the hopeless.
+// check, lm.EstimateMemory: weights, 5 float32 copies of every trained tensor, the
+// architecture's activations and the loss) exceeds o.MemoryLimit or MemAvailable, before the
+// float32 master copies are made.
 func checkTrainingMemory(model *lm.Model, o Options) error {
 	limit := o.MemoryLimit
 	if limit == 0 {
@@ -293,10 +297,25 @@ func checkTrainingMemory(model *lm.Model, o Options) error {
 	}
 	e := training.EstimateMemory(training.FullSetup(model.Arch(), model.DType()), model, o.Batch, o.Length)
 	if e.Total > limit {
-		return fmt.Errorf("bench: the training step needs about %s (weights %s + trained copies, gradients and moments %s + activations %s for %d x %d tokens) but the limit is %s; lower --batch or --length, time --phases scoring only, or raise --memory-limit",
-			gib(e.Total), gib(e.Weights), gib(e.Trainables), gib(e.Activations), o.Batch, o.Length, gib(limit))
+		return fmt.Errorf("bench: the training step needs about %s (%s, for %d x %d tokens) but the limit is %s; lower --batch or --length, time --phases scoring only, or raise --memory-limit",
+			lm.GiB(e.Total), e, o.Batch, o.Length, lm.GiB(limit))
 	}
 	return nil
+}
+
+// scoringEstimate is lm.EstimateMemory for the largest scoring call of p (rows per call rounded
+// up to a power of two, as LogLikelihood runs them).
+func scoringEstimate(model *lm.Model, p *Phase) int64 {
+	rows := 1
+	for rows*p.Calls < p.PaddedRows {
+		rows *= 2
+	}
+	var weights int64
+	for _, w := range model.WeightList() {
+		weights += int64(w.Shape().Memory())
+	}
+	return lm.EstimateMemory(model.Arch(), lm.MemoryRequest{Mode: lm.Scoring, Batch: rows, Length: p.Width,
+		DType: model.DType(), WeightBytes: weights}).Total
 }
 
 // timePhase runs fn o.Warmup times, then o.Repeats times under the clock, and records the

@@ -124,8 +124,8 @@ func TestRunTinyGemma(t *testing.T) {
 	if got.Scoring == nil || got.Training == nil {
 		t.Fatalf("missing phase in %s", raw)
 	}
-	if s := got.Scoring; s.FLOPs != 2*row || s.Calls != 1 || s.PaddedRows != 2 || s.Width != 32 {
-		t.Errorf("scoring FLOPs %.0f (want %.0f), calls %d, rows %d, width %d", s.FLOPs, 2*row, s.Calls, s.PaddedRows, s.Width)
+	if s := got.Scoring; s.FLOPs != 2*row || s.Calls != 1 || s.PaddedRows != 2 || s.Width != 32 || s.Estimated <= 0 {
+		t.Errorf("scoring FLOPs %.0f (want %.0f), calls %d, rows %d, width %d, estimate %d", s.FLOPs, 2*row, s.Calls, s.PaddedRows, s.Width, s.Estimated)
 	}
 	if tr := got.Training; tr.FLOPs != 3*2*row || tr.Targets != 2*(32-2) || !(tr.LossFirst > 0) || tr.Estimated <= 0 {
 		t.Errorf("training FLOPs %.0f (want %.0f), targets %d (want 60), first loss %v, estimate %d", tr.FLOPs, 3*2*row, tr.Targets, tr.LossFirst, tr.Estimated)
@@ -148,7 +148,7 @@ func TestRunTinyGemma(t *testing.T) {
 	if err := r.WriteText(&text); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"scoring", "training", "GFLOP/s", "matmul:   float32 64 x 64 x 64", "1 call(s), 2 row(s) of 32 tokens"} {
+	for _, want := range []string{"scoring", "training", "GFLOP/s", "matmul:   float32 64 x 64 x 64", "1 call(s), 2 row(s) of 32 tokens", "estimate", "lm.EstimateMemory"} {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("text report lacks %q:\n%s", want, text.String())
 		}

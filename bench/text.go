@@ -21,7 +21,7 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	b.WriteString("\n")
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "phase\tmedian s\tmin s\tmax s\ttokens/s\t(range)\tGFLOP/s\tof peak\tpeak RSS\tGo heap\t")
+	fmt.Fprintln(tw, "phase\tmedian s\tmin s\tmax s\ttokens/s\t(range)\tGFLOP/s\tof peak\tpeak RSS\testimate\tGo heap\t")
 	for _, ph := range []struct {
 		name string
 		p    *Phase
@@ -37,8 +37,9 @@ func (r *Report) WriteText(w io.Writer) error {
 		if p.Utilisation > 0 {
 			util = fmt.Sprintf("%.0f%%", 100*p.Utilisation)
 		}
-		fmt.Fprintf(tw, "%s\t%.3f\t%.3f\t%.3f\t%s\t(%s-%s)\t%s\t%s\t%s\t%s\t\n", ph.name, p.MedianS, p.MinS, p.MaxS,
-			commas(p.TokensPerS), commas(p.TokensPerSMin), commas(p.TokensPerSMax), gflops, util, gib(p.Memory.PeakRSSBytes), gib(int64(p.Memory.GoHeapPeakBytes)))
+		fmt.Fprintf(tw, "%s\t%.3f\t%.3f\t%.3f\t%s\t(%s-%s)\t%s\t%s\t%s\t%s\t%s\t\n", ph.name, p.MedianS, p.MinS, p.MaxS,
+			commas(p.TokensPerS), commas(p.TokensPerSMin), commas(p.TokensPerSMax), gflops, util, gib(p.Memory.PeakRSSBytes),
+			gib(p.EstimatedBytes), gib(int64(p.Memory.GoHeapPeakBytes)))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -56,8 +57,9 @@ func (r *Report) WriteText(w io.Writer) error {
 		if p.FLOPs > 0 {
 			fmt.Fprintf(&b, "; %.2f GFLOP per step (3 x forward)", p.FLOPs/1e9)
 		}
-		fmt.Fprintf(&b, "; trainer's memory estimate %s\n", gib(p.EstimatedBytes))
+		b.WriteString("\n")
 	}
+	b.WriteString("estimate: lm.EstimateMemory (the trainer's pre-flight check; docs/runtime.md), to compare with the peak RSS\n")
 	for _, p := range []*Phase{r.Scoring, r.Training} {
 		if p != nil && p.Memory.PeakRSSScope != "phase" {
 			b.WriteString("peak RSS is the process's since it started (the kernel refused to reset it per phase)\n")

@@ -114,6 +114,6 @@ func (b *Bench) Tokens() int { return b.batch.B * b.batch.T }
 func (b *Bench) Targets() int { return b.batch.NumTargets }
 
 // Memory is EstimateMemory (the trainer's pre-flight check) for this model and batch.
-func (b *Bench) Memory(model *lm.Model) MemoryEstimate {
+func (b *Bench) Memory(model *lm.Model) lm.MemoryEstimate {
 	return EstimateMemory(b.setup, model, b.batch.B, b.batch.T)
 }

@@ -11,13 +11,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/perpetual-ml/perpetual/training/trainingtest"
+
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/perpetual-ml/perpetual/curriculum"
 	"github.com/perpetual-ml/perpetual/curriculum/synthetic"
 	"github.com/perpetual-ml/perpetual/models/lm"
-	"github.com/perpetual-ml/perpetual/models/lm/lmtest"
 	"github.com/perpetual-ml/perpetual/models/prompt"
 	"github.com/perpetual-ml/perpetual/models/tokenizer"
 	"github.com/perpetual-ml/perpetual/training"
@@ -317,7 +318,7 @@ func TestPackingEqualsUnpacked(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			lmtest.CheckPackedLossEqualsUnpacked(t, m, exs, 512, 1e-4)
+			trainingtest.CheckPackedLossEqualsUnpacked(t, m, exs, 512, 1e-4)
 		})
 	}
 }

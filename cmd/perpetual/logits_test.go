@@ -117,6 +117,37 @@ func TestDoctorModel(t *testing.T) {
 	}
 }
 
+// doctor --model prints the memory estimate of scoring and training for every family, each
+// from the family's own memory model, at --batch, --length (capped by the window) and --dtype.
+func TestDoctorModelMemoryEveryFamily(t *testing.T) {
+	for _, dir := range []string{
+		filepath.Join("..", "..", "models", "gemma", "testdata", "mha"),
+		filepath.Join("..", "..", "models", "gemma", "testdata", "gemma2_sharded"),
+		filepath.Join("..", "..", "models", "gemma", "testdata", "gemma3_pattern"),
+		filepath.Join("..", "..", "models", "llama", "testdata", "llama3_gqa"),
+		filepath.Join("..", "..", "models", "llama", "testdata", "qwen2_bias"),
+		filepath.Join("..", "..", "models", "llama", "testdata", "qwen3_qknorm"),
+		filepath.Join("..", "..", "models", "mamba", "testdata", "k4_bias_s16"),
+	} {
+		out, err := runCLI(t, "doctor", "--model", dir, "--batch", "4", "--length", "32", "--dtype", "bfloat16")
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", dir, err, out)
+		}
+		for _, want := range []string{"memory:   BFloat16, 4 x ", "  scoring:  weights ", "  training: weights ", "trained copies, gradients and moments",
+			"activations ", "  decoding: cache of "} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s: doctor output lacks %q:\n%s", dir, want, out)
+			}
+		}
+		if strings.Contains(out, "no memory model") {
+			t.Errorf("%s: the family has no memory model:\n%s", dir, out)
+		}
+	}
+	if out, err := runCLI(t, "doctor", "--model", tinyGemma, "--batch", "0"); err == nil {
+		t.Errorf("--batch 0 accepted:\n%s", out)
+	}
+}
+
 // The llama package's families are wired in: doctor recognises Llama, Qwen2 and Qwen3 folders
 // (the golden fixtures of models/llama) and lists them as registered.
 func TestDoctorModelLlamaFamilies(t *testing.T) {

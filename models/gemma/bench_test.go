@@ -14,24 +14,25 @@ import (
 	"os"
 	"testing"
 
+	"github.com/perpetual-ml/perpetual/training/trainingtest"
+
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/perpetual-ml/perpetual/models/internal/goldentest"
 	"github.com/perpetual-ml/perpetual/models/lm"
-	"github.com/perpetual-ml/perpetual/models/lm/lmtest"
 )
 
 // benchConfig is testdata/bench_config.json, ~9.7M parameters: MQA with 4 heads of 64 like
 // gemma-2b's 8 heads of 256.
-func benchConfig(t testing.TB) json.RawMessage { return lmtest.BenchConfig(t) }
+func benchConfig(t testing.TB) json.RawMessage { return trainingtest.BenchConfig(t) }
 
 const benchBatch, benchSeq = 8, 256
 
-// benchModel is lmtest.BenchModel (the random weights `perpetual bench` times) and its
+// benchModel is trainingtest.BenchModel (the random weights `perpetual bench` times) and its
 // architecture.
 func benchModel(b *testing.B) (*Model, *lm.Model) {
-	m := lmtest.BenchModel(b)
+	m := trainingtest.BenchModel(b)
 	return m.Arch().(*Model), m
 }
 
@@ -91,7 +92,7 @@ func benchForward(b *testing.B, dtype dtypes.DType) {
 // gradient, global-norm clipping and AdamW on every parameter at the default options.
 func BenchmarkTrainStep(b *testing.B) {
 	_, model := benchModel(b)
-	lmtest.BenchTrainStep(b, model, benchBatch, benchSeq)
+	trainingtest.BenchTrainStep(b, model, benchBatch, benchSeq)
 }
 
 // BenchmarkForward2BShapes times one sequence of 512 tokens through gemma-2b's real shapes with

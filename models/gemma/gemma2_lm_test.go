@@ -7,6 +7,8 @@ package gemma_test
 import (
 	"testing"
 
+	"github.com/perpetual-ml/perpetual/training/trainingtest"
+
 	"github.com/gomlx/compute/dtypes"
 
 	"github.com/perpetual-ml/perpetual/models/lm/lmtest"
@@ -31,7 +33,7 @@ func TestGemma23PackedTrainingLossEqualsUnpacked(t *testing.T) {
 	for _, name := range []string{"gemma2_sharded", "gemma3_pattern"} {
 		t.Run(name, func(t *testing.T) {
 			m := fixtureNamed(t, name).LoadModel(t, dtypes.Float32)
-			lmtest.CheckPackedLossEqualsUnpacked(t, m, lmtest.PatternedExamples(m.Arch().VocabSize(), 6, 16), 64, 1e-5)
+			trainingtest.CheckPackedLossEqualsUnpacked(t, m, trainingtest.PatternedExamples(m.Arch().VocabSize(), 6, 16), 64, 1e-5)
 		})
 	}
 }
@@ -42,9 +44,9 @@ func TestGemma23TrainingLowersLoss(t *testing.T) {
 	for _, name := range []string{"gemma2_sharded", "gemma3_pattern"} {
 		t.Run(name, func(t *testing.T) {
 			m := fixtureNamed(t, name).LoadModel(t, dtypes.Float32)
-			o := lmtest.TrainOptions(t.TempDir())
+			o := trainingtest.TrainOptions(t.TempDir())
 			o.NoPacking = name == "gemma2_sharded" // the other trains on packed rows
-			lmtest.CheckTrainingLowersLoss(t, m, o)
+			trainingtest.CheckTrainingLowersLoss(t, m, o)
 		})
 	}
 }
@@ -53,5 +55,5 @@ func TestGemma23TrainingLowersLoss(t *testing.T) {
 // changes exactly those weights once merged (norms, q/k norms and the MLP stay), and saves
 // loadable.
 func TestGemma23LoRATargets(t *testing.T) {
-	lmtest.CheckLoRATargets(t, fixtureNamed(t, "gemma3_layer_types").LoadModel(t, dtypes.Float32))
+	trainingtest.CheckLoRATargets(t, fixtureNamed(t, "gemma3_layer_types").LoadModel(t, dtypes.Float32))
 }

@@ -76,50 +76,6 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 	}
 }
 
-// The memory estimate of the real 2b shapes at 2,048 tokens (docs/gemma.md quotes it).
-func TestScoringMemoryEstimate2B(t *testing.T) {
-	arch, err := lm.NewArchitecture(json.RawMessage(validConfig))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := arch.(*Model)
-	est, err := m.EstimateScoringMemory(goldentest.Backend(t), 1, 2048, dtypes.BFloat16)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("gemma-2b, 1 x 2048 tokens, bf16: %s", est)
-	if est.ParamBytes != 2*2506172416 {
-		t.Errorf("ParamBytes = %d, want %d", est.ParamBytes, 2*2506172416)
-	}
-	if est.LogitsBytes != 4*2048*256000 {
-		t.Errorf("LogitsBytes = %d", est.LogitsBytes)
-	}
-	// At least the logits and the bf16 logits they are converted from are alive together.
-	if est.PeakActivationBytes < est.LogitsBytes+est.LogitsBytes/2 || est.PeakActivationBytes > 8*est.LogitsBytes {
-		t.Errorf("PeakActivationBytes = %d, implausible next to logits of %d", est.PeakActivationBytes, est.LogitsBytes)
-	}
-	half, err := m.EstimateScoringMemory(goldentest.Backend(t), 1, 1024, dtypes.BFloat16)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !(half.PeakActivationBytes < est.PeakActivationBytes) || half.ParamBytes != est.ParamBytes {
-		t.Errorf("1024 tokens: %s; 2048 tokens: %s", half, est)
-	}
-	for _, c := range []struct {
-		dtype         dtypes.DType
-		batch, seqLen int
-	}{{dtypes.Float32, 1, 2048}, {dtypes.BFloat16, 4, 2048}, {dtypes.BFloat16, 1, 512}} {
-		e, err := m.EstimateScoringMemory(goldentest.Backend(t), c.batch, c.seqLen, c.dtype)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("gemma-2b, %d x %d tokens, %s: %s", c.batch, c.seqLen, c.dtype, e)
-	}
-	if _, err := m.EstimateScoringMemory(goldentest.Backend(t), 0, 10, dtypes.Float32); err == nil {
-		t.Error("batch 0 accepted")
-	}
-}
-
 // Arbitrary config.json bytes never panic; an accepted config yields a usable architecture.
 func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte(validConfig))

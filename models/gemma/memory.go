@@ -1,109 +1,77 @@
 package gemma
 
 import (
-	"fmt"
-	"math"
-
-	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
-	"github.com/gomlx/compute/shapes"
-	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
 
+	"github.com/perpetual-ml/perpetual/models/internal/attention"
 	"github.com/perpetual-ml/perpetual/models/lm"
 )
 
-// MemoryEstimate is the memory needed to score one batch (the Logits graph, float32 logits out),
-// estimated from the graph itself: it builds the graph symbolically (no tensor is allocated and
-// nothing is compiled) and replays it in creation order, keeping each intermediate tensor alive
-// from the op that makes it to its last consumer. That is what an executor without fusion needs;
-// XLA fuses elementwise ops and reuses buffers, so on GPU it is an upper bound for activations.
-type MemoryEstimate struct {
-	// ParamBytes is the size of all parameters in the compute dtype (tied head counted once).
-	ParamBytes int64
-	// PeakActivationBytes is the largest total of simultaneously live intermediate tensors
-	// (parameters excluded, the logits output included).
-	PeakActivationBytes int64
-	// LogitsBytes is the size of the float32 logits output.
-	LogitsBytes int64
-	// LargestBytes and LargestOp describe the largest single intermediate tensor.
-	LargestBytes int64
-	LargestOp    string
-	// Nodes is the number of graph nodes.
-	Nodes int
+// The memory models of Model and Model2 (lm.MemoryModel), counted on their graphs: the tensors
+// alive at the peak, replayed with lmtest.GraphPeak (TestMemoryModelMatchesGraph keeps the
+// counts honest), by size and dtype. docs/runtime.md compares the estimate with the measured
+// peak on the Go backend.
+
+var (
+	_ lm.MemoryModel = (*Model)(nil)
+	_ lm.MemoryModel = (*Model2)(nil)
+)
+
+// ActivationBytes implements lm.MemoryModel. Training keeps, per layer and token, in the
+// compute dtype 2 hidden-size vectors (the normed inputs of attention and MLP), 8
+// intermediate-size ones (gate, up, their product and the tanh GELU's terms), 2 query-sized and
+// 2 key-sized ones (rotated, grouped), and in float32 4 hidden-size vectors and 2 numbers (the
+// RMSNorms' inputs, outputs and statistics) and one number per head; per layer and row, one
+// score-sized tensor in the compute dtype, one in float32 and the boolean mask broadcast to
+// them. The layer being differentiated works beside them: one more layer. The head keeps the
+// final norm's input and output and the float32 logits. Scoring is the larger of a block's
+// working set (attention.ScoringBytes) and the head's (attention.HeadScoringBytes).
+func (m *Model) ActivationBytes(batch, T int, dtype dtypes.DType, training bool) int64 {
+	c := m.cfg
+	s := attention.ActivationShape{Batch: batch, T: T, Hidden: c.HiddenSize, Inter: c.IntermediateSize,
+		Heads: c.NumAttentionHeads, KVHeads: c.NumKeyValueHeads, HeadDim: c.HeadDim}
+	elem := int(dtype.Size())
+	logits := attention.LogitsBytes(s, c.VocabSize)
+	if !training {
+		return max(attention.ScoringBytes(s, elem, 0), attention.HeadScoringBytes(s, c.VocabSize, elem, 0))
+	}
+	layer := attention.Tensors{Hidden: 2, Inter: 8, Q: 2, KV: 2, Scores: 1}.Bytes(s, elem) +
+		attention.Tensors{Hidden: 4, Heads: 1, Scalars: 2, Scores: 1}.Bytes(s, 4) +
+		attention.Tensors{Scores: 1}.Bytes(s, 1)
+	head := attention.Tensors{Hidden: 2}.Bytes(s, elem) + attention.Tensors{Hidden: 2}.Bytes(s, 4) + logits
+	return int64(c.NumHiddenLayers+1)*layer + head // the layer being differentiated works beside them
 }
 
-// Total is parameters plus peak activations.
-func (e MemoryEstimate) Total() int64 { return e.ParamBytes + e.PeakActivationBytes }
-
-// String formats the estimate in GiB.
-func (e MemoryEstimate) String() string {
-	gib := func(b int64) string { return fmt.Sprintf("%.2f GiB", float64(b)/(1<<30)) }
-	return fmt.Sprintf("params %s + peak activations %s = %s (logits %s; largest tensor %s from %s; %d nodes)",
-		gib(e.ParamBytes), gib(e.PeakActivationBytes), gib(e.Total()), gib(e.LogitsBytes),
-		gib(e.LargestBytes), e.LargestOp, e.Nodes)
-}
-
-// EstimateScoringMemory estimates the memory of Logits for a batch of batch x seqLen tokens with
-// parameters in dtype. The backend is only used to build (not compile) the graph.
-func (m *Model) EstimateScoringMemory(backend compute.Backend, batch, seqLen int, dtype dtypes.DType) (est MemoryEstimate, err error) {
-	if batch <= 0 || seqLen <= 0 {
-		return est, fmt.Errorf("gemma: memory estimate needs a positive batch and sequence length, got %d x %d", batch, seqLen)
+// ActivationBytes implements lm.MemoryModel. Per layer, Model2 keeps what Model does (Gemma v1
+// above) with 4 more float32 hidden-size vectors and 2 more numbers for the sandwich norms,
+// one more score-sized tensor in the compute dtype for the attention soft cap, and for Gemma 3's
+// q/k norms 2 query-sized and 2 key-sized float32 vectors with their statistics. Sliding
+// layers compute every score and mask them, so they count as global ones. The final soft cap
+// adds 2 logits-sized tensors in the compute dtype to the head.
+func (m *Model2) ActivationBytes(batch, T int, dtype dtypes.DType, training bool) int64 {
+	c := m.cfg
+	s := attention.ActivationShape{Batch: batch, T: T, Hidden: c.HiddenSize, Inter: c.IntermediateSize,
+		Heads: c.NumAttentionHeads, KVHeads: c.NumKeyValueHeads, HeadDim: c.HeadDim}
+	elem := int(dtype.Size())
+	logits := attention.LogitsBytes(s, c.VocabSize)
+	var capScores, capLogits float64 // the soft caps' tanh and its input (scoring)
+	if m.attnCap > 0 {
+		capScores = 2
 	}
-	g := NewGraph(backend, "gemma_memory_estimate")
-	defer g.Finalize()
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("gemma: building the graph for the memory estimate: %v", r)
-		}
-	}()
-	params := map[string]*Node{}
-	isParam := map[NodeId]bool{}
-	for _, s := range m.Specs() {
-		n := Parameter(g, s.Name, shapes.Make(dtype, s.Shape...))
-		params[s.Name] = n
-		isParam[n.Id()] = true
-		est.ParamBytes += int64(n.Shape().ByteSize())
+	if m.finalCap > 0 {
+		capLogits = 2
 	}
-	p := lm.Params(func(name string) *Node { return params[name] })
-	ints := shapes.Make(dtypes.Int32, batch, seqLen)
-	tokens, positions, segments := Parameter(g, "tokens", ints), Parameter(g, "positions", ints), Parameter(g, "segments", ints)
-	for _, n := range []*Node{tokens, positions, segments} {
-		isParam[n.Id()] = true
+	if !training {
+		return max(attention.ScoringBytes(s, elem, capScores), attention.HeadScoringBytes(s, c.VocabSize, elem, capLogits))
 	}
-	logits := m.Logits(p, tokens, positions, segments)
-	est.LogitsBytes = int64(logits.Shape().ByteSize())
-
-	nodes := g.Nodes()
-	est.Nodes = len(nodes)
-	lastUse := map[NodeId]int{}
-	for i, n := range nodes {
-		for _, in := range n.Inputs() {
-			lastUse[in.Id()] = i
-		}
+	compute := attention.Tensors{Hidden: 2, Inter: 8, Q: 2, KV: 2, Scores: 1}
+	f32 := attention.Tensors{Hidden: 8, Heads: 1, Scalars: 4, Scores: 1}
+	compute.Scores += capScores / 2
+	if m.qkNorm {
+		f32.Q, f32.KV, f32.Heads, f32.KVHeads = 2, 2, 2, 1
 	}
-	lastUse[logits.Id()] = math.MaxInt
-	bytes := func(n *Node) int64 {
-		if isParam[n.Id()] || n.NumOutputs() != 1 {
-			return 0
-		}
-		return int64(n.Shape().ByteSize())
-	}
-	var live int64
-	for i, n := range nodes {
-		if _, used := lastUse[n.Id()]; used {
-			b := bytes(n)
-			live += b
-			if b > est.LargestBytes {
-				est.LargestBytes, est.LargestOp = b, fmt.Sprintf("%s %s", n.Type(), n.Shape())
-			}
-		}
-		est.PeakActivationBytes = max(est.PeakActivationBytes, live)
-		for _, in := range n.Inputs() {
-			if lastUse[in.Id()] == i {
-				live -= bytes(in)
-				lastUse[in.Id()] = -1 // freed once even if an op reads it twice
-			}
-		}
-	}
-	return est, nil
+	layer := compute.Bytes(s, elem) + f32.Bytes(s, 4) + attention.Tensors{Scores: 1}.Bytes(s, 1)
+	head := attention.Tensors{Hidden: 2}.Bytes(s, elem) + attention.Tensors{Hidden: 2}.Bytes(s, 4) + logits +
+		int64(capLogits*float64(logits/4)*float64(elem))
+	return int64(c.NumHiddenLayers+1)*layer + head // the layer being differentiated works beside them
 }

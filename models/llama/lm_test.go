@@ -7,6 +7,8 @@ package llama
 import (
 	"testing"
 
+	"github.com/perpetual-ml/perpetual/training/trainingtest"
+
 	"github.com/gomlx/compute/dtypes"
 
 	"github.com/perpetual-ml/perpetual/models/lm/lmtest"
@@ -33,7 +35,7 @@ func TestSaveReloadHFNames(t *testing.T) {
 func TestTrainingLowersLoss(t *testing.T) {
 	for _, name := range []string{"qwen3_qknorm", "qwen2_bias"} {
 		t.Run(name, func(t *testing.T) {
-			lmtest.CheckTrainingLowersLoss(t, fixtureNamed(t, name).LoadModel(t, dtypes.Float32), lmtest.TrainOptions(t.TempDir()))
+			trainingtest.CheckTrainingLowersLoss(t, fixtureNamed(t, name).LoadModel(t, dtypes.Float32), trainingtest.TrainOptions(t.TempDir()))
 		})
 	}
 }
@@ -41,5 +43,5 @@ func TestTrainingLowersLoss(t *testing.T) {
 // LoRA on Hugging Face's attention projection names (q_proj, k_proj, v_proj, o_proj) trains,
 // changes exactly those weights once merged (biases and the MLP stay), and saves loadable.
 func TestLoRATargets(t *testing.T) {
-	lmtest.CheckLoRATargets(t, fixtureNamed(t, "llama3_gqa").LoadModel(t, dtypes.Float32))
+	trainingtest.CheckLoRATargets(t, fixtureNamed(t, "llama3_gqa").LoadModel(t, dtypes.Float32))
 }

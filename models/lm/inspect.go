@@ -15,6 +15,8 @@ type Inspection struct {
 	Dir string
 	// Family is config.json's model_type (empty if the config could not be read).
 	Family string
+	// Arch is the architecture config.json describes (nil if it could not be built).
+	Arch Architecture
 	// Parameters is the number of parameters the architecture needs (from config.json).
 	Parameters int64
 	// DTypes counts the checkpoint's tensors by stored dtype.
@@ -49,7 +51,7 @@ func Inspect(dir string) (*Inspection, error) {
 		in.Problems = append(in.Problems, fmt.Sprintf("%s: %v", ck.Dir, err))
 		return in, nil
 	}
-	in.Family = arch.Family()
+	in.Family, in.Arch = arch.Family(), arch
 	for _, spec := range arch.Specs() {
 		n := int64(1)
 		for _, d := range spec.Shape {

@@ -109,10 +109,17 @@ func (m *Model) rowsFor(T int) int {
 	m.mu.Lock()
 	budget := m.scoringBytes
 	m.mu.Unlock()
+	return ScoringRows(m.arch, T, budget)
+}
+
+// ScoringRows is how many rows of width T one Logits or LogLikelihood call of arch runs within
+// a budget of float32 logits bytes (0: DefaultScoringBytes; see SetScoringBudget): a power of
+// two, at least 1. A scoring memory estimate (EstimateMemory) is per call.
+func ScoringRows(arch Architecture, T int, budget int64) int {
 	if budget <= 0 {
 		budget = DefaultScoringBytes
 	}
-	rows := budget / (int64(T) * int64(m.arch.VocabSize()) * 4)
+	rows := budget / (int64(T) * int64(arch.VocabSize()) * 4)
 	p := 1
 	for int64(p*2) <= rows {
 		p *= 2

@@ -12,22 +12,23 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/perpetual-ml/perpetual/training/trainingtest"
+
 	"github.com/perpetual-ml/perpetual/models/internal/goldentest"
 	"github.com/perpetual-ml/perpetual/models/lm"
-	"github.com/perpetual-ml/perpetual/models/lm/lmtest"
 )
 
 // benchConfig is testdata/bench_config.json, 9,981,696 parameters: mamba-2.8b's layer shape
 // scaled down (state 16, expand 2, conv 4, time_step_rank auto).
-func benchConfig(t testing.TB) json.RawMessage { return lmtest.BenchConfig(t) }
+func benchConfig(t testing.TB) json.RawMessage { return trainingtest.BenchConfig(t) }
 
 // benchShapes are the (batch, sequence) shapes measured; each is 2,048 tokens.
 var benchShapes = [][2]int{{8, 256}, {1, 2048}}
 
-// benchModel is lmtest.BenchModel (the random weights `perpetual bench` times) and its
+// benchModel is trainingtest.BenchModel (the random weights `perpetual bench` times) and its
 // architecture.
 func benchModel(b *testing.B) (*Model, *lm.Model) {
-	m := lmtest.BenchModel(b)
+	m := trainingtest.BenchModel(b)
 	return m.Arch().(*Model), m
 }
 
@@ -66,7 +67,7 @@ func BenchmarkTrainStep(b *testing.B) {
 	for _, bt := range benchShapes {
 		b.Run(fmt.Sprintf("B=%d,T=%d", bt[0], bt[1]), func(b *testing.B) {
 			_, model := benchModel(b)
-			lmtest.BenchTrainStep(b, model, bt[0], bt[1])
+			trainingtest.BenchTrainStep(b, model, bt[0], bt[1])
 		})
 	}
 }

@@ -1,4 +1,4 @@
-package lmtest
+package trainingtest
 
 // The benchmark model and the trainer's step benchmark the families' bench_test.go files share.
 

@@ -1,4 +1,8 @@
-package lmtest
+// Package trainingtest holds the checks the model families' tests run through the trainer: that
+// training lowers the loss, that LoRA changes only its targets, that packed rows give the
+// unpacked loss, and the families' benchmark model and train step. It sits above package
+// training so that models/lm/lmtest, below it, does not import the trainer.
+package trainingtest
 
 // Training checks a family runs on its own choice of fixtures, through the trainer itself
 // (training.Fit, training.Pack, training.Steps): what fine-tuning calls on a family's folder. They are not part of Conformance, which checks the lm.Architecture contract

@@ -6,9 +6,10 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/perpetual-ml/perpetual/internal/procfs"
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/gomlx/core/graph"
@@ -131,22 +132,7 @@ func resetPeakRSS() bool {
 }
 
 // peakRSS is VmHWM from /proc/self/status in bytes (0 where unknown).
-func peakRSS() int64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) >= 2 && fields[0] == "VmHWM:" {
-			kb, _ := strconv.ParseInt(fields[1], 10, 64)
-			return kb * 1024
-		}
-	}
-	return 0
-}
+func peakRSS() int64 { return procfs.Bytes("/proc/self/status", "VmHWM:") }
 
 // heapSampler keeps the largest Go heap seen between runs and the runtime's last Sys.
 type heapSampler struct {

@@ -1,11 +1,9 @@
 package training
 
 import (
-	"bufio"
 	"fmt"
-	"os"
-	"strconv"
-	"strings"
+
+	"github.com/perpetual-ml/perpetual/internal/procfs"
 
 	"github.com/perpetual-ml/perpetual/models/lm"
 )
@@ -31,22 +29,7 @@ func EstimateMemory(s *Setup, model *lm.Model, batch, T int) lm.MemoryEstimate {
 
 // AvailableMemory reads MemAvailable from /proc/meminfo in bytes (0 if unknown): the limit
 // training and `perpetual bench` check their memory estimate against by default.
-func AvailableMemory() int64 {
-	f, err := os.Open("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) >= 2 && fields[0] == "MemAvailable:" {
-			kb, _ := strconv.ParseInt(fields[1], 10, 64)
-			return kb * 1024
-		}
-	}
-	return 0
-}
+func AvailableMemory() int64 { return procfs.Bytes("/proc/meminfo", "MemAvailable:") }
 
 func checkMemory(s *Setup, model *lm.Model, o Options, T int) error {
 	limit := o.MemoryLimit

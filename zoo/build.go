@@ -1,6 +1,7 @@
 package zoo
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -80,6 +81,13 @@ func Build(ctx context.Context, cfg *Config, name, dir string, opt Options) (*Ma
 	if err != nil {
 		return nil, fmt.Errorf("zoo: models.%s.prompt_format: %w", name, err)
 	}
+	// An init folder is read before any work, so a wrong path fails at once.
+	var initModel *lm.Model
+	if mc.Reading != nil && mc.Reading.Init != "" {
+		if initModel, err = lm.Load(cfg.path(mc.Reading.Init), lm.LoadOptions{}); err != nil {
+			return nil, fmt.Errorf("zoo: models.%s.reading.init: %w", name, err)
+		}
+	}
 	say := func(format string, args ...any) {
 		if opt.Progress != nil {
 			opt.Progress(name + ": " + fmt.Sprintf(format, args...))
@@ -126,6 +134,22 @@ func Build(ctx context.Context, cfg *Config, name, dir string, opt Options) (*Ma
 	if err != nil {
 		return nil, err
 	}
+	initHash := ""
+	if initModel != nil {
+		if n, want := len(initModel.Weights()), len(model.Weights()); n != want {
+			return nil, fmt.Errorf("zoo: models.%s.reading.init %s has %d tensors, this model %d: not the same architecture", name, initModel.Dir(), n, want)
+		}
+		// A folder with a tokenizer (a built zoo model) must have this recipe's; a checkpoint's
+		// model folder has none, and the vocabulary size is all the shapes can check.
+		if data, err := os.ReadFile(filepath.Join(initModel.Dir(), "tokenizer.json")); err == nil && !bytes.Equal(data, tokJSON) {
+			return nil, fmt.Errorf("zoo: models.%s.reading.init %s was trained with another tokenizer than this recipe's", name, initModel.Dir())
+		}
+		if err := model.SetWeights(initModel.Weights()); err != nil {
+			return nil, fmt.Errorf("zoo: models.%s.reading.init %s does not fit this model: %w", name, initModel.Dir(), err)
+		}
+		initHash = initModel.Hash()
+		say("reading starts from %s (weights %s); pre-training skipped", initModel.Dir(), initHash)
+	}
 	say("%d parameters, vocabulary %d", params, tok.VocabSize())
 
 	practice, err := practiceCurricula(cfg)
@@ -156,8 +180,11 @@ func Build(ctx context.Context, cfg *Config, name, dir string, opt Options) (*Ma
 		Train: cfg.Train, World: cfg.World, Practice: cfg.Practice, Parameters: params,
 		DataHashes: map[string]string{"tokenizer.json": sha(tokJSON), "pretrain": hashExamples(pre), "instruct": hashExamples(inst)},
 		Machine:    fmt.Sprintf("%s/%s, %d CPUs", runtime.GOOS, runtime.GOARCH, runtime.NumCPU())}
+	if initHash != "" {
+		m.DataHashes["init"] = initHash
+	}
 	var phases []phase
-	if cfg.Train.PretrainEpochs > 0 {
+	if cfg.Train.PretrainEpochs > 0 && initHash == "" {
 		phases = append(phases, phase{name: "pretrain", exs: pre, epochs: cfg.Train.PretrainEpochs, lr: cfg.Train.LR,
 			warmup: cfg.Train.WarmupSteps, seqLen: cfg.Train.SeqLen})
 	}
@@ -175,7 +202,7 @@ func Build(ctx context.Context, cfg *Config, name, dir string, opt Options) (*Ma
 			len(epochs), r.Epochs, countTokens(epochs, false), countTokens(epochs, true))
 		m.DataHashes["instruct"] = hashExamples(epochs)
 		ph := phase{name: "reading", exs: epochs, epochs: 1, lr: r.LR, warmup: r.WarmupSteps, seqLen: r.SeqLen, keepOrder: true,
-			probeEvery: r.ProbeEvery, schedule: r.Schedule, decayFraction: r.DecayFraction, batchSize: r.BatchSize}
+			probeEvery: r.ProbeEvery, schedule: r.Schedule, decayFraction: r.DecayFraction, batchSize: r.BatchSize, init: initHash}
 		if r.ProbeEvery > 0 {
 			prober, err := NewProber(tok, tpl, addBOS, arch.MaxLength(), cfg.Practice.Seed, practice, r.ProbeQuestions)
 			if err != nil {

@@ -71,6 +71,12 @@ type ReadingConfig struct {
 	// DecayFraction of the steps).
 	Schedule      string  `yaml:"schedule,omitempty" json:"schedule,omitempty"`
 	DecayFraction float64 `yaml:"decay_fraction,omitempty" json:"decay_fraction,omitempty"`
+	// Init, when set, is a model folder (config.json and safetensors of this model's
+	// architecture, e.g. an earlier run's checkpoint/model) whose weights the reading phase starts
+	// from, instead of pre-training's: pre-training is skipped. It makes a curriculum a chain of
+	// stages, each a config whose init is the stage before; the weights' hash joins the phase's
+	// key and the manifest. A relative path is relative to the config file's folder.
+	Init string `yaml:"init,omitempty" json:"init,omitempty"`
 }
 
 func (r *ReadingConfig) check() error {

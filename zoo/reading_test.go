@@ -2,6 +2,8 @@ package zoo
 
 import (
 	"context"
+	"encoding/json"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -9,9 +11,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/perpetual-ml/perpetual/curriculum"
 	"github.com/perpetual-ml/perpetual/curriculum/synthetic"
 	"github.com/perpetual-ml/perpetual/evaluation"
+	"github.com/perpetual-ml/perpetual/models/checkpoint"
 	"github.com/perpetual-ml/perpetual/models/lm"
 	"github.com/perpetual-ml/perpetual/models/prompt"
 	"github.com/perpetual-ml/perpetual/models/tokenizer"
@@ -464,4 +468,98 @@ func TestDrillReachFrom(t *testing.T) {
 	if (&ReadingConfig{DrillReach: 400}).reachAt(0) != 400 {
 		t.Error("without drill_reach_from the long drills start at once")
 	}
+}
+
+// reading.init starts the reading phase from the given folder's weights (pre-training skipped,
+// the weights' hash in the manifest); a folder that is missing or of another shape is refused
+// before any work.
+func TestReadingInit(t *testing.T) {
+	cfg := tinyConfig(t)
+	const name = "gemma-tiny"
+	first := t.TempDir()
+	if _, err := Build(context.Background(), cfg, name, first, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	start, err := lm.Load(first, lm.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mc := cfg.Models[name]
+	r := *mc.Reading
+	r.Init, r.LR = first, 1e-12 // no step moves the weights: the result is the start
+	mc.Reading = &r
+	cfg.Models[name] = mc
+	var said []string
+	out := t.TempDir()
+	m, err := Build(context.Background(), cfg, name, out, Options{Progress: func(s string) { said = append(said, s) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.DataHashes["init"] != start.Hash() {
+		t.Errorf("manifest init hash %q, want %q", m.DataHashes["init"], start.Hash())
+	}
+	for _, ph := range m.Phases {
+		if ph.Name == "pretrain" {
+			t.Error("pre-training ran although reading.init was set")
+		}
+	}
+	if !strings.Contains(strings.Join(said, "\n"), "pre-training skipped") {
+		t.Errorf("progress does not say where reading started:\n%s", strings.Join(said, "\n"))
+	}
+	got, err := lm.Load(out, lm.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := maxAbsDiff(t, start, got); d > 1e-5 {
+		t.Errorf("reading did not start from reading.init: weights moved by %g at lr 1e-12", d)
+	}
+
+	// Refused before any work: a missing folder, and one of another architecture.
+	other := t.TempDir()
+	small := map[string]any{}
+	for k, v := range mc.Config {
+		small[k] = v
+	}
+	small["hidden_size"], small["vocab_size"] = 8, start.Arch().VocabSize()
+	raw, _ := json.Marshal(small)
+	arch, err := lm.NewArchitecture(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, _ := initWeights(arch, 1)
+	sm, err := lm.New(arch, raw, w, lm.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sm.Save(other, checkpoint.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for dir, want := range map[string]string{filepath.Join(first, "missing"): "missing", other: "does not fit"} {
+		r.Init = dir
+		said = nil
+		_, err := Build(context.Background(), cfg, name, t.TempDir(), Options{Progress: func(s string) { said = append(said, s) }})
+		if err == nil || !strings.Contains(err.Error(), "reading.init") || !strings.Contains(err.Error(), want) {
+			t.Errorf("init %s: error %v, want one naming reading.init and %q", dir, err, want)
+		}
+		if want == "missing" && len(said) > 0 {
+			t.Errorf("a missing init folder was found only after work began: %v", said)
+		}
+	}
+}
+
+// maxAbsDiff is the largest difference between two models' weights of the same names.
+func maxAbsDiff(t *testing.T, a, b *lm.Model) float64 {
+	t.Helper()
+	d := 0.0
+	bw := b.Weights()
+	for k, w := range a.Weights() {
+		if bw[k] == nil {
+			t.Fatalf("second model has no %s", k)
+		}
+		x, y := tensors.MustCopyFlatData[float32](w), tensors.MustCopyFlatData[float32](bw[k])
+		for i := range x {
+			d = max(d, math.Abs(float64(x[i]-y[i])))
+		}
+	}
+	return d
 }

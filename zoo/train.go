@@ -63,6 +63,9 @@ type phase struct {
 	decayFraction float64
 	// batchSize overrides train.batch_size (0: keep it).
 	batchSize int
+	// init is the hash of the weights the phase starts from when they are not the phase
+	// before's (reading.init); empty otherwise.
+	init string
 }
 
 // phaseCheckpointEvery is how often (in steps) a phase with a work folder writes a checkpoint.
@@ -182,6 +185,9 @@ func phaseKey(ph phase, cfg TrainConfig, seed int64) string {
 		cfg.Clip, cfg.WeightDecay, cfg.BatchSize, ph.probeEvery)
 	if ph.schedule != "" || ph.batchSize > 0 { // absent from the key of runs made before these options
 		fmt.Fprintf(h, "schedule %s %g batch %d\n", ph.schedule, ph.decayFraction, ph.batchSize)
+	}
+	if ph.init != "" {
+		fmt.Fprintf(h, "init %s\n", ph.init)
 	}
 	for _, ex := range ph.exs {
 		fmt.Fprintf(h, "%v:%v\n", ex.Train, ex.IDs)

@@ -24,6 +24,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"sort"
 
 	"gopkg.in/yaml.v3"
@@ -40,6 +41,10 @@ type Config struct {
 	Tokenizer TokenizerConfig        `yaml:"tokenizer" json:"tokenizer"`
 	Train     TrainConfig            `yaml:"train" json:"train"`
 	Models    map[string]ModelConfig `yaml:"models" json:"models"`
+
+	// dir is the config file's folder: relative paths in the config (reading.init) are resolved
+	// against it.
+	dir string
 }
 
 // WorldConfig sizes the synthetic pre-training world (see synthetic.WorldOptions).
@@ -103,6 +108,7 @@ func ParseConfig(data []byte, file string) (*Config, error) {
 	if err := c.check(); err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
+	c.dir = filepath.Dir(file)
 	return &c, nil
 }
 
@@ -143,6 +149,14 @@ func (c *Config) check() error {
 		}
 	}
 	return nil
+}
+
+// path resolves a path written in the config: relative ones against the config file's folder.
+func (c *Config) path(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(c.dir, p)
 }
 
 // Names lists the models of the config, sorted.

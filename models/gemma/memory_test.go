@@ -25,17 +25,7 @@ const (
 // the attention's and the head's working sets about doubled; training: two more layers).
 func TestMemoryModel(t *testing.T) {
 	for _, cfg := range []string{memGemma1, memGemma2, memGemma3} {
-		arch, err := lm.NewArchitecture(json.RawMessage(cfg))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var cases []lmtest.MemoryCase
-		for _, dt := range []dtypes.DType{dtypes.Float32, dtypes.BFloat16} {
-			cases = append(cases,
-				lmtest.MemoryCase{Batch: 2, T: 64, DType: dt, Max: 3},
-				lmtest.MemoryCase{Batch: 2, T: 64, DType: dt, Training: true, Max: 1.6})
-		}
-		lmtest.CheckMemoryModel(t, arch, cases...)
+		lmtest.CheckMemoryModelOfConfig(t, cfg, 3, 1.6)
 	}
 }
 

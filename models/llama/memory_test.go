@@ -22,17 +22,7 @@ func TestMemoryModel(t *testing.T) {
 		`"model_type":"qwen2"`,
 		`"model_type":"qwen3","tie_word_embeddings":true`,
 	} {
-		arch, err := lm.NewArchitecture(json.RawMessage("{" + extra + "," + sizes + "}"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var cases []lmtest.MemoryCase
-		for _, dt := range []dtypes.DType{dtypes.Float32, dtypes.BFloat16} {
-			cases = append(cases,
-				lmtest.MemoryCase{Batch: 2, T: 64, DType: dt, Max: 3},
-				lmtest.MemoryCase{Batch: 2, T: 64, DType: dt, Training: true, Max: 1.6})
-		}
-		lmtest.CheckMemoryModel(t, arch, cases...)
+		lmtest.CheckMemoryModelOfConfig(t, "{"+extra+","+sizes+"}", 3, 1.6)
 	}
 }
 

@@ -15,17 +15,7 @@ import (
 // above the graph's creation-order minimum (docs/mamba.md).
 func TestMemoryModel(t *testing.T) {
 	cfg := `{"model_type":"mamba","vocab_size":500,"hidden_size":40,"num_hidden_layers":4,"state_size":6,"expand":2,"conv_kernel":4}`
-	arch, err := lm.NewArchitecture(json.RawMessage(cfg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cases []lmtest.MemoryCase
-	for _, dt := range []dtypes.DType{dtypes.Float32, dtypes.BFloat16} {
-		cases = append(cases,
-			lmtest.MemoryCase{Batch: 2, T: 64, DType: dt, Max: 8},
-			lmtest.MemoryCase{Batch: 2, T: 64, DType: dt, Training: true, Max: 1.4})
-	}
-	lmtest.CheckMemoryModel(t, arch, cases...)
+	lmtest.CheckMemoryModelOfConfig(t, cfg, 8, 1.4)
 }
 
 // The counts by hand on the benchmark model (bench_config.json: hidden 256, d_inner 512, state

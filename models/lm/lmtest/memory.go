@@ -1,6 +1,7 @@
 package lmtest
 
 import (
+	"encoding/json"
 	"fmt"
 	"testing"
 
@@ -138,6 +139,26 @@ func CheckMemoryModel(t *testing.T, arch lm.Architecture, cases ...MemoryCase) {
 				arch.Family(), c.DType, c.Batch, c.T, c.Training, est, ratio, peak, limit)
 		}
 	}
+}
+
+// CheckMemoryModelOfConfig is the check every family's TestMemoryModel makes: CheckMemoryModel
+// on the architecture of config (a config.json) with 2 rows of 64 tokens, in float32 and
+// bfloat16, scoring within scoringMax times the graph's least memory and training within
+// trainingMax. The bounds are the family's: what the Go backend holds beyond the graph differs
+// by family.
+func CheckMemoryModelOfConfig(t *testing.T, config string, scoringMax, trainingMax float64) {
+	t.Helper()
+	arch, err := lm.NewArchitecture(json.RawMessage(config))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []MemoryCase
+	for _, dt := range []dtypes.DType{dtypes.Float32, dtypes.BFloat16} {
+		cases = append(cases,
+			MemoryCase{Batch: 2, T: 64, DType: dt, Max: scoringMax},
+			MemoryCase{Batch: 2, T: 64, DType: dt, Training: true, Max: trainingMax})
+	}
+	CheckMemoryModel(t, arch, cases...)
 }
 
 // activationPeak builds the case's graph (not compiled) and replays it.

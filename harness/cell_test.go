@@ -1,7 +1,6 @@
 package harness
 
 import (
-	"context"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -32,21 +31,7 @@ formulations: [letters]
 eval: {batch_size: 16, bootstrap: 100, limit: 3}
 `
 	opt := Options{Out: filepath.Join(dir, "results"), Work: filepath.Join(dir, "work"), Zoo: zootest.Random{}}
-	run := func(yml string, wantEvaluated int) *Report {
-		t.Helper()
-		s, err := Parse([]byte(yml), "recall.yaml", dir, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rep, err := Run(context.Background(), s, opt)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if rep.CellsEvaluated != wantEvaluated || rep.CellsCached != 2-wantEvaluated {
-			t.Fatalf("%d cells evaluated, %d cached; want %d evaluated", rep.CellsEvaluated, rep.CellsCached, wantEvaluated)
-		}
-		return rep
-	}
+	run := cellRunner(t, dir, "recall.yaml", opt, 2)
 	run(suite, 2)
 	withRecall := strings.Replace(suite, "formulations: [letters]", "formulations: [letters, recall]", 1)
 	rep := run(withRecall, 2)

@@ -87,3 +87,25 @@ func mustLoadResults(t *testing.T, dir string) *Results {
 	}
 	return r
 }
+
+// cellRunner returns run(yml, wantEvaluated), for the tests of what reruns a cell and what keeps
+// it: run parses a suite of the given number of cells (as file, relative to dir), runs it with
+// opt and fails t unless exactly wantEvaluated cells were evaluated and the others read from the
+// cache.
+func cellRunner(t *testing.T, dir, file string, opt Options, cells int) func(yml string, wantEvaluated int) *Report {
+	return func(yml string, wantEvaluated int) *Report {
+		t.Helper()
+		s, err := Parse([]byte(yml), file, dir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := Run(context.Background(), s, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.CellsEvaluated != wantEvaluated || rep.CellsCached != cells-wantEvaluated {
+			t.Fatalf("%d cells evaluated, %d cached; want %d evaluated", rep.CellsEvaluated, rep.CellsCached, wantEvaluated)
+		}
+		return rep
+	}
+}

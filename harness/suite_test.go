@@ -147,21 +147,7 @@ formulations: [letters]
 eval: {batch_size: 16, bootstrap: 100, limit: 3}
 `
 	opt := Options{Out: filepath.Join(dir, "results"), Work: filepath.Join(dir, "work"), Zoo: zootest.Random{}}
-	run := func(yml string, wantEvaluated int) *Report {
-		t.Helper()
-		s, err := Parse([]byte(yml), "options.yaml", dir, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rep, err := Run(context.Background(), s, opt)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if rep.CellsEvaluated != wantEvaluated || rep.CellsCached != 4-wantEvaluated {
-			t.Fatalf("%d cells evaluated, %d cached; want %d evaluated", rep.CellsEvaluated, rep.CellsCached, wantEvaluated)
-		}
-		return rep
-	}
+	run := cellRunner(t, dir, "options.yaml", opt, 4)
 	record := func(rep *Report, model, cond string) (*CellRecord, []evaluation.Sample) {
 		t.Helper()
 		rec, err := rep.Results.Record("products", model, cond)

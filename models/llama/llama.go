@@ -35,8 +35,8 @@
 // What would compute something else is refused with an error naming the config field: other
 // rope_scaling types (dynamic, yarn, longrope), rope_scaling and Transformers v5's rope_parameters
 // (the same keys with rope_theta, read as an equivalent) when both are set and disagree, partial
-// rotary embeddings, sliding-window
-// attention (Qwen2/Qwen3 use_sliding_window, layer_types), activations other than SiLU.
+// rotary embeddings, sliding-window attention (Qwen2/Qwen3 use_sliding_window, layer_types),
+// activations other than SiLU.
 //
 // The masks, RoPE's tables and rotation, grouped-query attention and the decoding cache are
 // models/internal/attention's, shared with Gemma; the norms, projections and MLP are this file's.

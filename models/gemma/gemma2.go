@@ -471,10 +471,11 @@ func (m *Model2) NumParams() int {
 }
 
 // CacheShapes implements lm.Architecture: per layer, keys then values, each
-// [1, num_key_value_heads, maxLength, head_dim]. Sliding layers keep every position too (the
-// mask, not the cache, bounds what they see).
+// [1, num_key_value_heads, length, head_dim], length maxLength on global layers and
+// min(sliding_window, maxLength) on sliding ones: a sliding layer only ever sees the last
+// sliding_window positions, so its cache is a ring (slot = position mod length).
 func (m *Model2) CacheShapes(maxLength int, dtype dtypes.DType) []lm.CacheShape {
-	return attention.CacheShapes(m.cfg.NumHiddenLayers, m.cfg.NumKeyValueHeads, m.cfg.HeadDim, maxLength, dtype)
+	return attention.SlidingCacheShapes(m.sliding, m.window, m.cfg.NumKeyValueHeads, m.cfg.HeadDim, maxLength, dtype)
 }
 
 // Logits implements lm.Architecture: each token attends to the earlier tokens of its own
@@ -490,18 +491,32 @@ func (m *Model2) Logits(p lm.Params, tokens, positions, segments *Node) *Node {
 	return m.head(p, x)
 }
 
-// Step implements lm.Architecture: the chunk's keys and values are written into the cache at
-// start, and the chunk attends to cached positions < start+S (causally within the chunk; on
-// sliding layers only positions > its own - sliding_window). The caller must keep start+S <= the
-// cache length (DynamicUpdateSlice would clamp otherwise).
+// Step implements lm.Architecture: on global layers the chunk's keys and values are written
+// into the cache at start and the chunk attends to cached positions < start+S (causally within
+// the chunk); on sliding layers it attends to the ring of the last sliding_window positions
+// before start, then to its own keys (only positions > its own - sliding_window), and the ring
+// keeps the chunk's last ones. The caller must keep start+S <= maxLength of CacheShapes
+// (DynamicUpdateSlice would clamp the global layers' write otherwise).
 func (m *Model2) Step(p lm.Params, cache []*Node, tokens, start *Node) (*Node, []*Node) {
-	S, maxLen := tokens.Shape().Dimensions[1], cache[0].Shape().Dimensions[2]
-	masks := [2]*Node{attention.StepMask(start, S, maxLen, 0), attention.StepMask(start, S, maxLen, m.window)}
+	S := tokens.Shape().Dimensions[1]
+	var masks [2]*Node
+	for l, sliding := range m.sliding { // one mask per kind, sized by that kind's cache
+		switch length := cache[2*l].Shape().Dimensions[2]; {
+		case sliding && masks[1] == nil:
+			masks[1] = attention.RingStepMask(start, S, length, m.window)
+		case !sliding && masks[0] == nil:
+			masks[0] = attention.StepMask(start, S, length, 0)
+		}
+	}
 	x := m.embed(p, tokens)
 	rope := m.rotary(attention.StepPositions(start, S), x.DType())
 	newCache := make([]*Node, len(cache))
 	for l := range m.cfg.NumHiddenLayers {
-		x = m.block(p, l, x, rope, masks, attention.CacheWriter(cache, newCache, l, start))
+		kv := attention.CacheWriter(cache, newCache, l, start)
+		if m.sliding[l] {
+			kv = attention.RingWriter(cache, newCache, l, start)
+		}
+		x = m.block(p, l, x, rope, masks, kv)
 	}
 	return m.head(p, x), newCache
 }

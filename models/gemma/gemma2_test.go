@@ -443,3 +443,68 @@ func TestGemma23RopeParametersSameLogits(t *testing.T) {
 		})
 	}
 }
+
+// Sliding layers' caches are rings of sliding_window slots (at most maxLength); global layers'
+// hold maxLength positions.
+func TestGemma23SlidingCacheIsTheWindow(t *testing.T) {
+	for _, name := range []string{"gemma2_sharded", "gemma3_pattern"} {
+		m := fixtureNamed(t, name).model()
+		window := *m.Config().SlidingWindow
+		for _, maxLen := range []int{2, 100} {
+			cs := m.CacheShapes(maxLen, dtypes.Float32)
+			for l, sliding := range m.Config().Sliding() {
+				want := maxLen
+				if sliding {
+					want = min(window, maxLen)
+				}
+				for _, c := range cs[2*l : 2*l+2] {
+					if c.Dimensions[2] != want {
+						t.Errorf("%s maxLength %d: %s has %d slots, want %d", name, maxLen, c.Name, c.Dimensions[2], want)
+					}
+				}
+			}
+		}
+	}
+}
+
+// Decoding far past every sliding window (the rings wrap many times), one token at a time and in
+// chunks longer than the window, gives the logits of the full forward pass and the same greedy
+// choices.
+func TestGemma23StepPastTheWindow(t *testing.T) {
+	for _, name := range []string{"gemma2_sharded", "gemma3_pattern", "gemma3_layer_types"} {
+		t.Run(name, func(t *testing.T) {
+			f := fixtureNamed(t, name)
+			seq := make([]int32, 45)
+			for i := range seq {
+				seq[i] = int32((i*7 + 3) % f.model().VocabSize())
+			}
+			var b batch
+			b.row(len(seq), seq)
+			full := f.logits(t, dtypes.Float32, b)[0]
+			for _, chunk := range []int{1, 8} {
+				st := newStepper(t, f, len(seq))
+				var got [][]float32
+				for start := 0; start < len(seq); start += chunk {
+					got = append(got, st.step(t, seq[start:min(start+chunk, len(seq))], start)...)
+				}
+				for p := range seq {
+					best, bestFull := 0, 0
+					for j := range got[p] {
+						if math.Abs(float64(got[p][j]-full[p][j])) > 1e-4 {
+							t.Fatalf("chunk %d position %d logit %d: Step %g, Logits %g", chunk, p, j, got[p][j], full[p][j])
+						}
+						if got[p][j] > got[p][best] {
+							best = j
+						}
+						if full[p][j] > full[p][bestFull] {
+							bestFull = j
+						}
+					}
+					if best != bestFull {
+						t.Errorf("chunk %d position %d: greedy Step %d, Logits %d", chunk, p, best, bestFull)
+					}
+				}
+			}
+		})
+	}
+}

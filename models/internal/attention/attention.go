@@ -76,8 +76,8 @@ func StepMask(start *Node, S, cacheLen, window int) *Node {
 
 // CacheShapes is the decoding cache of a transformer of the given number of layers: per layer,
 // keys then values (keys after RoPE), each [1, kvHeads, maxLength, headDim], named
-// "layers.L.k" and "layers.L.v". A sliding layer keeps every position too: the mask, not the
-// cache, bounds what it sees.
+// "layers.L.k" and "layers.L.v". Every layer keeps every position (SlidingCacheShapes sizes
+// sliding layers' caches by their window).
 func CacheShapes(layers, kvHeads, headDim, maxLength int, dtype dtypes.DType) []lm.CacheShape {
 	var out []lm.CacheShape
 	for l := range layers {

@@ -91,6 +91,28 @@ func ParseConfig(raw json.RawMessage) (Config, error) {
 	if err := json.Unmarshal(raw, &cfg); err != nil {
 		return cfg, fmt.Errorf("gemma config.json: %w", err)
 	}
+	// Transformers v5 writes the RoPE base as rope_parameters {"rope_type": "default",
+	// "rope_theta": ...}; rope_theta may stand beside it when both say the same.
+	var v5 struct {
+		RopeParameters *struct {
+			RopeType  string  `json:"rope_type"`
+			RopeTheta float64 `json:"rope_theta"`
+		} `json:"rope_parameters"`
+	}
+	if err := json.Unmarshal(raw, &v5); err != nil {
+		return cfg, fmt.Errorf("gemma config.json: %w", err)
+	}
+	if p := v5.RopeParameters; p != nil {
+		switch {
+		case p.RopeType != "" && p.RopeType != "default":
+			return cfg, fmt.Errorf("gemma config.json: rope_parameters.rope_type=%q is not supported (only plain RoPE: default)", p.RopeType)
+		case cfg.RopeTheta != 0 && p.RopeTheta != 0 && cfg.RopeTheta != p.RopeTheta:
+			return cfg, fmt.Errorf("gemma config.json: rope_theta=%g and rope_parameters.rope_theta=%g disagree; keep one",
+				cfg.RopeTheta, p.RopeTheta)
+		case p.RopeTheta != 0:
+			cfg.RopeTheta = p.RopeTheta
+		}
+	}
 	if cfg.NumKeyValueHeads == 0 {
 		cfg.NumKeyValueHeads = cfg.NumAttentionHeads
 	}

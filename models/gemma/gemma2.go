@@ -28,7 +28,9 @@ package gemma
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 
 	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph code reads like the equations.
@@ -95,14 +97,15 @@ type Config2 struct {
 	// RopeLocalBaseFreq (gemma3_text) is the RoPE base of the sliding layers.
 	RopeLocalBaseFreq float64 `json:"rope_local_base_freq"`
 	// RopeScaling (gemma3_text) scales the global layers' RoPE: null, "default" or "linear".
+	// ParseConfig2 also reads these three RoPE settings from Transformers v5's rope_parameters
+	// (see ropeParameters).
 	RopeScaling *RopeScaling2 `json:"rope_scaling"`
 
 	// Fields that would change the computation in ways this implementation does not support; they
 	// are read only to reject such configs instead of silently computing something else.
-	AttentionBias             bool            `json:"attention_bias"`
-	TieWordEmbeddings         *bool           `json:"tie_word_embeddings"`
-	UseBidirectionalAttention bool            `json:"use_bidirectional_attention"`
-	RopeParameters            json.RawMessage `json:"rope_parameters"`
+	AttentionBias             bool  `json:"attention_bias"`
+	TieWordEmbeddings         *bool `json:"tie_word_embeddings"`
+	UseBidirectionalAttention bool  `json:"use_bidirectional_attention"`
 }
 
 // RopeScaling2 is Gemma 3's rope_scaling object (the 4B and larger models use linear scaling
@@ -112,6 +115,9 @@ type RopeScaling2 struct {
 	RopeType string  `json:"rope_type"`
 	Type     string  `json:"type"`
 	Factor   float64 `json:"factor"`
+	// RopeTheta is only read from rope_parameters (Transformers v5), where the base sits
+	// beside the scaling.
+	RopeTheta float64 `json:"rope_theta"`
 }
 
 // kind is the scaling type, whichever key names it ("" and "default" are plain RoPE).
@@ -164,7 +170,113 @@ func ParseConfig2(raw json.RawMessage) (Config2, error) {
 	if err := json.Unmarshal(raw, &cfg); err != nil {
 		return cfg, fmt.Errorf("%s config.json: %w", head.ModelType, err)
 	}
+	if err := cfg.ropeParameters(raw); err != nil {
+		return cfg, err
+	}
 	return cfg, cfg.Validate()
+}
+
+// ropeParameters reads Transformers v5's rope_parameters into RopeTheta, RopeLocalBaseFreq and
+// RopeScaling. Gemma 2 has one object ({"rope_type": "default", "rope_theta": ...}); Gemma 3
+// one per layer kind, {"full_attention": {...}, "sliding_attention": {...}}: the full one is
+// rope_theta with rope_scaling, the sliding one rope_local_base_freq (plain RoPE). The v4 fields
+// may stand beside it (converted configs) when they say the same; when they disagree the file
+// is ambiguous and refused, naming both.
+func (c *Config2) ropeParameters(raw json.RawMessage) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%s config.json: %s", c.ModelType, fmt.Sprintf(format, args...))
+	}
+	var given struct { // the v4 fields as written, to tell absent from the defaults
+		RopeTheta         *float64        `json:"rope_theta"`
+		RopeLocalBaseFreq *float64        `json:"rope_local_base_freq"`
+		RopeScaling       *RopeScaling2   `json:"rope_scaling"`
+		RopeParameters    json.RawMessage `json:"rope_parameters"`
+	}
+	if err := json.Unmarshal(raw, &given); err != nil {
+		return bad("%v", err)
+	}
+	if s := string(given.RopeParameters); s == "" || s == "null" {
+		return nil
+	}
+	var byKind map[string]json.RawMessage
+	if err := json.Unmarshal(given.RopeParameters, &byKind); err != nil {
+		return bad("rope_parameters must be an object: %v", err)
+	}
+	_, keyed := byKind[FullAttention]
+	if _, ok := byKind[SlidingAttention]; ok {
+		keyed = true
+	}
+	// theta sets a RoPE base from rope_parameters' field, checking the v4 field beside it.
+	theta := func(dst *float64, v4 *float64, v4Name, field string, v5 float64) error {
+		switch {
+		case v5 == 0: // absent: the v4 field or the default stands
+		case v4 != nil && *v4 != v5:
+			return bad("%s=%g and %s.rope_theta=%g disagree; keep one", v4Name, *v4, field, v5)
+		default:
+			*dst = v5
+		}
+		return nil
+	}
+	decode := func(field string, raw json.RawMessage) (*RopeScaling2, error) {
+		var r RopeScaling2
+		if err := json.Unmarshal(raw, &r); err != nil {
+			return nil, bad("%s: %v", field, err)
+		}
+		return &r, nil
+	}
+	if c.ModelType == ModelType2 {
+		if keyed {
+			return bad("rope_parameters keyed by layer kind is not supported for gemma2 (every layer has the same " +
+				"RoPE: write one {\"rope_type\": \"default\", \"rope_theta\": ...} object)")
+		}
+		r, err := decode("rope_parameters", given.RopeParameters)
+		if err != nil {
+			return err
+		}
+		if r.kind() != "default" {
+			return bad("rope_parameters.rope_type=%q is not supported (Gemma 2 uses plain RoPE: default)", r.kind())
+		}
+		return theta(&c.RopeTheta, given.RopeTheta, "rope_theta", "rope_parameters", r.RopeTheta)
+	}
+	if !keyed {
+		return bad("rope_parameters must be keyed by %s and %s for gemma3_text (their RoPE bases differ)", FullAttention, SlidingAttention)
+	}
+	for _, kind := range slices.Sorted(maps.Keys(byKind)) { // sorted: the same error every run
+		field := "rope_parameters." + kind
+		r, err := decode(field, byKind[kind])
+		if err != nil {
+			return err
+		}
+		switch kind {
+		case FullAttention:
+			switch r.kind() {
+			case "default", "linear":
+			default:
+				return bad("%s.rope_type=%q is not supported (default or linear)", field, r.kind())
+			}
+			if r.kind() == "linear" && (!(r.Factor >= 1) || math.IsInf(r.Factor, 0)) {
+				return bad("%s.factor must be a number >= 1 for linear scaling, got %g", field, r.Factor)
+			}
+			if s := given.RopeScaling; s != nil && (s.kind() != r.kind() || (s.kind() == "linear" && s.Factor != r.Factor)) {
+				return bad("rope_scaling (rope_type=%q factor=%g) and %s (rope_type=%q factor=%g) disagree; keep one",
+					s.kind(), s.Factor, field, r.kind(), r.Factor)
+			}
+			if err := theta(&c.RopeTheta, given.RopeTheta, "rope_theta", field, r.RopeTheta); err != nil {
+				return err
+			}
+			c.RopeScaling = &RopeScaling2{RopeType: r.kind(), Factor: r.Factor}
+		case SlidingAttention:
+			if r.kind() != "default" {
+				return bad("%s.rope_type=%q is not supported (Gemma 3's sliding layers use plain RoPE: default)", field, r.kind())
+			}
+			if err := theta(&c.RopeLocalBaseFreq, given.RopeLocalBaseFreq, "rope_local_base_freq", field, r.RopeTheta); err != nil {
+				return err
+			}
+		default:
+			return bad("%s is not a layer kind (%s or %s)", field, FullAttention, SlidingAttention)
+		}
+	}
+	return nil
 }
 
 // Validate checks every field the graphs rely on.
@@ -220,9 +332,6 @@ func (c Config2) Validate() error {
 	}
 	if c.UseBidirectionalAttention {
 		return bad("use_bidirectional_attention=true is not supported (causal language models only)")
-	}
-	if s := string(c.RopeParameters); s != "" && s != "null" {
-		return bad("rope_parameters is not supported (write rope_theta, rope_local_base_freq and rope_scaling)")
 	}
 	switch c.ModelType {
 	case ModelType2:
@@ -362,10 +471,11 @@ func (m *Model2) NumParams() int {
 }
 
 // CacheShapes implements lm.Architecture: per layer, keys then values, each
-// [1, num_key_value_heads, maxLength, head_dim]. Sliding layers keep every position too (the
-// mask, not the cache, bounds what they see).
+// [1, num_key_value_heads, length, head_dim], length maxLength on global layers and
+// min(sliding_window, maxLength) on sliding ones: a sliding layer only ever sees the last
+// sliding_window positions, so its cache is a ring (slot = position mod length).
 func (m *Model2) CacheShapes(maxLength int, dtype dtypes.DType) []lm.CacheShape {
-	return attention.CacheShapes(m.cfg.NumHiddenLayers, m.cfg.NumKeyValueHeads, m.cfg.HeadDim, maxLength, dtype)
+	return attention.SlidingCacheShapes(m.sliding, m.window, m.cfg.NumKeyValueHeads, m.cfg.HeadDim, maxLength, dtype)
 }
 
 // Logits implements lm.Architecture: each token attends to the earlier tokens of its own
@@ -381,18 +491,32 @@ func (m *Model2) Logits(p lm.Params, tokens, positions, segments *Node) *Node {
 	return m.head(p, x)
 }
 
-// Step implements lm.Architecture: the chunk's keys and values are written into the cache at
-// start, and the chunk attends to cached positions < start+S (causally within the chunk; on
-// sliding layers only positions > its own - sliding_window). The caller must keep start+S <= the
-// cache length (DynamicUpdateSlice would clamp otherwise).
+// Step implements lm.Architecture: on global layers the chunk's keys and values are written
+// into the cache at start and the chunk attends to cached positions < start+S (causally within
+// the chunk); on sliding layers it attends to the ring of the last sliding_window positions
+// before start, then to its own keys (only positions > its own - sliding_window), and the ring
+// keeps the chunk's last ones. The caller must keep start+S <= maxLength of CacheShapes
+// (DynamicUpdateSlice would clamp the global layers' write otherwise).
 func (m *Model2) Step(p lm.Params, cache []*Node, tokens, start *Node) (*Node, []*Node) {
-	S, maxLen := tokens.Shape().Dimensions[1], cache[0].Shape().Dimensions[2]
-	masks := [2]*Node{attention.StepMask(start, S, maxLen, 0), attention.StepMask(start, S, maxLen, m.window)}
+	S := tokens.Shape().Dimensions[1]
+	var masks [2]*Node
+	for l, sliding := range m.sliding { // one mask per kind, sized by that kind's cache
+		switch length := cache[2*l].Shape().Dimensions[2]; {
+		case sliding && masks[1] == nil:
+			masks[1] = attention.RingStepMask(start, S, length, m.window)
+		case !sliding && masks[0] == nil:
+			masks[0] = attention.StepMask(start, S, length, 0)
+		}
+	}
 	x := m.embed(p, tokens)
 	rope := m.rotary(attention.StepPositions(start, S), x.DType())
 	newCache := make([]*Node, len(cache))
 	for l := range m.cfg.NumHiddenLayers {
-		x = m.block(p, l, x, rope, masks, attention.CacheWriter(cache, newCache, l, start))
+		kv := attention.CacheWriter(cache, newCache, l, start)
+		if m.sliding[l] {
+			kv = attention.RingWriter(cache, newCache, l, start)
+		}
+		x = m.block(p, l, x, rope, masks, kv)
 	}
 	return m.head(p, x), newCache
 }

@@ -2,6 +2,7 @@ package gemma_test
 
 import (
 	"encoding/json"
+	"math"
 	"strings"
 	"testing"
 
@@ -225,7 +226,20 @@ func TestGemma23ConfigErrorsNameTheField(t *testing.T) {
 		{validGemma2, `"attention_bias":true`, "attention_bias"},
 		{validGemma2, `"tie_word_embeddings":false`, "tie_word_embeddings"},
 		{validGemma2, `"rope_scaling":{"rope_type":"linear","factor":2.0}`, "rope_scaling"},
-		{validGemma2, `"rope_parameters":{"rope_type":"default","rope_theta":10000.0}`, "rope_parameters"},
+		// Transformers v5's rope_parameters: refused when unsupported or when it disagrees with
+		// the v4 fields beside it.
+		{validGemma2, `"rope_parameters":{"rope_type":"linear","factor":2.0}`, "rope_parameters.rope_type"},
+		{validGemma2, `"rope_theta":10000.0,"rope_parameters":{"rope_type":"default","rope_theta":500.0}`, "rope_theta=10000 and rope_parameters.rope_theta=500"},
+		{validGemma2, `"rope_parameters":{"full_attention":{"rope_type":"default"}}`, "rope_parameters keyed"},
+		{validGemma2, `"rope_parameters":[1]`, "rope_parameters"},
+		{validGemma3, `"rope_parameters":{"rope_type":"default","rope_theta":10000.0}`, "rope_parameters must be keyed"},
+		{validGemma3, `"rope_parameters":{"full_attention":{"rope_type":"yarn","factor":8.0}}`, "rope_parameters.full_attention.rope_type"},
+		{validGemma3, `"rope_parameters":{"full_attention":{"rope_type":"linear","factor":0.5}}`, "rope_parameters.full_attention.factor"},
+		{validGemma3, `"rope_parameters":{"sliding_attention":{"rope_type":"linear","factor":2.0}}`, "rope_parameters.sliding_attention.rope_type"},
+		{validGemma3, `"rope_parameters":{"full_attention":{"rope_type":"linear","factor":8.0},"chunked_attention":{"rope_type":"default"}}`, "rope_parameters.chunked_attention"},
+		{validGemma3, `"rope_parameters":{"full_attention":{"rope_type":"linear","factor":4.0}}`, "rope_scaling (rope_type=\"linear\" factor=8) and rope_parameters.full_attention"},
+		{validGemma3, `"rope_parameters":{"full_attention":{"rope_type":"linear","factor":8.0,"rope_theta":1000.0}}`, "rope_theta=1e+06 and rope_parameters.full_attention.rope_theta=1000"},
+		{validGemma3, `"rope_parameters":{"sliding_attention":{"rope_type":"default","rope_theta":10.0}}`, "rope_local_base_freq=10000 and rope_parameters.sliding_attention.rope_theta=10"},
 		{validGemma3, `"attn_logit_softcapping":50.0`, "attn_logit_softcapping"},
 		{validGemma3, `"sliding_window_pattern":0`, "sliding_window_pattern"},
 		{validGemma3, `"rope_local_base_freq":1`, "rope_local_base_freq"},
@@ -361,4 +375,136 @@ func FuzzParseConfig2(f *testing.F) {
 			t.Fatalf("specs %d, params %d", len(m.Specs()), m.NumParams())
 		}
 	})
+}
+
+// v5 rewrites a Gemma 2 or Gemma 3 text config.json in Transformers v5's form: rope_theta,
+// rope_local_base_freq and rope_scaling moved into rope_parameters (one object for gemma2, one
+// per layer kind for gemma3_text). Fields the config omits stay omitted (their defaults apply).
+func v5(t testing.TB, raw []byte) []byte {
+	t.Helper()
+	var cfg map[string]any
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	full := map[string]any{"rope_type": "default"}
+	if s, ok := cfg["rope_scaling"].(map[string]any); ok {
+		for k, v := range s {
+			if k == "type" {
+				k = "rope_type"
+			}
+			full[k] = v
+		}
+	}
+	if v, ok := cfg["rope_theta"]; ok {
+		full["rope_theta"] = v
+	}
+	params := any(full)
+	if cfg["model_type"] == gemma.ModelType3 {
+		sliding := map[string]any{"rope_type": "default"}
+		if v, ok := cfg["rope_local_base_freq"]; ok {
+			sliding["rope_theta"] = v
+		}
+		params = map[string]any{gemma.FullAttention: full, gemma.SlidingAttention: sliding}
+	}
+	for _, k := range []string{"rope_theta", "rope_local_base_freq", "rope_scaling"} {
+		delete(cfg, k)
+	}
+	cfg["rope_parameters"] = params
+	out, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// A fixture's config in Transformers v5's form (rope_parameters) is the same model:
+// bit-identical logits on the golden sequences (Gemma 3's fixtures have different global and
+// local bases and linear scaling, so a base or factor read from the wrong entry would show).
+func TestGemma23RopeParametersSameLogits(t *testing.T) {
+	for _, spec := range fixtures23 {
+		t.Run(spec.Name(), func(t *testing.T) {
+			f := loadFixture(t, spec)
+			arch, err := lm.NewArchitecture(v5(t, f.Config))
+			if err != nil {
+				t.Fatal(err)
+			}
+			params := f.ParamTensors(t, dtypes.Float32)
+			for i, seq := range f.Golden.Sequences {
+				want := goldentest.SequenceLogits(t, f.Arch, params, seq)
+				got := goldentest.SequenceLogits(t, arch, params, seq)
+				for p := range want {
+					for j := range want[p] {
+						if math.Float32bits(got[p][j]) != math.Float32bits(want[p][j]) {
+							t.Fatalf("sequence %d position %d logit %d: v5 config %g, v4 config %g", i, p, j, got[p][j], want[p][j])
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+// Sliding layers' caches are rings of sliding_window slots (at most maxLength); global layers'
+// hold maxLength positions.
+func TestGemma23SlidingCacheIsTheWindow(t *testing.T) {
+	for _, name := range []string{"gemma2_sharded", "gemma3_pattern"} {
+		m := fixtureNamed(t, name).model()
+		window := *m.Config().SlidingWindow
+		for _, maxLen := range []int{2, 100} {
+			cs := m.CacheShapes(maxLen, dtypes.Float32)
+			for l, sliding := range m.Config().Sliding() {
+				want := maxLen
+				if sliding {
+					want = min(window, maxLen)
+				}
+				for _, c := range cs[2*l : 2*l+2] {
+					if c.Dimensions[2] != want {
+						t.Errorf("%s maxLength %d: %s has %d slots, want %d", name, maxLen, c.Name, c.Dimensions[2], want)
+					}
+				}
+			}
+		}
+	}
+}
+
+// Decoding far past every sliding window (the rings wrap many times), one token at a time and in
+// chunks longer than the window, gives the logits of the full forward pass and the same greedy
+// choices.
+func TestGemma23StepPastTheWindow(t *testing.T) {
+	for _, name := range []string{"gemma2_sharded", "gemma3_pattern", "gemma3_layer_types"} {
+		t.Run(name, func(t *testing.T) {
+			f := fixtureNamed(t, name)
+			seq := make([]int32, 45)
+			for i := range seq {
+				seq[i] = int32((i*7 + 3) % f.model().VocabSize())
+			}
+			var b batch
+			b.row(len(seq), seq)
+			full := f.logits(t, dtypes.Float32, b)[0]
+			for _, chunk := range []int{1, 8} {
+				st := newStepper(t, f, len(seq))
+				var got [][]float32
+				for start := 0; start < len(seq); start += chunk {
+					got = append(got, st.step(t, seq[start:min(start+chunk, len(seq))], start)...)
+				}
+				for p := range seq {
+					best, bestFull := 0, 0
+					for j := range got[p] {
+						if math.Abs(float64(got[p][j]-full[p][j])) > 1e-4 {
+							t.Fatalf("chunk %d position %d logit %d: Step %g, Logits %g", chunk, p, j, got[p][j], full[p][j])
+						}
+						if got[p][j] > got[p][best] {
+							best = j
+						}
+						if full[p][j] > full[p][bestFull] {
+							bestFull = j
+						}
+					}
+					if best != bestFull {
+						t.Errorf("chunk %d position %d: greedy Step %d, Logits %d", chunk, p, best, bestFull)
+					}
+				}
+			}
+		})
+	}
 }

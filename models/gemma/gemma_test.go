@@ -53,6 +53,9 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{`"hidden_activation":"silu"`, "hidden_activation"},
 		{`"attention_bias":true`, "attention_bias"},
 		{`"rope_scaling":{"type":"linear","factor":2}`, "rope_scaling"},
+		{`"rope_parameters":{"rope_type":"linear","factor":2}`, "rope_parameters.rope_type"},
+		{`"rope_parameters":{"rope_type":"default","rope_theta":500.0}`, "rope_theta=10000 and rope_parameters.rope_theta=500"},
+		{`"rope_parameters":[]`, "rope_parameters"},
 		{`"vocab_size":"many"`, "vocab_size"},
 		{`"tie_word_embeddings":false`, "tie_word_embeddings"},
 		{`"num_hidden_layers":1000000000000`, "num_hidden_layers"},
@@ -73,6 +76,11 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 	}
 	if cfg.NumKeyValueHeads != 2 || cfg.HeadDim != 4 || cfg.RMSNormEps != 1e-6 || cfg.RopeTheta != 10000 {
 		t.Errorf("defaults not applied: %+v", cfg)
+	}
+	// Transformers v5 writes the RoPE base as rope_parameters.
+	cfg, err = ParseConfig(goldentest.Edited(t, validConfig, `"rope_theta":null,"rope_parameters":{"rope_type":"default","rope_theta":500.0}`))
+	if err != nil || cfg.RopeTheta != 500 {
+		t.Errorf("rope_parameters.rope_theta not read: %v, %g", err, cfg.RopeTheta)
 	}
 }
 

@@ -33,8 +33,10 @@
 // packed in one row and padding (segment 0) never leaks into real tokens.
 //
 // What would compute something else is refused with an error naming the config field: other
-// rope_scaling types (dynamic, yarn, longrope), partial rotary embeddings, sliding-window
-// attention (Qwen2/Qwen3 use_sliding_window, layer_types), activations other than SiLU.
+// rope_scaling types (dynamic, yarn, longrope), rope_scaling and Transformers v5's rope_parameters
+// (the same keys with rope_theta, read as an equivalent) when both are set and disagree, partial
+// rotary embeddings, sliding-window attention (Qwen2/Qwen3 use_sliding_window, layer_types),
+// activations other than SiLU.
 //
 // The masks, RoPE's tables and rotation, grouped-query attention and the decoding cache are
 // models/internal/attention's, shared with Gemma; the norms, projections and MLP are this file's.
@@ -96,9 +98,12 @@ type Config struct {
 	// TieWordEmbeddings makes the output projection the embedding (no lm_head.weight). Hugging
 	// Face's default for all three model types is false.
 	TieWordEmbeddings bool `json:"tie_word_embeddings"`
-	// RopeScaling is config.json's rope_scaling object (null: plain RoPE). Newer Transformers
-	// write the same keys, with rope_theta, as rope_parameters; ParseConfig reads either.
+	// RopeScaling is config.json's rope_scaling object (null: plain RoPE). Transformers v5
+	// writes the same keys, with rope_theta, as rope_parameters; ParseConfig reads either, and
+	// both when they agree.
 	RopeScaling *RopeScaling `json:"rope_scaling"`
+	// ropeField is the config.json field RopeScaling came from, for errors ("" is rope_scaling).
+	ropeField string
 
 	// Fields that would change the computation in ways this implementation does not support; they
 	// are read only to reject such configs instead of silently computing something else.
@@ -117,7 +122,7 @@ type RopeScaling struct {
 	LowFreqFactor                 float64 `json:"low_freq_factor"`
 	HighFreqFactor                float64 `json:"high_freq_factor"`
 	OriginalMaxPositionEmbeddings float64 `json:"original_max_position_embeddings"`
-	// RopeTheta is only read from rope_parameters (newer Transformers).
+	// RopeTheta is only read from rope_parameters (Transformers v5).
 	RopeTheta float64 `json:"rope_theta"`
 }
 
@@ -133,6 +138,19 @@ func (r *RopeScaling) kind() string {
 		return r.Type
 	}
 	return "default"
+}
+
+// sameScaling reports whether r and o ask for the same RoPE scaling (type and its numbers;
+// rope_theta, which only rope_parameters carries, is compared apart).
+func (r *RopeScaling) sameScaling(o *RopeScaling) bool {
+	return r.kind() == o.kind() && r.Factor == o.Factor && r.LowFreqFactor == o.LowFreqFactor &&
+		r.HighFreqFactor == o.HighFreqFactor && r.OriginalMaxPositionEmbeddings == o.OriginalMaxPositionEmbeddings
+}
+
+// String is the scaling as an error message shows it.
+func (r *RopeScaling) String() string {
+	return fmt.Sprintf("rope_type=%q factor=%g low_freq_factor=%g high_freq_factor=%g original_max_position_embeddings=%g",
+		r.kind(), r.Factor, r.LowFreqFactor, r.HighFreqFactor, r.OriginalMaxPositionEmbeddings)
 }
 
 // Defaults used when config.json omits a field that has a conventional value (those of the
@@ -165,13 +183,21 @@ func ParseConfig(raw json.RawMessage) (Config, error) {
 		return cfg, fmt.Errorf("%s config.json: %w", cfg.ModelType, err)
 	}
 	if p := extra.RopeParameters; p != nil {
-		if cfg.RopeScaling != nil {
-			return cfg, fmt.Errorf("%s config.json: both rope_scaling and rope_parameters are set; want one", cfg.ModelType)
+		// Transformers v5 writes rope_theta and the scaling keys together as rope_parameters; a
+		// file may still carry the v4 fields beside it (converted configs), which is harmless as
+		// long as both say the same, and ambiguous otherwise.
+		if cfg.RopeTheta != 0 && p.RopeTheta != 0 && cfg.RopeTheta != p.RopeTheta {
+			return cfg, fmt.Errorf("%s config.json: rope_theta=%g and rope_parameters.rope_theta=%g disagree; keep one",
+				cfg.ModelType, cfg.RopeTheta, p.RopeTheta)
+		}
+		if s := cfg.RopeScaling; s != nil && !s.sameScaling(p) {
+			return cfg, fmt.Errorf("%s config.json: rope_scaling (%s) and rope_parameters (%s) disagree; keep one",
+				cfg.ModelType, s, p)
 		}
 		if cfg.RopeTheta == 0 {
 			cfg.RopeTheta = p.RopeTheta
 		}
-		cfg.RopeScaling = p
+		cfg.RopeScaling, cfg.ropeField = p, "rope_parameters"
 	}
 	if cfg.NumKeyValueHeads == 0 && cfg.ModelType == ModelTypeLlama {
 		cfg.NumKeyValueHeads = cfg.NumAttentionHeads // LlamaConfig's default; Qwen's (32) is not.
@@ -236,7 +262,7 @@ func (c Config) Validate() error {
 // Face's rope initialisation functions (default, linear, llama3) compute them.
 func (c Config) invFreq() ([]float64, error) {
 	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%s config.json: rope_scaling.%s", c.ModelType, fmt.Sprintf(format, args...))
+		return fmt.Errorf("%s config.json: %s.%s", c.ModelType, cmp.Or(c.ropeField, "rope_scaling"), fmt.Sprintf(format, args...))
 	}
 	inv := attention.InvFreq(c.RopeTheta, c.HeadDim)
 	r := c.RopeScaling

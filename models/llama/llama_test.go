@@ -167,7 +167,13 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{validLlama, `"rope_scaling":{"rope_type":"llama3","factor":8.0,"low_freq_factor":1.0,"high_freq_factor":4.0}`, "rope_scaling.original_max_position_embeddings"},
 		{validLlama, `"rope_scaling":{"rope_type":"llama3","low_freq_factor":1.0,"high_freq_factor":4.0,"original_max_position_embeddings":8192}`, "rope_scaling.factor"},
 		{validLlama, `"rope_scaling":"linear"`, "rope_scaling"},
-		{validLlama, `"rope_parameters":{"rope_type":"default","rope_theta":10000.0}`, "rope_parameters"}, // both set
+		// Transformers v5's rope_parameters beside the v4 fields, disagreeing; or unsupported.
+		{validLlama, `"rope_parameters":{"rope_type":"default","rope_theta":500000.0}`, "rope_scaling (rope_type=\"llama3\""},
+		{validLlama, `"rope_parameters":{"rope_type":"default","rope_theta":500000.0}`, "rope_parameters (rope_type=\"default\""},
+		{validLlama, `"rope_scaling":null,"rope_parameters":{"rope_type":"default","rope_theta":10000.0}`, "rope_theta=500000 and rope_parameters.rope_theta=10000"},
+		{validLlama, `"rope_scaling":null,"rope_parameters":{"rope_type":"yarn","factor":4.0,"rope_theta":500000.0}`, "rope_parameters.rope_type"},
+		{validLlama, `"rope_scaling":null,"rope_parameters":{"rope_type":"linear","factor":0.5}`, "rope_parameters.factor"},
+		{validLlama, `"rope_scaling":null,"rope_parameters":"default"`, "rope_parameters"},
 		{validLlama, `"model_type":"qwen2","use_sliding_window":true`, "use_sliding_window"},
 		{validLlama, `"model_type":"qwen3","use_sliding_window":true`, "use_sliding_window"},
 		{validLlama, `"model_type":"qwen3","layer_types":["full_attention","sliding_attention"]`, "layer_types"},
@@ -198,6 +204,12 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 	}
 	if cfg.RopeTheta != 1000 || cfg.RopeScaling.kind() != "linear" || cfg.RopeScaling.Factor != 2 {
 		t.Errorf("rope_parameters not read: theta %g, scaling %+v", cfg.RopeTheta, cfg.RopeScaling)
+	}
+	// The same settings in both forms are accepted (a converted config may keep both).
+	cfg, err = ParseConfig(goldentest.Edited(t, validLlama, `"rope_parameters":{"rope_type":"llama3","factor":8.0,
+		"low_freq_factor":1.0,"high_freq_factor":4.0,"original_max_position_embeddings":1024,"rope_theta":500000.0}`))
+	if err != nil || cfg.RopeTheta != 500000 || cfg.RopeScaling.kind() != "llama3" {
+		t.Errorf("agreeing rope_scaling and rope_parameters: %v, %+v", err, cfg)
 	}
 	// Accepted spellings: the old "type" key, "default", an explicit false sliding window.
 	for _, edit := range []string{`"rope_scaling":{"type":"linear","factor":2.0}`, `"rope_scaling":{"rope_type":"default"}`,
@@ -276,4 +288,58 @@ func FuzzParseConfig(f *testing.F) {
 			t.Fatalf("specs %d, params %d", len(m.Specs()), m.NumParams())
 		}
 	})
+}
+
+// v5 rewrites config.json in Transformers v5's form: rope_theta and rope_scaling (the old
+// "type" key renamed rope_type) moved into one rope_parameters object.
+func v5(t testing.TB, raw []byte) []byte {
+	t.Helper()
+	var cfg map[string]any
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	params := map[string]any{"rope_type": "default"}
+	if s, ok := cfg["rope_scaling"].(map[string]any); ok {
+		for k, v := range s {
+			if k == "type" {
+				k = "rope_type"
+			}
+			params[k] = v
+		}
+	}
+	params["rope_theta"] = cfg["rope_theta"]
+	delete(cfg, "rope_scaling")
+	delete(cfg, "rope_theta")
+	cfg["rope_parameters"] = params
+	out, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// A fixture's config in Transformers v5's form (rope_parameters) is the same model: bit-identical
+// logits on the golden sequences, for llama3 scaling, linear scaling (the "type" key) and plain RoPE.
+func TestRopeParametersSameLogits(t *testing.T) {
+	for _, spec := range fixtures {
+		t.Run(spec.Name(), func(t *testing.T) {
+			f := loadFixture(t, spec)
+			arch, err := lm.NewArchitecture(v5(t, f.Config))
+			if err != nil {
+				t.Fatal(err)
+			}
+			params := f.ParamTensors(t, dtypes.Float32)
+			for i, seq := range f.Golden.Sequences {
+				want := goldentest.SequenceLogits(t, f.Arch, params, seq)
+				got := goldentest.SequenceLogits(t, arch, params, seq)
+				for p := range want {
+					for j := range want[p] {
+						if math.Float32bits(got[p][j]) != math.Float32bits(want[p][j]) {
+							t.Fatalf("sequence %d position %d logit %d: v5 config %g, v4 config %g", i, p, j, got[p][j], want[p][j])
+						}
+					}
+				}
+			}
+		})
+	}
 }

@@ -6,6 +6,7 @@
 //
 //	allowed(q, k) = seg(q) == seg(k) && k <= q [&& pos(q) - pos(k) < window]   (PackedMask)
 //	allowed(i, s) = s <= start+i [&& start+i - s < window]                      (StepMask: slot s holds position s)
+//	allowed(i, p) = 0 <= p <= start+i && start+i - p < window                   (RingStepMask: a sliding layer's ring, then the chunk)
 //	RoPE(x)       = x*cos + rotate_half(x)*sin, rotate_half(x) = [-x2, x1]        (RotaryTables, ApplyRotary)
 //	attn          = softmax(cap*tanh(scale q k^T / cap) + mask) v, head h on kv head h/(H/KV)   (GroupedQuery)
 //
@@ -16,7 +17,8 @@
 //
 // Layouts: queries, keys and values of a chunk are [B, T, heads, head_dim] as the projections
 // give them; a layer's cache holds keys (after RoPE) and values [1, kv_heads, max_length,
-// head_dim], slot s holding position s; a mask is boolean, broadcastable to
+// head_dim], slot s holding position s (a sliding layer's, with SlidingCacheShapes, is a ring
+// of window slots, slot p mod window holding position p); a mask is boolean, broadcastable to
 // [B, kv_heads, group, T, S], true where a query may see a key.
 package attention
 
@@ -74,8 +76,8 @@ func StepMask(start *Node, S, cacheLen, window int) *Node {
 
 // CacheShapes is the decoding cache of a transformer of the given number of layers: per layer,
 // keys then values (keys after RoPE), each [1, kvHeads, maxLength, headDim], named
-// "layers.L.k" and "layers.L.v". A sliding layer keeps every position too: the mask, not the
-// cache, bounds what it sees.
+// "layers.L.k" and "layers.L.v". Every layer keeps every position (SlidingCacheShapes sizes
+// sliding layers' caches by their window).
 func CacheShapes(layers, kvHeads, headDim, maxLength int, dtype dtypes.DType) []lm.CacheShape {
 	var out []lm.CacheShape
 	for l := range layers {
@@ -88,6 +90,76 @@ func CacheShapes(layers, kvHeads, headDim, maxLength int, dtype dtypes.DType) []
 		}
 	}
 	return out
+}
+
+// SlidingCacheShapes is CacheShapes for a transformer whose sliding layers (sliding[l]) only
+// ever see the last window positions: their keys and values are rings of min(window,
+// maxLength) slots (RingWriter, RingStepMask), the other layers' maxLength slots as in
+// CacheShapes. On Gemma 3 (5 of 6 layers sliding, window 512 or 1024) this is most of the
+// cache at long lengths.
+func SlidingCacheShapes(sliding []bool, window, kvHeads, headDim, maxLength int, dtype dtypes.DType) []lm.CacheShape {
+	out := CacheShapes(len(sliding), kvHeads, headDim, maxLength, dtype)
+	for l, s := range sliding {
+		if s {
+			out[2*l].Dimensions[2] = min(window, maxLength)
+			out[2*l+1].Dimensions[2] = min(window, maxLength)
+		}
+	}
+	return out
+}
+
+// ringPositions is, for a ring of W slots after the positions < end were written in order
+// (position p in slot p mod W), the position each slot holds, int32 [W]: end - W + ((s - end)
+// mod W). A negative position is a slot never written.
+func ringPositions(end *Node, W int) *Node {
+	g := end.Graph()
+	w := Scalar(g, dtypes.Int32, W)
+	d := Sub(Iota(g, shapes.Make(dtypes.Int32, W), 0), end)
+	d = Rem(Add(Rem(d, w), w), w) // Rem keeps the dividend's sign: bring it into [0, W)
+	return Add(Sub(end, w), d)
+}
+
+// RingStepMask is the mask of a decoding chunk of S tokens written at start on a sliding layer
+// whose cache is a ring of W slots (RingWriter): the keys are the ring as it was before the
+// chunk (slot s holding the latest position < start that is s mod W) followed by the chunk's own
+// S keys. Query i (at position start+i) sees a key at position p when 0 <= p <= start+i and
+// start+i - p < window. It returns [1, 1, 1, S, W+S].
+func RingStepMask(start *Node, S, W, window int) *Node {
+	g := start.Graph()
+	start = ConvertDType(start, dtypes.Int32)
+	kPos := Concatenate([]*Node{ringPositions(start, W), Reshape(StepPositions(start, S), S)}, 0) // [W+S]
+	qPos := StepPositions(start, S)                                                               // [1, S]
+	kPos, qPos = BroadcastToDims(Reshape(kPos, 1, W+S), S, W+S), BroadcastToDims(Reshape(qPos, S, 1), S, W+S)
+	allowed := LogicalAnd(GreaterOrEqual(kPos, ScalarZero(g, dtypes.Int32)), GreaterOrEqual(qPos, kPos))
+	allowed = LogicalAnd(allowed, LessThan(Sub(qPos, kPos), Scalar(g, dtypes.Int32, window)))
+	return Reshape(allowed, 1, 1, 1, S, W+S)
+}
+
+// RingWriter is the KV of sliding layer l in a decoding step over a ring cache of W slots (laid
+// out as SlidingCacheShapes): the chunk attends over the ring as it was, then its own keys and
+// values (RingStepMask's order), so a chunk longer than the ring still sees its own earlier
+// tokens; then each slot takes the chunk's latest position that is its own mod W, if any, and
+// newCache[2l], newCache[2l+1] hold the updated ring. Unlike CacheWriter, start+S may exceed
+// the ring's length.
+func RingWriter(cache, newCache []*Node, l int, start *Node) KV {
+	return func(k, v *Node) (*Node, *Node) {
+		S, W := k.Shape().Dimensions[2], cache[2*l].Shape().Dimensions[2]
+		start := ConvertDType(start, dtypes.Int32)
+		// Slot s's position after the chunk; it comes from the chunk when >= start.
+		after := ringPositions(Add(start, Scalar(start.Graph(), dtypes.Int32, S)), W)
+		fromChunk := GreaterOrEqual(after, start)
+		index := Reshape(Clip(Sub(after, start), ScalarZero(start.Graph(), dtypes.Int32), Scalar(start.Graph(), dtypes.Int32, S-1)), W, 1)
+		write := func(ring, x *Node) *Node {
+			picked := Gather(TransposeAllAxes(x, 2, 0, 1, 3), index)                  // [W, 1, KV, D]
+			picked = ConvertDType(TransposeAllAxes(picked, 1, 2, 0, 3), ring.DType()) // [1, KV, W, D]
+			mask := BroadcastToDims(Reshape(fromChunk, 1, 1, W, 1), ring.Shape().Dimensions...)
+			return Where(mask, picked, ring)
+		}
+		keys := Concatenate([]*Node{ConvertDType(cache[2*l], k.DType()), k}, 2)
+		values := Concatenate([]*Node{ConvertDType(cache[2*l+1], v.DType()), v}, 2)
+		newCache[2*l], newCache[2*l+1] = write(cache[2*l], k), write(cache[2*l+1], v)
+		return keys, values
+	}
 }
 
 // KV receives a layer's keys and values of the current chunk, [B, KV, T, D], and returns the

@@ -190,13 +190,9 @@ func Build(ctx context.Context, cfg *Config, name, dir string, opt Options) (*Ma
 	}
 	if r := mc.Reading; r != nil {
 		// Recipe v3: the epochs are laid out here in curriculum order and trained as one pass.
-		var epochs []training.Example
-		for e := range r.Epochs {
-			exs, err := readingEpoch(tok, tpl, addBOS, r, cfg.Practice.Seed, inst, e)
-			if err != nil {
-				return nil, err
-			}
-			epochs = append(epochs, exs...)
+		epochs, err := readingData(tok, tpl, addBOS, r, cfg.Practice.Seed, inst)
+		if err != nil {
+			return nil, err
 		}
 		say("reading (recipe v3): %d examples over %d epochs (%d tokens, %d loss tokens)",
 			len(epochs), r.Epochs, countTokens(epochs, false), countTokens(epochs, true))

@@ -77,6 +77,10 @@ type ReadingConfig struct {
 	// stages, each a config whose init is the stage before; the weights' hash joins the phase's
 	// key and the manifest. A relative path is relative to the config file's folder.
 	Init string `yaml:"init,omitempty" json:"init,omitempty"`
+	// FirstEpoch numbers this stage's first epoch (0-based) in the whole curriculum: a stage
+	// after Init continues the data streams (fresh knowledge bases and drills, the epoch-indexed
+	// Passages and DrillReachFrom) where the stage before stopped, instead of repeating them.
+	FirstEpoch int `yaml:"first_epoch,omitempty" json:"first_epoch,omitempty"`
 }
 
 func (r *ReadingConfig) check() error {
@@ -89,6 +93,8 @@ func (r *ReadingConfig) check() error {
 		return fmt.Errorf("reading.passages needs at least one value")
 	case r.Questions < 1:
 		return fmt.Errorf("reading.questions must be positive, got %d", r.Questions)
+	case r.FirstEpoch < 0:
+		return fmt.Errorf("reading.first_epoch must not be negative, got %d", r.FirstEpoch)
 	case r.Drills < 0:
 		return fmt.Errorf("reading.drills must not be negative, got %d", r.Drills)
 	case r.AnswerWeight < 0 || math.IsNaN(r.AnswerWeight) || math.IsInf(r.AnswerWeight, 0):
@@ -392,6 +398,19 @@ func drill(vocab []int32, reach, d int, rng *rand.Rand) training.Example {
 // different share each epoch), so closed-book skills and practice facts are kept at a quarter
 // of v2's cost.
 const instructShare = 4
+
+// readingData is the reading phase's examples: the stage's epochs laid out in curriculum order.
+func readingData(tok tokenizer.Tokenizer, tpl prompt.Template, useBOS bool, r *ReadingConfig, practiceSeed int64, inst []training.Example) ([]training.Example, error) {
+	var out []training.Example
+	for e := range r.Epochs {
+		exs, err := readingEpoch(tok, tpl, useBOS, r, practiceSeed, inst, r.FirstEpoch+e)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, exs...)
+	}
+	return out, nil
+}
 
 // readingEpoch is one epoch of recipe v3's instruction data (unshuffled): drills, reading
 // conversations on fresh knowledge bases (one per task) and a share of v2's instruction set.

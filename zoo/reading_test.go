@@ -563,3 +563,39 @@ func maxAbsDiff(t *testing.T, a, b *lm.Model) float64 {
 	}
 	return d
 }
+
+// A stage with first_epoch k lays out the epochs k, k+1, ... of the whole curriculum: its data
+// continues the stage before instead of repeating its knowledge bases and drills.
+func TestReadingFirstEpochContinuesTheCurriculum(t *testing.T) {
+	tok := testTokenizer(t)
+	tpl, err := prompt.Format("gemma")
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole := &ReadingConfig{Epochs: 3, Chunks: 3, Passages: []int{1, 1, 2}, Questions: 2, Drills: 4, DrillReach: 100, DrillReachFrom: 2, SeqLen: 384}
+	later := *whole
+	later.Epochs, later.FirstEpoch = 1, 2
+	all, err := readingData(tok, tpl, true, whole, 101, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tail, err := readingData(tok, tpl, true, &later, 101, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := readingData(tok, tpl, true, &ReadingConfig{Epochs: 1, Chunks: 3, Passages: []int{1, 1, 2}, Questions: 2, Drills: 4, DrillReach: 100, DrillReachFrom: 2, SeqLen: 384}, 101, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tail) == 0 || len(tail) >= len(all) || hashExamples(tail) != hashExamples(all[len(all)-len(tail):]) {
+		t.Fatalf("first_epoch 2 gave %d examples, not the last epoch of the three-epoch curriculum (%d examples)", len(tail), len(all))
+	}
+	if hashExamples(first) == hashExamples(tail) {
+		t.Error("first_epoch 2 repeats epoch 0's data")
+	}
+	bad := later
+	bad.FirstEpoch = -1
+	if err := bad.check(); err == nil || !strings.Contains(err.Error(), "first_epoch") {
+		t.Errorf("negative first_epoch: %v", err)
+	}
+}

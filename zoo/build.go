@@ -175,7 +175,9 @@ func Build(ctx context.Context, cfg *Config, name, dir string, opt Options) (*Ma
 	}
 	inst, dropped := fitting(inst, cfg.Train.SeqLen)
 	inst = append(inst, practiceItems...)
-	say("pre-training on %d sequences (%d tokens per epoch)", len(pre), countTokens(pre, false))
+	if initHash == "" {
+		say("pre-training on %d sequences (%d tokens per epoch)", len(pre), countTokens(pre, false))
+	}
 	m := &Manifest{Name: name, RecipeVersion: mc.RecipeVersion(), RecipeHash: hash, Seed: cfg.Seed, Config: mc,
 		Train: cfg.Train, World: cfg.World, Practice: cfg.Practice, Parameters: params,
 		DataHashes: map[string]string{"tokenizer.json": sha(tokJSON), "pretrain": hashExamples(pre), "instruct": hashExamples(inst)},

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gomlx/gomlx/core/tensors"
 
+	"github.com/perpetual-ml/perpetual/models/backend"
 	"github.com/perpetual-ml/perpetual/models/lm"
 
 	_ "github.com/perpetual-ml/perpetual/models/gemma"
@@ -100,8 +102,17 @@ func TestRunTinyGemma(t *testing.T) {
 			Params int64
 		}
 		Matmul *struct {
-			N      int
-			GFLOPS float64
+			N            int
+			GFLOPS       float64
+			MedianGFLOPS float64 `json:"median_gflops"`
+			Seconds      []float64
+			Layout       string
+			Layouts      []struct {
+				Layout       string
+				GFLOPS       float64
+				MedianGFLOPS float64 `json:"median_gflops"`
+				Seconds      []float64
+			}
 		} `json:"matmul_peak"`
 		Scoring, Training *phaseJSON
 	}
@@ -114,8 +125,12 @@ func TestRunTinyGemma(t *testing.T) {
 	if got.Model.Family != "gemma" || got.Model.Params != int64(m.Arch().(interface{ NumParams() int }).NumParams()) {
 		t.Errorf("model %+v", got.Model)
 	}
-	if got.Matmul == nil || got.Matmul.N != 64 || !(got.Matmul.GFLOPS > 0) {
+	if got.Matmul == nil || got.Matmul.N != 64 || !(got.Matmul.GFLOPS > 0) || !(got.Matmul.MedianGFLOPS > 0) || len(got.Matmul.Seconds) != 1 {
 		t.Fatalf("matmul peak %+v", got.Matmul)
+	}
+	if l := got.Matmul.Layouts; len(l) != 2 || l[0].Layout != MatmulNonTransposed || l[1].Layout != MatmulTransposed ||
+		got.Matmul.GFLOPS != max(l[0].GFLOPS, l[1].GFLOPS) || len(l[0].Seconds) != 1 || len(l[1].Seconds) != 1 {
+		t.Fatalf("matmul layouts %+v (peak %v from %q)", l, got.Matmul.GFLOPS, got.Matmul.Layout)
 	}
 	// Per token and layer: q 2·64·64 = 8,192, k and v 2·2·64·16 = 4,096, o 8,192, MLP
 	// 3·2·64·128 = 49,152: 69,632 x 2 layers = 139,264, head 2·64·512 = 65,536; 204,800 x 32
@@ -148,7 +163,7 @@ func TestRunTinyGemma(t *testing.T) {
 	if err := r.WriteText(&text); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"scoring", "training", "GFLOP/s", "matmul:   float32 64 x 64 x 64", "1 call(s), 2 row(s) of 32 tokens", "estimate", "lm.EstimateMemory"} {
+	for _, want := range []string{"scoring", "training", "GFLOP/s", "matmul:   float32 64 x 64 x 64", "by layout", "nontransposed", "1 call(s), 2 row(s) of 32 tokens", "estimate", "lm.EstimateMemory"} {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("text report lacks %q:\n%s", want, text.String())
 		}
@@ -249,5 +264,87 @@ func TestSummarizeAndRequests(t *testing.T) {
 	}
 	if got := commas(1234567.4); got != "1,234,567" {
 		t.Errorf("commas: %s", got)
+	}
+}
+
+// The matmul probe times both of the Go backend's layouts, takes the faster as the peak and
+// records which. 32 and 64 take the backend's unpacked kernel, 192 (7 M multiply-adds, about a
+// millisecond) its packed GEMM, whose products the probe's check must accept too.
+func TestMeasureMatmulLayouts(t *testing.T) {
+	b, err := backend.Shared()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{32, 64, 192} {
+		p, err := MeasureMatmul(b, n, 1, 3)
+		if err != nil {
+			t.Fatalf("n=%d: %v", n, err)
+		}
+		if p.N != n || len(p.Layouts) != len(MatmulLayouts) {
+			t.Fatalf("n=%d: %+v", n, p)
+		}
+		best := -1
+		for i, l := range p.Layouts {
+			if l.Layout != MatmulLayouts[i] || len(l.Seconds) != 3 || !(l.GFLOPS > 0) || !(l.MedianGFLOPS > 0) || l.MedianGFLOPS > l.GFLOPS {
+				t.Errorf("n=%d: layout %d: %+v", n, i, l)
+			}
+			for _, s := range l.Seconds {
+				if !(s > 0) {
+					t.Errorf("n=%d, %s: seconds %v", n, l.Layout, l.Seconds)
+				}
+			}
+			if want := 2 * float64(n*n*n) / slices.Min(l.Seconds) / 1e9; l.GFLOPS != want {
+				t.Errorf("n=%d, %s: %v GFLOP/s, want 2·n³ / fastest run = %v", n, l.Layout, l.GFLOPS, want)
+			}
+			if best < 0 || l.GFLOPS > p.Layouts[best].GFLOPS {
+				best = i
+			}
+		}
+		if w := p.Layouts[best]; p.Layout != w.Layout || p.GFLOPS != w.GFLOPS || p.MedianGFLOPS != w.MedianGFLOPS || !slices.Equal(p.Seconds, w.Seconds) {
+			t.Errorf("n=%d: peak %q %v (median %v), want the fastest layout %+v", n, p.Layout, p.GFLOPS, p.MedianGFLOPS, w)
+		}
+	}
+	for _, c := range []struct{ n, warmup, repeats int }{{0, 1, 1}, {8, 1, 0}, {8, -1, 1}} {
+		if _, err := MeasureMatmul(b, c.n, c.warmup, c.repeats); err == nil || !strings.Contains(err.Error(), "matmul probe") {
+			t.Errorf("MeasureMatmul(n %d, warm-up %d, repeats %d): %v", c.n, c.warmup, c.repeats, err)
+		}
+	}
+	// The check tells the layouts apart: x·yᵀ read as x·y fails.
+	e, err := matmulExec(b, MatmulTransposed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, y := make([]float32, 64*64), make([]float32, 64*64)
+	for i := range x {
+		x[i], y[i] = float32(i%7)-3, float32(i%5)-2
+	}
+	out := e.MustExec(tensors.FromFlatDataAndDimensions(x, 64, 64), tensors.FromFlatDataAndDimensions(y, 64, 64))[0]
+	if err := checkMatmul(MatmulTransposed, 64, x, y, out); err != nil {
+		t.Errorf("x·yᵀ checked as itself: %v", err)
+	}
+	if err := checkMatmul(MatmulNonTransposed, 64, x, y, out); err == nil {
+		t.Errorf("x·yᵀ passed the check of x·y")
+	}
+	if _, err := matmulExec(b, "diagonal"); err == nil || !strings.Contains(err.Error(), `unknown layout "diagonal"`) {
+		t.Errorf("unknown layout: %v", err)
+	}
+}
+
+// checkMatmul accepts the right product in each layout and names a wrong one.
+func TestCheckMatmul(t *testing.T) {
+	// x = [[1 2] [3 4]], y = [[5 6] [7 8]]: x·y = [[19 22] [43 50]], x·yᵀ = [[17 23] [39 53]].
+	x, y := []float32{1, 2, 3, 4}, []float32{5, 6, 7, 8}
+	for layout, prod := range map[string][]float32{MatmulNonTransposed: {19, 22, 43, 50}, MatmulTransposed: {17, 23, 39, 53}} {
+		if err := checkMatmul(layout, 2, x, y, tensors.FromFlatDataAndDimensions(prod, 2, 2)); err != nil {
+			t.Errorf("%s: %v", layout, err)
+		}
+		wrong := slices.Clone(prod)
+		wrong[3]++
+		if err := checkMatmul(layout, 2, x, y, tensors.FromFlatDataAndDimensions(wrong, 2, 2)); err == nil || !strings.Contains(err.Error(), layout+" layout") {
+			t.Errorf("%s: a wrong product passed: %v", layout, err)
+		}
+	}
+	if err := checkMatmul(MatmulTransposed, 2, x, y, tensors.FromFlatDataAndDimensions([]float32{1, 2}, 1, 2)); err == nil || !strings.Contains(err.Error(), "shaped") {
+		t.Errorf("wrong shape: %v", err)
 	}
 }

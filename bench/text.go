@@ -17,7 +17,17 @@ func (r *Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "machine:  %s, %d cores (GOMAXPROCS %d), kernel %s, %s/%s, backend %s (%s)\n", orUnknown(m.CPU), m.Cores, m.GOMAXPROCS, orUnknown(m.Kernel), m.GoVersion, m.GOARCH, m.Backend, m.BackendConfig)
 	fmt.Fprintf(&b, "run:      %s, batch %d x %d tokens, %d warm-up + %d timed runs per phase\n", r.Date, r.Batch, r.Length, r.Warmup, r.Repeats)
 	if p := r.Matmul; p != nil {
-		fmt.Fprintf(&b, "matmul:   float32 %d x %d x %d: %.1f GFLOP/s best, %.1f median\n", p.N, p.N, p.N, p.GFLOPS, p.MedianGFLOPS)
+		fmt.Fprintf(&b, "matmul:   float32 %d x %d x %d: %.1f GFLOP/s best, %.1f median", p.N, p.N, p.N, p.GFLOPS, p.MedianGFLOPS)
+		if p.Layout != "" {
+			fmt.Fprintf(&b, " (%s layout); by layout, best / median:", p.Layout)
+			for i, l := range p.Layouts {
+				if i > 0 {
+					b.WriteString(",")
+				}
+				fmt.Fprintf(&b, " %s %.1f / %.1f", l.Layout, l.GFLOPS, l.MedianGFLOPS)
+			}
+		}
+		b.WriteString("\n")
 	}
 	b.WriteString("\n")
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)

@@ -62,7 +62,10 @@ def main():
     lines = [f"\n## {date.replace('T', ' ').replace('Z', ' UTC')}: {m['cpu']}, kernel {m['kernel']}, {torch_r['threads']} threads\n"]
     notes = [f"Go {m['go_version']}, backend {m['backend_config']} (GOMAXPROCS {m['gomaxprocs']} of {m['cores']} CPUs)"]
     if matmul:
-        notes.append(f"float32 matmul peak {matmul['gflops']:.1f} GFLOP/s ({matmul['n']}^3, best run)")
+        layouts = ", ".join(f"{l['layout']} {l['gflops']:.1f}" for l in matmul.get("layouts") or [])
+        by_layout = f" (by layout: {layouts})" if layouts else ""
+        of_layout = f", {matmul['layout']} layout" if matmul.get("layout") else ""
+        notes.append(f"float32 matmul peak {matmul['gflops']:.1f} GFLOP/s ({matmul['n']}^3, best run{of_layout}){by_layout}")
     notes.append(f"PyTorch {torch_r['torch']} (Python {torch_r['python']}, {torch_r['threads']} threads)")
     scans = sorted({p.get("mamba_scan") for p in peer.values() if p.get("mamba_scan")})
     if scans:

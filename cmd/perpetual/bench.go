@@ -32,8 +32,9 @@ and one optimizer step of the trainer (packing, cross-entropy, gradients, clippi
 folder (--model) or a config.json with random weights (--config; the weights the Go benchmarks
 use). Reported per phase: median, minimum and maximum seconds per run, tokens/s, achieved GFLOP/s
 from the architecture's FLOP count (forward: about 2 x parameters x tokens plus attention;
-training: 3 x forward), the float32 matmul rate measured in the same process (--matmul N: an
-N x N x N DotGeneral on the same backend) and the share of it achieved, peak RSS (VmHWM, reset
+training: 3 x forward), the float32 matmul peak measured in the same process (--matmul N: an
+N x N x N DotGeneral on the same backend, timed in both layouts the Go backend runs natively,
+x·y and x·yᵀ, the faster taken as the peak) and the share of it achieved, peak RSS (VmHWM, reset
 per phase) and the Go heap. Run it on a quiet machine: other jobs change every number.`,
 		Example: `  perpetual bench --config models/gemma/testdata/bench_config.json --batch 8 --length 256 --repeats 5
   perpetual bench --model zoo/checkpoints/gemma-tiny --phases scoring --json`,
@@ -82,7 +83,7 @@ per phase) and the Go heap. Run it on a quiet machine: other jobs change every n
 	f.IntVar(&o.Length, "length", 256, "tokens per row")
 	f.IntVar(&o.Warmup, "warmup", 1, "untimed runs per phase before the timed ones (at least 1: the first compiles)")
 	f.IntVar(&o.Repeats, "repeats", 5, "timed runs per phase")
-	f.IntVar(&o.Matmul, "matmul", 1024, "side of the float32 matmul that measures the machine's peak (0 skips it)")
+	f.IntVar(&o.Matmul, "matmul", 1024, "side N of the float32 N x N x N matmul that measures the backend's peak, timed as x·y and x·yᵀ, the faster kept (0 skips it; the Go backend runs N <= 161 on one core, unpacked)")
 	f.Int64Var(&o.Seed, "seed", 1, "seed of the tokens, the packing and --config's random weights")
 	f.StringVar(&phases, "phases", bench.PhaseScoring+","+bench.PhaseTraining, "phases to time, comma-separated: scoring, training")
 	f.Float64Var(&memLimitGiB, "memory-limit", 0, "GiB the training phase's memory estimate may reach (0: MemAvailable)")

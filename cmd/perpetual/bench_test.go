@@ -61,7 +61,11 @@ func TestBenchJSON(t *testing.T) {
 			Family string
 			Params int
 		}
-		Matmul            struct{ GFLOPS float64 } `json:"matmul_peak"`
+		Matmul struct {
+			GFLOPS  float64
+			Layout  string
+			Layouts []struct{ Layout string }
+		} `json:"matmul_peak"`
 		Scoring, Training struct {
 			TokensPerS  float64 `json:"tokens_per_s"`
 			FLOPs       float64
@@ -78,7 +82,7 @@ func TestBenchJSON(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	// 7,077,888 FLOPs per row of 32 tokens (worked out in package bench's tests).
-	if r.Model.Family != "gemma" || r.Model.Params != 102_720 || !(r.Matmul.GFLOPS > 0) ||
+	if r.Model.Family != "gemma" || r.Model.Params != 102_720 || !(r.Matmul.GFLOPS > 0) || r.Matmul.Layout == "" || len(r.Matmul.Layouts) != 2 ||
 		!(r.Scoring.TokensPerS > 0) || !(r.Training.TokensPerS > 0) || r.Training.FLOPs != 3*2*7_077_888 ||
 		!(r.Scoring.Utilisation > 0) || r.Training.Memory.PeakRSS <= 0 {
 		t.Errorf("report %+v", r)

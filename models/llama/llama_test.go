@@ -328,18 +328,7 @@ func TestRopeParametersSameLogits(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			params := f.ParamTensors(t, dtypes.Float32)
-			for i, seq := range f.Golden.Sequences {
-				want := goldentest.SequenceLogits(t, f.Arch, params, seq)
-				got := goldentest.SequenceLogits(t, arch, params, seq)
-				for p := range want {
-					for j := range want[p] {
-						if math.Float32bits(got[p][j]) != math.Float32bits(want[p][j]) {
-							t.Fatalf("sequence %d position %d logit %d: v5 config %g, v4 config %g", i, p, j, got[p][j], want[p][j])
-						}
-					}
-				}
-			}
+			goldentest.SameLogits(t, f.Arch, arch, f.ParamTensors(t, dtypes.Float32), f.Golden.Sequences)
 		})
 	}
 }

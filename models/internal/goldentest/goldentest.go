@@ -275,6 +275,22 @@ func SequenceLogits(t testing.TB, arch lm.Architecture, params []*tensors.Tensor
 	return Logits(t, arch, params, [][]int32{seq}, [][]int32{positions}, [][]int32{segments})[0]
 }
 
+// SameLogits fails t unless two architectures (e.g. one config written in two forms) give
+// bit-identical logits with the same parameters on every sequence.
+func SameLogits(t testing.TB, want, got lm.Architecture, params []*tensors.Tensor, seqs [][]int32) {
+	t.Helper()
+	for i, seq := range seqs {
+		w, g := SequenceLogits(t, want, params, seq), SequenceLogits(t, got, params, seq)
+		for p := range w {
+			for j := range w[p] {
+				if math.Float32bits(g[p][j]) != math.Float32bits(w[p][j]) {
+					t.Fatalf("sequence %d position %d logit %d: %g, want %g (bit-identical)", i, p, j, g[p][j], w[p][j])
+				}
+			}
+		}
+	}
+}
+
 // BenchLogits times arch.Logits with params (in Specs order) on a batch of tokens, positions
 // and segment ids, and reports tokens/s. The graph is built and compiled (a first run) before
 // the timer starts.

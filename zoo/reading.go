@@ -77,6 +77,11 @@ type ReadingConfig struct {
 	// stages, each a config whose init is the stage before; the weights' hash joins the phase's
 	// key and the manifest. A relative path is relative to the config file's folder.
 	Init string `yaml:"init,omitempty" json:"init,omitempty"`
+	// LetterDrills is the number of letter drills per epoch (0: none): random tokens holding
+	// one value, then four options in the letters formulation's layout ("\nA. ", ...,
+	// "\nAnswer:") and the letter of the option found in the context. The letters formulation
+	// needs this step beyond cloze reading: match an option to the passage, answer its letter.
+	LetterDrills int `yaml:"letter_drills,omitempty" json:"letter_drills,omitempty"`
 	// FirstEpoch numbers this stage's first epoch (0-based) in the whole curriculum: a stage
 	// after Init continues the data streams (fresh knowledge bases and drills, the epoch-indexed
 	// Passages and DrillReachFrom) where the stage before stopped, instead of repeating them.
@@ -93,6 +98,8 @@ func (r *ReadingConfig) check() error {
 		return fmt.Errorf("reading.passages needs at least one value")
 	case r.Questions < 1:
 		return fmt.Errorf("reading.questions must be positive, got %d", r.Questions)
+	case r.LetterDrills < 0:
+		return fmt.Errorf("reading.letter_drills must not be negative, got %d", r.LetterDrills)
 	case r.FirstEpoch < 0:
 		return fmt.Errorf("reading.first_epoch must not be negative, got %d", r.FirstEpoch)
 	case r.Drills < 0:
@@ -394,6 +401,53 @@ func drill(vocab []int32, reach, d int, rng *rand.Rand) training.Example {
 	}
 }
 
+// letterLayout is the letters formulation's tokens around a drill's options: each option's
+// lead ("\nA. "), the prompt's end ("\nAnswer:") and each answer (" A").
+type letterLayout struct {
+	lead, answer [4][]int32
+	end          []int32
+}
+
+func newLetterLayout(tok tokenizer.Tokenizer) letterLayout {
+	var l letterLayout
+	for i, x := range letters {
+		l.lead[i], l.answer[i] = tok.Encode("\n"+x+". "), tok.Encode(" "+x)
+	}
+	l.end = tok.Encode("\nAnswer:")
+	return l
+}
+
+// letterDrill is 8-64 random tokens holding one value of 1-3 tokens, then four options of the
+// same length in the letters layout (the value and three drawn from tokens absent from the
+// context), then the letter of the option found in the context, with loss on that letter.
+func letterDrill(vocab []int32, layout letterLayout, rng *rand.Rand) training.Example {
+	perm := rng.Perm(len(vocab))
+	half := len(vocab) / 2
+	inside, outside := pick(vocab, perm[:half]), pick(vocab, perm[half:])
+	n := 1 + rng.IntN(3)
+	value := randomTokens(inside, n, rng)
+	ctx := randomTokens(inside, 8+rng.IntN(57)-n, rng)
+	at := rng.IntN(len(ctx) + 1)
+	ctx = append(ctx[:at], append(append([]int32(nil), value...), ctx[at:]...)...)
+	gold := rng.IntN(4)
+	ids := append([]int32(nil), ctx...)
+	for i := range 4 {
+		ids = append(ids, layout.lead[i]...)
+		if i == gold {
+			ids = append(ids, value...)
+		} else {
+			ids = append(ids, randomTokens(outside, n, rng)...)
+		}
+	}
+	ids = append(ids, layout.end...)
+	train := make([]bool, len(ids))
+	for range layout.answer[gold] {
+		train = append(train, true)
+	}
+	ids = append(ids, layout.answer[gold]...)
+	return training.Example{Name: "letter drill", IDs: ids, Train: train}
+}
+
 // instructShare: each epoch keeps one in instructShare of v2's instruction examples (a
 // different share each epoch), so closed-book skills and practice facts are kept at a quarter
 // of v2's cost.
@@ -420,6 +474,12 @@ func readingEpoch(tok tokenizer.Tokenizer, tpl prompt.Template, useBOS bool, r *
 	var out []training.Example
 	for d := range r.Drills {
 		out = append(out, drill(vocab, r.reachAt(epoch), d, rng))
+	}
+	if r.LetterDrills > 0 {
+		layout := newLetterLayout(tok)
+		for range r.LetterDrills {
+			out = append(out, letterDrill(vocab, layout, rng))
+		}
 	}
 	seqChars := r.SeqLen * 2 // a conservative bytes-per-token bound for the passages
 	for i, task := range synthetic.Tasks {

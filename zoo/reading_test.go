@@ -599,3 +599,87 @@ func TestReadingFirstEpochContinuesTheCurriculum(t *testing.T) {
 		t.Errorf("negative first_epoch: %v", err)
 	}
 }
+
+// A letter drill's target is the letter of the one option whose value stands in the context
+// (the others' tokens never do), in the letters formulation's layout, with loss on it alone.
+func TestLetterDrills(t *testing.T) {
+	tok := testTokenizer(t)
+	layout := newLetterLayout(tok)
+	vocab := drillVocab(tok)
+	rng := rand.New(rand.NewPCG(3, 4))
+	seen := map[int]int{}
+	for range 200 {
+		ex := letterDrill(vocab, layout, rng)
+		text := tok.Decode(ex.IDs)
+		i := strings.Index(text, "\nA. ")
+		if i < 0 || !strings.HasSuffix(text, "\nAnswer:"+tok.Decode(ex.IDs[len(ex.IDs)-countTrue(ex.Train):])) {
+			t.Fatalf("not in the letters layout: %q", text)
+		}
+		var target []int32
+		for k, tr := range ex.Train {
+			if tr {
+				target = append(target, ex.IDs[k])
+			}
+		}
+		gold := -1
+		for g := range 4 {
+			if slices.Equal(target, layout.answer[g]) {
+				gold = g
+			}
+		}
+		if gold < 0 {
+			t.Fatalf("target %v is no letter", target)
+		}
+		seen[gold]++
+		// Options: the ids between each lead and the next.
+		ctx := ex.IDs[:len(ex.IDs)-countTrue(ex.Train)]
+		pos := 0
+		var starts [5]int
+		for g := range 4 {
+			k := indexOf(ctx[pos:], layout.lead[g])
+			if k < 0 {
+				t.Fatalf("option %s missing", letters[g])
+			}
+			pos += k
+			starts[g] = pos
+			pos += len(layout.lead[g])
+		}
+		starts[4] = len(ctx) - len(layout.end)
+		context := ctx[:starts[0]]
+		for g := range 4 {
+			opt := ctx[starts[g]+len(layout.lead[g]) : starts[g+1]]
+			if found := indexOf(context, opt) >= 0; found != (g == gold) {
+				t.Fatalf("option %s (%v) in the context: %v, gold %s", letters[g], opt, found, letters[gold])
+			}
+		}
+	}
+	for g := range 4 {
+		if seen[g] < 30 {
+			t.Errorf("letter %s is the answer %d times in 200", letters[g], seen[g])
+		}
+	}
+	r := &ReadingConfig{Epochs: 1, Chunks: 3, Passages: []int{1}, Questions: 2, SeqLen: 384, LR: 1e-3, LetterDrills: -1}
+	if err := r.check(); err == nil || !strings.Contains(err.Error(), "letter_drills") {
+		t.Errorf("negative letter_drills: %v", err)
+	}
+}
+
+func countTrue(xs []bool) int {
+	n := 0
+	for _, x := range xs {
+		if x {
+			n++
+		}
+	}
+	return n
+}
+
+// indexOf is the first index of sub in xs, -1 when absent.
+func indexOf(xs, sub []int32) int {
+	for i := 0; i+len(sub) <= len(xs); i++ {
+		if slices.Equal(xs[i:i+len(sub)], sub) {
+			return i
+		}
+	}
+	return -1
+}

@@ -59,7 +59,8 @@ type FormulationRecord struct {
 // cell evaluates one cell, or reads it back from the cell cache, in steps: the model it
 // evaluates (the suite's, or its fine-tuning for the cell's seed, trained if missing), its key,
 // the cache, the model in memory, the retriever, each formulation evaluated and compared with
-// the base cell, the record.
+// the base cell, the record. The fine-tuning, the model's load and each formulation are timed
+// steps of their own; the rest is the cell's StepCell (all of it for a cell read back).
 func (r *runner) cell(c cellPlan, base *CellRecord) (*CellRecord, error) {
 	modelDir, modelHash, err := r.cellModel(c)
 	if err != nil {
@@ -71,10 +72,18 @@ func (r *runner) cell(c cellPlan, base *CellRecord) (*CellRecord, error) {
 	}
 	dir := filepath.Join(r.opt.Work, "cells", key[:32])
 	if rec, ok := r.cachedCell(c, dir, key, modelDir); ok {
+		for _, f := range r.s.Formulations {
+			r.watch.skip(cachedStep(c.step(StepEvaluate, f)))
+		}
+		r.watch.lapAside(cachedStep(c.step(StepCell, "")))
 		return rec, nil
 	}
-	if err := r.load(modelDir); err != nil {
-		return nil, fmt.Errorf("task %s, model %s, %s: %w", c.task.Name, c.model.Name, c.cond, err)
+	if r.loadedDir != modelDir {
+		r.watch.setAside() // the key and the cache lookup
+		if err := r.load(modelDir); err != nil {
+			return nil, fmt.Errorf("task %s, model %s, %s: %w", c.task.Name, c.model.Name, c.cond, err)
+		}
+		r.watch.lap(c.step(StepLoad, ""))
 	}
 	retriever, err := r.retriever(c)
 	if err != nil {
@@ -87,7 +96,14 @@ func (r *runner) cell(c cellPlan, base *CellRecord) (*CellRecord, error) {
 	if err := r.record(c, rec, runs); err != nil {
 		return nil, err
 	}
+	r.watch.lapAside(c.step(StepCell, ""))
 	return rec, nil
+}
+
+// cachedStep marks a step as read from the cache.
+func cachedStep(s TimedStep) TimedStep {
+	s.Cached = true
+	return s
 }
 
 // cellModel is the folder and hash of the model a cell evaluates: the suite's model, or for a
@@ -147,10 +163,12 @@ func (r *runner) evaluate(c cellPlan, dir, key, modelDir, modelHash string, retr
 		TaskOptions: r.s.taskOptions(c.task.Task), Encoding: r.s.Eval.EncodingOptions, MaxLength: r.enc.MaxLength, AddBOS: r.enc.AddBOS}
 	var runs []*evaluation.Run
 	for _, f := range r.s.Formulations {
+		r.watch.setAside() // the cell's own work since the last step: retriever, request cache
 		run, fr, err := r.formulation(c, f, modelHash, cache, retriever, base)
 		if err != nil {
 			return nil, nil, err
 		}
+		r.watch.lap(c.step(StepEvaluate, f))
 		runs = append(runs, run)
 		rec.Formulations[f] = fr
 	}

@@ -3,7 +3,8 @@
 // retrieval index (rag), fine-tunes where a fine-tuned model is missing (through a FineTuner, the
 // training package), evaluates the cell (evaluation), and writes a results folder: results.md in
 // the layout of the paper's table, results.json (its shared part's schema is package
-// harness/results), per-sample logs and the charts (plots.Render).
+// harness/results), per-sample logs and the charts (plots.Render), and beside them, kept out of
+// the deterministic results, timings.json and timings.md: where the run's wall time went.
 //
 // Every expensive step is cached on disk under a key that hashes its inputs (the suite entry, the
 // model's files, the curriculum's files, the recipe and the harness's code version), so a second

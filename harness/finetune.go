@@ -87,16 +87,19 @@ type fineTuningKey struct {
 }
 
 // fineTuning returns model m fine-tuned on task t with seed, trained when its folder is missing,
-// once per run: the first call also collects its loss curve and retention for results.json.
+// once per run: the first call also collects its loss curve and retention for results.json, and
+// is the fine-tuning's timed step (cached when nothing was trained).
 func (r *runner) fineTuning(t *preparedTask, m *preparedModel, seed int64) (fineTuning, error) {
 	k := fineTuningKey{t, m, seed}
 	if ft, ok := r.fineTunings[k]; ok {
 		return ft, nil
 	}
+	trained := r.rep.FineTuned
 	dir, hash, res, err := r.fineTuned(t, m, seed)
 	if err != nil {
 		return fineTuning{}, err
 	}
+	r.watch.lap(TimedStep{Kind: StepFineTune, Task: t.Name, Model: m.Name, Seed: seed, Cached: r.rep.FineTuned == trained})
 	name := m.Name
 	if len(r.s.Seeds) > 1 {
 		name = fmt.Sprintf("%s seed %d", m.Name, seed)

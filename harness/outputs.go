@@ -22,7 +22,8 @@ func SamplesDir(out string, rec *CellRecord) string {
 	return filepath.Join(out, "samples", rec.Task, rec.Model, strings.ReplaceAll(name, "+", "_"))
 }
 
-// writeOutputs writes results.json, results.md, the per-sample logs and the charts.
+// writeOutputs writes results.json, results.md, the per-sample logs and the charts, three timed
+// steps: results.json with the logs (and the results built before it), the charts, the pages.
 func (r *runner) writeOutputs(res *Results, records []*CellRecord) error {
 	out := r.opt.Out
 	for _, rec := range records {
@@ -40,9 +41,13 @@ func (r *runner) writeOutputs(res *Results, records []*CellRecord) error {
 	if err := writeJSON(filepath.Join(out, results.File), res); err != nil {
 		return err
 	}
+	r.watch.lap(TimedStep{Kind: StepReport, Name: "results.json and samples"})
 	charts, err := r.renderCharts()
 	if err != nil {
 		return err
+	}
+	if r.opt.Charts {
+		r.watch.lap(TimedStep{Kind: StepReport, Name: "charts", Cached: !r.rep.ChartsRendered})
 	}
 	if err := writeAtomic(filepath.Join(out, "results.md"), []byte(MarkdownWithCharts(res, charts))); err != nil {
 		return err
@@ -51,7 +56,11 @@ func (r *runner) writeOutputs(res *Results, records []*CellRecord) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(filepath.Join(out, IndexFile), page)
+	if err := writeAtomic(filepath.Join(out, IndexFile), page); err != nil {
+		return err
+	}
+	r.watch.lap(TimedStep{Kind: StepReport, Name: "results.md and index.html"})
+	return nil
 }
 
 // renderCharts draws the charts of out/results.json into out/charts (only when what they show

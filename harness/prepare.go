@@ -30,14 +30,17 @@ type preparedModel struct {
 	dir, hash string
 }
 
-// prepareTasks prepares every task of the suite, in order.
+// prepareTasks prepares every task of the suite, in order, each a timed step (cached when it
+// built no curriculum and no index).
 func (r *runner) prepareTasks() ([]*preparedTask, error) {
 	var tasks []*preparedTask
 	for _, t := range r.s.Tasks {
+		built := r.rep.CurriculaBuilt + r.rep.IndexesBuilt
 		pt, err := r.prepareTask(t)
 		if err != nil {
 			return nil, err
 		}
+		r.watch.lap(TimedStep{Kind: StepPrepare, Task: t.Name, Cached: r.rep.CurriculaBuilt+r.rep.IndexesBuilt == built})
 		tasks = append(tasks, pt)
 	}
 	return tasks, nil
@@ -192,11 +195,15 @@ func (r *runner) recall(pt *preparedTask) error {
 }
 
 // prepareModels resolves every model of the suite to a folder (zoo models through Options.Zoo)
-// and hashes its files.
+// and hashes its files, each a timed step.
 func (r *runner) prepareModels() ([]*preparedModel, error) {
 	var models []*preparedModel
+	zooDir := filepath.Join(r.opt.Work, "zoo")
 	for _, m := range r.s.Models {
-		dir, err := ResolveModel(m.Path, filepath.Join(r.opt.Work, "zoo"), r.opt.Zoo)
+		// A Zoo does not say whether it built the model, so the step is cached when the folder
+		// it resolves to was there before (a plain model folder always is).
+		before := folderNames(zooDir)
+		dir, err := ResolveModel(m.Path, zooDir, r.opt.Zoo)
 		if err != nil {
 			return nil, fmt.Errorf("model %s: %w", m.Name, err)
 		}
@@ -204,7 +211,19 @@ func (r *runner) prepareModels() ([]*preparedModel, error) {
 		if err != nil {
 			return nil, fmt.Errorf("model %s: %w", m.Name, err)
 		}
+		cached := filepath.Dir(dir) != zooDir || before[filepath.Base(dir)]
+		r.watch.lap(TimedStep{Kind: StepZoo, Model: m.Name, Cached: cached})
 		models = append(models, &preparedModel{Model: m, dir: dir, hash: hash})
 	}
 	return models, nil
+}
+
+// folderNames is the set of names in dir (empty when dir is missing).
+func folderNames(dir string) map[string]bool {
+	entries, _ := os.ReadDir(dir) // a missing zoo folder has nothing in it yet
+	names := map[string]bool{}
+	for _, e := range entries {
+		names[e.Name()] = true
+	}
+	return names
 }

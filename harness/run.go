@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"time"
 
 	"github.com/schollz/progressbar/v3"
 
@@ -36,6 +37,9 @@ type Options struct {
 	// Embedders loads the encoder of dense and hybrid retrieval (models/bert's Load); BM25
 	// needs none.
 	Embedders rag.EmbedderLoader
+	// Now is the clock of timings.json (nil: time.Now); a test hands in a fake one to check
+	// exact durations.
+	Now func() time.Time
 }
 
 // Report says what a Run did, and what it reused.
@@ -47,6 +51,8 @@ type Report struct {
 	ChartsRendered bool
 	// Results is what was written to results.json.
 	Results *Results
+	// Timings is what was written to timings.json: the wall time of each step.
+	Timings *Timings
 }
 
 // runner holds one Run's state.
@@ -56,6 +62,8 @@ type runner struct {
 	ctx    context.Context
 	hasher *folderHasher
 	rep    *Report
+	// watch times the run's steps for timings.json.
+	watch *stopwatch
 	// loaded is the one model kept in memory (cells are ordered so each model loads once).
 	loadedDir string
 	loaded    *lm.Model
@@ -71,16 +79,18 @@ type runner struct {
 }
 
 // Run executes the suite: everything missing is built, trained and evaluated; everything else is
-// read from the cache. It writes Out/results.md, Out/results.json, Out/samples/ and Out/charts/.
+// read from the cache. It writes Out/results.md, Out/results.json, Out/samples/ and Out/charts/,
+// and the wall time of each step in Out/timings.json and Out/timings.md.
 func Run(ctx context.Context, s *Suite, opt Options) (*Report, error) {
 	opt, err := opt.resolve()
 	if err != nil {
 		return nil, err
 	}
+	watch := newStopwatch(opt.Now)
 	if err := checkFineTuner(s, opt.FineTuner); err != nil {
 		return nil, err
 	}
-	r := &runner{s: s, opt: opt, ctx: ctx, rep: &Report{},
+	r := &runner{s: s, opt: opt, ctx: ctx, rep: &Report{}, watch: watch,
 		hasher: newFolderHasher(filepath.Join(opt.Work, "file-hashes.json"))}
 	defer r.hasher.Save()
 	tasks, err := r.prepareTasks()
@@ -102,12 +112,20 @@ func Run(ctx context.Context, s *Suite, opt Options) (*Report, error) {
 		return nil, err
 	}
 	r.rep.Results = res
+	r.rep.Timings = r.watch.timings(s.Name)
+	if err := r.writeTimings(r.rep.Timings); err != nil {
+		return nil, err
+	}
 	return r.rep, nil
 }
 
 // resolve checks opt and fills in its defaults: Work is Out/cache unless set, and absolute, so
-// the folders recorded in results.json work from any directory (notebooks).
+// the folders recorded in results.json work from any directory (notebooks); Now is time.Now
+// unless set.
 func (opt Options) resolve() (Options, error) {
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
 	if opt.Out == "" {
 		return opt, fmt.Errorf("results: an output folder is required")
 	}
@@ -138,6 +156,11 @@ func (c cellPlan) retrieval() (index, indexKey string, k int) {
 		return "", "", 0
 	}
 	return c.task.index, c.task.indexKey, c.task.RAG.K
+}
+
+// step is a timed step of the cell (kind StepLoad, StepEvaluate with its formulation, StepCell).
+func (c cellPlan) step(kind, formulation string) TimedStep {
+	return TimedStep{Kind: kind, Formulation: formulation, Task: c.task.Name, Model: c.model.Name, Condition: c.cond, Seed: c.seed}
 }
 
 // plan lists the suite's cells in the order they run: for each task and model, the base

@@ -63,9 +63,9 @@ a YAML file; --var NAME=PATH fills ${NAME} in its paths (else the environment do
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "suite %s: %d cells (%d evaluated, %d cached), %d fine-tuned, %d curricula and %d indexes built, in %s\nwrote %s/results.md\n",
+			fmt.Fprintf(cmd.OutOrStdout(), "suite %s: %d cells (%d evaluated, %d cached), %d fine-tuned, %d curricula and %d indexes built, in %s\nwrote %s/results.md (where the time went: %s/timings.md)\n",
 				s.Name, rep.CellsEvaluated+rep.CellsCached, rep.CellsEvaluated, rep.CellsCached, rep.FineTuned,
-				rep.CurriculaBuilt, rep.IndexesBuilt, time.Since(start).Round(time.Millisecond), out)
+				rep.CurriculaBuilt, rep.IndexesBuilt, time.Since(start).Round(time.Millisecond), out, out)
 			return nil
 		},
 	}

@@ -27,7 +27,7 @@ eval: {limit: 5, bootstrap: 100}
 	if err != nil || !strings.Contains(msg, "2 cells (2 evaluated, 0 cached)") {
 		t.Fatalf("first run: %v\n%s", err, msg)
 	}
-	for _, f := range []string{"results.md", "results.json", "charts/accuracy-code-letters.html",
+	for _, f := range []string{"results.md", "results.json", "timings.md", "timings.json", "charts/accuracy-code-letters.html",
 		"samples/code/tiny/rag/samples_perpetual_letters.jsonl"} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Error(err)

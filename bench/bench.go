@@ -5,7 +5,9 @@
 // and range of the seconds per run, tokens/s, the achieved GFLOP/s from the architecture's FLOP
 // count (lm.FLOPCounter; a training step is 3 x the forward), the float32 matmul rate measured
 // in the same process on the same backend and the resulting utilisation, and peak memory (the
-// process's peak RSS, VmHWM, and the Go heap). `perpetual bench` prints it as text or JSON.
+// process's peak RSS, VmHWM, and the Go heap). The generation phase, asked for by name, times
+// lm.Model.Generate (what `perpetual generate` runs) per prompt length: prefill and decoding
+// speed. `perpetual bench` prints it as text or JSON.
 package bench
 
 import (
@@ -27,6 +29,10 @@ const (
 	PhaseScoring = "scoring"
 	// PhaseTraining is one optimizer step of the trainer on Batch packed rows of Length tokens.
 	PhaseTraining = "training"
+	// PhaseGeneration is greedy lm.Model.Generate of GenTokens tokens after a random prompt of
+	// each GenPrompts length, with the decoding cache (or recurrent state) of production. It is
+	// timed only when named, so the default run (scoring and training) stays what it was.
+	PhaseGeneration = "generation"
 )
 
 // Options say what to time.
@@ -44,8 +50,17 @@ type Options struct {
 	Matmul int
 	// Seed makes the tokens (and the training bench's packing) reproducible.
 	Seed int64
-	// Phases are PhaseScoring and/or PhaseTraining (empty: both).
+	// Phases are PhaseScoring, PhaseTraining and/or PhaseGeneration (empty: scoring and
+	// training).
 	Phases []string
+	// GenPrompts are the prompt lengths of the generation phase, in tokens (empty:
+	// DefaultGenPrompts, lowered to fit the window; see GenPromptsFor).
+	GenPrompts []int
+	// GenTokens is the number of tokens each generation run produces, at least 2 (the first
+	// comes from the prefill, the others from decoding steps); checked only when the
+	// generation phase is asked for or the field is set, so callers that time scoring and
+	// training need not set it.
+	GenTokens int
 	// MemoryLimit in bytes bounds the trainer's memory estimate of the training phase, which is
 	// refused above it before any copy of the weights is made (0: MemAvailable, as the trainer).
 	MemoryLimit int64
@@ -56,11 +71,16 @@ type Options struct {
 // Validate checks the options before anything is loaded; errors name the flag of `perpetual
 // bench` that sets the field.
 func (o Options) Validate() error {
+	// --batch and --length shape the scoring and training runs only; a generation-only run
+	// does not read them.
+	rows := o.wants(PhaseScoring) || o.wants(PhaseTraining)
 	switch {
-	case o.Batch < 1:
+	case rows && o.Batch < 1:
 		return fmt.Errorf("bench: --batch %d: need at least 1 row per run", o.Batch)
-	case o.Length < 2:
+	case rows && o.Length < 2:
 		return fmt.Errorf("bench: --length %d: a row needs at least 2 tokens (training predicts each next token)", o.Length)
+	case (o.wants(PhaseGeneration) || o.GenTokens != 0) && o.GenTokens < 2:
+		return fmt.Errorf("bench: --gen-tokens %d: need at least 2 new tokens (the first comes from the prefill, the rest are the timed decoding steps)", o.GenTokens)
 	case o.Warmup < 1:
 		return fmt.Errorf("bench: --warmup %d: need at least 1 untimed run (the first run compiles the graphs)", o.Warmup)
 	case o.Repeats < 1:
@@ -71,8 +91,13 @@ func (o Options) Validate() error {
 		return fmt.Errorf("bench: --matmul %d: the side of the probe's square matrices must be positive (0 skips the probe)", o.Matmul)
 	}
 	for _, p := range o.Phases {
-		if p != PhaseScoring && p != PhaseTraining {
-			return fmt.Errorf("bench: --phases: unknown phase %q (use %s and/or %s)", p, PhaseScoring, PhaseTraining)
+		if p != PhaseScoring && p != PhaseTraining && p != PhaseGeneration {
+			return fmt.Errorf("bench: --phases: unknown phase %q (use %s, %s and/or %s)", p, PhaseScoring, PhaseTraining, PhaseGeneration)
+		}
+	}
+	for _, p := range o.GenPrompts {
+		if p < 1 {
+			return fmt.Errorf("bench: --gen-prompts %d: a prompt needs at least 1 token", p)
 		}
 	}
 	return nil
@@ -84,14 +109,24 @@ func (o Options) ValidateFor(arch lm.Architecture) error {
 	if err := o.Validate(); err != nil {
 		return err
 	}
-	if ml := arch.MaxLength(); ml > 0 && o.Length > ml {
+	if ml := arch.MaxLength(); ml > 0 && o.Length > ml && (o.wants(PhaseScoring) || o.wants(PhaseTraining)) {
 		return fmt.Errorf("bench: --length %d exceeds the %s model's maximum length %d (max_position_embeddings); use --length %d or less", o.Length, arch.Family(), ml, ml)
+	}
+	if o.wants(PhaseGeneration) {
+		if _, err := o.GenPromptsFor(arch); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
+// wants says whether phase is to be timed; no Phases means the scoring and training phases
+// (the generation phase is opt-in: it was added later, and default runs keep their cost).
 func (o Options) wants(phase string) bool {
-	return len(o.Phases) == 0 || slices.Contains(o.Phases, phase)
+	if len(o.Phases) == 0 {
+		return phase == PhaseScoring || phase == PhaseTraining
+	}
+	return slices.Contains(o.Phases, phase)
 }
 
 // Report is the result of Run; its JSON form is what `perpetual bench --json` prints.
@@ -108,6 +143,8 @@ type Report struct {
 	Matmul   *MatmulPeak `json:"matmul_peak,omitempty"`
 	Scoring  *Phase      `json:"scoring,omitempty"`
 	Training *Phase      `json:"training,omitempty"`
+	// Generation is the generation phase (nil when not asked for).
+	Generation *Generation `json:"generation,omitempty"`
 }
 
 // ModelInfo identifies the model timed.
@@ -182,6 +219,13 @@ func Run(model *lm.Model, source string, o Options) (*Report, error) {
 	}
 	if o.wants(PhaseTraining) {
 		if err := checkTrainingMemory(model, o); err != nil {
+			return nil, err
+		}
+	}
+	var genPrompts []int
+	if o.wants(PhaseGeneration) {
+		var err error
+		if genPrompts, err = o.GenPromptsFor(arch); err != nil {
 			return nil, err
 		}
 	}
@@ -266,6 +310,13 @@ func Run(model *lm.Model, source string, o Options) (*Report, error) {
 		p.EstimatedBytes = tb.Memory(model).Total
 		p.FLOPs = 3 * float64(o.Batch) * forward
 		r.Training = p
+	}
+	if o.wants(PhaseGeneration) {
+		g, err := runGeneration(model, o, genPrompts, progress)
+		if err != nil {
+			return nil, err
+		}
+		r.Generation = g
 	}
 	for _, p := range []*Phase{r.Scoring, r.Training} {
 		if p == nil {

@@ -41,6 +41,9 @@ func TestOptionsValidate(t *testing.T) {
 		{func(o *Options) { o.Repeats = 0 }, "--repeats 0"},
 		{func(o *Options) { o.Matmul = -1 }, "--matmul -1"},
 		{func(o *Options) { o.Phases = []string{"scoring", "decoding"} }, `unknown phase "decoding"`},
+		{func(o *Options) { o.Phases = []string{PhaseGeneration} }, "--gen-tokens 0"},
+		{func(o *Options) { o.GenTokens = 1 }, "--gen-tokens 1"},
+		{func(o *Options) { o.GenPrompts = []int{16, 0} }, "--gen-prompts 0"},
 	} {
 		o := good
 		c.edit(&o)
@@ -56,6 +59,54 @@ func TestOptionsValidate(t *testing.T) {
 	o.Length = 65
 	if err := o.ValidateFor(arch); err == nil || !strings.Contains(err.Error(), "maximum length 64") {
 		t.Errorf("a length past the window: error %v", err)
+	}
+}
+
+// The generation phase is opt-in, ignores --batch and --length, and fits its prompt lengths to
+// the window: the defaults are lowered, lengths given are refused.
+func TestGenPromptsFor(t *testing.T) {
+	if (Options{}).wants(PhaseGeneration) || !(Options{}).wants(PhaseTraining) {
+		t.Error("no Phases must mean scoring and training only")
+	}
+	gemma, err := lm.NewArchitecture(json.RawMessage(tinyGemma)) // window 64
+	if err != nil {
+		t.Fatal(err)
+	}
+	mamba, err := lm.NewArchitecture(json.RawMessage(tinyMamba)) // no window
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen := Options{Warmup: 1, Repeats: 1, Length: 1000, Phases: []string{PhaseGeneration}}
+	for _, c := range []struct {
+		arch    lm.Architecture
+		prompts []int
+		tokens  int
+		want    []int
+		err     string
+	}{
+		{gemma, nil, 32, []int{16, 32}, ""},
+		{gemma, nil, 60, []int{4}, ""},
+		{gemma, nil, 64, nil, "--gen-tokens 64"},
+		{gemma, []int{8, 56}, 8, []int{8, 56}, ""},
+		{gemma, []int{8, 57}, 8, nil, "--gen-prompts 57 with --gen-tokens 8"},
+		{mamba, nil, 32, []int{16, 256}, ""},
+		{mamba, []int{5000}, 100, []int{5000}, ""},
+	} {
+		o := gen
+		o.GenPrompts, o.GenTokens = c.prompts, c.tokens
+		got, err := o.GenPromptsFor(c.arch)
+		if vErr := o.ValidateFor(c.arch); (vErr == nil) != (err == nil) {
+			t.Errorf("%s %v + %d: ValidateFor says %v, GenPromptsFor %v", c.arch.Family(), c.prompts, c.tokens, vErr, err)
+		}
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%s %v + %d: error %v, want one containing %q", c.arch.Family(), c.prompts, c.tokens, err, c.err)
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(got, c.want) {
+			t.Errorf("%s %v + %d: %v, %v; want %v", c.arch.Family(), c.prompts, c.tokens, got, err, c.want)
+		}
 	}
 }
 

@@ -9,13 +9,17 @@ import (
 )
 
 // WriteText prints the report for people: the setting, the matmul peak, then one line per
-// phase.
+// phase, and the generation phase's own table (one line per prompt length).
 func (r *Report) WriteText(w io.Writer) error {
 	var b strings.Builder
 	m := r.Machine
 	fmt.Fprintf(&b, "model:    %s from %s, %s parameters, %s, vocabulary %s\n", r.Model.Family, r.Model.Source, commas(float64(r.Model.Params)), r.Model.DType, commas(float64(r.Model.Vocab)))
 	fmt.Fprintf(&b, "machine:  %s, %d cores (GOMAXPROCS %d), kernel %s, %s/%s, backend %s (%s)\n", orUnknown(m.CPU), m.Cores, m.GOMAXPROCS, orUnknown(m.Kernel), m.GoVersion, m.GOARCH, m.Backend, m.BackendConfig)
-	fmt.Fprintf(&b, "run:      %s, batch %d x %d tokens, %d warm-up + %d timed runs per phase\n", r.Date, r.Batch, r.Length, r.Warmup, r.Repeats)
+	fmt.Fprintf(&b, "run:      %s, ", r.Date)
+	if r.Scoring != nil || r.Training != nil {
+		fmt.Fprintf(&b, "batch %d x %d tokens, ", r.Batch, r.Length)
+	}
+	fmt.Fprintf(&b, "%d warm-up + %d timed runs per phase\n", r.Warmup, r.Repeats)
 	if p := r.Matmul; p != nil {
 		fmt.Fprintf(&b, "matmul:   float32 %d x %d x %d: %.1f GFLOP/s best, %.1f median", p.N, p.N, p.N, p.GFLOPS, p.MedianGFLOPS)
 		if p.Layout != "" {
@@ -29,8 +33,24 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 		b.WriteString("\n")
 	}
+	if r.Scoring != nil || r.Training != nil {
+		if err := r.writePhases(&b); err != nil {
+			return err
+		}
+	}
+	if g := r.Generation; g != nil {
+		if err := g.writeText(&b); err != nil {
+			return err
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// writePhases prints the table of the scoring and training phases and their notes.
+func (r *Report) writePhases(b *strings.Builder) error {
 	b.WriteString("\n")
-	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "phase\tmedian s\tmin s\tmax s\ttokens/s\t(range)\tGFLOP/s\tof peak\tpeak RSS\testimate\tGo heap\t")
 	for _, ph := range []struct {
 		name string
@@ -55,17 +75,17 @@ func (r *Report) WriteText(w io.Writer) error {
 		return err
 	}
 	if p := r.Scoring; p != nil {
-		fmt.Fprintf(&b, "\nscoring:  LogLikelihood of %d requests (%d context tokens + 1), run as %d call(s), %d row(s) of %d tokens with padding",
+		fmt.Fprintf(b, "\nscoring:  LogLikelihood of %d requests (%d context tokens + 1), run as %d call(s), %d row(s) of %d tokens with padding",
 			r.Batch, r.Length, p.Calls, p.PaddedRows, p.Width)
 		if p.FLOPs > 0 {
-			fmt.Fprintf(&b, "; %.2f GFLOP per run", p.FLOPs/1e9)
+			fmt.Fprintf(b, "; %.2f GFLOP per run", p.FLOPs/1e9)
 		}
 		b.WriteString("\n")
 	}
 	if p := r.Training; p != nil {
-		fmt.Fprintf(&b, "training: one optimizer step (AdamW) on %d packed rows, %d loss targets; loss %.4f -> %.4f over the runs", r.Batch, p.Targets, p.LossFirst, p.LossLast)
+		fmt.Fprintf(b, "training: one optimizer step (AdamW) on %d packed rows, %d loss targets; loss %.4f -> %.4f over the runs", r.Batch, p.Targets, p.LossFirst, p.LossLast)
 		if p.FLOPs > 0 {
-			fmt.Fprintf(&b, "; %.2f GFLOP per step (3 x forward)", p.FLOPs/1e9)
+			fmt.Fprintf(b, "; %.2f GFLOP per step (3 x forward)", p.FLOPs/1e9)
 		}
 		b.WriteString("\n")
 	}
@@ -76,8 +96,30 @@ func (r *Report) WriteText(w io.Writer) error {
 			break
 		}
 	}
-	_, err := io.WriteString(w, b.String())
-	return err
+	return nil
+}
+
+// writeText prints the generation phase: one line per prompt length.
+func (g *Generation) writeText(b *strings.Builder) error {
+	fmt.Fprintf(b, "\ngeneration: greedy Generate (the path of perpetual generate), %d new tokens per run whatever they are: the first from the prefill, then %d single-token decoding steps\n",
+		g.NewTokens, g.DecodeSteps)
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "prompt\tcache\tcache size\tprefill s\tprefill tokens/s\tdecode ms/token\t(range)\tdecode tokens/s\trun s\tpeak RSS\tGo heap\t")
+	scope := true
+	for _, p := range g.Prompts {
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%.3f\t%s\t%.2f\t(%.2f-%.2f)\t%.1f\t%.3f\t%s\t%s\t\n", p.PromptTokens, p.CachePositions, mib(p.CacheBytes),
+			p.PrefillMedianS, commas(p.PrefillTokensPerS), p.DecodeMsPerToken, p.DecodeMsPerTokenMin, p.DecodeMsPerTokenMax,
+			p.DecodeTokensPerS, p.MedianS, gib(p.Memory.PeakRSSBytes), gib(int64(p.Memory.GoHeapPeakBytes)))
+		scope = scope && p.Memory.PeakRSSScope == "phase"
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	b.WriteString("cache: the positions Generate allocates (prompt + new tokens, rounded up to a length bucket) and the bytes of the cache or recurrent state; prefill s, run s: medians\n")
+	if !scope {
+		b.WriteString("peak RSS is the process's since it started (the kernel refused to reset it per prompt)\n")
+	}
+	return nil
 }
 
 func orUnknown(s string) string {
@@ -88,6 +130,8 @@ func orUnknown(s string) string {
 }
 
 func gib(n int64) string { return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30)) }
+
+func mib(n int64) string { return fmt.Sprintf("%.2f MiB", float64(n)/(1<<20)) }
 
 // commas formats x rounded to an integer with thousands separators.
 func commas(x float64) string {

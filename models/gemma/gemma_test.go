@@ -6,6 +6,9 @@ package gemma
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -36,6 +39,24 @@ func TestConfigFromRealGemma2B(t *testing.T) {
 	if len(cs) != 36 || cs[0].DType != dtypes.BFloat16 || len(cs[0].Dimensions) != 4 ||
 		cs[0].Dimensions[1] != 1 || cs[0].Dimensions[2] != 2048 || cs[0].Dimensions[3] != 256 {
 		t.Errorf("CacheShapes = %+v", cs[:1])
+	}
+}
+
+// testdata/gemma2b_shapes.json is gemma-2b's config as a file, for `perpetual bench --config`
+// (random weights of the real shapes: docs/benchmarks.md); it must stay the same model.
+func TestGemma2BShapesFile(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "gemma2b_shapes.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	arch, err := lm.NewArchitecture(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := lm.NewArchitecture(json.RawMessage(validConfig))
+	m, w := arch.(*Model), want.(*Model)
+	if m.NumParams() != 2506172416 || !reflect.DeepEqual(m.cfg, w.cfg) {
+		t.Errorf("%d parameters, config %+v; want gemma-2b's %+v", m.NumParams(), m.cfg, w.cfg)
 	}
 }
 

@@ -57,11 +57,7 @@ func (m *Model) Generate(prompt []int32, opts GenerateOptions) ([]int32, error) 
 	if limit > 0 && len(prompt) >= limit {
 		return nil, fmt.Errorf("Generate: prompt of %d tokens leaves no room in the model window %d", len(prompt), limit)
 	}
-	total := len(prompt) + opts.MaxNewTokens
-	if limit > 0 {
-		total = min(total, limit)
-	}
-	cacheLen := bucketLength(total, limit)
+	cacheLen := m.GenerateCacheLength(len(prompt), opts.MaxNewTokens)
 	specs := m.arch.CacheShapes(cacheLen, m.dtype)
 	cache := make([]any, len(specs))
 	for i, cs := range specs {
@@ -113,6 +109,21 @@ func (m *Model) Generate(prompt []int32, opts GenerateOptions) ([]int32, error) 
 		pos++
 	}
 	return out, nil
+}
+
+// GenerateCacheLength is the number of positions of the cache Generate allocates for a prompt
+// of promptLen tokens and maxNewTokens new ones: their sum capped at the model's window, rounded
+// up to a length bucket so that nearby lengths share compiled graphs. An attention model's
+// decoding step reads the whole cache (it masks the unused tail), so its cost follows this
+// length, not the position; a recurrent model's state does not depend on it. perpetual bench
+// reports it next to the decoding speed.
+func (m *Model) GenerateCacheLength(promptLen, maxNewTokens int) int {
+	limit := m.arch.MaxLength()
+	total := promptLen + maxNewTokens
+	if limit > 0 {
+		total = min(total, limit)
+	}
+	return bucketLength(total, limit)
 }
 
 // sample picks the next token: argmax when temperature is 0, otherwise a draw from

@@ -101,7 +101,8 @@ func (r *runner) curriculumDir(t Task) (string, error) {
 		src := *t.Synthetic
 		dir := filepath.Join(curricula, t.Name+"-"+keyOf("synthetic", src)[:16])
 		err := buildDir(dir, func(tmp string) error {
-			c, err := synthetic.Build(src.Kind, synthetic.Options{Seed: src.Seed, Chunks: src.Chunks, FactsPerChunk: src.FactsPerChunk})
+			c, err := synthetic.Build(src.Kind, synthetic.Options{Seed: src.Seed, Chunks: src.Chunks, FactsPerChunk: src.FactsPerChunk,
+				DocVariants: src.DocVariants, Paraphrases: src.Paraphrases})
 			if err != nil {
 				return err
 			}

@@ -96,6 +96,11 @@ type SyntheticSource struct {
 	Seed          int64  `yaml:"seed" json:"seed"`
 	Chunks        int    `yaml:"chunks" json:"chunks"`
 	FactsPerChunk int    `yaml:"facts_per_chunk" json:"facts_per_chunk"`
+	// DocVariants adds that many restatements of each chunk to the training set (other words and
+	// order; the "varied forms" that make facts extractable closed-book, arXiv 2309.14316).
+	DocVariants int `yaml:"doc_variants,omitempty" json:"doc_variants,omitempty"`
+	// Paraphrases adds up to 2 extra flashcards per fact in other formats.
+	Paraphrases int `yaml:"paraphrases,omitempty" json:"paraphrases,omitempty"`
 }
 
 // RAGSettings choose the retriever and how many passages go into the prompt.
@@ -271,6 +276,12 @@ func (s *Suite) normalize(source string, vars map[string]string) error {
 			n++
 			if !contains(synthetic.Tasks, t.Synthetic.Kind) {
 				return fail("task %s: synthetic kind %q is not one of %v", t.Name, t.Synthetic.Kind, synthetic.Tasks)
+			}
+			if v := t.Synthetic.DocVariants; v < 0 {
+				return fail("task %s: synthetic doc_variants must be >= 0, got %d", t.Name, v)
+			}
+			if v := t.Synthetic.Paraphrases; v < 0 || v > synthetic.MaxParaphrases {
+				return fail("task %s: synthetic paraphrases must be 0 to %d, got %d", t.Name, synthetic.MaxParaphrases, v)
 			}
 		}
 		var err error

@@ -24,6 +24,9 @@ import (
 // Tasks are the synthetic knowledge bases, named as the paper's tasks.
 var Tasks = []string{"products", "research", "code"}
 
+// MaxParaphrases is how many flashcard paraphrases per fact Options.Paraphrases can ask for.
+const MaxParaphrases = 2
+
 // Options size a knowledge base.
 type Options struct {
 	// Seed makes everything reproducible.
@@ -39,8 +42,8 @@ type Options struct {
 	// chunk's facts in other words and order (document augmentation, a lever for learning facts
 	// from documents alone). Default 0. Variants never change the base curriculum or the test.
 	DocVariants int
-	// Paraphrases adds up to 2 extra flashcards per fact in other formats (short answer; a
-	// prompt-prefixed question). Default 0.
+	// Paraphrases adds up to MaxParaphrases extra flashcards per fact in other formats (short
+	// answer; a prompt-prefixed question). Default 0.
 	Paraphrases int
 	// Practice makes a practice knowledge base for training models (the zoo's): every invented
 	// name starts with a syllable no test knowledge base uses, so no entity, brand, author or

@@ -76,8 +76,12 @@ func checkFineTuner(s *Suite, ft FineTuner) error {
 	return nil
 }
 
-// fineTuning is a fine-tuned model of a run: its folder and hash.
-type fineTuning struct{ dir, hash string }
+// fineTuning is a fine-tuned model of a run: its folder and hash, and what its training
+// reported (loss curve, retention).
+type fineTuning struct {
+	dir, hash string
+	res       FineTuneResult
+}
 
 // fineTuningKey names a fine-tuning of a run: a model trained on a task with a seed.
 type fineTuningKey struct {
@@ -87,8 +91,8 @@ type fineTuningKey struct {
 }
 
 // fineTuning returns model m fine-tuned on task t with seed, trained when its folder is missing,
-// once per run: the first call also collects its loss curve and retention for results.json, and
-// is the fine-tuning's timed step (cached when nothing was trained).
+// once per run: the first call keeps its loss curve and retention for results.json (see
+// fineTuningReport), and is the fine-tuning's timed step (cached when nothing was trained).
 func (r *runner) fineTuning(t *preparedTask, m *preparedModel, seed int64) (fineTuning, error) {
 	k := fineTuningKey{t, m, seed}
 	if ft, ok := r.fineTunings[k]; ok {
@@ -100,21 +104,38 @@ func (r *runner) fineTuning(t *preparedTask, m *preparedModel, seed int64) (fine
 		return fineTuning{}, err
 	}
 	r.watch.lap(TimedStep{Kind: StepFineTune, Task: t.Name, Model: m.Name, Seed: seed, Cached: r.rep.FineTuned == trained})
-	name := m.Name
-	if len(r.s.Seeds) > 1 {
-		name = fmt.Sprintf("%s seed %d", m.Name, seed)
-	}
-	if res.Retention != nil {
-		r.retention = append(r.retention, results.RetentionPoint{Task: t.Name, Model: m.Name, Seed: seed, Retention: *res.Retention})
-	}
-	for _, l := range res.Loss {
-		r.losses = append(r.losses, results.LossPoint{Model: name, Task: t.Name, Step: l.Step, Loss: l.Loss, ValLoss: l.ValLoss})
-	}
 	if r.fineTunings == nil {
 		r.fineTunings = map[fineTuningKey]fineTuning{}
 	}
-	r.fineTunings[k] = fineTuning{dir: dir, hash: hash}
+	r.fineTunings[k] = fineTuning{dir: dir, hash: hash, res: res}
 	return r.fineTunings[k], nil
+}
+
+// fineTuningReport is the loss curves and retention of the plan's fine-tunings, in plan order
+// (the order of a run with one lane, whichever lane trained them).
+func (r *runner) fineTuningReport(plan []cellPlan) ([]results.LossPoint, []results.RetentionPoint) {
+	var losses []results.LossPoint
+	var retention []results.RetentionPoint
+	seen := map[fineTuningKey]bool{}
+	for _, c := range plan {
+		k := fineTuningKey{c.task, c.model, c.seed}
+		ft, ok := r.fineTunings[k]
+		if !isFineTuned(c.cond) || !ok || seen[k] {
+			continue
+		}
+		seen[k] = true
+		name := c.model.Name
+		if len(r.s.Seeds) > 1 {
+			name = fmt.Sprintf("%s seed %d", c.model.Name, c.seed)
+		}
+		if ft.res.Retention != nil {
+			retention = append(retention, results.RetentionPoint{Task: c.task.Name, Model: c.model.Name, Seed: c.seed, Retention: *ft.res.Retention})
+		}
+		for _, l := range ft.res.Loss {
+			losses = append(losses, results.LossPoint{Model: name, Task: c.task.Name, Step: l.Step, Loss: l.Loss, ValLoss: l.ValLoss})
+		}
+	}
+	return losses, retention
 }
 
 // fineTuned returns the fine-tuned model folder for (task, model, seed) under Work/finetuned,

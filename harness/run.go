@@ -2,9 +2,11 @@ package harness
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -38,8 +40,16 @@ type Options struct {
 	// needs none.
 	Embedders rag.EmbedderLoader
 	// Now is the clock of timings.json (nil: time.Now); a test hands in a fake one to check
-	// exact durations.
+	// exact durations. With Jobs > 1 the lanes read it from their own goroutines.
 	Now func() time.Time
+	// Jobs is how many lanes evaluate the suite's models side by side (0 or 1: one lane).
+	// The models are dealt to min(Jobs, models) lanes in suite order; each lane fine-tunes and
+	// evaluates its models' cells in plan order with one model in memory, so memory grows with
+	// the lanes. It pays where one model's graphs leave cores idle (tiny models on two cores
+	// keep about 1.15 busy). Results are the same whatever Jobs; timings.json records each
+	// step's lane. With more than one lane the per-cell progress bars are off (they would
+	// interleave) and the suite's bar remains.
+	Jobs int
 }
 
 // Report says what a Run did, and what it reused.
@@ -72,10 +82,6 @@ type runner struct {
 	encodings map[string]encodingInfo
 	// fineTunings are this run's fine-tuned models, each trained or read back once.
 	fineTunings map[fineTuningKey]fineTuning
-	// losses and retention collect the fine-tunings' loss curves and retention measurements, in
-	// run order.
-	losses    []results.LossPoint
-	retention []results.RetentionPoint
 }
 
 // Run executes the suite: everything missing is built, trained and evaluated; everything else is
@@ -102,12 +108,14 @@ func Run(ctx context.Context, s *Suite, opt Options) (*Report, error) {
 		return nil, err
 	}
 	_ = r.hasher.Save() // the checkpoints' hashes are kept even if a cell fails
-	records, err := r.runCells(s.plan(tasks, models))
+	plan := s.plan(tasks, models)
+	records, err := r.runCells(plan)
 	if err != nil {
 		return nil, err
 	}
-	res := buildResults(s, tasks, records, r.losses)
-	res.Retention = r.retention
+	losses, retention := r.fineTuningReport(plan)
+	res := buildResults(s, tasks, records, losses)
+	res.Retention = retention
 	if err := r.writeOutputs(res, records); err != nil {
 		return nil, err
 	}
@@ -128,6 +136,9 @@ func (opt Options) resolve() (Options, error) {
 	}
 	if opt.Out == "" {
 		return opt, fmt.Errorf("results: an output folder is required")
+	}
+	if opt.Jobs < 0 {
+		return opt, fmt.Errorf("results: jobs must be >= 1 (lanes of models evaluated at once), got %d", opt.Jobs)
 	}
 	if opt.Work == "" {
 		opt.Work = filepath.Join(opt.Out, "cache")
@@ -187,31 +198,108 @@ func (s *Suite) plan(tasks []*preparedTask, models []*preparedModel) []cellPlan 
 	return out
 }
 
-// runCells evaluates (or reads back) the planned cells in order, under the suite's progress bar.
+// runCells evaluates (or reads back) the planned cells: in plan order with one lane, or with
+// each lane's cells in plan order, the lanes side by side. Records come back in plan order.
 func (r *runner) runCells(plan []cellPlan) ([]*CellRecord, error) {
 	bar := r.progressBar(len(plan))
+	records := make([]*CellRecord, len(plan))
+	defer func() { r.loaded = nil }() // the report needs no model
+	lanes := r.lanes(plan)
+	if len(lanes) == 1 {
+		return records, r.runLane(plan, lanes[0], records, bar, &sync.Mutex{})
+	}
+	ctx, cancel := context.WithCancel(r.ctx)
+	defer cancel()
+	workers := make([]*runner, len(lanes))
+	watches := make([]*stopwatch, len(lanes))
+	errs := make([]error, len(lanes))
+	var barMu sync.Mutex
+	var wg sync.WaitGroup
+	for i, lane := range lanes {
+		opt := r.opt
+		opt.Progress = nil // one lane's bars would overwrite the other's; the suite's bar stays
+		watches[i] = r.watch.fork(i + 1)
+		workers[i] = &runner{s: r.s, opt: opt, ctx: ctx, hasher: r.hasher, rep: &Report{}, watch: watches[i]}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if errs[i] = workers[i].runLane(plan, lane, records, bar, &barMu); errs[i] != nil {
+				cancel() // the other lanes stop at their next cell
+			}
+		}()
+	}
+	wg.Wait()
+	r.watch.join(watches)
+	for _, w := range workers {
+		r.rep.CellsEvaluated += w.rep.CellsEvaluated
+		r.rep.CellsCached += w.rep.CellsCached
+		r.rep.FineTuned += w.rep.FineTuned
+		for k, ft := range w.fineTunings {
+			if r.fineTunings == nil {
+				r.fineTunings = map[fineTuningKey]fineTuning{}
+			}
+			r.fineTunings[k] = ft
+		}
+	}
+	// The first lane's own failure, not a lane stopped because another failed.
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return nil, err
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return records, nil
+}
+
+// lanes deals the plan's cells to min(Jobs, models) lanes by model, in suite order, each lane's
+// cells in plan order (so a model's base cell comes before the cells compared with it).
+func (r *runner) lanes(plan []cellPlan) [][]int {
+	laneOf := map[*preparedModel]int{}
+	for _, c := range plan {
+		if _, ok := laneOf[c.model]; !ok {
+			laneOf[c.model] = len(laneOf)
+		}
+	}
+	n := max(1, min(r.opt.Jobs, len(laneOf)))
+	lanes := make([][]int, n)
+	for i, c := range plan {
+		l := laneOf[c.model] % n
+		lanes[l] = append(lanes[l], i)
+	}
+	return lanes
+}
+
+// runLane evaluates the lane's cells (indexes into plan) in order into records, and counts each
+// on the suite's bar.
+func (r *runner) runLane(plan []cellPlan, lane []int, records []*CellRecord, bar *progressbar.ProgressBar, barMu *sync.Mutex) error {
 	type pair struct {
 		task  *preparedTask
 		model *preparedModel
 	}
 	bases := map[pair]*CellRecord{} // each task and model's base cell
-	var records []*CellRecord
-	for _, c := range plan {
+	for _, i := range lane {
+		if err := r.ctx.Err(); err != nil {
+			return err
+		}
+		c := plan[i]
 		p := pair{c.task, c.model}
 		rec, err := r.cell(c, bases[p])
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if c.cond == results.Base {
 			bases[p] = rec
 		}
-		records = append(records, rec)
+		records[i] = rec
 		if bar != nil {
+			barMu.Lock()
 			_ = bar.Add(1)
+			barMu.Unlock()
 		}
 	}
-	r.loaded = nil // the report needs no model
-	return records, nil
+	return nil
 }
 
 // progressBar is the suite's bar over its cells (nil without Options.Progress).

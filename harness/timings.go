@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 )
@@ -65,8 +66,23 @@ type TimedStep struct {
 	// no curriculum or index built, a model folder there before it was resolved, a fine-tuned
 	// model found, a cell read back, charts already up to date). A cached cell's formulations
 	// take no time of their own: reading the cell back is its StepCell.
-	Cached  bool    `json:"cached,omitempty"`
+	Cached bool `json:"cached,omitempty"`
+	// Lane is the lane that ran the step when a run evaluated its models side by side
+	// (Options.Jobs > 1), numbered from 1; 0 for the steps of a run with one lane and for the
+	// steps before and after the cells.
+	Lane    int     `json:"lane,omitempty"`
 	Seconds float64 `json:"seconds"`
+	// began orders the steps of concurrent lanes into one run order.
+	began time.Duration
+}
+
+// Lanes is the number of lanes the run's cells ran in (1 for a run with one lane).
+func (t *Timings) Lanes() int {
+	n := 1
+	for _, s := range t.Steps {
+		n = max(n, s.Lane)
+	}
+	return n
 }
 
 // Group is the step's line in the share table: its kind, and for an evaluation its formulation
@@ -100,9 +116,13 @@ func (s TimedStep) What() string {
 
 // stopwatch splits a run's wall time into consecutive steps, so the steps add up to the total by
 // construction: each interval between two readings of the clock is given to exactly one step.
+// Lanes that run at once each have a stopwatch of their own (fork), merged back by join: their
+// steps overlap, so then the steps add up to more than the total.
 type stopwatch struct {
 	now         func() time.Time
 	start, last time.Time
+	// lane is recorded in every step (0: the run's own stopwatch).
+	lane int
 	// aside holds intervals kept for a step that ends later: a cell's bookkeeping happens before,
 	// between and after its loads and formulations, which are steps of their own.
 	aside time.Duration
@@ -141,7 +161,29 @@ func (w *stopwatch) skip(s TimedStep) { w.add(s, 0) }
 
 func (w *stopwatch) add(s TimedStep, d time.Duration) {
 	s.Seconds = d.Seconds()
+	s.Lane = w.lane
+	s.began = w.last.Sub(w.start) - d
 	w.steps = append(w.steps, s)
+}
+
+// fork is a stopwatch for a lane that starts now, at w's last reading: the lane's first step
+// takes the time since then, as it would in a run with one lane.
+func (w *stopwatch) fork(lane int) *stopwatch {
+	return &stopwatch{now: w.now, start: w.start, last: w.last, lane: lane}
+}
+
+// join takes back the lanes' steps, in the order they began (lane order for a tie), and
+// continues from the last lane's end.
+func (w *stopwatch) join(lanes []*stopwatch) {
+	var steps []TimedStep
+	for _, l := range lanes {
+		steps = append(steps, l.steps...)
+		if l.last.After(w.last) {
+			w.last = l.last
+		}
+	}
+	sort.SliceStable(steps, func(i, j int) bool { return steps[i].began < steps[j].began })
+	w.steps = append(w.steps, steps...)
 }
 
 // timings is the run so far as timings.json.
@@ -167,7 +209,13 @@ func TimingsMarkdown(t *Timings) string {
 		"A cached step read its result back instead of making it; a cached cell's formulations take no time of "+
 		"their own, its cell step is the read-back. Times change from run to run, so they are kept out of "+
 		"results.json and results.md.\n\n", t.Started.Format(time.RFC3339))
-	b.WriteString("| # | Step | What | Cached | Time |\n|---|---|---|---|---|\n")
+	if lanes := t.Lanes(); lanes > 1 {
+		fmt.Fprintf(&b, "The models were evaluated in %d lanes side by side (the Lane column): steps of different lanes "+
+			"overlap, so the steps add up to more than the wall time and the shares to more than 100%%.\n\n", lanes)
+		b.WriteString("| # | Step | What | Lane | Cached | Time |\n|---|---|---|---|---|---|\n")
+	} else {
+		b.WriteString("| # | Step | What | Cached | Time |\n|---|---|---|---|---|\n")
+	}
 	type group struct {
 		name    string
 		steps   int
@@ -180,7 +228,15 @@ func TimingsMarkdown(t *Timings) string {
 		if s.Cached {
 			cached = "yes"
 		}
-		fmt.Fprintf(&b, "| %d | %s | %s | %s | %s |\n", i+1, s.Group(), s.What(), cached, formatSeconds(s.Seconds))
+		if t.Lanes() > 1 {
+			lane := ""
+			if s.Lane > 0 {
+				lane = fmt.Sprint(s.Lane)
+			}
+			fmt.Fprintf(&b, "| %d | %s | %s | %s | %s | %s |\n", i+1, s.Group(), s.What(), lane, cached, formatSeconds(s.Seconds))
+		} else {
+			fmt.Fprintf(&b, "| %d | %s | %s | %s | %s |\n", i+1, s.Group(), s.What(), cached, formatSeconds(s.Seconds))
+		}
 		g := byName[s.Group()]
 		if g == nil {
 			g = &group{name: s.Group()}
@@ -190,7 +246,11 @@ func TimingsMarkdown(t *Timings) string {
 		g.steps++
 		g.seconds += s.Seconds
 	}
-	fmt.Fprintf(&b, "| | **total** | | | **%s** |\n", formatSeconds(t.TotalSeconds))
+	if t.Lanes() > 1 {
+		fmt.Fprintf(&b, "| | **total** (wall) | | | | **%s** |\n", formatSeconds(t.TotalSeconds))
+	} else {
+		fmt.Fprintf(&b, "| | **total** | | | **%s** |\n", formatSeconds(t.TotalSeconds))
+	}
 	b.WriteString("\n## Share of the total by kind of step\n\n| Step | Steps | Time | Share |\n|---|---|---|---|\n")
 	for _, g := range groups {
 		fmt.Fprintf(&b, "| %s | %d | %s | %s |\n", g.name, g.steps, formatSeconds(g.seconds), share(g.seconds, t.TotalSeconds))

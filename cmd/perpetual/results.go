@@ -24,6 +24,7 @@ func newResultsCmd() *cobra.Command {
 		suiteName, out, work, chromium string
 		vars                           []string
 		png, charts, quiet             bool
+		jobs                           int
 	)
 	cmd := &cobra.Command{
 		Use:   "results [--suite default|paper|FILE] [--out results/]",
@@ -54,7 +55,7 @@ a YAML file; --var NAME=PATH fills ${NAME} in its paths (else the environment do
 				return err
 			}
 			opt := harness.Options{Out: out, Work: work, FineTuner: fineTuner, Charts: charts, PNG: pngOn, Chromium: chromium,
-				Zoo: zooResolver(cmd.ErrOrStderr()), Embedders: loadBERT}
+				Zoo: zooResolver(cmd.ErrOrStderr()), Embedders: loadBERT, Jobs: jobs}
 			if !quiet {
 				opt.Progress = os.Stderr
 			}
@@ -78,6 +79,7 @@ a YAML file; --var NAME=PATH fills ${NAME} in its paths (else the environment do
 	f.BoolVar(&png, "png", true, "also write PNG charts (needs Chromium; skipped with a warning when none is found, unless given explicitly)")
 	f.StringVar(&chromium, "chromium", "", "Chromium binary for PNGs (default: search PATH)")
 	f.BoolVar(&quiet, "quiet", false, "no progress bars")
+	f.IntVar(&jobs, "jobs", 1, "lanes of models evaluated side by side (one model in memory per lane; results are the same whatever the number)")
 	return cmd
 }
 

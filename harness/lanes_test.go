@@ -1,0 +1,119 @@
+package harness
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/perpetual-ml/perpetual/zoo/zootest"
+)
+
+// lanesSuite has two models, so that two lanes each get one: every condition, two formulations,
+// one seed (8 cells, 2 fine-tunings).
+const lanesSuite = `
+name: lanes
+tasks:
+  - name: products
+    synthetic: {kind: products, seed: 3, chunks: 6, facts_per_chunk: 2}
+    rag: {k: 1}
+models:
+  - name: gemma-tiny
+    path: zoo:gemma-tiny
+  - name: mamba-tiny
+    path: zoo:mamba-tiny
+formulations: [letters, cloze]
+training: {epochs: 2, lr: 0.001, retention: 2}
+seeds: [1]
+eval: {batch_size: 16, bootstrap: 200, limit: 4}
+`
+
+// TestRunLanesMatchOneLane runs a two-model suite with one lane, then from scratch in the same
+// folder with two: results.json and results.md are byte for byte the same, the report counts
+// the same work, and timings.json gives each cell's steps the lane of its model.
+func TestRunLanesMatchOneLane(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Parse([]byte(lanesSuite), "lanes.yaml", dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "results")
+	run := func(jobs int) (*Report, map[string][]byte) {
+		t.Helper()
+		if err := os.RemoveAll(out); err != nil {
+			t.Fatal(err)
+		}
+		clock := &fakeClock{t: time.Date(2026, 12, 7, 17, 0, 0, 0, time.UTC), tick: time.Millisecond}
+		rep, err := Run(context.Background(), s, Options{Out: out, FineTuner: &scaleTuner{}, Zoo: zootest.Random{}, Now: clock.Now, Jobs: jobs})
+		if err != nil {
+			t.Fatalf("jobs %d: %v", jobs, err)
+		}
+		files := map[string][]byte{}
+		for _, f := range []string{"results.json", "results.md"} {
+			if files[f], err = os.ReadFile(filepath.Join(out, f)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return rep, files
+	}
+	one, oneFiles := run(1)
+	two, twoFiles := run(2)
+	for f, b := range oneFiles {
+		if !bytes.Equal(b, twoFiles[f]) {
+			t.Errorf("%s differs between one lane and two", f)
+		}
+	}
+	if one.CellsEvaluated != 8 || one.FineTuned != 2 || two.CellsEvaluated != one.CellsEvaluated || two.FineTuned != one.FineTuned ||
+		two.CellsCached != one.CellsCached {
+		t.Errorf("work done: one lane %+v, two lanes %+v", one, two)
+	}
+	if len(one.Results.Retention) != 2 || len(two.Results.Retention) != 2 {
+		t.Errorf("retention points: %d and %d, want 2 (one per fine-tuning)", len(one.Results.Retention), len(two.Results.Retention))
+	}
+	if n := one.Timings.Lanes(); n != 1 {
+		t.Errorf("one lane recorded %d lanes", n)
+	}
+	tm := two.Timings
+	if tm.Lanes() != 2 {
+		t.Fatalf("two lanes recorded %d lanes", tm.Lanes())
+	}
+	lastBegan := map[int]int{}
+	for i, st := range tm.Steps {
+		switch {
+		case st.Kind == StepPrepare || st.Kind == StepZoo || st.Kind == StepReport:
+			if st.Lane != 0 {
+				t.Errorf("step %d (%s) ran in lane %d, want the run's own", i, st.What(), st.Lane)
+			}
+		case st.Model == "gemma-tiny" && st.Lane != 1, st.Model == "mamba-tiny" && st.Lane != 2:
+			t.Errorf("step %d (%s) ran in lane %d", i, st.What(), st.Lane)
+		}
+		lastBegan[st.Lane] = i
+	}
+	if len(tm.Steps) != len(one.Timings.Steps) {
+		t.Errorf("two lanes timed %d steps, one lane %d", len(tm.Steps), len(one.Timings.Steps))
+	}
+	md, err := os.ReadFile(filepath.Join(out, TimingsMarkdownFile))
+	if err != nil || !strings.Contains(string(md), "in 2 lanes side by side") || !strings.Contains(string(md), "| Lane |") {
+		t.Errorf("timings.md does not say the lanes overlap (%v):\n%s", err, md)
+	}
+}
+
+// TestRunRefusesNegativeJobs: a negative lane count is refused before any work.
+func TestRunRefusesNegativeJobs(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Parse([]byte(lanesSuite), "lanes.yaml", dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "results")
+	_, err = Run(context.Background(), s, Options{Out: out, FineTuner: &scaleTuner{}, Zoo: zootest.Random{}, Jobs: -1})
+	if err == nil || !strings.Contains(err.Error(), "jobs") {
+		t.Fatalf("jobs -1: %v", err)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("a refused run left %s behind (%v)", out, err)
+	}
+}

@@ -21,7 +21,8 @@ type FineTuneRequest struct {
 	Out string
 	// PromptFormat is the models/prompt format the model is evaluated in ("" = none given).
 	PromptFormat string
-	// Recipe is the suite's training section.
+	// Recipe is the model's fine-tuning recipe: the suite's training section with the model's
+	// overrides (Suite.Recipe).
 	Recipe Recipe
 	// Seed is the fine-tuning seed (data order, dropout, ...).
 	Seed int64
@@ -71,6 +72,14 @@ func checkFineTuner(s *Suite, ft FineTuner) error {
 	if v, ok := ft.(RecipeValidator); ok {
 		if err := v.ValidateRecipe(s.Training); err != nil {
 			return fmt.Errorf("results: suite %s: training: %w", s.Name, err)
+		}
+		for _, m := range s.Models {
+			if m.Training == nil {
+				continue
+			}
+			if err := v.ValidateRecipe(s.Recipe(m)); err != nil {
+				return fmt.Errorf("results: suite %s: model %s: training: %w", s.Name, m.Name, err)
+			}
 		}
 	}
 	return nil
@@ -142,13 +151,14 @@ func (r *runner) fineTuningReport(plan []cellPlan) ([]results.LossPoint, []resul
 // keyed by the model, the curriculum, the recipe, the prompt format, the seed and the
 // fine-tuner's version, training it if missing.
 func (r *runner) fineTuned(t *preparedTask, m *preparedModel, seed int64) (dir, hash string, res FineTuneResult, err error) {
-	key := keyOf("finetune", m.hash, t.hash, r.s.Training, m.PromptFormat, seed, r.opt.FineTuner.Version())
+	recipe := r.s.Recipe(m.Model)
+	key := keyOf("finetune", m.hash, t.hash, recipe, m.PromptFormat, seed, r.opt.FineTuner.Version())
 	dir = filepath.Join(r.opt.Work, "finetuned", fmt.Sprintf("%s-%s-s%d-%s", t.Name, m.Name, seed, key[:16]))
 	lossPath := filepath.Join(dir, "harness-loss.json")
 	if _, statErr := os.Stat(lossPath); statErr != nil {
 		err = buildDir(dir, func(tmp string) error {
 			res, err := r.opt.FineTuner.FineTune(r.ctx, FineTuneRequest{BaseModel: m.dir, Curriculum: t.dir, Out: tmp,
-				PromptFormat: m.PromptFormat, Recipe: r.s.Training, Seed: seed, Progress: r.opt.Progress})
+				PromptFormat: m.PromptFormat, Recipe: recipe, Seed: seed, Progress: r.opt.Progress})
 			if err != nil {
 				return fmt.Errorf("fine-tuning %s on %s (seed %d): %w", m.Name, t.Name, seed, err)
 			}

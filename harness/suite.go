@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"maps"
 	"bytes"
 	_ "embed"
 	"fmt"
@@ -125,7 +126,14 @@ type Model struct {
 	// ChatTemplate wraps every prompt, {prompt} marking where it goes (see evaluation.Task);
 	// give it or PromptFormat, not both.
 	ChatTemplate string `yaml:"chat_template,omitempty" json:"chat_template,omitempty"`
+	// Training, when set, overrides the suite's training recipe for this model, key by key
+	// (Recipe.With): architectures differ in the learning rate they take (measured in
+	// docs/zoo.md, "Fine-tuning recipe").
+	Training *Recipe `yaml:"training,omitempty" json:"training,omitempty"`
 }
+
+// Recipe is the model's fine-tuning recipe: the suite's, with the model's overrides.
+func (s *Suite) Recipe(m Model) Recipe { return s.Training.With(m.Training) }
 
 // Recipe is the fine-tuning recipe. Known fields are typed; Extra carries any other key of the
 // suite's training section through to the FineTuner unchanged.
@@ -136,6 +144,36 @@ type Recipe struct {
 	SeqLen       int     `yaml:"seq_len" json:"seq_len"`
 	// Extra holds the remaining keys (warmup, weight decay, ...).
 	Extra map[string]any `yaml:",inline" json:"extra,omitempty"`
+}
+
+// With is r with the keys o sets replaced by o's (o nil: r unchanged). A typed field is set
+// when it is not zero (zero is never a valid epoch count, rate, batch or length); every key of
+// o's Extra is set, zero included (warmup: 0 means none).
+func (r Recipe) With(o *Recipe) Recipe {
+	if o == nil {
+		return r
+	}
+	if o.Epochs != 0 {
+		r.Epochs = o.Epochs
+	}
+	if o.LearningRate != 0 {
+		r.LearningRate = o.LearningRate
+	}
+	if o.BatchSize != 0 {
+		r.BatchSize = o.BatchSize
+	}
+	if o.SeqLen != 0 {
+		r.SeqLen = o.SeqLen
+	}
+	if len(o.Extra) > 0 {
+		extra := maps.Clone(r.Extra)
+		if extra == nil {
+			extra = map[string]any{}
+		}
+		maps.Copy(extra, o.Extra)
+		r.Extra = extra
+	}
+	return r
 }
 
 // EvalSettings configure scoring.

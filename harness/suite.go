@@ -1,10 +1,10 @@
 package harness
 
 import (
-	"maps"
 	"bytes"
 	_ "embed"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"

@@ -21,8 +21,10 @@ type Request = lm.Request
 // Result is a scored Request (lm.Result).
 type Result = lm.Result
 
-// Scorer computes log-likelihoods; *lm.Model satisfies it, tests use deterministic fakes. Implementations must return one
-// Result per Request in order and give the same numbers whatever the batch size.
+// Scorer computes log-likelihoods; *lm.Model satisfies it, as does lm.SharedContextScorer (the
+// same numbers up to float32 rounding, each shared context run once: give it its own ModelKey),
+// tests use deterministic fakes. Implementations must return one Result per Request in order and
+// give the same numbers whatever the batch size.
 type Scorer interface {
 	LogLikelihood(reqs []Request, batchSize int) ([]Result, error)
 }

@@ -26,6 +26,7 @@ func TestCellKeyUnchangedWithoutOptions(t *testing.T) {
 		"strip_question":        cellKey(slices.Clone(parts), evaluation.TaskOptions{StripQuestion: true}, encodingInfo{}),
 		"window":                cellKey(slices.Clone(parts), evaluation.TaskOptions{}, encodingInfo{enc: evaluation.Encoding{MaxLength: 2048}, changed: true}),
 		"eval settings":         keyOf(append(slices.Clone(parts[:11]), EvalSettings{BatchSize: 8, EncodingOptions: evaluation.EncodingOptions{MaxLength: 64}}, "")...),
+		"shared_context":        keyOf(append(slices.Clone(parts[:11]), EvalSettings{BatchSize: 8, SharedContext: true}, "")...),
 	} {
 		if k == legacy {
 			t.Errorf("%s does not change the cell key", name)

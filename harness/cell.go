@@ -7,6 +7,7 @@ import (
 
 	"github.com/perpetual-ml/perpetual/evaluation"
 	"github.com/perpetual-ml/perpetual/harness/results"
+	"github.com/perpetual-ml/perpetual/models/lm"
 	"github.com/perpetual-ml/perpetual/rag"
 )
 
@@ -188,8 +189,9 @@ func (r *runner) formulation(c cellPlan, f, modelHash string, cache *evaluation.
 		fmt.Fprintf(r.opt.Progress, "cell %s / %s / %s%s / %s\n", c.task.Name, c.model.Name, c.cond, seedSuffix(c.seed), f)
 	}
 	_, _, k := c.retrieval()
-	opt := evaluation.Options{Task: task, Encoder: r.enc, Scorer: r.loaded,
-		ModelKey: modelHash, Model: c.model.Name, BatchSize: r.s.Eval.BatchSize, Cache: cache, Retriever: retriever,
+	scorer, modelKey := r.scorer(task, modelHash)
+	opt := evaluation.Options{Task: task, Encoder: r.enc, Scorer: scorer,
+		ModelKey: modelKey, Model: c.model.Name, BatchSize: r.s.Eval.BatchSize, Cache: cache, Retriever: retriever,
 		K: k, Limit: r.s.Eval.Limit, Progress: r.opt.Progress}
 	if task.Generates() {
 		if opt.Generation, err = GenerationFor(r.loaded, r.enc); err != nil {
@@ -207,6 +209,20 @@ func (r *runner) formulation(c cellPlan, f, modelHash string, cache *evaluation.
 		}
 	}
 	return run, fr, nil
+}
+
+// sharedContextKey is what eval.shared_context adds to the model hash that keys a cell's
+// scored requests (evaluation.CacheKey), so the two paths' numbers are never read for each other.
+const sharedContextKey = "+shared-context"
+
+// scorer is what scores task's choices in a cell and the key its requests are cached under: the
+// loaded model, or with eval.shared_context its shared-context path under the model hash plus
+// sharedContextKey. A generating task (recall) scores nothing and keeps the model hash.
+func (r *runner) scorer(task *evaluation.Task, modelHash string) (evaluation.Scorer, string) {
+	if r.s.Eval.SharedContext && !task.Generates() {
+		return lm.SharedContextScorer{Model: r.loaded}, modelHash + sharedContextKey
+	}
+	return r.loaded, modelHash
 }
 
 // predicted counts the predicted choice indexes of samples (nil for recall, which predicts no

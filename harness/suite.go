@@ -194,6 +194,12 @@ type EvalSettings struct {
 	// Unset, the embedded tasks' " " applies (what the zoo's models were trained to answer);
 	// "" is lm-evaluation-harness's apply_chat_template behaviour.
 	ChatTargetDelimiter *string `yaml:"chat_target_delimiter,omitempty" json:"chat_target_delimiter,omitempty"`
+	// SharedContext scores the choices with lm.Model.LogLikelihoodSharedContext: a context
+	// shared by several choices (cloze) runs once and each choice is scored from its decoding
+	// cache. Its log-likelihoods equal the full path's up to float32 rounding (under 1e-4 on
+	// every family's fixtures), so it is a speed option; its cells and their request caches
+	// are keyed apart from the full path's (unset, keys are what they were).
+	SharedContext bool `yaml:"shared_context,omitempty" json:"shared_context,omitempty"`
 }
 
 // Load reads a suite: an embedded name ("default", "paper") unless a file of that path exists,

@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/perpetual-ml/perpetual/evaluation"
 	"github.com/perpetual-ml/perpetual/harness/results"
+	"github.com/perpetual-ml/perpetual/models/lm"
 	"github.com/perpetual-ml/perpetual/zoo"
 	"github.com/perpetual-ml/perpetual/zoo/zootest"
 )
@@ -231,6 +233,106 @@ eval: {batch_size: 16, bootstrap: 100, limit: 3}
 	}
 	// Back to the defaults: the first run's cells are still valid.
 	run(suite, 0)
+}
+
+// eval.shared_context scores cloze choices from one pass over their shared context: the cells
+// are evaluated again (keyed apart from the full path's), the log-likelihoods equal the full
+// path's up to float32 rounding, and a second run reads them back.
+func TestSuiteSharedContext(t *testing.T) {
+	dir := t.TempDir()
+	const suite = `
+name: shared
+tasks:
+  - name: products
+    synthetic: {kind: products, seed: 3, chunks: 6, facts_per_chunk: 2}
+    rag: {k: 2}
+models:
+  - name: gemma-tiny
+    path: zoo:gemma-tiny
+    prompt_format: gemma
+  - name: mamba-tiny
+    path: zoo:mamba-tiny
+conditions: [base, rag]
+formulations: [cloze]
+eval: {bootstrap: 100, limit: 3}
+`
+	opt := Options{Out: filepath.Join(dir, "results"), Work: filepath.Join(dir, "work"), Zoo: zootest.Random{}}
+	run := cellRunner(t, dir, "shared.yaml", opt, 4)
+	samples := func(rep *Report, model, cond string) (string, []evaluation.Sample) {
+		t.Helper()
+		rec, err := rep.Results.Record("products", model, cond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := Samples(opt.Out, rec, evaluation.Cloze)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rec.Key, s
+	}
+	// The output folder holds the latest run's samples: read the full path's first.
+	type cell struct{ model, cond string }
+	fullKeys, fullSamples := map[cell]string{}, map[cell][]evaluation.Sample{}
+	full := run(suite, 4)
+	for _, model := range []string{"gemma-tiny", "mamba-tiny"} {
+		for _, cond := range []string{results.Base, results.RAG} {
+			c := cell{model, cond}
+			fullKeys[c], fullSamples[c] = samples(full, model, cond)
+		}
+	}
+	sharedSuite := strings.Replace(suite, "limit: 3}", "limit: 3, shared_context: true}", 1)
+	shared := run(sharedSuite, 4)
+	maxDiff := 0.0
+	for _, model := range []string{"gemma-tiny", "mamba-tiny"} {
+		for _, cond := range []string{results.Base, results.RAG} {
+			fk, fs := fullKeys[cell{model, cond}], fullSamples[cell{model, cond}]
+			sk, ss := samples(shared, model, cond)
+			if len(fs) != 3 || len(ss) != 3 {
+				t.Fatalf("%s %s: %d and %d samples, want 3", model, cond, len(fs), len(ss))
+			}
+			if fk == sk {
+				t.Errorf("%s %s: shared_context does not change the cell key", model, cond)
+			}
+			for i := range fs {
+				for c := range fs[i].LogLiks {
+					d := math.Abs(fs[i].LogLiks[c] - ss[i].LogLiks[c])
+					maxDiff = max(maxDiff, d)
+					if d > 1e-4 || fs[i].ContTokens[c] != ss[i].ContTokens[c] {
+						t.Errorf("%s %s question %d choice %d: shared %v (%d tokens), full %v (%d tokens)", model, cond, i, c,
+							ss[i].LogLiks[c], ss[i].ContTokens[c], fs[i].LogLiks[c], fs[i].ContTokens[c])
+					}
+				}
+			}
+		}
+	}
+	t.Logf("max |log-likelihood difference| %.2e", maxDiff)
+	run(sharedSuite, 0)
+}
+
+// The scorer and request-cache key of a cell: the shared-context path under its own key for
+// choices, the model itself for generation and without the option.
+func TestCellScorer(t *testing.T) {
+	cloze, err := evaluation.DefaultTask(evaluation.Cloze)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recall, err := evaluation.DefaultTask(evaluation.Recall)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &runner{s: &Suite{Eval: EvalSettings{SharedContext: true}}}
+	if sc, key := r.scorer(cloze, "h"); key != "h+shared-context" {
+		t.Errorf("shared cloze: %T under %q", sc, key)
+	} else if _, ok := sc.(lm.SharedContextScorer); !ok {
+		t.Errorf("shared cloze scored by %T", sc)
+	}
+	if sc, key := r.scorer(recall, "h"); key != "h" || sc != evaluation.Scorer(r.loaded) {
+		t.Errorf("shared recall: %T under %q", sc, key)
+	}
+	r.s.Eval.SharedContext = false
+	if sc, key := r.scorer(cloze, "h"); key != "h" || sc != evaluation.Scorer(r.loaded) {
+		t.Errorf("full cloze: %T under %q", sc, key)
+	}
 }
 
 // Without issue 16's options, and with the window and BOS the harness used before, a cell's key

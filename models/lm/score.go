@@ -229,31 +229,11 @@ func (m *Model) LogLikelihood(reqs []Request, batchSize int) ([]Result, error) {
 	limit := m.arch.MaxLength()
 	rowOf := map[string]int{}
 	var rows []scoreRow
-	inputs := make([][]int32, len(reqs))
 	for i, r := range reqs {
-		if len(r.Continuation) == 0 {
-			return nil, fmt.Errorf("LogLikelihood: request %d has an empty continuation", i)
-		}
-		where := fmt.Sprintf("LogLikelihood: request %d", i)
-		if err := m.checkTokens(where+" context", r.Context); err != nil {
+		inp, err := m.modelInput(i, r, limit)
+		if err != nil {
 			return nil, err
 		}
-		if err := m.checkTokens(where+" continuation", r.Continuation); err != nil {
-			return nil, err
-		}
-		if limit > 0 && len(r.Continuation) > limit {
-			return nil, fmt.Errorf("%s: continuation of %d tokens exceeds the model window %d", where, len(r.Continuation), limit)
-		}
-		full := make([]int32, 0, len(r.Context)+len(r.Continuation))
-		full = append(append(full, r.Context...), r.Continuation...)
-		if limit > 0 && len(full) > limit+1 {
-			full = full[len(full)-(limit+1):]
-		}
-		inp := full[:len(full)-1]
-		if len(inp) == 0 {
-			return nil, fmt.Errorf("%s: nothing to condition on (empty context and a one-token continuation)", where)
-		}
-		inputs[i] = inp
 		key := tokenKey(inp)
 		k, ok := rowOf[key]
 		if !ok {
@@ -340,6 +320,35 @@ func (m *Model) LogLikelihood(reqs []Request, batchSize int) ([]Result, error) {
 		start = end
 	}
 	return out, nil
+}
+
+// modelInput checks request i and returns what the model reads for it:
+// (context+continuation)[:-1], left-truncated to limit tokens (0: no limit) keeping the
+// continuation.
+func (m *Model) modelInput(i int, r Request, limit int) ([]int32, error) {
+	if len(r.Continuation) == 0 {
+		return nil, fmt.Errorf("LogLikelihood: request %d has an empty continuation", i)
+	}
+	where := fmt.Sprintf("LogLikelihood: request %d", i)
+	if err := m.checkTokens(where+" context", r.Context); err != nil {
+		return nil, err
+	}
+	if err := m.checkTokens(where+" continuation", r.Continuation); err != nil {
+		return nil, err
+	}
+	if limit > 0 && len(r.Continuation) > limit {
+		return nil, fmt.Errorf("%s: continuation of %d tokens exceeds the model window %d", where, len(r.Continuation), limit)
+	}
+	full := make([]int32, 0, len(r.Context)+len(r.Continuation))
+	full = append(append(full, r.Context...), r.Continuation...)
+	if limit > 0 && len(full) > limit+1 {
+		full = full[len(full)-(limit+1):]
+	}
+	inp := full[:len(full)-1]
+	if len(inp) == 0 {
+		return nil, fmt.Errorf("%s: nothing to condition on (empty context and a one-token continuation)", where)
+	}
+	return inp, nil
 }
 
 // scoreGraph computes, from float32 logits [B, T, V] and gather indices [B, K, 3] of

@@ -36,6 +36,11 @@
 //     (logits_bf16 when golden.json has it).
 //   - loglikelihood: lm.Model.LogLikelihood equals log-softmax sums and greedy flags computed
 //     from the reference logits, with identical results at batch sizes 1 and all.
+//   - shared-context: lm.Model.LogLikelihoodSharedContext (a context prefilled once through
+//     Step, several continuations scored from its cache, one of them greedy, a one-token context,
+//     a context asked once) equals LogLikelihood within 1e-4 on every log-probability, with the
+//     same greedy flags and token counts, and the reference where a request continues a golden
+//     sequence.
 //   - generate: greedy lm.Model.Generate (prompts of up to 7 tokens prefilled in pieces of 4,
 //     2 and 1, then decoding through Step) equals argmax decoding by full recomputation.
 //   - save-reload: lm.Model.Save (in shards) then lm.Load gives the same model: family, config
@@ -131,6 +136,7 @@ var checks = []check{
 	{"bfloat16", func(s *session) error { return checkPrecision(s, dtypes.BFloat16) }},
 	{"float16", func(s *session) error { return checkPrecision(s, dtypes.Float16) }},
 	{"loglikelihood", checkLogLikelihood},
+	{"shared-context", checkSharedContext},
 	{"generate", checkGenerate},
 	{"save-reload", checkSaveReload},
 }

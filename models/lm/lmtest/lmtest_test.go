@@ -139,7 +139,7 @@ func TestBrokenArchitecturesFailTheirCheck(t *testing.T) {
 			}
 			return a.Step(p, zeros, tok, start)
 		}},
-		[]string{"step", "generate"}, []string{"golden-logits", "padding", "packing", "causality"},
+		[]string{"step", "generate", "shared-context"}, []string{"golden-logits", "padding", "packing", "causality", "loglikelihood"},
 	}, {
 		// No gradient reaches the embedding.
 		mutant{family: "gemma_detached_embedding", logits: func(a lm.Architecture, p lm.Params, tok, pos, seg *graph.Node) *graph.Node {

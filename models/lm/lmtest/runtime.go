@@ -173,6 +173,82 @@ func checkLogLikelihood(s *session) error {
 	return nil
 }
 
+// sharedContextTolerance bounds |LogProb| between lm.Model.LogLikelihoodSharedContext and
+// LogLikelihood on a fixture in float32: the same model computed through Step's cache instead of
+// Logits, so only float32 rounding separates them.
+const sharedContextTolerance = 1e-4
+
+func checkSharedContext(s *session) error {
+	m, err := s.runtime()
+	if err != nil {
+		return err
+	}
+	g, V := s.golden, s.vocab
+	var reqs []lm.Request
+	var want []*lm.Result // the reference's, where the request continues a golden sequence
+	follow := func(i, ctx, end int) {
+		seq := g.Sequences[i][:end]
+		r := score(g.Logits[i], V, seq, ctx)
+		reqs, want = append(reqs, lm.Request{Context: seq[:ctx], Continuation: seq[ctx:]}), append(want, &r)
+	}
+	other := func(ctx []int32, cont ...int32) {
+		reqs, want = append(reqs, lm.Request{Context: ctx, Continuation: cont}), append(want, nil)
+	}
+	// One context, half the longest sequence, with several continuations: the rest of the
+	// sequence, its first three tokens (twice), the reference's argmax alone (greedy), two
+	// tokens off the sequence. Prefilled in pieces, then one Step per continuation from the
+	// same cache.
+	li := s.longest()
+	seq, ctx := g.Sequences[li], len(g.Sequences[li])/2
+	row := g.Logits[li][(ctx-1)*V : ctx*V]
+	best := 0
+	for j := range row {
+		if row[j] > row[best] {
+			best = j
+		}
+	}
+	follow(li, ctx, len(seq))
+	follow(li, ctx, ctx+3)
+	other(seq[:ctx], int32(best))
+	greedy := len(reqs) - 1
+	other(seq[:ctx], int32((best+1)%V), seq[ctx+1])
+	follow(li, ctx, ctx+3)
+	// A one-token context (nothing to prefill) with two continuations, and a context asked once
+	// (scored by LogLikelihood).
+	other0 := (li + 1) % len(g.Sequences)
+	follow(other0, 1, len(g.Sequences[other0]))
+	follow(other0, 1, 3)
+	other1 := (li + 2) % len(g.Sequences)
+	follow(other1, 2, len(g.Sequences[other1]))
+	full, err := m.LogLikelihood(reqs, len(reqs))
+	if err != nil {
+		return err
+	}
+	got, err := m.LogLikelihoodSharedContext(reqs, len(reqs))
+	if err != nil {
+		return err
+	}
+	if !got[greedy].IsGreedy {
+		return fmt.Errorf("the reference's argmax after %d tokens is not greedy: %+v", ctx, got[greedy])
+	}
+	maxDiff := 0.0
+	for i, r := range got {
+		f := full[i]
+		d := math.Abs(r.LogProb - f.LogProb)
+		maxDiff = max(maxDiff, d)
+		if d > sharedContextTolerance || math.IsNaN(r.LogProb) || r.IsGreedy != f.IsGreedy || r.NumTokens != f.NumTokens {
+			return fmt.Errorf("request %d (%d+%d tokens): shared context gave %+v, LogLikelihood %+v",
+				i, len(reqs[i].Context), len(reqs[i].Continuation), r, f)
+		}
+		if w := want[i]; w != nil && (math.Abs(r.LogProb-w.LogProb) > s.fix.Tolerance*(1+math.Abs(w.LogProb)) || r.IsGreedy != w.IsGreedy) {
+			return fmt.Errorf("request %d (%d+%d tokens): shared context gave %+v, reference %+v",
+				i, len(reqs[i].Context), len(reqs[i].Continuation), r, *w)
+		}
+	}
+	s.logf("shared context: max |LogProb - LogLikelihood's| = %.2e over %d requests", maxDiff, len(reqs))
+	return nil
+}
+
 func argmax(x []float32) int32 {
 	best := 0
 	for i, v := range x {

@@ -175,6 +175,7 @@ func TestLogLikelihoodHarnessSemanticsAndBatchInvariance(t *testing.T) {
 		"outside the vocab":    {Context: []int32{1}, Continuation: []int32{V}},
 		"exceeds the model":    {Context: []int32{1}, Continuation: make([]int32, maxLen+1)},
 		"nothing to condition": {Continuation: []int32{1}},
+		"empty context":        {Continuation: []int32{1, 2, 3}},
 	} {
 		if _, err := m.LogLikelihood([]Request{bad}, 4); err == nil {
 			t.Errorf("%s: no error", name)

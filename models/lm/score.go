@@ -344,11 +344,12 @@ func (m *Model) modelInput(i int, r Request, limit int) ([]int32, error) {
 	if limit > 0 && len(full) > limit+1 {
 		full = full[len(full)-(limit+1):]
 	}
-	inp := full[:len(full)-1]
-	if len(inp) == 0 {
-		return nil, fmt.Errorf("%s: nothing to condition on (empty context and a one-token continuation)", where)
+	if len(r.Context) == 0 {
+		// The first continuation token would have no position to be predicted from.
+		return nil, fmt.Errorf("%s: empty context: nothing conditions the first continuation token; "+
+			"put a prefix token (BOS, else EOS) there, as lm-evaluation-harness does", where)
 	}
-	return inp, nil
+	return full[:len(full)-1], nil
 }
 
 // scoreGraph computes, from float32 logits [B, T, V] and gather indices [B, K, 3] of

@@ -159,6 +159,7 @@ func TestLogLikelihoodSharedContextErrorsAsLogLikelihood(t *testing.T) {
 		"context outside":      {Context: []int32{-1}, Continuation: []int32{1, 2}},
 		"exceeds the model":    {Context: []int32{1}, Continuation: make([]int32, maxLen+1)},
 		"nothing to condition": {Continuation: []int32{1}},
+		"empty context":        {Continuation: []int32{1, 2, 3}},
 	} {
 		reqs := append(slices.Clone(good), bad, good[0])
 		_, want := m.LogLikelihood(reqs, 4)

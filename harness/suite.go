@@ -29,11 +29,15 @@ var paperSuite []byte
 //go:embed suites/generalise.yaml
 var generaliseSuite []byte
 
+//go:embed suites/finetune-dev.yaml
+var finetuneDevSuite []byte
+
 //go:embed suites/local.yaml
 var localSuite []byte
 
 // Embedded lists the suites built into the binary by name.
-var Embedded = map[string][]byte{"default": defaultSuite, "paper": paperSuite, "generalise": generaliseSuite, "local": localSuite}
+var Embedded = map[string][]byte{"default": defaultSuite, "paper": paperSuite, "generalise": generaliseSuite, "local": localSuite,
+	"finetune-dev": finetuneDevSuite}
 
 // EmbeddedNames lists the embedded suites, sorted.
 func EmbeddedNames() []string {

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -123,6 +124,31 @@ func TestEmbeddedSuites(t *testing.T) {
 	}
 	if len(g.Models) != len(s.Models) || g.Models[0].Path != s.Models[0].Path || g.Models[1].Path != s.Models[1].Path {
 		t.Errorf("generalise models %+v", g.Models)
+	}
+	// The fine-tuning development suite draws its knowledge bases with seeds neither suite
+	// uses, and holds the default's gemma-tiny recipe among its candidates.
+	dev, err := Load("finetune-dev", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := map[int64]bool{}
+	for _, suite := range []*Suite{s, g} {
+		for _, task := range suite.Tasks {
+			used[task.Synthetic.Seed] = true
+		}
+	}
+	for _, task := range dev.Tasks {
+		if task.Synthetic == nil || used[task.Synthetic.Seed] {
+			t.Errorf("finetune-dev task %s reuses a seed: %+v", task.Name, task.Synthetic)
+		}
+	}
+	want := s.Recipe(s.Models[0])
+	found := false
+	for _, m := range dev.Models {
+		found = found || (m.Path == s.Models[0].Path && reflect.DeepEqual(dev.Recipe(m), want))
+	}
+	if !found {
+		t.Errorf("finetune-dev has no model with the default's gemma-tiny recipe %+v", want)
 	}
 }
 

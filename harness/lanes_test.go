@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -15,8 +16,8 @@ import (
 
 // TestRunLanesMatchOneLane runs miniSuite (a zoo Gemma and a Mamba folder) with one lane, then
 // from scratch in the same folder with two: results.json and results.md are byte for byte the
-// same, the report counts the same work, and timings.json gives each cell's steps the lane of
-// its model.
+// same, the report counts the same work, and timings.json puts each unit's steps (a task and a
+// model) in one lane, the two units in two lanes.
 func TestRunLanesMatchOneLane(t *testing.T) {
 	dir := t.TempDir()
 	other := filepath.Join(dir, "other-model")
@@ -64,15 +65,24 @@ func TestRunLanesMatchOneLane(t *testing.T) {
 	if tm.Lanes() != 2 {
 		t.Fatalf("two lanes recorded %d lanes", tm.Lanes())
 	}
+	laneOf := map[string]int{} // a unit (task and model) runs in one lane
+	lanes := map[int]bool{}
 	for i, st := range tm.Steps {
-		switch {
-		case st.Kind == StepPrepare || st.Kind == StepZoo || st.Kind == StepReport:
+		if st.Kind == StepPrepare || st.Kind == StepZoo || st.Kind == StepReport {
 			if st.Lane != 0 {
 				t.Errorf("step %d (%s) ran in lane %d, want the run's own", i, st.What(), st.Lane)
 			}
-		case st.Model == "gemma-tiny" && st.Lane != 1, st.Model == "other" && st.Lane != 2:
-			t.Errorf("step %d (%s) ran in lane %d", i, st.What(), st.Lane)
+			continue
 		}
+		unit := st.Task + "/" + st.Model
+		if l, ok := laneOf[unit]; ok && l != st.Lane || st.Lane < 1 || st.Lane > 2 {
+			t.Errorf("step %d (%s) ran in lane %d, its unit in lane %d", i, st.What(), st.Lane, l)
+		}
+		laneOf[unit] = st.Lane
+		lanes[st.Lane] = true
+	}
+	if len(laneOf) != 2 || len(lanes) != 2 {
+		t.Errorf("units %v ran in lanes %v, want two units in two lanes", laneOf, lanes)
 	}
 	if len(tm.Steps) != len(one.Timings.Steps) {
 		t.Errorf("two lanes timed %d steps, one lane %d", len(tm.Steps), len(one.Timings.Steps))
@@ -97,5 +107,21 @@ func TestRunRefusesNegativeJobs(t *testing.T) {
 	}
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Errorf("a refused run left %s behind (%v)", out, err)
+	}
+}
+
+// TestUnitsSplitThePlan: a unit is a task and model's run of cells, base first, in plan order.
+func TestUnitsSplitThePlan(t *testing.T) {
+	ta, tb := &preparedTask{}, &preparedTask{}
+	ma, mb := &preparedModel{}, &preparedModel{}
+	plan := []cellPlan{{task: ta, model: ma, cond: "base"}, {task: ta, model: ma, cond: "rag"}, {task: ta, model: mb, cond: "base"},
+		{task: tb, model: ma, cond: "base"}, {task: tb, model: ma, cond: "finetuned", seed: 1}, {task: tb, model: mb, cond: "base"}}
+	got := units(plan)
+	want := [][]int{{0, 1}, {2}, {3, 4}, {5}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("units %v, want %v", got, want)
+	}
+	if len(units(nil)) != 0 {
+		t.Error("an empty plan has units")
 	}
 }

@@ -42,13 +42,13 @@ type Options struct {
 	// Now is the clock of timings.json (nil: time.Now); a test hands in a fake one to check
 	// exact durations. With Jobs > 1 the lanes read it from their own goroutines.
 	Now func() time.Time
-	// Jobs is how many lanes evaluate the suite's models side by side (0 or 1: one lane).
-	// The models are dealt to min(Jobs, models) lanes in suite order; each lane fine-tunes and
-	// evaluates its models' cells in plan order with one model in memory, so memory grows with
-	// the lanes. It pays where one model's graphs leave cores idle (tiny models on two cores
-	// keep about 1.15 busy). Results are the same whatever Jobs; timings.json records each
-	// step's lane. With more than one lane the per-cell progress bars are off (they would
-	// interleave) and the suite's bar remains.
+	// Jobs is how many lanes run the suite's cells side by side (0 or 1: one lane). The work
+	// comes in units, a task and a model's cells (base, RAG, then each seed's fine-tuning and
+	// fine-tuned cells); each lane takes the next unit in plan order when it is free, and runs
+	// it with one model in memory, so memory grows with the lanes. It pays where one model's
+	// graphs leave cores idle (tiny models on two cores keep about 1.15 busy). Results are the
+	// same whatever Jobs; timings.json records each step's lane. With more than one lane the
+	// per-cell progress bars are off (they would interleave) and the suite's bar remains.
 	Jobs int
 }
 
@@ -198,24 +198,41 @@ func (s *Suite) plan(tasks []*preparedTask, models []*preparedModel) []cellPlan 
 	return out
 }
 
-// runCells evaluates (or reads back) the planned cells: in plan order with one lane, or with
-// each lane's cells in plan order, the lanes side by side. Records come back in plan order.
+// runCells evaluates (or reads back) the planned cells: in plan order with one lane, or unit by
+// unit (lanes) with Jobs lanes side by side, each lane taking the next unit when it is free.
+// Records come back in plan order.
 func (r *runner) runCells(plan []cellPlan) ([]*CellRecord, error) {
 	bar := r.progressBar(len(plan))
 	records := make([]*CellRecord, len(plan))
 	defer func() { r.loaded = nil }() // the report needs no model
-	lanes := r.lanes(plan)
-	if len(lanes) == 1 {
-		return records, r.runLane(plan, lanes[0], records, bar, &sync.Mutex{})
+	units := units(plan)
+	n := max(1, min(r.opt.Jobs, len(units)))
+	if n == 1 {
+		for _, u := range units {
+			if err := r.runLane(plan, u, records, bar, &sync.Mutex{}); err != nil {
+				return nil, err
+			}
+		}
+		return records, nil
 	}
 	ctx, cancel := context.WithCancel(r.ctx)
 	defer cancel()
-	workers := make([]*runner, len(lanes))
-	watches := make([]*stopwatch, len(lanes))
-	errs := make([]error, len(lanes))
-	var barMu sync.Mutex
+	workers := make([]*runner, n)
+	watches := make([]*stopwatch, n)
+	errs := make([]error, n)
+	var mu, barMu sync.Mutex
+	next := 0 // the next unit to take
+	take := func() ([]int, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if next == len(units) {
+			return nil, false
+		}
+		next++
+		return units[next-1], true
+	}
 	var wg sync.WaitGroup
-	for i, lane := range lanes {
+	for i := range n {
 		opt := r.opt
 		opt.Progress = nil // one lane's bars would overwrite the other's; the suite's bar stays
 		watches[i] = r.watch.fork(i + 1)
@@ -223,8 +240,11 @@ func (r *runner) runCells(plan []cellPlan) ([]*CellRecord, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if errs[i] = workers[i].runLane(plan, lane, records, bar, &barMu); errs[i] != nil {
-				cancel() // the other lanes stop at their next cell
+			for u, ok := take(); ok; u, ok = take() {
+				if errs[i] = workers[i].runLane(plan, u, records, bar, &barMu); errs[i] != nil {
+					cancel() // the other lanes stop at their next cell
+					return
+				}
 			}
 		}()
 	}
@@ -253,26 +273,22 @@ func (r *runner) runCells(plan []cellPlan) ([]*CellRecord, error) {
 	return records, nil
 }
 
-// lanes deals the plan's cells to min(Jobs, models) lanes by model, in suite order, each lane's
-// cells in plan order (so a model's base cell comes before the cells compared with it).
-func (r *runner) lanes(plan []cellPlan) [][]int {
-	laneOf := map[*preparedModel]int{}
-	for _, c := range plan {
-		if _, ok := laneOf[c.model]; !ok {
-			laneOf[c.model] = len(laneOf)
-		}
-	}
-	n := max(1, min(r.opt.Jobs, len(laneOf)))
-	lanes := make([][]int, n)
+// units splits the plan into its units of work, in plan order: the runs of cells of one task
+// and model (indexes into plan). A unit holds its base cell before the cells compared with it,
+// and its fine-tunings, so units can run in any order.
+func units(plan []cellPlan) [][]int {
+	var out [][]int
 	for i, c := range plan {
-		l := laneOf[c.model] % n
-		lanes[l] = append(lanes[l], i)
+		if i == 0 || c.task != plan[i-1].task || c.model != plan[i-1].model {
+			out = append(out, nil)
+		}
+		out[len(out)-1] = append(out[len(out)-1], i)
 	}
-	return lanes
+	return out
 }
 
-// runLane evaluates the lane's cells (indexes into plan) in order into records, and counts each
-// on the suite's bar.
+// runLane evaluates a unit's cells (indexes into plan) in order into records, and counts each on
+// the suite's bar.
 func (r *runner) runLane(plan []cellPlan, lane []int, records []*CellRecord, bar *progressbar.ProgressBar, barMu *sync.Mutex) error {
 	type pair struct {
 		task  *preparedTask

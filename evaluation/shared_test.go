@@ -1,10 +1,7 @@
 package evaluation
 
 import (
-	"encoding/json"
 	"math"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 
@@ -17,18 +14,7 @@ import (
 // and the full path's within 1e-4. (Truncated requests, which the scorer hands to the full path,
 // are models/lm's TestLogLikelihoodSharedContextEqualsFullPath.)
 func TestTinyModelsSharedContextMatchReference(t *testing.T) {
-	qs, err := readQuestionsJSONL(filepath.Join("testdata", "tiny_questions.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var refs map[string]tinyReference
-	raw, err := os.ReadFile(filepath.Join("testdata", "tiny_reference.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(raw, &refs); err != nil {
-		t.Fatal(err)
-	}
+	qs, refs := readTinyFixtures(t)
 	task, err := DefaultTask(Cloze)
 	if err != nil {
 		t.Fatal(err)

@@ -121,7 +121,10 @@ type tinyReference struct {
 	} `json:"formulations"`
 }
 
-func TestTinyModelsMatchReference(t *testing.T) {
+// readTinyFixtures reads the committed questions and the independent reference's results
+// (testdata/reference.py wrote both), by model name.
+func readTinyFixtures(t *testing.T) ([]curriculum.Question, map[string]tinyReference) {
+	t.Helper()
 	qs, err := readQuestionsJSONL(filepath.Join("testdata", "tiny_questions.jsonl"))
 	if err != nil {
 		t.Fatal(err)
@@ -134,6 +137,11 @@ func TestTinyModelsMatchReference(t *testing.T) {
 	if err := json.Unmarshal(raw, &refs); err != nil {
 		t.Fatal(err)
 	}
+	return qs, refs
+}
+
+func TestTinyModelsMatchReference(t *testing.T) {
+	qs, refs := readTinyFixtures(t)
 	for _, name := range []string{"gemma", "mamba"} {
 		t.Run(name, func(t *testing.T) { checkTinyModel(t, name, qs, refs[name]) })
 	}

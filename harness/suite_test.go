@@ -39,6 +39,8 @@ func TestSuiteErrors(t *testing.T) {
 		{base + "    prompt_format: gemma\n    chat_template: '{prompt}'\n", "not both"},
 		{strings.Replace(base, "seed: 1}", "seed: 1}\n    rag: {retriever: dense}", 1), "needs rag.embedder"},
 		{strings.Replace(base, "seed: 1}", "seed: 1}\n    rag: {retriever: tfidf}", 1), `retriever "tfidf"`},
+		{strings.Replace(base, "seed: 1}", "seed: 1, doc_variants: -1}", 1), "doc_variants must be >= 0"},
+		{strings.Replace(base, "seed: 1}", "seed: 1, paraphrases: 3}", 1), "paraphrases must be 0 to 2"},
 	} {
 		_, err := Parse([]byte(tc.yaml), "s.yaml", t.TempDir(), nil)
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "s.yaml") {

@@ -149,8 +149,8 @@ func Assemble(chunks []Chunk, facts []Fact, opt AssembleOptions) (*Curriculum, e
 		role := roles[ch.ID]
 		for _, f := range byChunk[ch.ID] {
 			cards := append([]QA{{f.Question, f.Answer}}, f.Paraphrases...)
-			for _, qa := range cards {
-				it := Item{Type: TypeQnA, ChunkID: ch.ID, Question: qa.Question, Answer: qa.Answer}
+			for i, qa := range cards {
+				it := Item{Type: TypeQnA, ChunkID: ch.ID, Question: qa.Question, Answer: qa.Answer, Paraphrase: i}
 				switch role {
 				case RoleSeen:
 					c.Train = append(c.Train, it)

@@ -63,6 +63,10 @@ type Item struct {
 	Question string `json:"question,omitempty"`
 	// Answer is the flashcard answer (qna items).
 	Answer string `json:"answer,omitempty"`
+	// Paraphrase numbers, from 1, the flashcards that rephrase a fact's first flashcard (an
+	// augmentation); it is 0 for documents and first flashcards. Curriculum.LimitParaphrases
+	// keeps the first n of each fact.
+	Paraphrase int `json:"paraphrase,omitempty"`
 }
 
 // Question is one multiple-choice test item.
@@ -115,7 +119,31 @@ func (it *Item) Validate() error {
 	default:
 		return fmt.Errorf("item type %q is neither %q nor %q", it.Type, TypeDoc, TypeQnA)
 	}
+	if it.Paraphrase < 0 {
+		return fmt.Errorf("item has paraphrase number %d; it must be 0 (none) or more", it.Paraphrase)
+	}
+	if it.Paraphrase > 0 && it.Type != TypeQnA {
+		return fmt.Errorf("%s item has paraphrase number %d; only %s items rephrase a flashcard", it.Type, it.Paraphrase, TypeQnA)
+	}
 	return nil
+}
+
+// LimitParaphrases is c with at most n paraphrase flashcards per fact in Train and Validation
+// (those numbered 1 to n), so one curriculum serves models trained with and without the
+// augmentation. Chunks, Test and Manifest are shared with c, not copied.
+func (c *Curriculum) LimitParaphrases(n int) *Curriculum {
+	keep := func(items []Item) []Item {
+		var out []Item
+		for _, it := range items {
+			if it.Paraphrase <= n {
+				out = append(out, it)
+			}
+		}
+		return out
+	}
+	out := *c
+	out.Train, out.Validation = keep(c.Train), keep(c.Validation)
+	return &out
 }
 
 // Validate checks a question: at least two non-empty choices, the answer in range and a

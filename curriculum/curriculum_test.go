@@ -193,3 +193,74 @@ func TestAssembleRoles(t *testing.T) {
 		t.Errorf("DocText %q", DocText(chunks[0]))
 	}
 }
+
+// Paraphrase flashcards carry their number through Assemble, Write and Read, and
+// LimitParaphrases keeps the first n of each fact in Train and Validation only.
+func TestParaphraseNumbersAndLimit(t *testing.T) {
+	var chunks []Chunk
+	var facts []Fact
+	for i := 0; i < 10; i++ {
+		id := fmt.Sprintf("c%02d", i)
+		chunks = append(chunks, Chunk{ID: id, Title: "Doc " + id, Text: "text of " + id})
+		facts = append(facts, Fact{ChunkID: id, Question: "q of " + id + "?", Answer: "a",
+			Distractors: []string{"b", "c", "d"},
+			Paraphrases: []QA{{"first rephrasing of " + id + "?", "a"}, {"second rephrasing of " + id + "?", "a"}}})
+	}
+	c, err := Assemble(chunks, facts, AssembleOptions{Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "cur")
+	if err := Write(dir, c); err != nil {
+		t.Fatal(err)
+	}
+	if c, err = Read(dir); err != nil {
+		t.Fatal(err)
+	}
+	count := func(items []Item) map[int]int {
+		n := map[int]int{}
+		for _, it := range items {
+			if it.Type == TypeQnA {
+				n[it.Paraphrase]++
+			}
+			if it.Paraphrase > 0 && !strings.Contains(it.Question, []string{"", "first", "second"}[it.Paraphrase]) {
+				t.Fatalf("item %+v: wrong paraphrase number", it)
+			}
+		}
+		return n
+	}
+	train, val := count(c.Train), count(c.Validation)
+	if train[0] == 0 || train[1] != train[0] || train[2] != train[0] || val[0] == 0 || val[2] != val[0] {
+		t.Fatalf("paraphrase numbers: train %v validation %v", train, val)
+	}
+	for n := 0; n <= 2; n++ {
+		l := c.LimitParaphrases(n)
+		gotTrain, gotVal := count(l.Train), count(l.Validation)
+		for k := 0; k <= 2; k++ {
+			want, wantVal := train[k], val[k]
+			if k > n {
+				want, wantVal = 0, 0
+			}
+			if gotTrain[k] != want || gotVal[k] != wantVal {
+				t.Fatalf("LimitParaphrases(%d): train %v validation %v", n, gotTrain, gotVal)
+			}
+		}
+		if len(l.Test) != len(c.Test) || len(l.Chunks) != len(c.Chunks) {
+			t.Fatalf("LimitParaphrases(%d) changed the test or chunks", n)
+		}
+	}
+	if len(count(c.Train)) != 3 {
+		t.Fatal("LimitParaphrases changed its receiver")
+	}
+}
+
+func TestItemParaphraseNumberIsChecked(t *testing.T) {
+	for _, it := range []Item{
+		{Type: TypeQnA, Question: "q?", Answer: "a", Paraphrase: -1},
+		{Type: TypeDoc, Text: "a document", Paraphrase: 1},
+	} {
+		if err := it.Validate(); err == nil || !strings.Contains(err.Error(), "paraphrase number") {
+			t.Errorf("%+v: want a paraphrase-number error, got %v", it, err)
+		}
+	}
+}

@@ -50,6 +50,10 @@ type Options struct {
 	// steps the wsd schedule decays over.
 	Schedule      string
 	DecayFraction float64
+	// Paraphrases, when set, trains on at most that many paraphrase flashcards per fact
+	// (curriculum.LimitParaphrases; nil: all the curriculum has, 0: none), so that models of one
+	// suite can share a curriculum and differ in the augmentation.
+	Paraphrases *int
 	// Template renders flashcards (default: Alpaca).
 	Template *prompt.Template
 	// LoRA, when set, trains adapters instead of all weights (merged on export).
@@ -170,6 +174,9 @@ func (o *Options) Validate() error {
 		if f.v < 0 {
 			return bad(f.name, f.v, "must not be negative")
 		}
+	}
+	if o.Paraphrases != nil && *o.Paraphrases < 0 {
+		return bad("Paraphrases", *o.Paraphrases, "must not be negative (nil: all the curriculum has)")
 	}
 	if o.MemoryLimit < 0 {
 		return bad("MemoryLimit", o.MemoryLimit, "must not be negative (0: MemAvailable)")
@@ -333,6 +340,9 @@ func Run(model *lm.Model, tok tokenizer.Tokenizer, cur *curriculum.Curriculum, g
 	o.Defaults()
 	if cur == nil || len(cur.Train) == 0 {
 		return nil, fmt.Errorf("training: the curriculum has no training items")
+	}
+	if o.Paraphrases != nil {
+		cur = cur.LimitParaphrases(*o.Paraphrases)
 	}
 	tmpl := o.Template
 	if tmpl == nil {

@@ -677,3 +677,44 @@ func TestWSDSchedule(t *testing.T) {
 		}
 	}
 }
+
+// Options.Paraphrases 0 trains on a curriculum with paraphrase flashcards exactly as on the
+// same curriculum built without them; nil trains on all of them.
+func TestParaphrasesOption(t *testing.T) {
+	build := func(paraphrases int) *curriculum.Curriculum {
+		c, err := synthetic.Build("products", synthetic.Options{Seed: 1, Chunks: 4, FactsPerChunk: 3, Paraphrases: paraphrases})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	run := func(c *curriculum.Curriculum, paraphrases *int) *training.Result {
+		_, m, tok := tinyModel(t, zootest.TinyGemma)
+		o := smallOptions(t.TempDir())
+		o.Epochs, o.Paraphrases = 1, paraphrases
+		res, err := training.Run(m, tok, c, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	plain, limited, all := run(build(0), nil), run(build(2), new(0)), run(build(2), nil)
+	losses := func(r *training.Result) (out []float64) {
+		for _, m := range r.Metrics {
+			out = append(out, m.Loss, m.GradNorm)
+		}
+		return out
+	}
+	if a, b := losses(plain), losses(limited); fmt.Sprint(a) != fmt.Sprint(b) {
+		t.Errorf("Paraphrases 0 trained differently from the curriculum without paraphrases:\n%v\n%v", a, b)
+	}
+	if all.Steps <= plain.Steps {
+		t.Errorf("nil Paraphrases trained %d steps, the plain curriculum %d: the paraphrases were dropped", all.Steps, plain.Steps)
+	}
+	o := smallOptions(t.TempDir())
+	o.Paraphrases = new(-1)
+	var oe *training.OptionError
+	if err := o.Validate(); !errors.As(err, &oe) || oe.Field != "Paraphrases" {
+		t.Errorf("negative Paraphrases: got %v", err)
+	}
+}

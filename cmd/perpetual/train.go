@@ -30,6 +30,7 @@ func newTrainCmd() *cobra.Command {
 		memLimitGiB          float64
 		clip, weightDecay    float64
 		stopAfter, warmupArg int
+		paraphrases          int
 	)
 	cmd := &cobra.Command{
 		Use:   "train",
@@ -53,7 +54,8 @@ other settings or data.`,
 				return fmt.Errorf("--model, --curriculum and --out are required")
 			}
 			run, err := trainOptions(f, o, trainFlags{noPacking: noPacking, memLimitGiB: memLimitGiB, stopAfter: stopAfter, warmup: warmupArg,
-				clip: clip, weightDecay: weightDecay, loraRank: loraRank, loraAlpha: loraAlpha, loraTargets: loraTargets})
+				clip: clip, weightDecay: weightDecay, loraRank: loraRank, loraAlpha: loraAlpha, loraTargets: loraTargets,
+				paraphrases: paraphrases})
 			if err != nil {
 				return err
 			}
@@ -107,6 +109,7 @@ other settings or data.`,
 	f.Int64Var(&o.Seed, "seed", 1, "seed (data order, LoRA init)")
 	f.StringVar(&o.Mask, "mask", training.MaskAll, "loss mask: all (the paper) or answers (flashcard answers only)")
 	f.StringVar(&o.Order, "order", training.OrderPaper, "item order: paper (docs then their flashcards), flashcards-first, shuffled")
+	f.IntVar(&paraphrases, "paraphrases", 0, "train on at most this many paraphrase flashcards per fact (default: all the curriculum has)")
 	f.IntVar(&loraRank, "lora-rank", 0, "train LoRA adapters of this rank instead of all weights (merged on export)")
 	f.Float64Var(&loraAlpha, "lora-alpha", 0, "LoRA alpha (default 2 x rank)")
 	f.StringVar(&loraTargets, "lora-targets", "q_proj,k_proj,v_proj,o_proj,in_proj,out_proj", "comma-separated name parts of the weights to adapt")
@@ -133,6 +136,7 @@ type trainFlags struct {
 	loraRank          int
 	loraAlpha         float64
 	loraTargets       string
+	paraphrases       int
 }
 
 // trainOptions turns the flags into training.Options and validates them (training.Options.Validate,
@@ -169,6 +173,10 @@ func trainOptions(f *pflag.FlagSet, o training.Options, tf trainFlags) (training
 		o.WarmupSteps = -1 // training.Options reads 0 as "default"; negative is none
 	}
 	o.ClipNorm, o.WeightDecay = new(tf.clip), new(tf.weightDecay)
+	o.Paraphrases = nil
+	if f.Changed("paraphrases") {
+		o.Paraphrases = new(tf.paraphrases)
+	}
 	o.LoRA = nil
 	if f.Changed("lora-rank") || f.Changed("lora-alpha") || f.Changed("lora-targets") {
 		o.LoRA = &training.LoRA{Rank: tf.loraRank, Alpha: tf.loraAlpha, Targets: strings.Split(tf.loraTargets, ",")}
@@ -184,6 +192,7 @@ func trainOptions(f *pflag.FlagSet, o training.Options, tf trainFlags) (training
 			"Mask": "mask", "Order": "order", "LoRA.Rank": "lora-rank", "LoRA.Alpha": "lora-alpha", "LoRA.Targets": "lora-targets",
 			"ReplayFraction": "replay-fraction", "RetentionLimit": "retention-limit", "CheckpointEvery": "checkpoint-every",
 			"ValEvery": "val-every", "MemoryLimit": "memory-limit", "StopAfterStep": "stop-after-step",
+			"Paraphrases": "paraphrases",
 		}
 		var oe *training.OptionError
 		if errors.As(err, &oe) {

@@ -2,12 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/perpetual-ml/perpetual/models/lm"
+	"github.com/perpetual-ml/perpetual/training"
 	"github.com/perpetual-ml/perpetual/zoo/zootest"
 )
 
@@ -66,6 +68,7 @@ func TestTrainCommandRefusesBadFlags(t *testing.T) {
 		{"--mask", "answer"}, {"--order", "sideways"}, {"--lora-rank", "0"}, {"--lora-rank", "-4"}, {"--lora-alpha", "8"},
 		{"--lora-rank", "4", "--lora-alpha", "-1"}, {"--lora-rank", "4", "--lora-targets", ""}, {"--checkpoint-every", "-1"},
 		{"--val-every", "-2"}, {"--replay-fraction", "-0.5"}, {"--retention-limit", "0"}, {"--memory-limit", "-1"},
+		{"--paraphrases", "-1"},
 	} {
 		args := append([]string{"train", "--model", base, "--curriculum", cdir, "--out", out, "--quiet"}, bad...)
 		_, err := runCLI(t, args...)
@@ -78,6 +81,31 @@ func TestTrainCommandRefusesBadFlags(t *testing.T) {
 		}
 		if _, err := os.Stat(out); err == nil {
 			t.Fatalf("%v: the output folder was created", bad)
+		}
+	}
+}
+
+// --paraphrases limits the paraphrase flashcards only when given; absent, all are trained on.
+func TestTrainParaphrasesFlag(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{{nil, "<nil>"}, {[]string{"--paraphrases", "0"}, "0"}, {[]string{"--paraphrases", "2"}, "2"}} {
+		f := newTrainCmd().Flags()
+		if err := f.Parse(c.args); err != nil {
+			t.Fatal(err)
+		}
+		n, _ := f.GetInt("paraphrases")
+		o, err := trainOptions(f, training.Options{Out: "x", Epochs: 1, LR: 1e-3}, trainFlags{paraphrases: n, clip: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := "<nil>"
+		if o.Paraphrases != nil {
+			got = fmt.Sprint(*o.Paraphrases)
+		}
+		if got != c.want {
+			t.Errorf("%v: Paraphrases %s, want %s", c.args, got, c.want)
 		}
 	}
 }

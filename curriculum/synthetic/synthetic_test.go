@@ -92,6 +92,11 @@ func TestAugmentation(t *testing.T) {
 		if r := leakage.Analyze(aug, 0); r.All.Verbatim != 0 || r.All.Normalized != 0 {
 			t.Errorf("%s: paraphrases leak test questions: %+v", task, r.All)
 		}
+		// A model trained without the paraphrases sees the unaugmented flashcards.
+		para, _ := Build(task, Options{Seed: 7, Paraphrases: 2})
+		if !reflect.DeepEqual(para.LimitParaphrases(0).Train, base.Train) {
+			t.Errorf("%s: LimitParaphrases(0) is not the curriculum without paraphrases", task)
+		}
 	}
 }
 

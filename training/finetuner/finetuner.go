@@ -37,8 +37,10 @@ func (FineTuner) Version() string { return Version }
 // Options maps a recipe to trainer options. batch_size is the effective batch: micro-batches of
 // at most 2 rows (the paper's) times accumulation. Extra keys: warmup, weight_decay, clip,
 // mask, order, packing (bool), lora_rank, lora_alpha, retention (the number of held-out general
-// instructions on which FineTune measures retention, 0: none; see RetentionSet). warmup, weight_decay and clip are taken as
-// given (0: none); absent, they take the trainer's defaults (5 steps, 0.01 and 1.0).
+// instructions on which FineTune measures retention, 0: none; see RetentionSet), paraphrases
+// (the most paraphrase flashcards per fact to train on; absent: all the curriculum has).
+// warmup, weight_decay and clip are taken as given (0: none); absent, they take the trainer's
+// defaults (5 steps, 0.01 and 1.0).
 func Options(r harness.Recipe, seed int64) (training.Options, error) {
 	o := training.Options{Epochs: r.Epochs, LR: r.LearningRate, MaxLength: r.SeqLen, Seed: seed}
 	if r.BatchSize > 0 {
@@ -60,7 +62,7 @@ func Options(r harness.Recipe, seed int64) (training.Options, error) {
 	}
 	for k := range r.Extra {
 		switch k {
-		case "warmup", "weight_decay", "clip", "lora_rank", "lora_alpha", "mask", "order", "packing", "retention":
+		case "warmup", "weight_decay", "clip", "lora_rank", "lora_alpha", "mask", "order", "packing", "retention", "paraphrases":
 		default:
 			return o, fmt.Errorf("training recipe: unknown key %q", k)
 		}
@@ -106,6 +108,14 @@ func Options(r harness.Recipe, seed int64) (training.Options, error) {
 			return o, fmt.Errorf("training recipe: retention must be a whole number of prompts >= 0, got %v", v)
 		}
 		o.RetentionLimit = int(v)
+	}
+	if v, ok, err := num("paraphrases"); err != nil {
+		return o, err
+	} else if ok {
+		if v < 0 || v != float64(int(v)) {
+			return o, fmt.Errorf("training recipe: paraphrases must be a whole number of flashcards per fact >= 0, got %v", v)
+		}
+		o.Paraphrases = new(int(v))
 	}
 	if s, ok := r.Extra["mask"].(string); ok {
 		o.Mask = s

@@ -55,6 +55,17 @@ func TestOptionsFromRecipe(t *testing.T) {
 			t.Errorf("retention %v accepted", bad)
 		}
 	}
+	if o, err := Options(harness.Recipe{}, 1); err != nil || o.Paraphrases != nil {
+		t.Errorf("no paraphrases key: %v, %v (want nil: all the curriculum has)", err, o.Paraphrases)
+	}
+	if o, err := Options(harness.Recipe{Extra: map[string]any{"paraphrases": 0}}, 1); err != nil || o.Paraphrases == nil || *o.Paraphrases != 0 {
+		t.Errorf("paraphrases 0: %v, %v", err, o.Paraphrases)
+	}
+	for _, bad := range []any{-1, 1.5, "two"} {
+		if _, err := Options(harness.Recipe{Extra: map[string]any{"paraphrases": bad}}, 1); err == nil || !strings.Contains(err.Error(), "paraphrases") {
+			t.Errorf("paraphrases %v: got %v", bad, err)
+		}
+	}
 }
 
 // ValidateRecipe refuses what FineTune would refuse, before the harness does any work.

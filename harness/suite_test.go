@@ -139,9 +139,13 @@ func TestEmbeddedSuites(t *testing.T) {
 			used[task.Synthetic.Seed] = true
 		}
 	}
-	for _, task := range dev.Tasks {
+	for i, task := range dev.Tasks {
 		if task.Synthetic == nil || used[task.Synthetic.Seed] {
 			t.Errorf("finetune-dev task %s reuses a seed: %+v", task.Name, task.Synthetic)
+		}
+		// The same curriculum levers as the default's tasks, so its recipes mean the same there.
+		if d := s.Tasks[i].Synthetic; task.Synthetic.Paraphrases != d.Paraphrases || task.Synthetic.DocVariants != d.DocVariants {
+			t.Errorf("finetune-dev task %s: %+v, the default's %+v", task.Name, task.Synthetic, d)
 		}
 	}
 	want := s.Recipe(s.Models[0])

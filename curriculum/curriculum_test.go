@@ -145,17 +145,24 @@ func TestBalanceLetters(t *testing.T) {
 	}
 }
 
-func TestAssembleRoles(t *testing.T) {
-	var chunks []Chunk
-	var facts []Fact
-	for i := 0; i < 20; i++ {
+// knowledgeBase is n chunks "c00", "c01", ... with the facts fact(id) returns for each.
+func knowledgeBase(n int, fact func(id string) []Fact) (chunks []Chunk, facts []Fact) {
+	for i := range n {
 		id := fmt.Sprintf("c%02d", i)
 		chunks = append(chunks, Chunk{ID: id, Title: "Doc " + id, Text: "text of " + id})
-		for j := 0; j < 3; j++ {
-			facts = append(facts, Fact{ChunkID: id, Question: fmt.Sprintf("f%d of %s?", j, id), Answer: "a",
+		facts = append(facts, fact(id)...)
+	}
+	return chunks, facts
+}
+
+func TestAssembleRoles(t *testing.T) {
+	chunks, facts := knowledgeBase(20, func(id string) (fs []Fact) {
+		for j := range 3 {
+			fs = append(fs, Fact{ChunkID: id, Question: fmt.Sprintf("f%d of %s?", j, id), Answer: "a",
 				Distractors: []string{"b", "c", "B ", "d", "e"}})
 		}
-	}
+		return fs
+	})
 	c, err := Assemble(chunks, facts, AssembleOptions{Seed: 3})
 	if err != nil {
 		t.Fatal(err)
@@ -197,15 +204,10 @@ func TestAssembleRoles(t *testing.T) {
 // Paraphrase flashcards carry their number through Assemble, Write and Read, and
 // LimitParaphrases keeps the first n of each fact in Train and Validation only.
 func TestParaphraseNumbersAndLimit(t *testing.T) {
-	var chunks []Chunk
-	var facts []Fact
-	for i := 0; i < 10; i++ {
-		id := fmt.Sprintf("c%02d", i)
-		chunks = append(chunks, Chunk{ID: id, Title: "Doc " + id, Text: "text of " + id})
-		facts = append(facts, Fact{ChunkID: id, Question: "q of " + id + "?", Answer: "a",
-			Distractors: []string{"b", "c", "d"},
-			Paraphrases: []QA{{"first rephrasing of " + id + "?", "a"}, {"second rephrasing of " + id + "?", "a"}}})
-	}
+	chunks, facts := knowledgeBase(10, func(id string) []Fact {
+		return []Fact{{ChunkID: id, Question: "q of " + id + "?", Answer: "a", Distractors: []string{"b", "c", "d"},
+			Paraphrases: []QA{{"first rephrasing of " + id + "?", "a"}, {"second rephrasing of " + id + "?", "a"}}}}
+	})
 	c, err := Assemble(chunks, facts, AssembleOptions{Seed: 3})
 	if err != nil {
 		t.Fatal(err)

@@ -106,6 +106,10 @@ func NewProber(tok tokenizer.Tokenizer, tpl prompt.Template, useBOS bool, maxLen
 	for range 32 {
 		p.drills["letter_drill"] = append(p.drills["letter_drill"], letterDrill(vocab, layout, rng))
 	}
+	// Keyed letter drills with four options (drawn after the others, for the same reason).
+	for range 32 {
+		p.drills["letter_keyed"] = append(p.drills["letter_keyed"], keyedLetterDrill(vocab, layout, 4, 4, rng))
+	}
 	return p, nil
 }
 
@@ -173,9 +177,10 @@ func (r bm25Retriever) Retrieve(query string, k int) ([]evaluation.Passage, erro
 
 // Probe scores m: read_cloze / read_letters (held-out bases, top-2 BM25 passages in the prompt),
 // closed_cloze (the same questions without passages), book_cloze (practice facts, closed book)
-// and copy_drill / recall_drill / copy_far / recall_far / letter_drill (argmax accuracy on
-// held-out drills, within ~70 tokens and 200-400 tokens back; letter drills answer the letter of
-// the option found in the context). Accuracies in [0, 1].
+// and copy_drill / recall_drill / copy_far / recall_far / letter_drill / letter_keyed (argmax
+// accuracy on held-out drills, within ~70 tokens and 200-400 tokens back; letter drills answer
+// the letter of the option found in the context, keyed ones that of the queried key's value).
+// Accuracies in [0, 1].
 func (p *Prober) Probe(_ int, m *lm.Model) (map[string]float64, error) {
 	acc := func(qs []curriculum.Question, formulation string, retr evaluation.Retriever) (float64, int, error) {
 		run, err := evaluation.Evaluate(qs, evaluation.Options{Task: p.tasks[formulation], Encoder: p.enc, Scorer: m,

@@ -82,6 +82,17 @@ type ReadingConfig struct {
 	// "\nAnswer:") and the letter of the option found in the context. The letters formulation
 	// needs this step beyond cloze reading: match an option to the passage, answer its letter.
 	LetterDrills int `yaml:"letter_drills,omitempty" json:"letter_drills,omitempty"`
+	// LetterQueries, when positive, makes the letter drills keyed: key/value pairs, then 1 to
+	// LetterQueries questions, each a key, options that all stand in the context (its value and
+	// other keys' values) and the letter of the key's value (keyedLetterDrill). The evaluation's
+	// distractors are other entities' values in the passage, so only the key can select; and
+	// several letters per drill supervise more lookups per token. 0: session 7's drill (one
+	// value in random tokens, the others absent).
+	LetterQueries int `yaml:"letter_queries,omitempty" json:"letter_queries,omitempty"`
+	// LetterTwoOptionEpochs is how many of this stage's first epochs give keyed drills two
+	// options (A, B) instead of four: a curriculum inside the drills, as the recall drills grew
+	// from short to far.
+	LetterTwoOptionEpochs int `yaml:"letter_two_option_epochs,omitempty" json:"letter_two_option_epochs,omitempty"`
 	// FirstEpoch numbers this stage's first epoch (0-based) in the whole curriculum: a stage
 	// after Init continues the data streams (fresh knowledge bases and drills, the epoch-indexed
 	// Passages and DrillReachFrom) where the stage before stopped, instead of repeating them.
@@ -100,6 +111,10 @@ func (r *ReadingConfig) check() error {
 		return fmt.Errorf("reading.questions must be positive, got %d", r.Questions)
 	case r.LetterDrills < 0:
 		return fmt.Errorf("reading.letter_drills must not be negative, got %d", r.LetterDrills)
+	case r.LetterQueries < 0 || r.LetterQueries > maxLetterQueries:
+		return fmt.Errorf("reading.letter_queries must be 0 (unkeyed drills) to %d, got %d", maxLetterQueries, r.LetterQueries)
+	case r.LetterTwoOptionEpochs < 0 || (r.LetterTwoOptionEpochs > 0 && (r.LetterQueries == 0 || r.LetterDrills == 0)):
+		return fmt.Errorf("reading.letter_two_option_epochs (%d) must not be negative and needs keyed letter drills (letter_drills and letter_queries)", r.LetterTwoOptionEpochs)
 	case r.FirstEpoch < 0:
 		return fmt.Errorf("reading.first_epoch must not be negative, got %d", r.FirstEpoch)
 	case r.Drills < 0:
@@ -448,6 +463,54 @@ func letterDrill(vocab []int32, layout letterLayout, rng *rand.Rand) training.Ex
 	return training.Example{Name: "letter drill", IDs: ids, Train: train}
 }
 
+// maxLetterQueries bounds ReadingConfig.LetterQueries: a keyed drill with that many questions
+// of four two-token options stays under ~200 tokens.
+const maxLetterQueries = 8
+
+// keyedLetterDrill is 4-12 key/value pairs (distinct one-token keys, distinct values of 1-2
+// tokens), then 1 to queries questions: a key, then `options` values of the pairs in the letters
+// layout (the key's own and other keys', so every option stands in the context), and the letter
+// of the key's value, with loss on each letter. It is the letters formulation's step on a
+// passage in miniature: look the key's value up, find it among the options, answer its letter.
+func keyedLetterDrill(vocab []int32, layout letterLayout, options, queries int, rng *rand.Rand) training.Example {
+	n := 4 + rng.IntN(9)
+	perm := rng.Perm(len(vocab))
+	keys := pick(vocab, perm[:n])
+	rest := pick(vocab, perm[n:]) // values never look like keys
+	vals := make([][]int32, n)
+	taken := map[string]bool{}
+	for i := range vals {
+		for {
+			v := randomTokens(rest, 1+rng.IntN(2), rng)
+			if k := fmt.Sprint(v); !taken[k] {
+				taken[k], vals[i] = true, v
+				break
+			}
+		}
+	}
+	var ids []int32
+	for i, k := range keys {
+		ids = append(append(ids, k), vals[i]...)
+	}
+	train := make([]bool, len(ids))
+	for range 1 + rng.IntN(queries) {
+		shown := rng.Perm(n)[:options] // shown[0] is the queried pair
+		gold := rng.IntN(options)
+		shown[0], shown[gold] = shown[gold], shown[0]
+		ids = append(ids, keys[shown[gold]])
+		for i, pair := range shown {
+			ids = append(append(ids, layout.lead[i]...), vals[pair]...)
+		}
+		ids = append(ids, layout.end...)
+		train = append(train, make([]bool, len(ids)-len(train))...)
+		ids = append(ids, layout.answer[gold]...)
+		for range layout.answer[gold] {
+			train = append(train, true)
+		}
+	}
+	return training.Example{Name: "keyed letter drill", IDs: ids, Train: train}
+}
+
 // instructShare: each epoch keeps one in instructShare of v2's instruction examples (a
 // different share each epoch), so closed-book skills and practice facts are kept at a quarter
 // of v2's cost.
@@ -477,8 +540,16 @@ func readingEpoch(tok tokenizer.Tokenizer, tpl prompt.Template, useBOS bool, r *
 	}
 	if r.LetterDrills > 0 {
 		layout := newLetterLayout(tok)
+		options := 4
+		if epoch-r.FirstEpoch < r.LetterTwoOptionEpochs {
+			options = 2
+		}
 		for range r.LetterDrills {
-			out = append(out, letterDrill(vocab, layout, rng))
+			if r.LetterQueries > 0 {
+				out = append(out, keyedLetterDrill(vocab, layout, options, r.LetterQueries, rng))
+			} else {
+				out = append(out, letterDrill(vocab, layout, rng))
+			}
 		}
 	}
 	seqChars := r.SeqLen * 2 // a conservative bytes-per-token bound for the passages

@@ -664,6 +664,142 @@ func TestLetterDrills(t *testing.T) {
 	}
 }
 
+// A keyed letter drill's questions each show options that all stand in the context, and train
+// only the letter of the option that is the queried key's value.
+func TestKeyedLetterDrills(t *testing.T) {
+	tok := testTokenizer(t)
+	layout := newLetterLayout(tok)
+	vocab := drillVocab(tok)
+	rng := rand.New(rand.NewPCG(5, 6))
+	seen := map[int]int{}
+	for _, options := range []int{2, 4} {
+		for range 100 {
+			ex := keyedLetterDrill(vocab, layout, options, 4, rng)
+			if len(ex.IDs) != len(ex.Train) {
+				t.Fatalf("%d ids, %d train flags", len(ex.IDs), len(ex.Train))
+			}
+			// The pairs run up to the first query's key, the token before the first lead.
+			pos := indexOf(ex.IDs, layout.lead[0]) - 1
+			pairs := ex.IDs[:pos]
+			queries, trained := 0, 0
+			for pos < len(ex.IDs) {
+				key := ex.IDs[pos]
+				pos++
+				// Option i is what stands between its lead and the next lead (the end after the last).
+				var opts [][]int32
+				for i := range options {
+					if indexOf(ex.IDs[pos:], layout.lead[i]) != 0 {
+						t.Fatalf("query %d: option %s's lead missing", queries, letters[i])
+					}
+					pos += len(layout.lead[i])
+					next := layout.end
+					if i+1 < options {
+						next = layout.lead[i+1]
+					}
+					k := indexOf(ex.IDs[pos:], next)
+					if k < 1 || k > 2 {
+						t.Fatalf("query %d: option %s holds %d tokens, want 1-2", queries, letters[i], k)
+					}
+					opts = append(opts, ex.IDs[pos:pos+k])
+					pos += k
+				}
+				pos += len(layout.end)
+				gold := -1
+				for g := range options {
+					if indexOf(ex.IDs[pos:], layout.answer[g]) == 0 {
+						gold = g
+					}
+				}
+				if gold < 0 {
+					t.Fatalf("query %d: no letter answer", queries)
+				}
+				for k := pos - len(layout.end); k < pos+len(layout.answer[gold]); k++ {
+					if want := k >= pos; ex.Train[k] != want {
+						t.Fatalf("query %d: token %d trained %v, want %v (only the letter)", queries, k, ex.Train[k], want)
+					}
+				}
+				for g, o := range opts {
+					if indexOf(pairs, o) < 0 {
+						t.Fatalf("option %s %v does not stand in the context", letters[g], o)
+					}
+				}
+				if k := indexOf(pairs, []int32{key}); k < 0 || indexOf(pairs[k+1:], opts[gold]) != 0 {
+					t.Fatalf("query %d: the gold option %v is not key %d's value", queries, opts[gold], key)
+				}
+				seen[gold]++
+				pos += len(layout.answer[gold])
+				trained += len(layout.answer[gold])
+				queries++
+			}
+			if queries < 1 || queries > 4 {
+				t.Fatalf("%d queries, want 1-4", queries)
+			}
+			if n := countTrue(ex.Train); n != trained {
+				t.Fatalf("%d trained tokens, want the %d of the %d queries' letters", n, trained, queries)
+			}
+		}
+	}
+	for g := range 4 {
+		if seen[g] < 20 {
+			t.Errorf("letter %s answered %d times", letters[g], seen[g])
+		}
+	}
+	for _, bad := range []ReadingConfig{
+		{LetterDrills: 10, LetterQueries: -1}, {LetterDrills: 10, LetterQueries: maxLetterQueries + 1},
+		{LetterDrills: 10, LetterTwoOptionEpochs: 1}, {LetterQueries: 2, LetterTwoOptionEpochs: 1},
+		{LetterDrills: 10, LetterQueries: 2, LetterTwoOptionEpochs: -1},
+	} {
+		r := ReadingConfig{Epochs: 1, Chunks: 3, Passages: []int{1}, Questions: 2, SeqLen: 384, LR: 1e-3}
+		r.LetterDrills, r.LetterQueries, r.LetterTwoOptionEpochs = bad.LetterDrills, bad.LetterQueries, bad.LetterTwoOptionEpochs
+		if err := r.check(); err == nil || !strings.Contains(err.Error(), "letter_") {
+			t.Errorf("%+v: got %v", bad, err)
+		}
+	}
+}
+
+// letter_two_option_epochs counts the stage's own epochs: a stage starting at first_epoch 5
+// with one two-option epoch gives its first epoch's keyed drills options A and B only, its
+// second epoch's four.
+func TestLetterTwoOptionEpochs(t *testing.T) {
+	tok := testTokenizer(t)
+	tpl, err := prompt.Format("gemma")
+	if err != nil {
+		t.Fatal(err)
+	}
+	layout := newLetterLayout(tok)
+	r := &ReadingConfig{Epochs: 2, FirstEpoch: 5, Chunks: 3, Passages: []int{1}, Questions: 2, SeqLen: 384,
+		LetterDrills: 20, LetterQueries: 3, LetterTwoOptionEpochs: 1}
+	var perEpoch [2][]training.Example
+	for e := range 2 {
+		one := *r
+		one.Epochs, one.FirstEpoch = 1, r.FirstEpoch+e
+		one.LetterTwoOptionEpochs = max(0, r.LetterTwoOptionEpochs-e) // the same stage, seen from epoch e
+		exs, err := readingData(tok, tpl, true, &one, 101, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ex := range exs {
+			if ex.Name == "keyed letter drill" {
+				perEpoch[e] = append(perEpoch[e], ex)
+			}
+		}
+	}
+	whole, err := readingData(tok, tpl, true, r, 101, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hashExamples(whole) == "" || len(perEpoch[0]) != 20 || len(perEpoch[1]) != 20 {
+		t.Fatalf("keyed drills per epoch: %d, %d", len(perEpoch[0]), len(perEpoch[1]))
+	}
+	for e, want := range []bool{false, true} {
+		for _, ex := range perEpoch[e] {
+			if got := indexOf(ex.IDs, layout.lead[2]) >= 0; got != want {
+				t.Fatalf("epoch %d of the stage: option C present %v, want %v", e, got, want)
+			}
+		}
+	}
+}
+
 func countTrue(xs []bool) int {
 	n := 0
 	for _, x := range xs {

@@ -129,7 +129,7 @@ func TestBuildTinyModels(t *testing.T) {
 				t.Error("recipe v3 recorded no learning-curve probes")
 			}
 			for _, p := range inst.Probes {
-				for _, k := range []string{"read_cloze", "read_letters", "closed_cloze", "book_cloze", "copy_drill", "recall_drill", "letter_drill"} {
+				for _, k := range []string{"read_cloze", "read_letters", "closed_cloze", "book_cloze", "copy_drill", "recall_drill", "letter_drill", "letter_keyed"} {
 					if v, ok := p.Scores[k]; !ok || v < 0 || v > 1 {
 						t.Errorf("probe at step %d: %s = %v (present %v)", p.Step, k, v, ok)
 					}

@@ -71,6 +71,9 @@ func pairwiseScan(a, b *Node) *Node {
 func steps(x *Node, start, stride, count int) *Node {
 	dims := x.Shape().Dimensions
 	B, L, F := dims[0], dims[1], dims[2]
+	if start == 0 && count == L && (stride == 1 || count == 1) {
+		return x // every row: a Gather would only copy them
+	}
 	idx := make([]int32, 0, B*count)
 	for b := range B {
 		for i := range count {
@@ -180,9 +183,12 @@ func scanOutput(dt, dtx, Bm, Cm, A, h0 *Node, wantLast bool) (y, last *Node) {
 	flat := func(x *Node) *Node { return Reshape(x, B, nb, D*N) }
 	// A repeated for every (batch, block): the decays are then exp(A * dt) with dt broadcast
 	// along the trailing state axis, a vectorised multiply (cheaper than decay's outer product).
-	zeros := make([]int32, B*nb)
-	aRows := Gather(Reshape(A, 1, D*N), ConstTensor(g, tensors.FromFlatDataAndDimensions(zeros, B*nb, 1)))
-	aRows = Reshape(aRows, B, nb, D, N)
+	aRows := Reshape(A, 1, 1, D, N) // one (batch, block): A itself
+	if B*nb > 1 {
+		zeros := make([]int32, B*nb)
+		aRows = Gather(Reshape(A, 1, D*N), ConstTensor(g, tensors.FromFlatDataAndDimensions(zeros, B*nb, 1)))
+		aRows = Reshape(aRows, B, nb, D, N)
+	}
 	blockDecay := func(dt *Node) *Node { return flat(Exp(Mul(aRows, ExpandAxes(dt, -1)))) }
 	a, b := make([]*Node, R), make([]*Node, R)
 	var dtSum *Node

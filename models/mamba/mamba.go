@@ -391,9 +391,10 @@ const mixerGroups = 4
 // stepGroupsMin is the size of a chunk's SSM states (B*T*d_inner*state elements) from which Step
 // splits its mixer into mixerGroups too; smaller chunks (decoding, short prefill pieces) run as
 // one group, where the op count of four groups costs more than their cache locality gains.
-// Measured on Step alone (docs/mamba.md, "Step"): on mamba-tiny (d_inner 256) four groups were
-// slower at every T up to 512 (2.1M elements) and level at 1,024 (4.2M); on the benchmark model
-// (d_inner 512) level at T = 64 to 1,024 (0.5M to 8.4M) and 1.24x faster at 2,048 (16.8M).
+// Measured on Step alone (docs/mamba.md, "The Step path"): on mamba-tiny (d_inner 256) four
+// groups were slower at every T up to 512 (2.1M elements, 7% there) and 4% faster at 1,024
+// (4.2M); on the benchmark model (d_inner 512) 1.8x slower at T = 16, 2-5% faster at 64 to
+// 1,024 (0.5M to 8.4M) and 1.24x faster at 2,048 (16.8M).
 // A variable only so that tests can run the grouped Step on their small fixtures.
 var stepGroupsMin = 1 << 22
 

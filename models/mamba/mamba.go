@@ -379,12 +379,24 @@ func (m *Model) block(p lm.Params, l int, x *Node, st mixerState) (out, conv, ss
 	return Add(residual, ConvertDType(y, residual.DType())), conv, ssm
 }
 
-// mixerGroups is how many channel groups the Logits mixer is split into (when d_inner divides).
+// mixerGroups is how many channel groups the mixer is split into (when d_inner divides).
 // Channels are independent from in_proj to out_proj except through x_proj, so each group is its
 // own chain of ops on [B, T, d_inner/groups, state] tensors: smaller working sets that stay in
 // cache (measured 1.3x faster per scan on the benchmark model with 8 groups), and independent
-// branches the Go backend's executor can run on different cores. Step keeps one group.
+// branches the Go backend's executor can run on different cores. Step uses the same groups for
+// large chunks (stepGroupsMin), each continuing from its channels' slice of the cached conv
+// window and SSM state.
 const mixerGroups = 4
+
+// stepGroupsMin is the size of a chunk's SSM states (B*T*d_inner*state elements) from which Step
+// splits its mixer into mixerGroups too; smaller chunks (decoding, short prefill pieces) run as
+// one group, where the op count of four groups costs more than their cache locality gains.
+// Measured on Step alone (docs/mamba.md, "The Step path"): on mamba-tiny (d_inner 256) four
+// groups were slower at every T up to 512 (2.1M elements, 7% there) and 4% faster at 1,024
+// (4.2M); on the benchmark model (d_inner 512) 1.8x slower at T = 16, 2-5% faster at 64 to
+// 1,024 (0.5M to 8.4M) and 1.24x faster at 2,048 (16.8M).
+// A variable only so that tests can run the grouped Step on their small fixtures.
+var stepGroupsMin = 1 << 22
 
 // mixer is Hugging Face's MambaMixer on u [B, T, hidden].
 func (m *Model) mixer(p lm.Params, l int, u *Node, st mixerState) (y, conv, ssm *Node) {
@@ -394,7 +406,7 @@ func (m *Model) mixer(p lm.Params, l int, u *Node, st mixerState) (y, conv, ssm 
 	DI, N, R, K := c.IntermediateSize, c.StateSize, c.TimeStepRank, c.ConvKernel
 	name := func(s string) string { return layerName(l, "mixer."+s) }
 	G := 1
-	if st.ssm == nil && DI%mixerGroups == 0 {
+	if DI%mixerGroups == 0 && (st.ssm == nil || B*T*DI*N >= stepGroupsMin) {
 		G = mixerGroups
 	}
 	Dg := DI / G
@@ -505,11 +517,10 @@ func (m *Model) mixer(p lm.Params, l int, u *Node, st mixerState) (y, conv, ssm 
 			}
 			out = ScanOutput(dtDecay, dtx, Bm, Cm, A) // [B, T, Dg]
 		} else {
-			// Step: continue from the cached state and return the last one.
-			s := Scan(decay(dt, A), outer(dtx, Bm), ConvertDType(sub(st.ssm, 1, lo, hi), dtypes.Float32)) // [B, T, Dg, N]
-			ssms[gi] = Reshape(steps(Reshape(s, B, T, Dg*N), T-1, 1, 1), 1, Dg, N)
-			// As Hugging Face: the states are cast to the compute dtype before contracting with C.
-			out = contract(ConvertDType(s, x.DType()), Cm)
+			// Step: continue from the group's slice of the cached state [1, Dg, N] and return
+			// the last one (ScanOutputFrom casts the states to Cm's dtype, the compute dtype,
+			// before contracting with C, as Hugging Face).
+			out, ssms[gi] = ScanOutputFrom(dt, dtx, Bm, Cm, A, ConvertDType(sub(st.ssm, 1, lo, hi), dtypes.Float32))
 		}
 		out = Add(out, Mul(x, Reshape(sub(p(name("D")), 0, lo, hi), 1, 1, Dg)))
 		out = Mul(out, silu(zs[gi]))

@@ -160,6 +160,59 @@ func TestScanOutputEqualsSequential(t *testing.T) {
 	}
 }
 
+// ScanOutputFrom (Step's scan: ScanOutput from a cached state h0, returning the last state)
+// equals the sequential recurrence from h0 contracted with C, and its last state the recurrence's
+// state at step T-1, for lengths inside one block, padded to whole blocks (not a multiple of
+// scanRadix) and whole blocks.
+func TestScanOutputFromEqualsSequential(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	for _, T := range []int{1, 2, 5, scanRadix, 13, 2 * scanRadix, 3*scanRadix + 5, 5 * scanRadix} {
+		const B, D, N = 2, 3, 4
+		dt, dtx := make([]float32, B*T*D), make([]float32, B*T*D)
+		bm, cm := make([]float32, B*T*N), make([]float32, B*T*N)
+		A, h0 := make([]float32, D*N), make([]float32, B*D*N)
+		for i := range dt {
+			dt[i] = float32(0.05 + 0.5*rng.Float64())
+			dtx[i] = float32(rng.NormFloat64())
+		}
+		for i := range bm {
+			bm[i], cm[i] = float32(rng.NormFloat64()), float32(rng.NormFloat64())
+		}
+		for i := range A {
+			A[i] = -float32(0.2 + 2*rng.Float64())
+		}
+		for i := range h0 {
+			h0[i] = float32(3 * rng.NormFloat64())
+		}
+		args := []any{
+			tensors.FromFlatDataAndDimensions(dt, B, T, D), tensors.FromFlatDataAndDimensions(dtx, B, T, D),
+			tensors.FromFlatDataAndDimensions(bm, B, T, N), tensors.FromFlatDataAndDimensions(cm, B, T, N),
+			tensors.FromFlatDataAndDimensions(A, D, N), tensors.FromFlatDataAndDimensions(h0, B, D, N),
+		}
+		run := func(f func(dt, dtx, bm, cm, A, h0 *Node) (y, last *Node)) [][]float32 {
+			exec, err := NewExec(goldentest.Backend(t), func(in []*Node) []*Node {
+				y, last := f(in[0], in[1], in[2], in[3], in[4], in[5])
+				return []*Node{y, last}
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return goldentest.Outputs(t, exec, args...)
+		}
+		got := run(ScanOutputFrom)
+		want := run(func(dt, dtx, bm, cm, A, h0 *Node) (y, last *Node) {
+			s := SequentialScan(decay(dt, A), outer(dtx, bm), h0) // [B, T, D, N]
+			return contract(s, cm), Reshape(SliceAxis(s, 1, AxisElem(T-1)), B, D, N)
+		})
+		for i, what := range []string{"y", "last state"} {
+			rel, maxAbs := goldentest.Compare(got[i], goldentest.Float64s(want[i]))
+			if rel > 1e-5 || math.IsNaN(rel) {
+				t.Errorf("T=%d %s: relative error %.2e (max abs %.2e)", T, what, rel, maxAbs)
+			}
+		}
+	}
+}
+
 // state-spaces/mamba-2.8b-hf's config.json.
 const realConfig = `{"architectures":["MambaForCausalLM"],"model_type":"mamba","vocab_size":50280,
 "hidden_size":2560,"state_size":16,"num_hidden_layers":64,"layer_norm_epsilon":1e-5,"expand":2,

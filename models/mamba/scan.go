@@ -71,6 +71,9 @@ func pairwiseScan(a, b *Node) *Node {
 func steps(x *Node, start, stride, count int) *Node {
 	dims := x.Shape().Dimensions
 	B, L, F := dims[0], dims[1], dims[2]
+	if start == 0 && count == L && (stride == 1 || count == 1) {
+		return x // every row: a Gather would only copy them
+	}
 	idx := make([]int32, 0, B*count)
 	for b := range B {
 		for i := range count {
@@ -142,6 +145,21 @@ const scanRadix = 8
 // inside the blocks are rebuilt sequentially from the previous block's end and contracted with C
 // phase by phase, so no full-length state tensor is ever interleaved: only y is.
 func ScanOutput(dt, dtx, Bm, Cm, A *Node) *Node {
+	y, _ := scanOutput(dt, dtx, Bm, Cm, A, nil, false)
+	return y
+}
+
+// ScanOutputFrom is ScanOutput continuing from the state h0 [B, D, N] float32 (s_{-1}; zeros if
+// nil), as decoding from a cache does; it also returns the state after the last step, s_{T-1}
+// [B, D, N] float32. h0 enters as the state before the first block: it is added into the first
+// block's summary (s_{R-1} = aSum_0 h0 + bSum_0) and starts the first block's rebuilt states.
+func ScanOutputFrom(dt, dtx, Bm, Cm, A, h0 *Node) (y, last *Node) {
+	return scanOutput(dt, dtx, Bm, Cm, A, h0, true)
+}
+
+// scanOutput is ScanOutput and ScanOutputFrom; with h0 nil and wantLast false it builds exactly
+// ScanOutput's graph.
+func scanOutput(dt, dtx, Bm, Cm, A, h0 *Node, wantLast bool) (y, last *Node) {
 	g := dt.Graph()
 	dims := dt.Shape().Dimensions
 	B, T, D := dims[0], dims[1], dims[2]
@@ -150,22 +168,27 @@ func ScanOutput(dt, dtx, Bm, Cm, A *Node) *Node {
 	R := min(scanRadix, T)
 	if T%R != 0 {
 		// Identity steps (dt = 0 so a = 1, no input, C = 0) pad to whole blocks; their outputs
-		// are dropped and, being last, they cannot affect earlier steps.
+		// are dropped and, being last, they cannot affect earlier steps. They leave the state
+		// unchanged (exp(0) = 1 and b = 0 exactly), so the last block's end is s_{T-1}.
 		padded := (T + R - 1) / R * R
 		pad := func(x *Node) *Node {
 			d := x.Shape().Dimensions
 			return Concatenate([]*Node{x, Zeros(g, shapes.Make(x.DType(), d[0], padded-T, d[2]))}, 1)
 		}
-		return SliceAxis(ScanOutput(pad(dt), pad(dtx), pad(Bm), pad(Cm), A), 1, AxisRange(0, T))
+		y, last = scanOutput(pad(dt), pad(dtx), pad(Bm), pad(Cm), A, h0, wantLast)
+		return SliceAxis(y, 1, AxisRange(0, T)), last
 	}
 	nb := T / R
 	phase := func(x *Node, j int) *Node { return steps(x, j, R, nb) }
 	flat := func(x *Node) *Node { return Reshape(x, B, nb, D*N) }
 	// A repeated for every (batch, block): the decays are then exp(A * dt) with dt broadcast
 	// along the trailing state axis, a vectorised multiply (cheaper than decay's outer product).
-	zeros := make([]int32, B*nb)
-	aRows := Gather(Reshape(A, 1, D*N), ConstTensor(g, tensors.FromFlatDataAndDimensions(zeros, B*nb, 1)))
-	aRows = Reshape(aRows, B, nb, D, N)
+	aRows := Reshape(A, 1, 1, D, N) // one (batch, block): A itself
+	if B*nb > 1 {
+		zeros := make([]int32, B*nb)
+		aRows = Gather(Reshape(A, 1, D*N), ConstTensor(g, tensors.FromFlatDataAndDimensions(zeros, B*nb, 1)))
+		aRows = Reshape(aRows, B, nb, D, N)
+	}
 	blockDecay := func(dt *Node) *Node { return flat(Exp(Mul(aRows, ExpandAxes(dt, -1)))) }
 	a, b := make([]*Node, R), make([]*Node, R)
 	var dtSum *Node
@@ -184,11 +207,32 @@ func ScanOutput(dt, dtx, Bm, Cm, A *Node) *Node {
 	for j := 1; j < R; j++ {
 		bSum = Add(Mul(a[j], bSum), b[j])
 	}
-	aSum := blockDecay(dtSum)
+	var aSum *Node
+	if R == 1 && h0 != nil {
+		aSum = a[0] // the same values (dtSum is dt): one exp fewer per decoded token
+	} else {
+		aSum = blockDecay(dtSum)
+	}
+	var init *Node // h0 as [B, 1, D*N]
+	if h0 != nil {
+		init = Reshape(h0, B, 1, D*N)
+		first := Add(Mul(steps(aSum, 0, 1, 1), init), steps(bSum, 0, 1, 1))
+		if nb == 1 {
+			bSum = first
+		} else {
+			bSum = Concatenate([]*Node{first, steps(bSum, 1, 1, nb-1)}, 1)
+		}
+	}
 	ends := pairwiseScan(aSum, bSum) // states at steps Rk+R-1
-	var s *Node                      // state before the block's first step: zero for the first block
+	if wantLast {
+		last = Reshape(steps(ends, nb-1, 1, 1), B, D, N)
+	}
+	s := init // state before the block's first step: h0 (nil for zero) for the first block
 	if nb > 1 {
-		s = Concatenate([]*Node{Zeros(g, shapes.Make(ends.DType(), B, 1, D*N)), steps(ends, 0, 1, nb-1)}, 1)
+		if init == nil {
+			init = Zeros(g, shapes.Make(ends.DType(), B, 1, D*N))
+		}
+		s = Concatenate([]*Node{init, steps(ends, 0, 1, nb-1)}, 1)
 	}
 	contractPhase := func(s *Node, j int) *Node {
 		return contract(ConvertDType(Reshape(s, B, nb, D, N), dtype), phase(Cm, j))
@@ -204,7 +248,7 @@ func ScanOutput(dt, dtx, Bm, Cm, A *Node) *Node {
 	}
 	ys[R-1] = contractPhase(ends, R-1)
 	if R == 1 {
-		return ys[0]
+		return ys[0], last
 	}
-	return Reshape(Stack(ys, 2), B, T, D)
+	return Reshape(Stack(ys, 2), B, T, D), last
 }

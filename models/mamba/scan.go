@@ -174,23 +174,36 @@ func ScanOutput(dt, dtx, Bm, Cm, A *Node) *Node {
 		}
 		return SliceAxis(ScanOutput(pad(dt), pad(dtx), pad(Bm), pad(Cm), A), 1, AxisRange(0, T))
 	}
-	dims := dt.Shape().Dimensions
-	B, D := dims[0], dims[2]
-	// The custom gradient hangs on one node: the inputs packed into a vector go through
-	// IdentityWithCustomGradient, and its dtx part enters y as (x - StopGradient(x)), exactly zero
-	// in value, so the cotangent of y reaches the packed vector unchanged and the hand-written backward turns
-	// it into the gradients of all five inputs (scanForward.grad). The forward itself runs on StopGradient inputs.
-	flat := func(x *Node) *Node { return Reshape(ConvertDType(x, dtypes.Float32), x.Shape().Size()) }
-	packed := Concatenate([]*Node{flat(dtx), flat(dt), flat(Bm), flat(Cm), flat(A)}, 0)
-	var fwd *scanForward
-	packed = IdentityWithCustomGradient(packed, func(_, v *Node) *Node {
-		dy := Reshape(SliceAxis(v, 0, AxisRange(0, B*T*D)), B, T, D)
-		return fwd.grad(dy)
+	// The gradient is attached without autodiff seeing the forward ops: the forward runs on
+	// StopGradient rows of the inputs; y goes out through IdentityWithCustomGradient, whose
+	// function receives dy and builds the whole backward (scanForward.grad); each input enters
+	// through its own IdentityWithCustomGradient (free: the Go backend hands an unshared buffer
+	// through) and reaches y only by a zero-valued term, 0 * (its first element), so autodiff
+	// visits it after y and it returns its part of that backward.
+	var grads []*Node
+	ins := []*Node{dt, dtx, Bm, Cm, A}
+	var link *Node
+	for i, x := range ins {
+		ins[i] = IdentityWithCustomGradient(x, func(_, _ *Node) *Node { return grads[i] })
+		one := make([]SliceAxisSpec, x.Rank())
+		for a := range one {
+			one[a] = AxisRange(0, 1)
+		}
+		first := ConvertDType(Reshape(Slice(ins[i], one...)), dtypes.Float32)
+		if link == nil {
+			link = first
+		} else {
+			link = Add(link, first)
+		}
+	}
+	fwd := scanOutputForward(ins[0], ins[1], ins[2], ins[3], ins[4], R, MulScalar(link, 0))
+	return IdentityWithCustomGradient(fwd.y, func(_, dy *Node) *Node {
+		grads = fwd.grad(dy)
+		for i, x := range ins {
+			grads[i] = ConvertDType(grads[i], x.DType())
+		}
+		return dy
 	})
-	fwd = scanOutputForward(StopGradient(dt), StopGradient(dtx), StopGradient(Bm), StopGradient(Cm), StopGradient(A), R)
-	link := Reshape(SliceAxis(packed, 0, AxisRange(0, B*T*D)), B, T, D)
-	link = Sub(link, StopGradient(link))
-	return Add(fwd.y, ConvertDType(link, fwd.y.DType()))
 }
 
 // scanForward is ScanOutput's forward graph and what its gradient reuses.
@@ -207,8 +220,9 @@ type scanForward struct {
 	y                 *Node
 }
 
-// phase returns steps j, j+R, j+2R, ... of x [B, T, ...].
-func (f *scanForward) phase(x *Node, j int) *Node { return steps(x, j, f.R, f.nb) }
+// phase returns steps j, j+R, j+2R, ... of x [B, T, ...], without gradient (ScanOutput's is
+// written by hand).
+func (f *scanForward) phase(x *Node, j int) *Node { return StopGradient(steps(x, j, f.R, f.nb)) }
 
 // interleave is the inverse of phase: the R phases [B, nb, X] back to [B, T, X].
 func (f *scanForward) interleave(xs []*Node) *Node {
@@ -219,7 +233,9 @@ func (f *scanForward) interleave(xs []*Node) *Node {
 	return Reshape(Stack(xs, 2), f.B, f.T, X)
 }
 
-func scanOutputForward(dt, dtx, Bm, Cm, A *Node, R int) *scanForward {
+// scanOutputForward builds ScanOutput's forward on blocks of R steps; zero (a float32 scalar,
+// zero in value) is added to the first phase's output.
+func scanOutputForward(dt, dtx, Bm, Cm, A *Node, R int, zero *Node) *scanForward {
 	g := dt.Graph()
 	dims := dt.Shape().Dimensions
 	B, T, D := dims[0], dims[1], dims[2]
@@ -232,7 +248,7 @@ func scanOutputForward(dt, dtx, Bm, Cm, A *Node, R int) *scanForward {
 	// along the trailing state axis, a vectorised multiply (cheaper than decay's outer product).
 	zeros := make([]int32, B*nb)
 	aRows := Gather(Reshape(A, 1, D*N), ConstTensor(g, tensors.FromFlatDataAndDimensions(zeros, B*nb, 1)))
-	f.aRows = Reshape(aRows, B, nb, D, N)
+	f.aRows = StopGradient(Reshape(aRows, B, nb, D, N))
 	blockDecay := func(dt *Node) *Node { return Exp(Mul(f.aRows, ExpandAxes(dt, -1))) }
 	f.a, f.m, f.s = make([]*Node, R), make([]*Node, R), make([]*Node, R)
 	b := make([]*Node, R)
@@ -274,12 +290,12 @@ func scanOutputForward(dt, dtx, Bm, Cm, A *Node, R int) *scanForward {
 	}
 	f.s[R-1] = ends
 	ys[R-1] = contractPhase(ends, R-1)
+	ys[0] = Add(ys[0], ConvertDType(zero, ys[0].DType()))
 	f.y = f.interleave(ys)
 	return f
 }
 
-// grad returns the gradients of sum(y * dy) w.r.t. dtx, dt, B, C and A, packed as ScanOutput
-// packs its inputs. With e_t = dy_t C_t (outer product) the state cotangent runs backwards,
+// grad returns the gradients of sum(y * dy) w.r.t. dt, dtx, B, C and A, in float32. With e_t = dy_t C_t (outer product) the state cotangent runs backwards,
 // g_t = e_t + a_{t+1} g_{t+1}; then with q_t = g_t a_t s_{t-1}:
 //
 //	ddt_t = sum_n q_t A,  ddtx_t = sum_n g_t B_t,  dB_t = sum_d g_t dtx_t,  dC_t = sum_d dy_t s_t,
@@ -289,7 +305,7 @@ func scanOutputForward(dt, dtx, Bm, Cm, A *Node, R int) *scanForward {
 // E_k = sum_j (a_{Rk} ... a_{Rk+j}) e_{Rk+j}, a pairwise scan of H_k = aSum_k H_{k+1} + E_k over
 // the reversed blocks for the cotangent entering each block from the next, and the sequential
 // recurrence inside the block. A run start has a = 0, so q = 0 there and its huge dt adds nothing.
-func (f *scanForward) grad(dy *Node) *Node {
+func (f *scanForward) grad(dy *Node) []*Node {
 	g := dy.Graph()
 	B, D, N, R, nb := f.B, f.D, f.N, f.R, f.nb
 	dy = ConvertDType(dy, dtypes.Float32)
@@ -360,7 +376,5 @@ func (f *scanForward) grad(dy *Node) *Node {
 	if dA == nil {
 		dA = ZerosLike(f.A)
 	}
-	flat := func(x *Node) *Node { return Reshape(x, x.Shape().Size()) }
-	return Concatenate([]*Node{flat(f.interleave(ddtx)), flat(f.interleave(ddt)), flat(f.interleave(dB)),
-		flat(f.interleave(dC)), flat(dA)}, 0)
+	return []*Node{f.interleave(ddt), f.interleave(ddtx), f.interleave(dB), f.interleave(dC), dA}
 }

@@ -109,10 +109,12 @@ func TestScanEqualsSequential(t *testing.T) {
 // ScanOutput (blocks of scanRadix steps built from the small inputs, pairwise scan across blocks,
 // contraction per phase) equals the sequential recurrence contracted with C, for lengths below,
 // at and across block boundaries, with run starts (a huge dt makes the decay exactly 0), and so do
-// its gradients w.r.t. dt, dtx, B, C and A.
+// its gradients w.r.t. dt, dtx, B, C and A: those are ScanOutput's hand-written backward
+// (scanForward.grad, with its reverse scan across 1 to 19 blocks), checked against autodiff of
+// the unrolled recurrence.
 func TestScanOutputEqualsSequential(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 10))
-	for _, T := range []int{1, 2, 3, scanRadix - 1, scanRadix, scanRadix + 1, 2*scanRadix + 3, 5 * scanRadix} {
+	for _, T := range []int{1, 2, 3, scanRadix - 1, scanRadix, scanRadix + 1, 2*scanRadix + 3, 5 * scanRadix, 18*scanRadix + 5} {
 		const B, D, N = 2, 3, 4
 		dt, dtx := make([]float32, B*T*D), make([]float32, B*T*D)
 		bm, cm := make([]float32, B*T*N), make([]float32, B*T*N)

@@ -16,10 +16,12 @@ const scoringUnits = 7
 
 // ActivationBytes implements lm.MemoryModel. The selective scan dominates: its unit is one
 // float32 [B, T, d_inner, state] tensor. Counted on the training graph (lmtest.GraphPeak;
-// TestMemoryModel keeps the counts honest), a layer keeps for the backward pass about 4.4
-// float32 units (ScanOutput's phase decays and inputs, the states rebuilt inside the blocks, the
-// block-end scan's levels) and one in the compute dtype (the states cast for the contraction
-// with C), and per token 23 d_inner-sized vectors in the compute dtype and 4 in float32 (the
+// TestMemoryModel keeps the counts honest), a layer keeps for the backward pass about 3.25
+// float32 units: ScanOutput's hand-written gradient (scanForward.grad) reuses the phase decays
+// (1), the states rebuilt inside the blocks with the block ends (1), the decayed previous states
+// a_j s_{j-1} (7/8), the block starts, block decays and repeated A (1/8 each); nothing in the
+// compute dtype (the autodiff of the earlier graph kept 4.4 float32 units and one cast state).
+// Per token it keeps 23 d_inner-sized vectors in the compute dtype and 4 in float32 (the
 // projections, the convolution's taps and run masks, SiLU, dt and its softplus, the per-block
 // decays), 2 hidden-size vectors in the compute dtype and one in float32, and 8 state-sized
 // float32 rows (B and C by phase); the layer being differentiated works beside them (one more
@@ -40,7 +42,7 @@ func (m *Model) ActivationBytes(batch, T int, dtype dtypes.DType, training bool)
 		return int64(max(scoringUnits*unit+hidden*(elem+4), head))
 	}
 	inner := tokens * float64(c.IntermediateSize)
-	layer := 4.4*unit + unit/4*elem + inner*(23*elem+4*4) + hidden*(2*elem+4) + tokens*float64(8*c.StateSize)*4
+	layer := 3.25*unit + inner*(23*elem+4*4) + hidden*(2*elem+4) + tokens*float64(8*c.StateSize)*4
 	head := logits + hidden*(2*elem+4)
 	return int64(float64(c.NumHiddenLayers+1)*layer + head)
 }

@@ -13,7 +13,7 @@ const cellFile = "cell.json"
 
 // cellKeyOf is a planned cell's cache key: its task, model, prompt template, condition and seed,
 // the evaluated model's and the curriculum's hashes, the index and k, the formulations and eval
-// settings, the base cell's key, and what cellKey adds.
+// settings, the base cell's key, the model's code version, and what cellKey adds.
 func (r *runner) cellKeyOf(c cellPlan, modelDir, modelHash string, base *CellRecord) (string, error) {
 	baseKey := ""
 	if base != nil {
@@ -24,7 +24,8 @@ func (r *runner) cellKeyOf(c cellPlan, modelDir, modelHash string, base *CellRec
 	if err != nil {
 		return "", fmt.Errorf("task %s, model %s, %s: %w", c.task.Name, c.model.Name, c.cond, err)
 	}
-	parts := []any{"cell", c.task.Name, c.model.Name, c.model.ChatTemplate, c.cond, c.seed, modelHash, c.task.hash, indexKey, k, r.s.Formulations, r.s.Eval, baseKey}
+	parts := []any{"cell", c.task.Name, c.model.Name, c.model.ChatTemplate, c.cond, c.seed, modelHash, c.task.hash, indexKey, k, r.s.Formulations, r.s.Eval, baseKey,
+		"code", c.model.code}
 	gen, err := generationParts(r.s.Formulations)
 	if err != nil {
 		return "", err

@@ -148,11 +148,11 @@ func (r *runner) fineTuningReport(plan []cellPlan) ([]results.LossPoint, []resul
 }
 
 // fineTuned returns the fine-tuned model folder for (task, model, seed) under Work/finetuned,
-// keyed by the model, the curriculum, the recipe, the prompt format, the seed and the
-// fine-tuner's version, training it if missing.
+// keyed by the model, the curriculum, the recipe, the prompt format, the seed, the fine-tuner's
+// version and the model's code version (its gradients are the family's), training it if missing.
 func (r *runner) fineTuned(t *preparedTask, m *preparedModel, seed int64) (dir, hash string, res FineTuneResult, err error) {
 	recipe := r.s.Recipe(m.Model)
-	key := keyOf("finetune", m.hash, t.hash, recipe, m.PromptFormat, seed, r.opt.FineTuner.Version())
+	key := keyOf("finetune", m.hash, t.hash, recipe, m.PromptFormat, seed, r.opt.FineTuner.Version(), m.code)
 	dir = filepath.Join(r.opt.Work, "finetuned", fmt.Sprintf("%s-%s-s%d-%s", t.Name, m.Name, seed, key[:16]))
 	lossPath := filepath.Join(dir, "harness-loss.json")
 	if _, statErr := os.Stat(lossPath); statErr != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/perpetual-ml/perpetual/curriculum/leakage"
 	"github.com/perpetual-ml/perpetual/curriculum/perpetualfmt"
 	"github.com/perpetual-ml/perpetual/curriculum/synthetic"
+	"github.com/perpetual-ml/perpetual/models/lm"
 	"github.com/perpetual-ml/perpetual/rag"
 )
 
@@ -28,6 +29,9 @@ type preparedTask struct {
 type preparedModel struct {
 	Model
 	dir, hash string
+	// code is the model's code version (lm.CodeVersionOf): cells and fine-tunings are cached
+	// under it, so results of model code whose numerics changed are not reused.
+	code string
 }
 
 // prepareTasks prepares every task of the suite, in order, each a timed step (cached when it
@@ -212,9 +216,13 @@ func (r *runner) prepareModels() ([]*preparedModel, error) {
 		if err != nil {
 			return nil, fmt.Errorf("model %s: %w", m.Name, err)
 		}
+		code, err := lm.CodeVersionOf(dir)
+		if err != nil {
+			return nil, fmt.Errorf("model %s: %w", m.Name, err)
+		}
 		cached := filepath.Dir(dir) != zooDir || before[filepath.Base(dir)]
 		r.watch.lap(TimedStep{Kind: StepZoo, Model: m.Name, Cached: cached})
-		models = append(models, &preparedModel{Model: m, dir: dir, hash: hash})
+		models = append(models, &preparedModel{Model: m, dir: dir, hash: hash, code: code})
 	}
 	return models, nil
 }

@@ -431,6 +431,9 @@ func (m *Model2) Config() Config2 { return m.cfg }
 // Family implements lm.Architecture: the config's model_type (gemma2 or gemma3_text).
 func (m *Model2) Family() string { return m.cfg.ModelType }
 
+// CodeVersion implements lm.Architecture. Change it with any change to this file's numerics.
+func (m *Model2) CodeVersion() string { return "1" }
+
 // VocabSize implements lm.Architecture.
 func (m *Model2) VocabSize() int { return m.cfg.VocabSize }
 

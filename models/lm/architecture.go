@@ -11,6 +11,8 @@ package lm
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 
@@ -52,6 +54,12 @@ type Architecture interface {
 	// Family is the config.json "model_type" this architecture implements ("gemma", "mamba").
 	Family() string
 
+	// CodeVersion names the numerics of this implementation (e.g. "1"): results computed with it
+	// are cached under keys that include it (the harness's cells and fine-tunings, through
+	// CodeVersionOf), so a change that moves the logits beyond float32 rounding must change it.
+	// The conformance check "code-version" fails until it does (lmtest).
+	CodeVersion() string
+
 	// Specs lists every parameter, in a stable order, with shapes from config.json.
 	Specs() []ParamSpec
 
@@ -92,6 +100,28 @@ type FLOPCounter interface {
 	// T x T pairs when the graph masks rather than skips). A training step (forward and
 	// backward) is 3 times as much.
 	LogitsFLOPs(T int) float64
+}
+
+// Version names the numerics of this package's own code (batching, padding, log-likelihoods,
+// shared-context scoring, decoding): CodeVersionOf includes it, so results caches keyed on a
+// model's code version are invalidated when it changes. Change it with any change to score.go,
+// shared.go or generate.go that changes a log-likelihood or a generated token.
+const Version = "lm-1"
+
+// CodeVersionOf is the code version of the model in folder dir: this package's Version, the
+// family and the family's CodeVersion, read from dir/config.json without loading weights. Cache
+// keys of results computed with the model include it.
+func CodeVersionOf(dir string) (string, error) {
+	path := filepath.Join(dir, "config.json")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	arch, err := NewArchitecture(raw)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	return Version + "/" + arch.Family() + "/" + arch.CodeVersion(), nil
 }
 
 // CacheShape is the shape of one decoding-cache tensor.

@@ -170,6 +170,10 @@ func (m *Model) Config() Config { return m.cfg }
 // Family implements lm.Architecture.
 func (m *Model) Family() string { return ModelType }
 
+// CodeVersion implements lm.Architecture. Change it with any change to the numerics of this
+// package (mamba.go, scan.go).
+func (m *Model) CodeVersion() string { return "1" }
+
 // VocabSize implements lm.Architecture.
 func (m *Model) VocabSize() int { return m.cfg.VocabSize }
 

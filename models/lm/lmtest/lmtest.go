@@ -16,6 +16,10 @@
 //   - specs: Family, VocabSize, MaxLength and CacheShapes agree with the fixture; every
 //     checkpoint tensor is a ParamSpec name or alias and every spec is present with its shape.
 //   - golden-logits: Logits of each sequence alone equals the reference (float32).
+//   - code-version: the logits of the first sequence equal those recorded in the fixture's
+//     code_version.json (CodeVersionFile) with the lm.Version and family CodeVersion of the
+//     code; logits that moved while both versions stayed the same fail, since results caches
+//     key on them (set LMTEST_UPDATE_CODE_VERSION=1 to record after changing a version).
 //   - padding: sequences padded on the right (padding of varied tokens and positions, a row of
 //     padding only) give their reference logits, and every logit, padding included, is finite.
 //   - packing: sequences packed in one row (segment ids, positions restarting) give their
@@ -126,6 +130,7 @@ type check struct {
 var checks = []check{
 	{"specs", checkSpecs},
 	{"golden-logits", checkGoldenLogits},
+	{"code-version", checkCodeVersion},
 	{"padding", checkPadding},
 	{"packing", checkPacking},
 	{"batch-independence", checkBatchIndependence},

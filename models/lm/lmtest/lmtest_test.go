@@ -69,7 +69,7 @@ func register(t *testing.T, m mutant) lmtest.Fixture {
 		return m, nil
 	})
 	dir := t.TempDir()
-	for _, name := range []string{"config.json", "model.safetensors", "golden.json"} {
+	for _, name := range []string{"config.json", "model.safetensors", "golden.json", lmtest.CodeVersionFile} {
 		raw, err := os.ReadFile(filepath.Join(base, name))
 		if err != nil {
 			t.Fatal(err)
@@ -151,6 +151,12 @@ func TestBrokenArchitecturesFailTheirCheck(t *testing.T) {
 			}, tok, pos, seg)
 		}},
 		[]string{"loss-gradients"}, []string{"golden-logits", "save-reload"},
+	}, {
+		// Logits move by 3e-5 (inside the reference's tolerance) under the same code version.
+		mutant{family: "gemma_drifts", logits: func(a lm.Architecture, p lm.Params, tok, pos, seg *graph.Node) *graph.Node {
+			return graph.MulScalar(a.Logits(p, tok, pos, seg), 1+3e-5)
+		}},
+		[]string{"code-version"}, []string{"golden-logits", "specs"},
 	}, {
 		// Claims one token more than its logits have.
 		mutant{family: "gemma_wrong_vocab", vocab: 1},

@@ -53,7 +53,7 @@ func init() {
 	})
 }
 
-func (a *meanArch) Family() string { return testFamily }
+func (a *meanArch) Family() string      { return testFamily }
 func (a *meanArch) CodeVersion() string { return "1" }
 func (a *meanArch) Specs() []ParamSpec {
 	V, D := a.cfg.Vocab, a.cfg.Hidden

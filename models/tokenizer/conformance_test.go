@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/perpetual-ml/perpetual/internal/testenv"
 )
 
 // conformanceCorpus exercises what differs between tokenizer implementations: Unicode classes,
@@ -91,12 +93,10 @@ func npmDir(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@lenml", "tokenizers")); err != nil {
-		t.Fatalf("the JS reference tokenizer is not installed in %s/node_modules: run `make deps`", dir)
-	}
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Fatalf("node is not installed: the conformance tests need it (apt-get install nodejs), then run `make deps`")
-	}
+	_, err = os.Stat(filepath.Join(dir, "node_modules", "@lenml", "tokenizers"))
+	testenv.Require(t, "the JS reference tokenizer (run `make deps`)", err)
+	_, err = exec.LookPath("node")
+	testenv.Require(t, "node (apt-get install nodejs, then run `make deps`)", err)
 	return dir
 }
 

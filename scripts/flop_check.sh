@@ -12,6 +12,9 @@
 #
 #   make build && scripts/flop_check.sh
 #   NICE="nice -n 19" ROUNDS=3 BATCH=4 LENGTH=256 scripts/flop_check.sh
+#   INPROCESS=1 scripts/flop_check.sh    # instead: all families in one Go test process
+#                                        # (bench.TestScoringPerCPUSecond, 4 x 256, 6 rounds),
+#                                        # plus Gemma 2 without its soft caps
 #
 # Environment: BIN (default bin/perpetual), OUT (default a temporary folder, the JSON
 # reports), ROUNDS (2), BATCH (4), LENGTH (256, at most 512, the window), WARMUP (1),
@@ -37,6 +40,13 @@ llama $L/flop_config_llama.json
 qwen2 $L/flop_config_qwen2.json
 qwen3 $L/flop_config_qwen3.json
 "}
+if [ -n "${INPROCESS:-}" ]; then
+	spec=$(grep -v '^[[:space:]]*$' <<<"$CONFIGS" | awk -v root="$PWD" '{printf "%s%s=%s/%s", (NR > 1 ? "," : ""), $1, root, $2} $1 == "gemma2" {printf ",gemma2-nocaps=%s/%s", root, $2}')
+	echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+	PERPETUAL_FLOP_CHECK=$spec $NICE go test ./bench/ -count=1 -run '^TestScoringPerCPUSecond$' -v -timeout 60m |
+		grep -E 'rounds of|GFLOP/CPU s|^(ok|FAIL|---)'
+	exit "${PIPESTATUS[0]}"
+fi
 [ -x "$BIN" ] || { echo "flop_check: $BIN not found; run make build or set BIN" >&2; exit 1; }
 mkdir -p "$OUT"
 mapfile -t lines < <(grep -v '^[[:space:]]*$' <<<"$CONFIGS")

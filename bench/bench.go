@@ -178,7 +178,14 @@ type Phase struct {
 	// GFLOPS is FLOPs / MedianS / 1e9, and Utilisation that over the matmul peak.
 	GFLOPS      float64 `json:"gflops"`
 	Utilisation float64 `json:"utilisation"`
-	Memory      Memory  `json:"memory"`
+	// CPUSeconds is the process's CPU time (user + system, all threads) of each timed run,
+	// CPUGFLOPS FLOPs over their median / 1e9 (the work per CPU second, which other processes
+	// on the machine lower far less than the wall-clock rate) and CPUUtilisation that over the
+	// matmul probe's CPUGFLOPS. Empty or zero where the CPU time is unknown.
+	CPUSeconds     []float64 `json:"cpu_seconds,omitempty"`
+	CPUGFLOPS      float64   `json:"cpu_gflops,omitempty"`
+	CPUUtilisation float64   `json:"cpu_utilisation,omitempty"`
+	Memory         Memory    `json:"memory"`
 
 	// Scoring: graph calls per run, rows run in all (padding included) and their width.
 	Calls      int `json:"calls,omitempty"`
@@ -329,6 +336,14 @@ func Run(model *lm.Model, source string, o Options) (*Report, error) {
 			if r.Matmul != nil && r.Matmul.GFLOPS > 0 {
 				p.Utilisation = p.GFLOPS / r.Matmul.GFLOPS
 			}
+			if len(p.CPUSeconds) > 0 {
+				if cpu, _, _ := summarize(p.CPUSeconds); cpu > 0 {
+					p.CPUGFLOPS = p.FLOPs / cpu / 1e9
+					if r.Matmul != nil && r.Matmul.CPUGFLOPS > 0 {
+						p.CPUUtilisation = p.CPUGFLOPS / r.Matmul.CPUGFLOPS
+					}
+				}
+			}
 		}
 	}
 	return r, nil
@@ -384,13 +399,21 @@ func timePhase(o Options, fn func() error) (*Phase, error) {
 		}
 		heap.sample()
 	}
+	cpuKnown := true
 	for range o.Repeats {
+		c0, ok0 := cpuSeconds()
 		t0 := time.Now()
 		if err := fn(); err != nil {
 			return nil, err
 		}
 		p.Seconds = append(p.Seconds, time.Since(t0).Seconds())
+		c1, ok1 := cpuSeconds()
+		cpuKnown = cpuKnown && ok0 && ok1
+		p.CPUSeconds = append(p.CPUSeconds, c1-c0)
 		heap.sample()
+	}
+	if !cpuKnown {
+		p.CPUSeconds = nil
 	}
 	p.MedianS, p.MinS, p.MaxS = summarize(p.Seconds)
 	p.Memory.PeakRSSBytes = peakRSS()

@@ -112,14 +112,17 @@ func TestGenPromptsFor(t *testing.T) {
 
 // phaseJSON is a Phase as read back from the JSON report.
 type phaseJSON struct {
-	Tokens      int
-	Seconds     []float64
-	MedianS     float64 `json:"median_s"`
-	TokensPerS  float64 `json:"tokens_per_s"`
-	FLOPs       float64
-	GFLOPS      float64
-	Utilisation float64
-	Memory      struct {
+	Tokens         int
+	Seconds        []float64
+	MedianS        float64 `json:"median_s"`
+	TokensPerS     float64 `json:"tokens_per_s"`
+	FLOPs          float64
+	GFLOPS         float64
+	Utilisation    float64
+	CPUSeconds     []float64 `json:"cpu_seconds"`
+	CPUGFLOPS      float64   `json:"cpu_gflops"`
+	CPUUtilisation float64   `json:"cpu_utilisation"`
+	Memory         struct {
 		PeakRSS int64 `json:"peak_rss_bytes"`
 		GoSys   int64 `json:"go_sys_bytes"`
 	}
@@ -157,6 +160,7 @@ func TestRunTinyGemma(t *testing.T) {
 			GFLOPS       float64
 			MedianGFLOPS float64 `json:"median_gflops"`
 			Seconds      []float64
+			CPUGFLOPS    float64 `json:"cpu_gflops"`
 			Layout       string
 			Layouts      []struct {
 				Layout       string
@@ -206,6 +210,11 @@ func TestRunTinyGemma(t *testing.T) {
 		if want := p.FLOPs / p.MedianS / 1e9; p.GFLOPS != want || p.Utilisation != want/got.Matmul.GFLOPS {
 			t.Errorf("%s: %v GFLOP/s (want %v), utilisation %v", name, p.GFLOPS, want, p.Utilisation)
 		}
+		if len(p.CPUSeconds) != 1 || !(p.CPUSeconds[0] > 0) {
+			t.Errorf("%s: CPU seconds %v", name, p.CPUSeconds)
+		} else if want := p.FLOPs / p.CPUSeconds[0] / 1e9; p.CPUGFLOPS != want || !(got.Matmul.CPUGFLOPS > 0) || p.CPUUtilisation != want/got.Matmul.CPUGFLOPS {
+			t.Errorf("%s: %v GFLOP per CPU second (want %v), of the probe's %v: %v", name, p.CPUGFLOPS, want, got.Matmul.CPUGFLOPS, p.CPUUtilisation)
+		}
 		if p.Memory.PeakRSS <= 0 || p.Memory.GoSys <= 0 {
 			t.Errorf("%s: memory %+v", name, p.Memory)
 		}
@@ -214,7 +223,7 @@ func TestRunTinyGemma(t *testing.T) {
 	if err := r.WriteText(&text); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"scoring", "training", "GFLOP/s", "matmul:   float32 64 x 64 x 64", "by layout", "nontransposed", "1 call(s), 2 row(s) of 32 tokens", "estimate", "lm.EstimateMemory"} {
+	for _, want := range []string{"scoring", "training", "GFLOP/s", "matmul:   float32 64 x 64 x 64, 8 chained products per run", "by layout", "nontransposed", "1 call(s), 2 row(s) of 32 tokens", "estimate", "lm.EstimateMemory"} {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("text report lacks %q:\n%s", want, text.String())
 		}
@@ -320,19 +329,24 @@ func TestSummarizeAndRequests(t *testing.T) {
 
 // The matmul probe times both of the Go backend's layouts, takes the faster as the peak and
 // records which. 32 and 64 take the backend's unpacked kernel, 192 (7 M multiply-adds, about a
-// millisecond) its packed GEMM, whose products the probe's check must accept too.
+// millisecond) its packed GEMM, whose products the probe's check must accept too. Every run
+// counts MatmulProducts products of 2·n³ FLOPs: the rates are that over the run's seconds.
 func TestMeasureMatmulLayouts(t *testing.T) {
 	b, err := backend.Shared()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if MatmulProducts < 4 {
+		t.Errorf("MatmulProducts = %d: one run of the default 1024^3 probe should last well over 10 ms", MatmulProducts)
 	}
 	for _, n := range []int{32, 64, 192} {
 		p, err := MeasureMatmul(b, n, 1, 3)
 		if err != nil {
 			t.Fatalf("n=%d: %v", n, err)
 		}
-		if p.N != n || len(p.Layouts) != len(MatmulLayouts) {
-			t.Fatalf("n=%d: %+v", n, p)
+		flops := 2 * float64(MatmulProducts) * float64(n*n*n)
+		if p.N != n || p.Products != MatmulProducts || p.FLOPs != flops || len(p.Layouts) != len(MatmulLayouts) {
+			t.Fatalf("n=%d: %+v, want %d products of 2·n³, %v FLOPs per run", n, p, MatmulProducts, flops)
 		}
 		best := -1
 		for i, l := range p.Layouts {
@@ -344,14 +358,23 @@ func TestMeasureMatmulLayouts(t *testing.T) {
 					t.Errorf("n=%d, %s: seconds %v", n, l.Layout, l.Seconds)
 				}
 			}
-			if want := 2 * float64(n*n*n) / slices.Min(l.Seconds) / 1e9; l.GFLOPS != want {
-				t.Errorf("n=%d, %s: %v GFLOP/s, want 2·n³ / fastest run = %v", n, l.Layout, l.GFLOPS, want)
+			if want := flops / slices.Min(l.Seconds) / 1e9; l.GFLOPS != want {
+				t.Errorf("n=%d, %s: %v GFLOP/s, want %d·2·n³ / fastest run = %v", n, l.Layout, l.GFLOPS, MatmulProducts, want)
+			}
+			if want := flops / median(l.Seconds) / 1e9; l.MedianGFLOPS != want {
+				t.Errorf("n=%d, %s: median %v GFLOP/s, want %v", n, l.Layout, l.MedianGFLOPS, want)
+			}
+			if len(l.CPUSeconds) != len(l.Seconds) || !(l.CPUGFLOPS > 0) || !(l.Cores >= 0) {
+				t.Errorf("n=%d, %s: CPU seconds %v, %v GFLOP per CPU second, %v cores", n, l.Layout, l.CPUSeconds, l.CPUGFLOPS, l.Cores)
+			} else if want := flops / median(l.CPUSeconds) / 1e9; l.CPUGFLOPS != want {
+				t.Errorf("n=%d, %s: %v GFLOP per CPU second, want %v", n, l.Layout, l.CPUGFLOPS, want)
 			}
 			if best < 0 || l.GFLOPS > p.Layouts[best].GFLOPS {
 				best = i
 			}
 		}
-		if w := p.Layouts[best]; p.Layout != w.Layout || p.GFLOPS != w.GFLOPS || p.MedianGFLOPS != w.MedianGFLOPS || !slices.Equal(p.Seconds, w.Seconds) {
+		if w := p.Layouts[best]; p.Layout != w.Layout || p.GFLOPS != w.GFLOPS || p.MedianGFLOPS != w.MedianGFLOPS || !slices.Equal(p.Seconds, w.Seconds) ||
+			p.CPUGFLOPS != w.CPUGFLOPS || p.Cores != w.Cores {
 			t.Errorf("n=%d: peak %q %v (median %v), want the fastest layout %+v", n, p.Layout, p.GFLOPS, p.MedianGFLOPS, w)
 		}
 	}
@@ -360,25 +383,46 @@ func TestMeasureMatmulLayouts(t *testing.T) {
 			t.Errorf("MeasureMatmul(n %d, warm-up %d, repeats %d): %v", c.n, c.warmup, c.repeats, err)
 		}
 	}
-	// The check tells the layouts apart: x·yᵀ read as x·y fails.
-	e, err := matmulExec(b, MatmulTransposed)
-	if err != nil {
-		t.Fatal(err)
+	if _, err := measureMatmul(b, 8, 0, 1, 1); err == nil || !strings.Contains(err.Error(), "products 0") {
+		t.Errorf("no products: %v", err)
 	}
+	// The probe's graph computes the chain its check expects, in both layouts; the check tells
+	// the layouts apart (x·yᵀ·yᵀ read as x·y·y fails) and counts the products (a chain of 2
+	// read as one of 1 or 3 fails).
 	x, y := make([]float32, 64*64), make([]float32, 64*64)
 	for i := range x {
-		x[i], y[i] = float32(i%7)-3, float32(i%5)-2
+		x[i], y[i] = float32(i%7)-3, (float32(i%5)-2)/8
 	}
-	out := e.MustExec(tensors.FromFlatDataAndDimensions(x, 64, 64), tensors.FromFlatDataAndDimensions(y, 64, 64))[0]
-	if err := checkMatmul(MatmulTransposed, 64, x, y, out); err != nil {
-		t.Errorf("x·yᵀ checked as itself: %v", err)
+	for _, layout := range MatmulLayouts {
+		e, err := matmulExec(b, layout, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := e.MustExec(tensors.FromFlatDataAndDimensions(x, 64, 64), tensors.FromFlatDataAndDimensions(y, 64, 64))[0]
+		if err := checkMatmul(layout, 64, 2, x, y, out); err != nil {
+			t.Errorf("%s, 2 products, checked as itself: %v", layout, err)
+		}
+		for _, products := range []int{1, 3} {
+			if err := checkMatmul(layout, 64, products, x, y, out); err == nil {
+				t.Errorf("%s: 2 products passed the check of %d", layout, products)
+			}
+		}
+		other := MatmulLayouts[0]
+		if layout == other {
+			other = MatmulLayouts[1]
+		}
+		if err := checkMatmul(other, 64, 2, x, y, out); err == nil {
+			t.Errorf("%s passed the check of %s", layout, other)
+		}
 	}
-	if err := checkMatmul(MatmulNonTransposed, 64, x, y, out); err == nil {
-		t.Errorf("x·yᵀ passed the check of x·y")
-	}
-	if _, err := matmulExec(b, "diagonal"); err == nil || !strings.Contains(err.Error(), `unknown layout "diagonal"`) {
+	if _, err := matmulExec(b, "diagonal", 1); err == nil || !strings.Contains(err.Error(), `unknown layout "diagonal"`) {
 		t.Errorf("unknown layout: %v", err)
 	}
+}
+
+func median(xs []float64) float64 {
+	m, _, _ := summarize(xs)
+	return m
 }
 
 // checkMatmul accepts the right product in each layout and names a wrong one.
@@ -386,16 +430,16 @@ func TestCheckMatmul(t *testing.T) {
 	// x = [[1 2] [3 4]], y = [[5 6] [7 8]]: x·y = [[19 22] [43 50]], x·yᵀ = [[17 23] [39 53]].
 	x, y := []float32{1, 2, 3, 4}, []float32{5, 6, 7, 8}
 	for layout, prod := range map[string][]float32{MatmulNonTransposed: {19, 22, 43, 50}, MatmulTransposed: {17, 23, 39, 53}} {
-		if err := checkMatmul(layout, 2, x, y, tensors.FromFlatDataAndDimensions(prod, 2, 2)); err != nil {
+		if err := checkMatmul(layout, 2, 1, x, y, tensors.FromFlatDataAndDimensions(prod, 2, 2)); err != nil {
 			t.Errorf("%s: %v", layout, err)
 		}
 		wrong := slices.Clone(prod)
 		wrong[3]++
-		if err := checkMatmul(layout, 2, x, y, tensors.FromFlatDataAndDimensions(wrong, 2, 2)); err == nil || !strings.Contains(err.Error(), layout+" layout") {
+		if err := checkMatmul(layout, 2, 1, x, y, tensors.FromFlatDataAndDimensions(wrong, 2, 2)); err == nil || !strings.Contains(err.Error(), layout+" layout") {
 			t.Errorf("%s: a wrong product passed: %v", layout, err)
 		}
 	}
-	if err := checkMatmul(MatmulTransposed, 2, x, y, tensors.FromFlatDataAndDimensions([]float32{1, 2}, 1, 2)); err == nil || !strings.Contains(err.Error(), "shaped") {
+	if err := checkMatmul(MatmulTransposed, 2, 1, x, y, tensors.FromFlatDataAndDimensions([]float32{1, 2}, 1, 2)); err == nil || !strings.Contains(err.Error(), "shaped") {
 		t.Errorf("wrong shape: %v", err)
 	}
 }

@@ -21,7 +21,10 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "%d warm-up + %d timed runs per phase\n", r.Warmup, r.Repeats)
 	if p := r.Matmul; p != nil {
-		fmt.Fprintf(&b, "matmul:   float32 %d x %d x %d: %.1f GFLOP/s best, %.1f median", p.N, p.N, p.N, p.GFLOPS, p.MedianGFLOPS)
+		fmt.Fprintf(&b, "matmul:   float32 %d x %d x %d, %d chained products per run: %.1f GFLOP/s best, %.1f median", p.N, p.N, p.N, p.Products, p.GFLOPS, p.MedianGFLOPS)
+		if p.CPUGFLOPS > 0 {
+			fmt.Fprintf(&b, ", %.1f per CPU second, %.2f cores in the best run", p.CPUGFLOPS, p.Cores)
+		}
 		if p.Layout != "" {
 			fmt.Fprintf(&b, " (%s layout); by layout, best / median:", p.Layout)
 			for i, l := range p.Layouts {
@@ -51,7 +54,7 @@ func (r *Report) WriteText(w io.Writer) error {
 func (r *Report) writePhases(b *strings.Builder) error {
 	b.WriteString("\n")
 	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "phase\tmedian s\tmin s\tmax s\ttokens/s\t(range)\tGFLOP/s\tof peak\tpeak RSS\testimate\tGo heap\t")
+	fmt.Fprintln(tw, "phase\tmedian s\tmin s\tmax s\ttokens/s\t(range)\tGFLOP/s\tof peak\tGFLOP/CPU s\tof peak\tpeak RSS\testimate\tGo heap\t")
 	for _, ph := range []struct {
 		name string
 		p    *Phase
@@ -60,15 +63,21 @@ func (r *Report) writePhases(b *strings.Builder) error {
 		if p == nil {
 			continue
 		}
-		gflops, util := "-", "-"
+		gflops, util, cpuGflops, cpuUtil := "-", "-", "-", "-"
 		if p.FLOPs > 0 {
 			gflops = fmt.Sprintf("%.1f", p.GFLOPS)
 		}
 		if p.Utilisation > 0 {
 			util = fmt.Sprintf("%.0f%%", 100*p.Utilisation)
 		}
-		fmt.Fprintf(tw, "%s\t%.3f\t%.3f\t%.3f\t%s\t(%s-%s)\t%s\t%s\t%s\t%s\t%s\t\n", ph.name, p.MedianS, p.MinS, p.MaxS,
-			commas(p.TokensPerS), commas(p.TokensPerSMin), commas(p.TokensPerSMax), gflops, util, gib(p.Memory.PeakRSSBytes),
+		if p.CPUGFLOPS > 0 {
+			cpuGflops = fmt.Sprintf("%.1f", p.CPUGFLOPS)
+		}
+		if p.CPUUtilisation > 0 {
+			cpuUtil = fmt.Sprintf("%.0f%%", 100*p.CPUUtilisation)
+		}
+		fmt.Fprintf(tw, "%s\t%.3f\t%.3f\t%.3f\t%s\t(%s-%s)\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", ph.name, p.MedianS, p.MinS, p.MaxS,
+			commas(p.TokensPerS), commas(p.TokensPerSMin), commas(p.TokensPerSMax), gflops, util, cpuGflops, cpuUtil, gib(p.Memory.PeakRSSBytes),
 			gib(p.EstimatedBytes), gib(int64(p.Memory.GoHeapPeakBytes)))
 	}
 	if err := tw.Flush(); err != nil {

@@ -65,7 +65,11 @@ def main():
         layouts = ", ".join(f"{l['layout']} {l['gflops']:.1f}" for l in matmul.get("layouts") or [])
         by_layout = f" (by layout: {layouts})" if layouts else ""
         of_layout = f", {matmul['layout']} layout" if matmul.get("layout") else ""
-        notes.append(f"float32 matmul peak {matmul['gflops']:.1f} GFLOP/s ({matmul['n']}^3, best run{of_layout}){by_layout}")
+        products = f"{matmul['products']} chained {matmul['n']}^3 products per run" if matmul.get("products") else f"{matmul['n']}^3"
+        per_cpu = ""
+        if matmul.get("cpu_gflops"):
+            per_cpu = f"; {matmul['cpu_gflops']:.1f} GFLOP per CPU second, {matmul.get('cores', 0):.2f} cores in the best run"
+        notes.append(f"float32 matmul peak {matmul['gflops']:.1f} GFLOP/s ({products}, best run{of_layout}){by_layout}{per_cpu}")
     notes.append(f"PyTorch {torch_r['torch']} (Python {torch_r['python']}, {torch_r['threads']} threads)")
     scans = sorted({p.get("mamba_scan") for p in peer.values() if p.get("mamba_scan")})
     if scans:

@@ -35,8 +35,9 @@ folder (--model) or a config.json with random weights (--config; the weights the
 use). Reported per phase: median, minimum and maximum seconds per run, tokens/s, achieved GFLOP/s
 from the architecture's FLOP count (forward: about 2 x parameters x tokens plus attention;
 training: 3 x forward), the float32 matmul peak measured in the same process (--matmul N: an
-N x N x N DotGeneral on the same backend, timed in both layouts the Go backend runs natively,
-x·y and x·yᵀ, the faster taken as the peak) and the share of it achieved, peak RSS (VmHWM, reset
+chain of 8 N x N x N DotGenerals per timed run on the same backend, in both layouts the Go
+backend runs natively, x·y and x·yᵀ, the faster taken as the peak; also its GFLOP per CPU second
+and the cores it had) and the share of it achieved, peak RSS (VmHWM, reset
 per phase) and the Go heap.
 
 The generation phase, timed only when --phases names it, runs Generate (the decoding path of
@@ -105,7 +106,7 @@ Run it on a quiet machine: other jobs change every number.`,
 	f.IntVar(&o.Length, "length", 256, "tokens per row")
 	f.IntVar(&o.Warmup, "warmup", 1, "untimed runs per phase before the timed ones (at least 1: the first compiles)")
 	f.IntVar(&o.Repeats, "repeats", 5, "timed runs per phase")
-	f.IntVar(&o.Matmul, "matmul", 1024, "side N of the float32 N x N x N matmul that measures the backend's peak, timed as x·y and x·yᵀ, the faster kept (0 skips it; the Go backend runs N <= 161 on one core, unpacked)")
+	f.IntVar(&o.Matmul, "matmul", 1024, "side N of the float32 N x N x N matmuls that measure the backend's peak (8 chained products per timed run), timed as x·y and x·yᵀ, the faster kept (0 skips it; the Go backend runs N <= 161 on one core, unpacked)")
 	f.Int64Var(&o.Seed, "seed", 1, "seed of the tokens, the packing and --config's random weights")
 	f.StringVar(&phases, "phases", bench.PhaseScoring+","+bench.PhaseTraining, "phases to time, comma-separated: scoring, training, generation")
 	f.StringVar(&genPrompts, "gen-prompts", joinInts(bench.DefaultGenPrompts), "prompt lengths of the generation phase in tokens, comma-separated (the default is lowered to fit max_position_embeddings)")

@@ -473,6 +473,24 @@ func (m *Model2) NumParams() int {
 	return lm.NumParams(m.Specs())
 }
 
+// LogitsFLOPs implements lm.FLOPCounter with Gemma v1's accounting (docs/benchmarks.md, "FLOP
+// counts"): the matrix products of Logits on one row of T tokens, a multiply-add counting 2.
+// Per token and layer q 2·d·(H·D), k and v 2·2·d·(KV·D), o 2·(H·D)·d and the MLP 3·2·d·I; per
+// layer the attention scores and weighted values 2·2·H·D·T², sliding layers included: their
+// graph computes every query-key pair and masks those outside the window; the tied head 2·d·V
+// per token. The extra norms, q/k norms and soft caps of Gemma 2/3 are elementwise and left
+// out, as Gemma v1's norms are, so a Gemma 2/3 of Gemma v1's shapes counts the same FLOPs.
+func (m *Model2) LogitsFLOPs(T int) float64 {
+	c := m.cfg
+	d, hd, kvd := float64(c.HiddenSize), float64(c.NumAttentionHeads*c.HeadDim), float64(c.NumKeyValueHeads*c.HeadDim)
+	t := float64(T)
+	perToken := 2*d*hd + 2*2*d*kvd + 2*hd*d + 3*2*d*float64(c.IntermediateSize)
+	scores := 2 * 2 * hd * t * t
+	return float64(c.NumHiddenLayers)*(t*perToken+scores) + t*2*d*float64(c.VocabSize)
+}
+
+var _ lm.FLOPCounter = (*Model2)(nil)
+
 // CacheShapes implements lm.Architecture: per layer, keys then values, each
 // [1, num_key_value_heads, length, head_dim], length maxLength on global layers and
 // min(sliding_window, maxLength) on sliding ones: a sliding layer only ever sees the last

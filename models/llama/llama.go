@@ -402,6 +402,24 @@ func (m *Model) NumParams() int {
 	return lm.NumParams(m.Specs())
 }
 
+// LogitsFLOPs implements lm.FLOPCounter with Gemma v1's accounting (docs/benchmarks.md, "FLOP
+// counts"): the matrix products of Logits on one row of T tokens, a multiply-add counting 2.
+// Per token and layer q 2·d·(H·D), k and v 2·2·d·(KV·D), o 2·(H·D)·d and the gated MLP 3·2·d·I;
+// per layer the attention scores and weighted values 2·2·H·D·T² (every query-key pair: the
+// graph masks); the head 2·d·V per token (tied or not). Qwen2's biases, Qwen3's q/k norms and
+// the other elementwise work are left out, as Gemma's norms are, so families of the same
+// shapes count the same FLOPs and their throughput per FLOP compares the whole graphs.
+func (m *Model) LogitsFLOPs(T int) float64 {
+	c := m.cfg
+	d, hd, kvd := float64(c.HiddenSize), float64(c.NumAttentionHeads*c.HeadDim), float64(c.NumKeyValueHeads*c.HeadDim)
+	t := float64(T)
+	perToken := 2*d*hd + 2*2*d*kvd + 2*hd*d + 3*2*d*float64(c.IntermediateSize)
+	scores := 2 * 2 * hd * t * t
+	return float64(c.NumHiddenLayers)*(t*perToken+scores) + t*2*d*float64(c.VocabSize)
+}
+
+var _ lm.FLOPCounter = (*Model)(nil)
+
 // CacheShapes implements lm.Architecture: per layer, keys then values, each
 // [1, num_key_value_heads, maxLength, head_dim]. Keys are stored after RoPE (and q/k norm).
 func (m *Model) CacheShapes(maxLength int, dtype dtypes.DType) []lm.CacheShape {

@@ -35,23 +35,8 @@ func rmsNorm(x, w *Node, eps float64) *Node {
 }
 
 // linear is x W^T for a PyTorch-layout weight [out, in], contracting x's last axis.
-func linear(x, w *Node) *Node { return tokensLinear(x, w) }
-
-// tokensLinear is DotGeneral(x [..., in], w [out, in]) -> [..., out] computed on x flattened to
-// [tokens, in] (reshapes are free). The values are the same; what changes is the weight's
-// gradient, dy^T x contracted over the tokens, a leading axis of both operands: the Go
-// backend's DotGeneral wants contracting axes last and transposes both operands first, with
-// its tiled, parallel 2-D transpose when they are matrices but with its generic one (element
-// by element, on one core) when they keep the [batch, length, features] axes. At the bench
-// shapes those rank-3 transposes were a quarter of the training step.
-func tokensLinear(x, w *Node) *Node {
-	dims := x.Shape().Dimensions
-	in, out := dims[len(dims)-1], w.Shape().Dimensions[0]
-	if len(dims) == 2 {
-		return DotGeneral(x, []int{1}, nil, w, []int{1}, nil)
-	}
-	y := DotGeneral(Reshape(x, x.Shape().Size()/in, in), []int{1}, nil, w, []int{1}, nil)
-	return Reshape(y, append(dims[:len(dims)-1:len(dims)-1], out)...)
+func linear(x, w *Node) *Node {
+	return DotGeneral(x, []int{x.Rank() - 1}, nil, w, []int{1}, nil)
 }
 
 // geluTanh is GELU with the tanh approximation (PyTorch's gelu(approximate="tanh")):
@@ -64,7 +49,7 @@ func geluTanh(x *Node) *Node {
 // tiedHead is the output projection by the embedding table; logits are soft-capped when
 // limit > 0 (in the compute dtype, as Hugging Face), then float32.
 func tiedHead(x, embed *Node, limit float64) *Node {
-	logits := tokensLinear(x, embed)
+	logits := DotGeneral(x, []int{2}, nil, embed, []int{1}, nil)
 	if limit > 0 {
 		logits = attention.SoftCap(logits, limit)
 	}

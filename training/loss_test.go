@@ -205,3 +205,33 @@ func oneRow(tokens, targets []int32, weights []float32) Batch {
 	}
 	return b
 }
+
+// An architecture's TrainingLogits (Gemma's, with hand-written gradients) computes the same
+// values as its Logits: the accumulate graph's loss equals the evaluation graph's bit for bit.
+func TestTrainingLogitsSameLoss(t *testing.T) {
+	for _, dir := range []string{"../models/gemma/testdata/mha", "../models/gemma/testdata/gqa_sharded"} {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			model, _, state, steps := fullTraining(t, dir)
+			if _, ok := model.Arch().(TrainingLogits); !ok {
+				t.Fatalf("%s: the architecture has no TrainingLogits", dir)
+			}
+			T := 12
+			tokens, targets, weights := make([]int32, T), make([]int32, T), make([]float32, T)
+			for i := range T {
+				tokens[i], targets[i], weights[i] = int32(3*i+1)%int32(model.Arch().VocabSize()), int32(5*i+2)%int32(model.Arch().VocabSize()), 1
+			}
+			b := oneRow(tokens, targets, weights)
+			_, sum, count, err := steps.Accumulate(state.Frozen, state.Train, nil, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			evalSum, evalCount, err := steps.Loss(state.Frozen, state.Train, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sum != evalSum || count != evalCount {
+				t.Errorf("accumulate loss %v over %v, evaluation %v over %v", sum, count, evalSum, evalCount)
+			}
+		})
+	}
+}

@@ -90,7 +90,7 @@ func NewSteps(backend compute.Backend, s *Setup) (*Steps, error) {
 	// zeros are uploaded each step.
 	st.first, err = NewExec(backend, func(in []*Node) []*Node {
 		frozen, train, batch := in[:nf], in[nf:nf+nt], in[nf+nt:]
-		sum, count := lossSum(s, frozen, train, batch)
+		sum, count := lossSum(s, frozen, train, batch, true)
 		return append(Gradient(sum, train...), sum, count)
 	})
 	if err != nil {
@@ -99,7 +99,7 @@ func NewSteps(backend compute.Backend, s *Setup) (*Steps, error) {
 	// Inputs: frozen..., train..., acc..., tokens, positions, segments, targets, weights.
 	st.accum, err = NewExec(backend, func(in []*Node) []*Node {
 		frozen, train, acc, batch := in[:nf], in[nf:nf+nt], in[nf+nt:nf+2*nt], in[nf+2*nt:]
-		sum, count := lossSum(s, frozen, train, batch)
+		sum, count := lossSum(s, frozen, train, batch, true)
 		grads := Gradient(sum, train...)
 		out := make([]*Node, 0, nt+2)
 		for i, g := range grads {
@@ -145,7 +145,7 @@ func NewSteps(backend compute.Backend, s *Setup) (*Steps, error) {
 		return nil, err
 	}
 	st.evalLs, err = NewExec(backend, func(in []*Node) []*Node {
-		sum, count := lossSum(s, in[:nf], in[nf:nf+nt], in[nf+nt:])
+		sum, count := lossSum(s, in[:nf], in[nf:nf+nt], in[nf+nt:], false)
 		return []*Node{sum, count}
 	})
 	if err != nil {
@@ -157,12 +157,24 @@ func NewSteps(backend compute.Backend, s *Setup) (*Steps, error) {
 	return st, nil
 }
 
+// TrainingLogits is implemented by architectures with a graph of their own for graphs that take
+// gradients (the accumulate steps): the same values as Logits, with hand-written gradients.
+// Evaluation and scoring use Logits.
+type TrainingLogits interface {
+	TrainingLogits(p lm.Params, tokens, positions, segments *Node) *Node
+}
+
 // lossSum is the summed cross-entropy over weighted target positions, and the number of them
-// (the sum of the weights).
-func lossSum(s *Setup, frozen, train, batch []*Node) (sum, count *Node) {
+// (the sum of the weights); grad says the graph takes its gradient (TrainingLogits).
+func lossSum(s *Setup, frozen, train, batch []*Node, grad bool) (sum, count *Node) {
 	tokens, positions, segments, targets, weights := batch[0], batch[1], batch[2], batch[3], batch[4]
-	logits := s.Arch.Logits(s.Params(frozen, train), tokens, positions, segments) // f32 [B,T,V]
-	nll := TokenLoss(logits, targets)                                             // [B,T]
+	var logits *Node // f32 [B,T,V]
+	if ta, ok := s.Arch.(TrainingLogits); ok && grad {
+		logits = ta.TrainingLogits(s.Params(frozen, train), tokens, positions, segments)
+	} else {
+		logits = s.Arch.Logits(s.Params(frozen, train), tokens, positions, segments)
+	}
+	nll := TokenLoss(logits, targets) // [B,T]
 	return ReduceAllSum(Mul(nll, weights)), ReduceAllSum(weights)
 }
 

@@ -32,6 +32,7 @@ import (
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph code reads like the equations.
 
 	"github.com/perpetual-ml/perpetual/models/internal/attention"
+	"github.com/perpetual-ml/perpetual/models/internal/customgrad"
 	"github.com/perpetual-ml/perpetual/models/lm"
 )
 
@@ -172,6 +173,8 @@ func (c Config) activation() (string, error) {
 // Model is the Gemma architecture for one config; it implements lm.Architecture.
 type Model struct {
 	cfg Config
+	// train builds TrainingLogits' graph: linear layers with customgrad's gradients.
+	train bool
 }
 
 var _ lm.Architecture = (*Model)(nil)
@@ -293,7 +296,30 @@ func (m *Model) embed(p lm.Params, tokens *Node) *Node {
 
 // head applies the final norm and the tied output projection; logits are float32.
 func (m *Model) head(p lm.Params, x *Node) *Node {
-	return tiedHead(m.rmsNorm(x, p(finalNormName)), p(embedName), 0)
+	x = m.rmsNorm(x, p(finalNormName))
+	if m.train {
+		return ConvertDType(customgrad.Linear(x, p(embedName)), dtypes.Float32)
+	}
+	return tiedHead(x, p(embedName), 0)
+}
+
+// TrainingLogits implements training.TrainingLogits: Logits' values, with the linear layers'
+// and the tied head's gradients written by hand (customgrad.Linear: the weight gradients
+// transpose only the smaller operand, at the bench shapes about a quarter of the elements the
+// generic gradient transposes). Training graphs only: its forward pass copies inputs that
+// several nodes read.
+func (m *Model) TrainingLogits(p lm.Params, tokens, positions, segments *Node) *Node {
+	t := *m
+	t.train = true
+	return t.Logits(p, tokens, positions, segments)
+}
+
+// linear is the model's linear layer: customgrad's in TrainingLogits' graph.
+func (m *Model) linear(x, w *Node) *Node {
+	if m.train {
+		return customgrad.Linear(x, w)
+	}
+	return linear(x, w)
 }
 
 // rmsNorm is Gemma's RMSNorm (see rmsNorm) with the config's epsilon.
@@ -318,15 +344,20 @@ func (m *Model) block(p lm.Params, l int, x, cos, sin, allowed *Node, kv attenti
 	H, KV, D := c.NumAttentionHeads, c.NumKeyValueHeads, c.HeadDim
 
 	a := m.rmsNorm(x, p(layerName(l, "input_layernorm.weight")))
-	q := Reshape(linear(a, p(layerName(l, "self_attn.q_proj.weight"))), B, T, H, D)
-	k := Reshape(linear(a, p(layerName(l, "self_attn.k_proj.weight"))), B, T, KV, D)
-	v := Reshape(linear(a, p(layerName(l, "self_attn.v_proj.weight"))), B, T, KV, D)
+	q := Reshape(m.linear(a, p(layerName(l, "self_attn.q_proj.weight"))), B, T, H, D)
+	k := Reshape(m.linear(a, p(layerName(l, "self_attn.k_proj.weight"))), B, T, KV, D)
+	v := Reshape(m.linear(a, p(layerName(l, "self_attn.v_proj.weight"))), B, T, KV, D)
 	q, k = attention.ApplyRotary(q, cos, sin), attention.ApplyRotary(k, cos, sin)
-	attn := attention.GroupedQuery(q, k, v, kv, allowed, 1/math.Sqrt(float64(D)), 0) // [B, T, H*D]
-	x = Add(x, linear(attn, p(layerName(l, "self_attn.o_proj.weight"))))
+	var attn *Node // [B, T, H*D]
+	if m.train {
+		attn = attention.GroupedQueryTraining(q, k, v, allowed, 1/math.Sqrt(float64(D)), 0)
+	} else {
+		attn = attention.GroupedQuery(q, k, v, kv, allowed, 1/math.Sqrt(float64(D)), 0)
+	}
+	x = Add(x, m.linear(attn, p(layerName(l, "self_attn.o_proj.weight"))))
 
 	h := m.rmsNorm(x, p(layerName(l, "post_attention_layernorm.weight")))
-	gate := geluTanh(linear(h, p(layerName(l, "mlp.gate_proj.weight"))))
-	up := linear(h, p(layerName(l, "mlp.up_proj.weight")))
-	return Add(x, linear(Mul(gate, up), p(layerName(l, "mlp.down_proj.weight"))))
+	gate := geluTanh(m.linear(h, p(layerName(l, "mlp.gate_proj.weight"))))
+	up := m.linear(h, p(layerName(l, "mlp.up_proj.weight")))
+	return Add(x, m.linear(Mul(gate, up), p(layerName(l, "mlp.down_proj.weight"))))
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph code reads like the equations.
 
+	"github.com/perpetual-ml/perpetual/models/internal/customgrad"
 	"github.com/perpetual-ml/perpetual/models/lm"
 )
 
@@ -241,15 +242,40 @@ func SoftCap(x *Node, limit float64) *Node {
 // the values. Query head h uses kv head h/(H/KV) (Hugging Face's repeat_kv). It returns
 // [B, T, H*D], the input of o_proj.
 func GroupedQuery(q, k, v *Node, kv KV, allowed *Node, scale, softCap float64) *Node {
+	return groupedQuery(q, k, v, kv, allowed, scale, softCap, false)
+}
+
+// GroupedQueryTraining is GroupedQuery (uncached) for graphs that take gradients: the keys' and
+// values' gradients are written by hand (customgrad.Operand). GoMLX's contract the G*T query
+// rows, a leading axis of both operands, which the Go backend's DotGeneral runs by transposing
+// both [.., G*T, S] and [.., G*T, D] operands element by element; these transpose only the
+// narrow [.., G*T, D] operand and the [.., D, S] product.
+func GroupedQueryTraining(q, k, v *Node, allowed *Node, scale, softCap float64) *Node {
+	return groupedQuery(q, k, v, Uncached, allowed, scale, softCap, true)
+}
+
+func groupedQuery(q, k, v *Node, kv KV, allowed *Node, scale, softCap float64, custom bool) *Node {
 	keys, values := kv(TransposeAllAxes(k, 0, 2, 1, 3), TransposeAllAxes(v, 0, 2, 1, 3)) // [B, KV, S, D]
 	B, T, H, D := q.Shape().Dimensions[0], q.Shape().Dimensions[1], q.Shape().Dimensions[2], q.Shape().Dimensions[3]
 	KV, S := keys.Shape().Dimensions[1], keys.Shape().Dimensions[2]
 	G := H / KV
 	// Heads h = kv*G + g share kv head kv, so group q by kv head.
-	q = TransposeAllAxes(Reshape(q, B, T, KV, G, D), 0, 2, 3, 1, 4) // [B, KV, G, T, D]
-	q = Reshape(q, B, KV, G*T, D)
+	// [B, T, H, D] -> [B, H, T, D] is [B, KV, G, T, D] in memory: a [0, 2, 1, 3] transpose, which
+	// the Go backend runs as parallel row copies (a rank-5 permutation goes element by element,
+	// on one core, and so does its gradient's).
+	q = Reshape(TransposeAllAxes(q, 0, 2, 1, 3), B, KV, G*T, D)
 
-	scores := DotGeneral(q, []int{3}, []int{0, 1}, keys, []int{3}, []int{0, 1}) // [B, KV, G*T, S]
+	scoresOf := func(keys *Node) *Node {
+		return DotGeneral(q, []int{3}, []int{0, 1}, keys, []int{3}, []int{0, 1}) // [B, KV, G*T, S]
+	}
+	var scores *Node
+	if custom { // dK[s, d] = sum_i dScores[i, s] q[i, d]
+		scores = customgrad.Operand(keys, scoresOf, func(dScores *Node) *Node {
+			return customgrad.SwapLast(DotGeneral(customgrad.SwapLast(q), []int{3}, []int{0, 1}, dScores, []int{2}, []int{0, 1}))
+		})
+	} else {
+		scores = scoresOf(keys)
+	}
 	scores = MulScalar(scores, scale)
 	if softCap > 0 {
 		scores = SoftCap(scores, softCap)
@@ -259,7 +285,17 @@ func GroupedQuery(q, k, v *Node, kv KV, allowed *Node, scale, softCap float64) *
 	scores = Where(mask, scores, BroadcastToDims(Scalar(q.Graph(), dtypes.Float32, -1e30), B, KV, G, T, S))
 	probs := ConvertDType(Softmax(scores, -1), q.DType())
 	probs = Reshape(probs, B, KV, G*T, S)
-	attn := DotGeneral(probs, []int{3}, []int{0, 1}, values, []int{2}, []int{0, 1}) // [B, KV, G*T, D]
-	attn = TransposeAllAxes(Reshape(attn, B, KV, G, T, D), 0, 3, 1, 2, 4)           // [B, T, KV, G, D]
+	attnOf := func(values *Node) *Node {
+		return DotGeneral(probs, []int{3}, []int{0, 1}, values, []int{2}, []int{0, 1}) // [B, KV, G*T, D]
+	}
+	var attn *Node
+	if custom { // dV[s, d] = sum_i probs[i, s] dAttn[i, d]
+		attn = customgrad.Operand(values, attnOf, func(dAttn *Node) *Node {
+			return customgrad.SwapLast(DotGeneral(customgrad.SwapLast(dAttn), []int{3}, []int{0, 1}, probs, []int{2}, []int{0, 1}))
+		})
+	} else {
+		attn = attnOf(values)
+	}
+	attn = TransposeAllAxes(Reshape(attn, B, H, T, D), 0, 2, 1, 3) // [B, T, H, D], h = kv*G + g
 	return Reshape(attn, B, T, H*D)
 }

@@ -212,7 +212,7 @@ func TestTrainingLogitsSameLoss(t *testing.T) {
 	for _, dir := range []string{"../models/gemma/testdata/mha", "../models/gemma/testdata/gqa_sharded"} {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			model, _, state, steps := fullTraining(t, dir)
-			if _, ok := model.Arch().(TrainingLogits); !ok {
+			if _, ok := model.Arch().(lm.TrainingLogits); !ok {
 				t.Fatalf("%s: the architecture has no TrainingLogits", dir)
 			}
 			T := 12

@@ -157,19 +157,12 @@ func NewSteps(backend compute.Backend, s *Setup) (*Steps, error) {
 	return st, nil
 }
 
-// TrainingLogits is implemented by architectures with a graph of their own for graphs that take
-// gradients (the accumulate steps): the same values as Logits, with hand-written gradients.
-// Evaluation and scoring use Logits.
-type TrainingLogits interface {
-	TrainingLogits(p lm.Params, tokens, positions, segments *Node) *Node
-}
-
 // lossSum is the summed cross-entropy over weighted target positions, and the number of them
-// (the sum of the weights); grad says the graph takes its gradient (TrainingLogits).
+// (the sum of the weights); grad says the graph takes its gradient (lm.TrainingLogits).
 func lossSum(s *Setup, frozen, train, batch []*Node, grad bool) (sum, count *Node) {
 	tokens, positions, segments, targets, weights := batch[0], batch[1], batch[2], batch[3], batch[4]
 	var logits *Node // f32 [B,T,V]
-	if ta, ok := s.Arch.(TrainingLogits); ok && grad {
+	if ta, ok := s.Arch.(lm.TrainingLogits); ok && grad {
 		logits = ta.TrainingLogits(s.Params(frozen, train), tokens, positions, segments)
 	} else {
 		logits = s.Arch.Logits(s.Params(frozen, train), tokens, positions, segments)

@@ -303,7 +303,7 @@ func (m *Model) head(p lm.Params, x *Node) *Node {
 	return tiedHead(x, p(embedName), 0)
 }
 
-// TrainingLogits implements training.TrainingLogits: Logits' values, with the linear layers'
+// TrainingLogits implements lm.TrainingLogits: Logits' values, with the linear layers'
 // and the tied head's gradients written by hand (customgrad.Linear: the weight gradients
 // transpose only the smaller operand, at the bench shapes about a quarter of the elements the
 // generic gradient transposes). Training graphs only: its forward pass copies inputs that

@@ -102,6 +102,14 @@ type FLOPCounter interface {
 	LogitsFLOPs(T int) float64
 }
 
+// TrainingLogits is implemented by architectures with a graph of their own for the graphs that
+// take gradients (the trainer's accumulate step): the same values as Logits, with hand-written
+// gradients where autodiff's would be slow on the backend. Evaluation, scoring and decoding use
+// Logits. The conformance suite checks both graphs' gradients against the reference.
+type TrainingLogits interface {
+	TrainingLogits(p Params, tokens, positions, segments *graph.Node) *graph.Node
+}
+
 // Version names the numerics of this package's own code (batching, padding, log-likelihoods,
 // shared-context scoring, decoding): CodeVersionOf includes it, so results caches keyed on a
 // model's code version are invalidated when it changes. Change it with any change to score.go,

@@ -458,9 +458,8 @@ func checkLossGradients(s *session) error {
 	if err != nil {
 		return err
 	}
-	specs, family := s.arch.Specs(), s.arch.Family()
 	index := map[string]int{}
-	for i, sp := range specs {
+	for i, sp := range s.arch.Specs() {
 		index[sp.Name] = i
 	}
 	var names []string
@@ -471,11 +470,32 @@ func checkLossGradients(s *session) error {
 		names = append(names, n)
 	}
 	slices.Sort(names)
+	// Every graph the family takes gradients of: Logits, and its training graph if it has one.
+	graphs := map[string]func(p lm.Params, tokens, positions, segments *graph.Node) *graph.Node{"Logits": s.arch.Logits}
+	if ta, ok := s.arch.(lm.TrainingLogits); ok {
+		graphs["TrainingLogits"] = ta.TrainingLogits
+	}
+	var errs []error
+	for _, what := range []string{"Logits", "TrainingLogits"} {
+		if logits := graphs[what]; logits != nil {
+			if err := s.lossGradients(what, logits, params, names, index); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", what, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// lossGradients checks the loss and gradients of the graph logits against the reference.
+func (s *session) lossGradients(what string, logitsOf func(p lm.Params, tokens, positions, segments *graph.Node) *graph.Node,
+	params []*tensors.Tensor, names []string, index map[string]int) error {
+	L := s.golden.Loss
+	specs, family := s.arch.Specs(), s.arch.Family()
 	n := len(specs)
 	e, err := graph.NewExec(s.backend, func(in []*graph.Node) []*graph.Node {
 		tokens, targets, weights := in[n], in[n+1], in[n+2]
 		positions := graph.Iota(tokens.Graph(), tokens.Shape(), 1)
-		logits := s.arch.Logits(lm.ParamsFor(family, specs, in[:n]), tokens, positions, graph.OnesLike(tokens))
+		logits := logitsOf(lm.ParamsFor(family, specs, in[:n]), tokens, positions, graph.OnesLike(tokens))
 		picked := graph.ReduceSum(graph.Mul(graph.LogSoftmax(logits, -1), graph.OneHot(targets, s.vocab, dtypes.Float32)), -1)
 		loss := graph.Div(graph.Neg(graph.ReduceAllSum(graph.Mul(picked, weights))), graph.ReduceAllSum(weights))
 		var wrt []*graph.Node
@@ -500,13 +520,13 @@ func checkLossGradients(s *session) error {
 	var errs []error
 	loss := float64(out[0].Value().(float32))
 	lossRel, lossTol := math.Abs(loss-L.Value)/math.Abs(L.Value), s.fix.Tolerance/10
-	s.logf("loss %.7f, reference %.7f: relative error %.2e", loss, L.Value, lossRel)
+	s.logf("%s: loss %.7f, reference %.7f: relative error %.2e", what, loss, L.Value, lossRel)
 	if !(lossRel <= lossTol) {
 		errs = append(errs, fmt.Errorf("loss %.7f, reference %.7f: relative error %.2e > %.0e", loss, L.Value, lossRel, lossTol))
 	}
 	for i, name := range names {
 		rel, maxAbs := goldentest.Compare(tensors.MustCopyFlatData[float32](out[1+i]), L.Grads[name])
-		s.logf("gradient of %s: relative error %.2e (max abs %.2e)", name, rel, maxAbs)
+		s.logf("%s: gradient of %s: relative error %.2e (max abs %.2e)", what, name, rel, maxAbs)
 		if rel > s.fix.Tolerance || math.IsNaN(rel) {
 			errs = append(errs, fmt.Errorf("gradient of %s: relative error %.2e (max abs %.2e) > %.0e", name, rel, maxAbs, s.fix.Tolerance))
 		}

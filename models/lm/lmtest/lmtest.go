@@ -31,7 +31,8 @@
 //     tokens; a cache longer than the sequence, and an exact-size cache filled by one prefill)
 //     equals Logits on the whole sequence and the reference.
 //   - loss-gradients: a masked mean cross-entropy and its gradients (graph.Gradient) equal the
-//     reference's autograd.
+//     reference's autograd, through Logits and, for a family that has one, through its training
+//     graph (lm.TrainingLogits, whose gradients may be written by hand).
 //   - runtime-logits: lm.Load of the folder and lm.Model.Logits (batched, padded by the
 //     runtime; an empty sequence among them) give the reference; an out-of-vocabulary token is
 //     an error.

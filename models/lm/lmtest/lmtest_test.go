@@ -30,6 +30,8 @@ type mutant struct {
 	vocab  int // added to VocabSize
 	logits func(a lm.Architecture, p lm.Params, tokens, positions, segments *graph.Node) *graph.Node
 	step   func(a lm.Architecture, p lm.Params, cache []*graph.Node, tokens, start *graph.Node) (*graph.Node, []*graph.Node)
+	// train, when set, makes the mutant a trainingMutant.
+	train func(a lm.Architecture, p lm.Params, tokens, positions, segments *graph.Node) *graph.Node
 }
 
 func (m mutant) Family() string { return m.family }
@@ -41,6 +43,13 @@ func (m mutant) Logits(p lm.Params, tokens, positions, segments *graph.Node) *gr
 		return m.Architecture.Logits(p, tokens, positions, segments)
 	}
 	return m.logits(m.Architecture, p, tokens, positions, segments)
+}
+
+// trainingMutant is a mutant with a training graph (lm.TrainingLogits): its train function.
+type trainingMutant struct{ mutant }
+
+func (m trainingMutant) TrainingLogits(p lm.Params, tokens, positions, segments *graph.Node) *graph.Node {
+	return m.train(m.Architecture, p, tokens, positions, segments)
 }
 
 func (m mutant) Step(p lm.Params, cache []*graph.Node, tokens, start *graph.Node) (*graph.Node, []*graph.Node) {
@@ -66,6 +75,9 @@ func register(t *testing.T, m mutant) lmtest.Fixture {
 			return nil, err
 		}
 		m.Architecture = inner
+		if m.train != nil {
+			return trainingMutant{m}, nil
+		}
 		return m, nil
 	})
 	dir := t.TempDir()
@@ -151,6 +163,17 @@ func TestBrokenArchitecturesFailTheirCheck(t *testing.T) {
 			}, tok, pos, seg)
 		}},
 		[]string{"loss-gradients"}, []string{"golden-logits", "save-reload"},
+	}, {
+		// The training graph's gradient misses the embedding; Logits is right.
+		mutant{family: "gemma_training_graph_detached", train: func(a lm.Architecture, p lm.Params, tok, pos, seg *graph.Node) *graph.Node {
+			return a.Logits(func(name string) *graph.Node {
+				if name == "model.embed_tokens.weight" {
+					return graph.StopGradient(p(name))
+				}
+				return p(name)
+			}, tok, pos, seg)
+		}},
+		[]string{"loss-gradients"}, []string{"golden-logits"},
 	}, {
 		// Logits move by 3e-5 (inside the reference's tolerance) under the same code version.
 		mutant{family: "gemma_drifts", logits: func(a lm.Architecture, p lm.Params, tok, pos, seg *graph.Node) *graph.Node {

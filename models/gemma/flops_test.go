@@ -1,11 +1,9 @@
 package gemma_test
 
 import (
-	"os"
 	"path/filepath"
 	"testing"
 
-	"github.com/perpetual-ml/perpetual/models/lm"
 	"github.com/perpetual-ml/perpetual/models/lm/lmtest"
 )
 
@@ -29,28 +27,7 @@ func TestLogitsFLOPsMatchTheGraph(t *testing.T) {
 		paths = append(paths, matches...)
 	}
 	sameAsBench := 0
-	for _, path := range paths {
-		raw, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		arch, err := lm.NewArchitecture(raw)
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		counter, ok := arch.(lm.FLOPCounter)
-		if !ok {
-			t.Fatalf("%s: %s does not count its FLOPs", path, arch.Family())
-		}
-		for _, T := range []int{1, 7, 32} {
-			want, err := lmtest.MatmulFLOPs(arch, T)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := counter.LogitsFLOPs(T); got != want {
-				t.Errorf("%s (%s), T=%d: LogitsFLOPs %v, the graph's matrix products %v", path, arch.Family(), T, got, want)
-			}
-		}
+	for path, counter := range lmtest.CheckLogitsFLOPs(t, paths...) {
 		if base := filepath.Base(path); base == "bench_config.json" || filepath.Ext(base) == ".json" && len(base) > 12 && base[:12] == "flop_config_" {
 			sameAsBench++
 			if got := counter.LogitsFLOPs(256); got != benchFLOPs {

@@ -132,11 +132,16 @@ func ParseConfig(raw json.RawMessage) (Config, error) {
 	return cfg, cfg.Validate()
 }
 
-// Validate checks every field the graphs rely on.
-func (c Config) Validate() error {
-	sizes := attention.Sizes{VocabSize: c.VocabSize, HiddenSize: c.HiddenSize, IntermediateSize: c.IntermediateSize,
+// sizes are the config's sizes as the shared attention code reads them.
+func (c Config) sizes() attention.Sizes {
+	return attention.Sizes{VocabSize: c.VocabSize, HiddenSize: c.HiddenSize, IntermediateSize: c.IntermediateSize,
 		NumHiddenLayers: c.NumHiddenLayers, NumAttentionHeads: c.NumAttentionHeads, NumKeyValueHeads: c.NumKeyValueHeads,
 		HeadDim: c.HeadDim, MaxPositionEmbeddings: c.MaxPositionEmbeddings, RMSNormEps: c.RMSNormEps, RopeTheta: c.RopeTheta}
+}
+
+// Validate checks every field the graphs rely on.
+func (c Config) Validate() error {
+	sizes := c.sizes()
 	if err := sizes.Check(attention.Limits{MaxParams: maxParams, MaxLayers: maxLayers, VocabMatrices: 1}); err != nil {
 		return fmt.Errorf("gemma config.json: %w", err)
 	}
@@ -238,21 +243,11 @@ func (m *Model) NumParams() int {
 	return lm.NumParams(m.Specs())
 }
 
-// LogitsFLOPs implements lm.FLOPCounter: the matrix products of Logits on one row of T tokens,
-// a multiply-add counting 2. Per token and layer, the projections 2·d·(H·D) (q) +
-// 2·2·d·(KV·D) (k, v) + 2·(H·D)·d (o) and the MLP 3·2·d·I; per layer the attention scores and
-// the weighted values 2·2·H·D·T² (the graph computes every query-key pair and masks, so the
-// causal half is counted too); the tied head 2·d·V per token. That is 2 x the parameters x T
-// (the embedding read as the head, not as the lookup) plus the attention term. Norms, rotary
-// embeddings, softmax and GELU (a few operations per activation) are left out.
+// LogitsFLOPs implements lm.FLOPCounter: the matrix products of Logits on one row of T tokens
+// (attention.Sizes.DecoderFLOPs). With the tied head that is 2 x the parameters x T (the
+// embedding read as the head, not as the lookup) plus the attention term.
 func (m *Model) LogitsFLOPs(T int) float64 {
-	c := m.cfg
-	d, hd, kvd := float64(c.HiddenSize), float64(c.NumAttentionHeads*c.HeadDim), float64(c.NumKeyValueHeads*c.HeadDim)
-	t := float64(T)
-	perToken := 2*d*hd + 2*2*d*kvd + 2*hd*d + 3*2*d*float64(c.IntermediateSize)
-	scores := 2 * 2 * hd * t * t
-	layers := float64(c.NumHiddenLayers)
-	return layers*(t*perToken+scores) + t*2*d*float64(c.VocabSize)
+	return m.cfg.sizes().DecoderFLOPs(T)
 }
 
 var _ lm.FLOPCounter = (*Model)(nil)

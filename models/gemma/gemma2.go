@@ -279,6 +279,13 @@ func (c *Config2) ropeParameters(raw json.RawMessage) error {
 	return nil
 }
 
+// sizes are the config's sizes as the shared attention code reads them.
+func (c Config2) sizes() attention.Sizes {
+	return attention.Sizes{VocabSize: c.VocabSize, HiddenSize: c.HiddenSize, IntermediateSize: c.IntermediateSize,
+		NumHiddenLayers: c.NumHiddenLayers, NumAttentionHeads: c.NumAttentionHeads, NumKeyValueHeads: c.NumKeyValueHeads,
+		HeadDim: c.HeadDim, MaxPositionEmbeddings: c.MaxPositionEmbeddings, RMSNormEps: c.RMSNormEps, RopeTheta: c.RopeTheta}
+}
+
 // Validate checks every field the graphs rely on.
 func (c Config2) Validate() error {
 	if _, ok := defaultConfig2(c.ModelType); !ok {
@@ -287,9 +294,7 @@ func (c Config2) Validate() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%s config.json: %s", c.ModelType, fmt.Sprintf(format, args...))
 	}
-	sizes := attention.Sizes{VocabSize: c.VocabSize, HiddenSize: c.HiddenSize, IntermediateSize: c.IntermediateSize,
-		NumHiddenLayers: c.NumHiddenLayers, NumAttentionHeads: c.NumAttentionHeads, NumKeyValueHeads: c.NumKeyValueHeads,
-		HeadDim: c.HeadDim, MaxPositionEmbeddings: c.MaxPositionEmbeddings, RMSNormEps: c.RMSNormEps, RopeTheta: c.RopeTheta}
+	sizes := c.sizes()
 	if err := sizes.Check(attention.Limits{MaxParams: maxParams, MaxLayers: maxLayers, VocabMatrices: 1}); err != nil {
 		return bad("%v", err)
 	}
@@ -473,20 +478,12 @@ func (m *Model2) NumParams() int {
 	return lm.NumParams(m.Specs())
 }
 
-// LogitsFLOPs implements lm.FLOPCounter with Gemma v1's accounting (docs/benchmarks.md, "FLOP
-// counts"): the matrix products of Logits on one row of T tokens, a multiply-add counting 2.
-// Per token and layer q 2·d·(H·D), k and v 2·2·d·(KV·D), o 2·(H·D)·d and the MLP 3·2·d·I; per
-// layer the attention scores and weighted values 2·2·H·D·T², sliding layers included: their
-// graph computes every query-key pair and masks those outside the window; the tied head 2·d·V
-// per token. The extra norms, q/k norms and soft caps of Gemma 2/3 are elementwise and left
-// out, as Gemma v1's norms are, so a Gemma 2/3 of Gemma v1's shapes counts the same FLOPs.
+// LogitsFLOPs implements lm.FLOPCounter with Gemma v1's accounting
+// (attention.Sizes.DecoderFLOPs; docs/benchmarks.md, "FLOP counts"). The extra norms, q/k norms
+// and soft caps of Gemma 2/3 are elementwise and left out, as Gemma v1's norms are, so a Gemma 2/3
+// of Gemma v1's shapes counts the same FLOPs.
 func (m *Model2) LogitsFLOPs(T int) float64 {
-	c := m.cfg
-	d, hd, kvd := float64(c.HiddenSize), float64(c.NumAttentionHeads*c.HeadDim), float64(c.NumKeyValueHeads*c.HeadDim)
-	t := float64(T)
-	perToken := 2*d*hd + 2*2*d*kvd + 2*hd*d + 3*2*d*float64(c.IntermediateSize)
-	scores := 2 * 2 * hd * t * t
-	return float64(c.NumHiddenLayers)*(t*perToken+scores) + t*2*d*float64(c.VocabSize)
+	return m.cfg.sizes().DecoderFLOPs(T)
 }
 
 var _ lm.FLOPCounter = (*Model2)(nil)

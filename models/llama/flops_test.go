@@ -1,11 +1,9 @@
 package llama
 
 import (
-	"os"
 	"path/filepath"
 	"testing"
 
-	"github.com/perpetual-ml/perpetual/models/lm"
 	"github.com/perpetual-ml/perpetual/models/lm/lmtest"
 )
 
@@ -28,28 +26,7 @@ func TestLogitsFLOPsMatchTheGraph(t *testing.T) {
 	if err != nil || len(flopConfigs) != 3 {
 		t.Fatalf("flop-check configs %v (%v), want llama, qwen2 and qwen3", flopConfigs, err)
 	}
-	for _, path := range append(configs, flopConfigs...) {
-		raw, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		arch, err := lm.NewArchitecture(raw)
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		counter, ok := arch.(lm.FLOPCounter)
-		if !ok {
-			t.Fatalf("%s: %s does not count its FLOPs", path, arch.Family())
-		}
-		for _, T := range []int{1, 7, 32} {
-			want, err := lmtest.MatmulFLOPs(arch, T)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := counter.LogitsFLOPs(T); got != want {
-				t.Errorf("%s (%s), T=%d: LogitsFLOPs %v, the graph's matrix products %v", path, arch.Family(), T, got, want)
-			}
-		}
+	for path, counter := range lmtest.CheckLogitsFLOPs(t, append(configs, flopConfigs...)...) {
 		if filepath.Dir(path) == "testdata" {
 			if got := counter.LogitsFLOPs(256); got != gemmaBenchFLOPs {
 				t.Errorf("%s: %v FLOPs per row of 256, want Gemma v1's bench config's %v", path, got, float64(gemmaBenchFLOPs))

@@ -220,6 +220,13 @@ func ParseConfig(raw json.RawMessage) (Config, error) {
 	return cfg, cfg.Validate()
 }
 
+// sizes are the config's sizes as the shared attention code reads them.
+func (c Config) sizes() attention.Sizes {
+	return attention.Sizes{VocabSize: c.VocabSize, HiddenSize: c.HiddenSize, IntermediateSize: c.IntermediateSize,
+		NumHiddenLayers: c.NumHiddenLayers, NumAttentionHeads: c.NumAttentionHeads, NumKeyValueHeads: c.NumKeyValueHeads,
+		HeadDim: c.HeadDim, MaxPositionEmbeddings: c.MaxPositionEmbeddings, RMSNormEps: c.RMSNormEps, RopeTheta: c.RopeTheta}
+}
+
 // Validate checks every field the graphs rely on.
 func (c Config) Validate() error {
 	if _, ok := defaultMaxPositions[c.ModelType]; !ok {
@@ -228,9 +235,7 @@ func (c Config) Validate() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%s config.json: %s", c.ModelType, fmt.Sprintf(format, args...))
 	}
-	sizes := attention.Sizes{VocabSize: c.VocabSize, HiddenSize: c.HiddenSize, IntermediateSize: c.IntermediateSize,
-		NumHiddenLayers: c.NumHiddenLayers, NumAttentionHeads: c.NumAttentionHeads, NumKeyValueHeads: c.NumKeyValueHeads,
-		HeadDim: c.HeadDim, MaxPositionEmbeddings: c.MaxPositionEmbeddings, RMSNormEps: c.RMSNormEps, RopeTheta: c.RopeTheta}
+	sizes := c.sizes()
 	// The head is counted apart from the embedding, tied or not.
 	if err := sizes.Check(attention.Limits{MaxParams: maxParams, MaxLayers: maxLayers, VocabMatrices: 2}); err != nil {
 		return bad("%v", err)
@@ -402,20 +407,12 @@ func (m *Model) NumParams() int {
 	return lm.NumParams(m.Specs())
 }
 
-// LogitsFLOPs implements lm.FLOPCounter with Gemma v1's accounting (docs/benchmarks.md, "FLOP
-// counts"): the matrix products of Logits on one row of T tokens, a multiply-add counting 2.
-// Per token and layer q 2·d·(H·D), k and v 2·2·d·(KV·D), o 2·(H·D)·d and the gated MLP 3·2·d·I;
-// per layer the attention scores and weighted values 2·2·H·D·T² (every query-key pair: the
-// graph masks); the head 2·d·V per token (tied or not). Qwen2's biases, Qwen3's q/k norms and
-// the other elementwise work are left out, as Gemma's norms are, so families of the same
-// shapes count the same FLOPs and their throughput per FLOP compares the whole graphs.
+// LogitsFLOPs implements lm.FLOPCounter with Gemma v1's accounting
+// (attention.Sizes.DecoderFLOPs; docs/benchmarks.md, "FLOP counts"). Qwen2's biases, Qwen3's
+// q/k norms and the other elementwise work are left out, as Gemma's norms are, so families of
+// the same shapes count the same FLOPs and their throughput per FLOP compares the whole graphs.
 func (m *Model) LogitsFLOPs(T int) float64 {
-	c := m.cfg
-	d, hd, kvd := float64(c.HiddenSize), float64(c.NumAttentionHeads*c.HeadDim), float64(c.NumKeyValueHeads*c.HeadDim)
-	t := float64(T)
-	perToken := 2*d*hd + 2*2*d*kvd + 2*hd*d + 3*2*d*float64(c.IntermediateSize)
-	scores := 2 * 2 * hd * t * t
-	return float64(c.NumHiddenLayers)*(t*perToken+scores) + t*2*d*float64(c.VocabSize)
+	return m.cfg.sizes().DecoderFLOPs(T)
 }
 
 var _ lm.FLOPCounter = (*Model)(nil)

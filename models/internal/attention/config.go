@@ -14,6 +14,21 @@ type Sizes struct {
 	RMSNormEps, RopeTheta                                               float64
 }
 
+// DecoderFLOPs is the arithmetic of a decoder's Logits on one row of T tokens, a multiply-add
+// counting 2, for the families whose layers are attention (q, k, v, o projections) and a gated
+// MLP (gate, up, down) and whose head is a vocab_size x hidden_size product: per token and layer
+// q 2·d·(H·D), k and v 2·2·d·(KV·D), o 2·(H·D)·d and the MLP 3·2·d·I; per layer the attention
+// scores and weighted values 2·2·H·D·T² (every query-key pair: the graphs mask rather than skip,
+// sliding layers included); the head 2·d·V per token. Norms, biases, rotary embeddings, soft caps
+// and activations (a few operations per activation) are left out.
+func (s Sizes) DecoderFLOPs(T int) float64 {
+	d, hd, kvd := float64(s.HiddenSize), float64(s.NumAttentionHeads*s.HeadDim), float64(s.NumKeyValueHeads*s.HeadDim)
+	t := float64(T)
+	perToken := 2*d*hd + 2*2*d*kvd + 2*hd*d + 3*2*d*float64(s.IntermediateSize)
+	scores := 2 * 2 * hd * t * t
+	return float64(s.NumHiddenLayers)*(t*perToken+scores) + t*2*d*float64(s.VocabSize)
+}
+
 // Limits bound what the sizes may imply, so that a corrupt or hostile config.json fails
 // validation instead of exhausting memory in Specs.
 type Limits struct {

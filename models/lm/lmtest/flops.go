@@ -2,9 +2,11 @@ package lmtest
 
 import (
 	"fmt"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
+	"testing"
 
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
@@ -64,4 +66,37 @@ func MatmulFLOPs(arch lm.Architecture, T int) (flops float64, err error) {
 		flops += 2 * float64(n.Shape().Size()) * float64(k)
 	}
 	return flops, nil
+}
+
+// CheckLogitsFLOPs fails t unless the architecture of each config.json at paths counts its FLOPs
+// (lm.FLOPCounter) exactly as MatmulFLOPs finds them in its Logits graph, at lengths 1, 7 and 32,
+// and returns the counters by path for the family's own checks.
+func CheckLogitsFLOPs(t *testing.T, paths ...string) map[string]lm.FLOPCounter {
+	t.Helper()
+	counters := map[string]lm.FLOPCounter{}
+	for _, path := range paths {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		arch, err := lm.NewArchitecture(raw)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		counter, ok := arch.(lm.FLOPCounter)
+		if !ok {
+			t.Fatalf("%s: %s does not count its FLOPs", path, arch.Family())
+		}
+		for _, T := range []int{1, 7, 32} {
+			want, err := MatmulFLOPs(arch, T)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := counter.LogitsFLOPs(T); got != want {
+				t.Errorf("%s (%s), T=%d: LogitsFLOPs %v, the graph's matrix products %v", path, arch.Family(), T, got, want)
+			}
+		}
+		counters[path] = counter
+	}
+	return counters
 }

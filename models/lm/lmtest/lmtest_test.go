@@ -59,6 +59,16 @@ func (m mutant) Step(p lm.Params, cache []*graph.Node, tokens, start *graph.Node
 	return m.step(m.Architecture, p, cache, tokens, start)
 }
 
+// detachedEmbedding is Logits with no gradient reaching the embedding.
+func detachedEmbedding(a lm.Architecture, p lm.Params, tok, pos, seg *graph.Node) *graph.Node {
+	return a.Logits(func(name string) *graph.Node {
+		if name == "model.embed_tokens.weight" {
+			return graph.StopGradient(p(name))
+		}
+		return p(name)
+	}, tok, pos, seg)
+}
+
 // perRow broadcasts x [B, T] to the logits' shape and adds 0.01 x to them.
 func perRow(logits, x *graph.Node) *graph.Node {
 	x = graph.ConvertDType(x, dtypes.Float32)
@@ -154,25 +164,11 @@ func TestBrokenArchitecturesFailTheirCheck(t *testing.T) {
 		[]string{"step", "generate", "shared-context"}, []string{"golden-logits", "padding", "packing", "causality", "loglikelihood"},
 	}, {
 		// No gradient reaches the embedding.
-		mutant{family: "gemma_detached_embedding", logits: func(a lm.Architecture, p lm.Params, tok, pos, seg *graph.Node) *graph.Node {
-			return a.Logits(func(name string) *graph.Node {
-				if name == "model.embed_tokens.weight" {
-					return graph.StopGradient(p(name))
-				}
-				return p(name)
-			}, tok, pos, seg)
-		}},
+		mutant{family: "gemma_detached_embedding", logits: detachedEmbedding},
 		[]string{"loss-gradients"}, []string{"golden-logits", "save-reload"},
 	}, {
 		// The training graph's gradient misses the embedding; Logits is right.
-		mutant{family: "gemma_training_graph_detached", train: func(a lm.Architecture, p lm.Params, tok, pos, seg *graph.Node) *graph.Node {
-			return a.Logits(func(name string) *graph.Node {
-				if name == "model.embed_tokens.weight" {
-					return graph.StopGradient(p(name))
-				}
-				return p(name)
-			}, tok, pos, seg)
-		}},
+		mutant{family: "gemma_training_graph_detached", train: detachedEmbedding},
 		[]string{"loss-gradients"}, []string{"golden-logits"},
 	}, {
 		// Logits move by 3e-5 (inside the reference's tolerance) under the same code version.
